@@ -1,0 +1,21 @@
+# The two commands. Everything they need is set up by the scripts in tools/.
+.PHONY: test demo env lint bench clean
+
+PORT ?= 8000
+
+test:
+	tools/test
+
+demo:
+	PORT=$(PORT) tools/demo
+
+env:
+	tools/bootstrap
+
+lint:
+	tools/bootstrap && .venv/bin/ruff check src tests tools examples bench && .venv/bin/mypy
+
+clean:
+	-.venv/bin/python tools/pgcluster.py stop test
+	-.venv/bin/python tools/pgcluster.py stop demo
+	rm -rf .tmp .venv .tools

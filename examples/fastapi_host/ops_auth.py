@@ -1,0 +1,38 @@
+"""The host's auth seam for oban-powertools: who is acting and what they may do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oban_powertools import Principal, Resource
+
+from . import accounts
+
+VIEW_PERMISSIONS = frozenset(
+    {
+        "view_overview",
+        "view_cron",
+        "view_queues",
+        "view_jobs",
+        "view_audit",
+        "view_forensics",
+        "view_oban_web",
+    }
+)
+
+
+class PowertoolsAuth:
+    def current_actor(self, request: Any) -> accounts.User | None:
+        return accounts.find(request.session.get("username"))
+
+    def authorize(self, actor: Any, action: str, resource: Resource) -> bool:
+        if not isinstance(actor, accounts.User):
+            return False
+        if actor.role == "operator":
+            return True
+        if actor.role == "viewer":
+            return action in VIEW_PERMISSIONS
+        return False
+
+    def audit_principal(self, actor: Any) -> Principal:
+        return Principal(id=actor.username, type="user", label=actor.display_name)

@@ -1,0 +1,38 @@
+"""The example host's worker process: oban queues and the leader-run scheduler.
+
+``python -m examples.fastapi_host.worker``; stops cleanly on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from oban import Oban
+
+from . import settings, workers  # noqa: F401  (registers the workers)
+
+log = logging.getLogger("example.worker")
+
+
+async def main() -> None:
+    pool = await Oban.create_pool(settings.DATABASE_URL, min_size=1, max_size=5)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Oban(pool=pool, queues=settings.QUEUES, shutdown_grace_period=5.0) as oban:
+            log.info(
+                "worker started: queues %s, leader=%s", sorted(settings.QUEUES), oban.is_leader
+            )
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(main())

@@ -1,0 +1,206 @@
+"""Building and validating the configuration, and loading seams by import path.
+
+Every problem is raised at start-up as a :class:`ConfigError` naming the setting and the
+fix. There is no fallback that grants access: a missing auth seam is an error, not "allow".
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .seams import AUTH_METHODS, DISPLAY_METHODS, Auth, DisplayPolicy
+
+PREFIX_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ENV_PREFIX = "OBAN_POWERTOOLS_"
+
+ReasonPolicy = Literal["destructive", "all"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the library needs from the host.
+
+    ``auth`` and ``display`` are the host-owned seams; ``database_url`` (or the conninfo
+    of the host's pool) is where oban's and the library's tables live, in schema
+    ``prefix``. ``bridge_url`` turns on the read-only Oban Web bridge.
+    """
+
+    database_url: str
+    auth: Auth
+    display: DisplayPolicy
+    prefix: str = "public"
+    bridge_url: str | None = None
+    login_url: str | None = None
+    preview_ttl: timedelta = timedelta(minutes=10)
+    require_reason: ReasonPolicy = "destructive"
+    reason_min_length: int = 3
+    reason_max_length: int = 1000
+    pool_max_size: int = 5
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def validate(config: Config) -> None:
+    if not isinstance(config.database_url, str) or not config.database_url:
+        raise ConfigError(
+            "database_url",
+            "missing",
+            "Pass Config(database_url=...) or set DATABASE_URL to a postgresql:// URL.",
+        )
+    if urlsplit(config.database_url).scheme not in ("postgresql", "postgres", ""):
+        raise ConfigError(
+            "database_url",
+            "must be a postgresql:// URL or a libpq conninfo string",
+            "Set DATABASE_URL=postgresql://user@host:5432/dbname.",
+        )
+    check_seam("auth", config.auth, AUTH_METHODS, ENV_PREFIX + "AUTH")
+    check_seam("display", config.display, DISPLAY_METHODS, ENV_PREFIX + "DISPLAY")
+    if not PREFIX_PATTERN.match(config.prefix):
+        raise ConfigError(
+            "prefix",
+            f"{config.prefix!r} is not a plain schema name",
+            "Use lower-case letters, digits and underscores (e.g. 'public' or 'ops').",
+        )
+    if config.bridge_url is not None and urlsplit(config.bridge_url).scheme not in (
+        "http",
+        "https",
+    ):
+        raise ConfigError(
+            "bridge_url",
+            f"{config.bridge_url!r} is not an http(s) URL",
+            "Set it to the Oban Web dashboard's address (e.g. http://127.0.0.1:4000) "
+            "or leave it unset.",
+        )
+    if config.require_reason not in ("destructive", "all"):
+        raise ConfigError(
+            "require_reason",
+            f"unknown policy {config.require_reason!r}",
+            "Use 'destructive' or 'all'.",
+        )
+    if not (1 <= config.reason_min_length <= config.reason_max_length <= 10_000):
+        raise ConfigError(
+            "reason_min_length/reason_max_length",
+            "must satisfy 1 <= min <= max <= 10000",
+            "Pick e.g. reason_min_length=3, reason_max_length=1000.",
+        )
+    if config.preview_ttl <= timedelta(0):
+        raise ConfigError("preview_ttl", "must be positive", "Use e.g. timedelta(minutes=10).")
+
+
+def check_seam(setting: str, seam: object, methods: tuple[str, ...], env: str) -> None:
+    what = "an auth seam" if setting == "auth" else "a display policy"
+    if seam is None:
+        raise ConfigError(
+            setting,
+            "missing",
+            f"Pass {what} (an object with {', '.join(methods)}) as Config({setting}=...) "
+            f"or set {env}=module:attribute. Nothing is allowed without it.",
+        )
+    missing = [m for m in methods if not callable(getattr(seam, m, None))]
+    if missing:
+        raise ConfigError(
+            setting,
+            f"{type(seam).__name__} lacks {', '.join(missing)}",
+            f"Implement {', '.join(methods)} on it (see oban_powertools.seams).",
+        )
+
+
+def load_object(path: str, setting: str) -> Any:
+    """Import ``module:attribute``; instantiate it when it is a class."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(
+            setting, f"{path!r} is not an import path", "Write it as 'package.module:Attribute'."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            setting,
+            f"cannot import module {module_name!r} ({exc})",
+            "Check the path and that the host project is on PYTHONPATH.",
+        ) from exc
+    try:
+        obj = getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigError(
+            setting,
+            f"module {module_name!r} has no attribute {attr!r}",
+            "Check the name after ':'.",
+        ) from exc
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except TypeError as exc:
+            raise ConfigError(
+                setting,
+                f"{path} could not be built without arguments ({exc})",
+                "Point the setting at an instance, or give the class a no-argument constructor.",
+            ) from exc
+    return obj
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build a Config from import paths and environment variables (used by the CLI).
+
+    ``OBAN_POWERTOOLS_CONFIG=module:attr`` may name a ready Config (or a no-argument
+    callable returning one); otherwise the seams come from ``OBAN_POWERTOOLS_AUTH`` and
+    ``OBAN_POWERTOOLS_DISPLAY``, the database from ``DATABASE_URL``.
+    """
+    env = os.environ if env is None else env
+    if config_path := overrides.pop("config_path", None) or env.get(ENV_PREFIX + "CONFIG"):
+        loaded = load_object(config_path, ENV_PREFIX + "CONFIG")
+        if callable(loaded) and not isinstance(loaded, Config):
+            loaded = loaded()
+        if not isinstance(loaded, Config):
+            raise ConfigError(
+                ENV_PREFIX + "CONFIG",
+                f"{config_path} is a {type(loaded).__name__}, not an oban_powertools Config",
+                "Point it at a Config instance or a function returning one.",
+            )
+        return loaded
+    auth = overrides.pop("auth", None)
+    if auth is None and (path := env.get(ENV_PREFIX + "AUTH")):
+        auth = load_object(path, "auth")
+    display = overrides.pop("display", None)
+    if display is None and (path := env.get(ENV_PREFIX + "DISPLAY")):
+        display = load_object(path, "display")
+    settings: dict[str, Any] = {
+        "database_url": overrides.pop("database_url", None) or env.get("DATABASE_URL", ""),
+        "auth": auth,
+        "display": display,
+        "prefix": overrides.pop("prefix", None) or env.get(ENV_PREFIX + "PREFIX", "public"),
+        "bridge_url": overrides.pop("bridge_url", None)
+        or env.get(ENV_PREFIX + "BRIDGE_URL")
+        or None,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+def database_only(database_url: str, prefix: str = "public") -> DatabaseSettings:
+    """Settings for commands that need the database but no seams (migrate, doctor)."""
+    if not PREFIX_PATTERN.match(prefix):
+        raise ConfigError("prefix", f"{prefix!r} is not a plain schema name", "Use e.g. 'public'.")
+    if not database_url:
+        raise ConfigError("database_url", "missing", "Pass --database-url or set DATABASE_URL.")
+    return DatabaseSettings(database_url, prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    database_url: str
+    prefix: str
+
+
+ConfigFactory = Callable[[], Config]

@@ -1,0 +1,70 @@
+"""Connections for the library's own work.
+
+The library keeps a small pool of its own, built from the host's database URL, with
+``search_path`` pinned to the configured schema: every query in the package names tables
+unqualified and so runs against ``prefix`` for oban's tables and ours alike, without a
+``SET`` round trip per transaction and without formatting the schema into SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+type Conn = AsyncConnection[DictRow]
+
+
+def connect_kwargs(prefix: str) -> dict[str, Any]:
+    # prefix is validated against config.PREFIX_PATTERN before it gets here.
+    return {"options": f"-c search_path={prefix}", "row_factory": dict_row, "autocommit": True}
+
+
+class Database:
+    """A pool bound to one schema. Open it with ``await db.open()`` or ``async with``."""
+
+    def __init__(self, database_url: str, prefix: str = "public", *, max_size: int = 5) -> None:
+        self.database_url = database_url
+        self.prefix = prefix
+        self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=max_size,
+            kwargs=connect_kwargs(prefix),
+            open=False,
+            name="oban-powertools",
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=10)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        """A connection in autocommit mode, for single-statement reads."""
+        async with self.pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+
+async def connect(database_url: str, prefix: str = "public") -> Conn:
+    """One standalone connection (CLI commands, migrations)."""
+    return await AsyncConnection.connect(database_url, **connect_kwargs(prefix))
