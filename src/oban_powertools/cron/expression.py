@@ -636,13 +636,24 @@ def _as_utc(value: datetime, name: str) -> datetime:
         raise ValueError(f"{name} is out of the supported range: {value!r}") from exc
 
 
+def _offset(value: datetime, delta: timedelta) -> datetime:
+    """``value + delta``, saturating just outside the supported range (the
+    searches treat anything outside it as "no fire")."""
+    low, high = _MIN_UTC - _MINUTE, _MAX_UTC + _MINUTE
+    try:
+        shifted = value + delta
+    except OverflowError:
+        return high if delta > timedelta(0) else low
+    return min(max(shifted, low), high)
+
+
 def _floor_minute(value: datetime) -> datetime:
     return value.replace(second=0, microsecond=0)
 
 
 def _ceil_minute(value: datetime) -> datetime:
     floor = _floor_minute(value)
-    return floor if floor == value else floor + _MINUTE
+    return floor if floor == value else _offset(floor, _MINUTE)
 
 
 def _wall(minute_utc: datetime, tz: ZoneInfo) -> datetime:
@@ -765,8 +776,8 @@ def next_fire(expr: CronExpression, tz: ZoneInfo, after_utc: datetime) -> dateti
 
     ``None`` if there is none within :data:`SEARCH_HORIZON`.
     """
-    start = _floor_minute(_as_utc(after_utc, "after_utc")) + _MINUTE
-    return _search_forward(expr, tz, start, start + SEARCH_HORIZON)
+    start = _offset(_floor_minute(_as_utc(after_utc, "after_utc")), _MINUTE)
+    return _search_forward(expr, tz, start, _offset(start, SEARCH_HORIZON))
 
 
 def previous_fire(expr: CronExpression, tz: ZoneInfo, before_utc: datetime) -> datetime | None:
@@ -774,8 +785,8 @@ def previous_fire(expr: CronExpression, tz: ZoneInfo, before_utc: datetime) -> d
 
     ``None`` if there is none within :data:`SEARCH_HORIZON`.
     """
-    end = _ceil_minute(_as_utc(before_utc, "before_utc")) - _MINUTE
-    return _search_backward(expr, tz, end, end - SEARCH_HORIZON)
+    end = _offset(_ceil_minute(_as_utc(before_utc, "before_utc")), -_MINUTE)
+    return _search_backward(expr, tz, end, _offset(end, -SEARCH_HORIZON))
 
 
 def due_minutes(
@@ -790,7 +801,7 @@ def due_minutes(
     at most ``limit`` of them (the earliest ones)."""
     if limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
-    current = _floor_minute(_as_utc(after_utc, "after_utc")) + _MINUTE
+    current = _offset(_floor_minute(_as_utc(after_utc, "after_utc")), _MINUTE)
     last = _floor_minute(_as_utc(until_utc, "until_utc"))
     found: list[datetime] = []
     while len(found) < limit:
@@ -798,7 +809,7 @@ def due_minutes(
         if minute is None:
             break
         found.append(minute)
-        current = minute + _MINUTE
+        current = _offset(minute, _MINUTE)
     return found
 
 
@@ -809,6 +820,6 @@ def latest_due(
 
     What catch-up needs ("the most recent missed slot") without listing them all.
     """
-    first = _floor_minute(_as_utc(after_utc, "after_utc")) + _MINUTE
+    first = _offset(_floor_minute(_as_utc(after_utc, "after_utc")), _MINUTE)
     last = _floor_minute(_as_utc(until_utc, "until_utc"))
     return _search_backward(expr, tz, last, first)

@@ -1,0 +1,106 @@
+"""What an action is, and the one registry of them.
+
+An action is a named, permission-checked operation on an explicit set of targets (one for
+most actions, many for bulk job actions). A family module (cron, queues, jobs) defines
+how to snapshot its targets, what must not drift, the effect in words, and how to apply
+the change; the pipeline does everything else the same way for all of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from ..db import Conn
+from ..seams import Principal
+from .errors import InvalidParams, UnknownAction
+
+type Snapshot = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyContext:
+    """What an action's apply step may know about the confirmed mutation."""
+
+    principal: Principal
+    surface: str
+    reason: str | None
+    prefix: str
+    now: datetime
+    preview_token: str | None
+
+
+class Action(ABC):
+    name: ClassVar[str]
+    event: ClassVar[str]  # audit event name, e.g. "cron.paused"
+    resource_type: ClassVar[str]
+    label: ClassVar[str]  # button text, e.g. "Pause cron entry"
+    destructive: ClassVar[bool] = False
+    max_targets: ClassVar[int] = 1
+
+    def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate the action's parameters. The default accepts none."""
+        if raw:
+            raise InvalidParams(f"{self.name} takes no parameters, got {', '.join(sorted(raw))}")
+        return {}
+
+    def parse_target(self, raw: str) -> str:
+        """Normalise one target id, raising InvalidTargets when it cannot be one."""
+        return raw
+
+    @abstractmethod
+    async def snapshot(
+        self, conn: Conn, targets: Sequence[str], *, lock: bool
+    ) -> dict[str, Snapshot]:
+        """Current state of each target that exists (locked FOR UPDATE when ``lock``)."""
+
+    @abstractmethod
+    def drift_key(self, snapshot: Snapshot) -> Any:
+        """The part of a snapshot that must be unchanged at execute time."""
+
+    @abstractmethod
+    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+        """Why the action does not apply to this target now, or None when it does."""
+
+    @abstractmethod
+    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+        """The intended effect in words, shown on the preview."""
+
+    @abstractmethod
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        """Make the change inside the pipeline's transaction; return the after-snapshots."""
+
+
+REGISTRY: dict[str, Action] = {}
+
+
+def register(action: type[Action]) -> type[Action]:
+    if action.name in REGISTRY:
+        raise ValueError(f"action {action.name!r} registered twice")
+    REGISTRY[action.name] = action()
+    return action
+
+
+def get_action(name: str) -> Action:
+    # The family modules register on import; importing here keeps one place that knows them.
+    from . import cron, jobs, queues  # noqa: F401
+
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownAction(name) from None
+
+
+def all_actions() -> list[Action]:
+    from . import cron, jobs, queues  # noqa: F401
+
+    return list(REGISTRY.values())

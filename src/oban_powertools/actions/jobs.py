@@ -1,0 +1,121 @@
+"""Job actions: retry, cancel, discard, one job or an explicit previewed set."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..db import Conn, oban_jobs
+from .base import Action, ApplyContext, Snapshot, register
+from .errors import InvalidTargets
+
+MAX_BULK = 100_000
+
+
+class JobAction(Action):
+    resource_type = "job"
+    max_targets = MAX_BULK
+    applies_to: frozenset[str] = frozenset()
+    verb = ""
+
+    def parse_target(self, raw: str) -> str:
+        text = raw.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) <= 0:
+            raise InvalidTargets(f"{raw[:40]!r} is not a job id")
+        return str(int(text))
+
+    async def snapshot(
+        self, conn: Conn, targets: Sequence[str], *, lock: bool
+    ) -> dict[str, Snapshot]:
+        rows = await oban_jobs.snapshot_jobs(conn, [int(t) for t in targets], lock=lock)
+        return {str(job_id): row for job_id, row in rows.items()}
+
+    def drift_key(self, snapshot: Snapshot) -> Any:
+        return [snapshot["state"], snapshot["attempt"]]
+
+    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+        if snapshot["state"] in self.applies_to:
+            return None
+        return f"a {snapshot['state']} job cannot be {self.verb}"
+
+    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+        count = len(snapshots)
+        what = f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
+        return self.describe(what)
+
+    def describe(self, what: str) -> str:
+        raise NotImplementedError
+
+    async def _after(self, conn: Conn, snapshots: Mapping[str, Snapshot]) -> dict[str, Snapshot]:
+        return await self.snapshot(conn, list(snapshots), lock=False)
+
+
+@register
+class RetryJob(JobAction):
+    name = "retry_job"
+    event = "job.retried"
+    label = "Retry"
+    verb = "retried"
+    applies_to = frozenset({"completed", "retryable", "discarded", "cancelled", "scheduled"})
+
+    def describe(self, what: str) -> str:
+        return f"Makes {what} available to run now; exhausted jobs get one more attempt."
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        await oban_jobs.retry_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
+        return await self._after(conn, snapshots)
+
+
+@register
+class CancelJob(JobAction):
+    name = "cancel_job"
+    event = "job.cancelled"
+    label = "Cancel"
+    verb = "cancelled"
+    destructive = True
+    applies_to = frozenset({"available", "scheduled", "retryable", "suspended", "executing"})
+
+    def describe(self, what: str) -> str:
+        return (
+            f"Cancels {what}: waiting jobs will not run; a running job is asked to stop "
+            "(its worker must check for cancellation)."
+        )
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        await oban_jobs.cancel_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
+        return await self._after(conn, snapshots)
+
+
+@register
+class DiscardJob(JobAction):
+    name = "discard_job"
+    event = "job.discarded"
+    label = "Discard"
+    verb = "discarded"
+    destructive = True
+    applies_to = frozenset({"available", "scheduled", "retryable", "suspended"})
+
+    def describe(self, what: str) -> str:
+        return f"Discards {what}: no further attempts; the job stays for forensics."
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        await oban_jobs.discard_jobs(conn, [int(t) for t in snapshots])
+        return await self._after(conn, snapshots)

@@ -1,0 +1,396 @@
+"""The one mutation pipeline: authorize → preview → confirm with reason → execute.
+
+Every surface (page, JSON API, Python API, CLI) calls these functions. Execute runs in a
+single transaction: lock the preview, re-authorize, check status, expiry and drift, apply
+the change, consume the preview, write the audit event. Any failure rolls all of it back,
+except the terminal outcomes ``expired`` and ``drifted``, which are recorded on the
+preview (and nothing else changes) so a retry with the same token says why it failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, LiteralString
+
+from psycopg.types.json import Jsonb
+
+from ..audit import write_event
+from ..seams import Principal, Resource, resolve
+from .base import Action, ApplyContext, Snapshot, get_action
+from .errors import (
+    ActionError,
+    InvalidReason,
+    InvalidTargets,
+    NotApplicable,
+    PreviewConsumed,
+    PreviewDrifted,
+    PreviewExpired,
+    PreviewNotFound,
+    PreviewOtherActor,
+    ReasonRequired,
+    ReasonTooLong,
+    ReasonTooShort,
+    Unauthorized,
+    UnknownTarget,
+)
+
+if TYPE_CHECKING:
+    from ..powertools import Powertools
+
+INSERT_PREVIEW: LiteralString = """
+INSERT INTO powertools_previews (
+    token, action, resource_type, resource_id, targets, params, before, effect, plan_hash,
+    actor_id, actor_type, actor_label, surface, expires_at
+) VALUES (
+    %(token)s, %(action)s, %(resource_type)s, %(resource_id)s, %(targets)s, %(params)s,
+    %(before)s, %(effect)s, %(plan_hash)s, %(actor_id)s, %(actor_type)s, %(actor_label)s,
+    %(surface)s, clock_timestamp() + %(ttl)s
+)
+RETURNING *
+"""
+
+LOCK_PREVIEW: LiteralString = """
+SELECT *, expires_at <= clock_timestamp() AS is_expired
+FROM powertools_previews WHERE token = %(token)s FOR UPDATE
+"""
+
+GET_PREVIEW: LiteralString = "SELECT * FROM powertools_previews WHERE token = %(token)s"
+
+RESOLVE_PREVIEW: LiteralString = """
+UPDATE powertools_previews
+SET status = %(status)s, reason = %(reason)s, resolved_at = clock_timestamp(),
+    audit_event_id = %(audit_event_id)s
+WHERE token = %(token)s AND status = 'ready'
+"""
+
+SURFACES = ("web", "api", "cli", "system")
+SYSTEM_PRINCIPAL = Principal(id="system", type="system", label="oban-powertools")
+ANONYMOUS = Principal(id="anonymous", type="anonymous", label="anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    token: str
+    action: str
+    resource_type: str
+    resource_id: str
+    targets: list[str]
+    params: dict[str, Any]
+    before: dict[str, Snapshot]
+    effect: str
+    plan_hash: str
+    status: str
+    actor_id: str
+    actor_label: str
+    surface: str
+    created_at: datetime
+    expires_at: datetime
+    reason: str | None
+    audit_event_id: int | None
+
+    @property
+    def resource(self) -> str:
+        return f"{self.resource_type}:{self.resource_id}"
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Preview:
+        return cls(
+            token=row["token"],
+            action=row["action"],
+            resource_type=row["resource_type"],
+            resource_id=row["resource_id"],
+            targets=list(row["targets"]),
+            params=dict(row["params"]),
+            before=dict(row["before"]),
+            effect=row["effect"],
+            plan_hash=row["plan_hash"],
+            status=row["status"],
+            actor_id=row["actor_id"],
+            actor_label=row["actor_label"],
+            surface=row["surface"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            reason=row["reason"],
+            audit_event_id=row["audit_event_id"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    preview: Preview
+    audit_event_id: int
+    after: dict[str, Snapshot]
+
+
+def plan_hash(
+    action: Action,
+    targets: Sequence[str],
+    params: Mapping[str, Any],
+    snapshots: Mapping[str, Snapshot],
+) -> str:
+    plan = {
+        "action": action.name,
+        "targets": list(targets),
+        "params": params,
+        "drift": [action.drift_key(snapshots[t]) for t in targets],
+    }
+    encoded = json.dumps(plan, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def resource_id_for(targets: Sequence[str]) -> str:
+    return targets[0] if len(targets) == 1 else f"bulk:{len(targets)}"
+
+
+class Pipeline:
+    """Previews and executes actions for one Powertools instance."""
+
+    def __init__(self, powertools: Powertools) -> None:
+        self._pt = powertools
+
+    # -- helpers --------------------------------------------------------------------
+
+    async def principal(self, actor: Any) -> Principal:
+        if actor is None:
+            return ANONYMOUS
+        principal = await resolve(self._pt.config.auth.audit_principal(actor))
+        if not isinstance(principal, Principal):
+            raise TypeError(
+                "auth.audit_principal must return oban_powertools.Principal, "
+                f"got {type(principal).__name__}"
+            )
+        return principal
+
+    async def _authorized(self, actor: Any, action: Action, targets: Sequence[str]) -> bool:
+        if actor is None:
+            return False
+        auth = self._pt.config.auth
+        for target in targets:
+            allowed = await resolve(
+                auth.authorize(actor, action.name, Resource(action.resource_type, target))
+            )
+            if allowed is not True:
+                return False
+        return True
+
+    async def _record_denial(
+        self, actor: Any, action: Action, targets: Sequence[str], surface: str, stage: str
+    ) -> None:
+        principal = await self.principal(actor)
+        async with self._pt.db.transaction() as conn:
+            await write_event(
+                conn,
+                action="security.denied",
+                command=action.name,
+                resource_type=action.resource_type,
+                resource_id=resource_id_for(targets),
+                principal=principal,
+                surface=surface,
+                outcome="denied",
+                detail={"stage": stage, "targets": list(targets[:100])},
+            )
+
+    def _check_reason(self, action: Action, reason: str | None) -> str | None:
+        config = self._pt.config
+        text = (reason or "").strip()
+        if not text:
+            if action.destructive or config.require_reason == "all":
+                raise ReasonRequired(action.name)
+            return None
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+            raise InvalidReason()
+        if len(text) < config.reason_min_length:
+            raise ReasonTooShort(config.reason_min_length)
+        if len(text) > config.reason_max_length:
+            raise ReasonTooLong(config.reason_max_length)
+        return text
+
+    def _targets(self, action: Action, raw: str | Sequence[str]) -> list[str]:
+        items = [raw] if isinstance(raw, str) else list(raw)
+        if not items:
+            raise InvalidTargets("choose at least one target")
+        if len(items) > action.max_targets:
+            raise InvalidTargets(
+                f"{action.name} takes at most {action.max_targets} target(s), got {len(items)}"
+            )
+        parsed = [action.parse_target(str(item)) for item in items]
+        if len(set(parsed)) != len(parsed):
+            raise InvalidTargets("the same target is listed twice")
+        return parsed
+
+    # -- the pipeline ---------------------------------------------------------------
+
+    async def preview(
+        self,
+        actor: Any,
+        action_name: str,
+        targets: str | Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        surface: str = "api",
+    ) -> Preview:
+        """Authorize, snapshot the targets and store a single-use preview."""
+        if surface not in SURFACES:
+            raise ValueError(f"unknown surface {surface!r}")
+        action = get_action(action_name)
+        target_ids = self._targets(action, targets)
+        if not await self._authorized(actor, action, target_ids):
+            await self._record_denial(actor, action, target_ids, surface, "preview")
+            raise Unauthorized(action.name, f"{action.resource_type}:{resource_id_for(target_ids)}")
+        parsed = action.parse_params(params or {})
+        principal = await self.principal(actor)
+        async with self._pt.db.transaction() as conn:
+            snapshots = await action.snapshot(conn, target_ids, lock=False)
+            missing = [t for t in target_ids if t not in snapshots]
+            if missing:
+                raise UnknownTarget(action.resource_type, missing)
+            problems = [(t, why) for t in target_ids if (why := action.check(snapshots[t], parsed))]
+            if problems:
+                if len(target_ids) == 1:
+                    raise NotApplicable(problems[0][1])
+                listed = "; ".join(f"{t}: {why}" for t, why in problems[:10])
+                raise NotApplicable(f"{len(problems)} target(s) cannot take this action: {listed}")
+            cur = await conn.execute(
+                INSERT_PREVIEW,
+                {
+                    "token": secrets.token_urlsafe(24),
+                    "action": action.name,
+                    "resource_type": action.resource_type,
+                    "resource_id": resource_id_for(target_ids),
+                    "targets": Jsonb(target_ids),
+                    "params": Jsonb(parsed),
+                    "before": Jsonb(snapshots),
+                    "effect": action.effect(snapshots, parsed),
+                    "plan_hash": plan_hash(action, target_ids, parsed, snapshots),
+                    "actor_id": principal.id,
+                    "actor_type": principal.type,
+                    "actor_label": principal.label,
+                    "surface": surface,
+                    "ttl": self._pt.config.preview_ttl,
+                },
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return Preview.from_row(row)
+
+    async def get_preview(self, token: str) -> Preview | None:
+        async with self._pt.db.connection() as conn:
+            cur = await conn.execute(GET_PREVIEW, {"token": token})
+            row = await cur.fetchone()
+        return Preview.from_row(row) if row else None
+
+    async def execute(
+        self, actor: Any, token: str, reason: str | None = None, *, surface: str = "api"
+    ) -> ActionResult:
+        """Confirm a preview: the change, its consumption and its audit event commit together."""
+        if surface not in SURFACES:
+            raise ValueError(f"unknown surface {surface!r}")
+        if not isinstance(token, str) or not token or len(token) > 100:
+            raise PreviewNotFound()
+        principal = await self.principal(actor)
+        terminal: ActionError | None = None
+        async with self._pt.db.transaction() as conn:
+            cur = await conn.execute(LOCK_PREVIEW, {"token": token})
+            row = await cur.fetchone()
+            if row is None:
+                raise PreviewNotFound()
+            preview = Preview.from_row(row)
+            action = get_action(preview.action)
+            if preview.status == "consumed":
+                raise PreviewConsumed(preview.audit_event_id)
+            if preview.status == "expired":
+                raise PreviewExpired()
+            if preview.status == "drifted":
+                raise PreviewDrifted(preview.targets)
+            if actor is None or preview.actor_id != principal.id:
+                raise PreviewOtherActor()
+            if not await self._authorized(actor, action, preview.targets):
+                terminal = Unauthorized(action.name, preview.resource)
+            else:
+                text = self._check_reason(action, reason)
+                if row["is_expired"]:
+                    await self._resolve(conn, token, "expired", text, None)
+                    terminal = PreviewExpired()
+                else:
+                    snapshots = await action.snapshot(conn, preview.targets, lock=True)
+                    drifted = [
+                        t
+                        for t in preview.targets
+                        if t not in snapshots
+                        or action.drift_key(snapshots[t]) != action.drift_key(preview.before[t])
+                    ]
+                    if drifted:
+                        await self._resolve(conn, token, "drifted", text, None)
+                        terminal = PreviewDrifted(drifted)
+                    else:
+                        now = datetime.now(UTC)
+                        ctx = ApplyContext(
+                            principal, surface, text, self._pt.config.prefix, now, token
+                        )
+                        after = await action.apply(conn, ctx, snapshots, preview.params)
+                        event_id = await write_event(
+                            conn,
+                            action=action.event,
+                            command=action.name,
+                            resource_type=action.resource_type,
+                            resource_id=preview.resource_id,
+                            principal=principal,
+                            surface=surface,
+                            outcome="succeeded",
+                            reason=text,
+                            preview_token=token,
+                            before=snapshots
+                            if len(snapshots) > 1
+                            else snapshots[preview.targets[0]],
+                            after=after if len(after) > 1 else after.get(preview.targets[0]),
+                            detail={
+                                "effect": preview.effect,
+                                "params": preview.params,
+                                "plan_hash": preview.plan_hash,
+                                **(
+                                    {"targets": preview.targets} if len(preview.targets) > 1 else {}
+                                ),
+                            },
+                        )
+                        await self._resolve(conn, token, "consumed", text, event_id)
+                        consumed = Preview.from_row(
+                            {
+                                **row,
+                                "status": "consumed",
+                                "reason": text,
+                                "audit_event_id": event_id,
+                            }
+                        )
+                        return ActionResult(consumed, event_id, after)
+        if isinstance(terminal, Unauthorized):
+            await self._record_denial(actor, action, preview.targets, surface, "execute")
+        assert terminal is not None
+        raise terminal
+
+    async def _resolve(
+        self, conn: Any, token: str, status: str, reason: str | None, event_id: int | None
+    ) -> None:
+        await conn.execute(
+            RESOLVE_PREVIEW,
+            {"token": token, "status": status, "reason": reason, "audit_event_id": event_id},
+        )
+
+    async def run(
+        self,
+        actor: Any,
+        action_name: str,
+        targets: str | Sequence[str],
+        *,
+        reason: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        surface: str = "api",
+    ) -> ActionResult:
+        """Preview and execute in one call (scripts), through exactly the same path."""
+        preview = await self.preview(actor, action_name, targets, params, surface=surface)
+        return await self.execute(actor, preview.token, reason, surface=surface)

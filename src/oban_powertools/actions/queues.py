@@ -1,0 +1,159 @@
+"""Queue actions: pause, resume, scale. Persisted first, then signalled to every node."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..db import Conn, oban_jobs
+from ..queues import state
+from .base import Action, ApplyContext, Snapshot, register
+from .errors import InvalidParams, InvalidTargets
+
+QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
+MAX_LIMIT = 10_000
+
+
+class QueueAction(Action):
+    resource_type = "queue"
+
+    def parse_target(self, raw: str) -> str:
+        if not QUEUE_PATTERN.match(raw):
+            raise InvalidTargets(f"{raw[:60]!r} is not a queue name")
+        return raw
+
+    async def snapshot(
+        self, conn: Conn, targets: Sequence[str], *, lock: bool
+    ) -> dict[str, Snapshot]:
+        if lock:
+            # Serialize decisions on one queue; the row may not exist yet, so lock its key.
+            for queue in targets:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+                    {"key": f"powertools.queue:{queue}"},
+                )
+        return await state.snapshot_queues(conn, targets)
+
+    def drift_key(self, snapshot: Snapshot) -> Any:
+        return snapshot["version"]
+
+
+def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "by_id": ctx.principal.id,
+        "by_label": ctx.principal.label,
+        "reason": ctx.reason,
+    }
+
+
+@register
+class PauseQueue(QueueAction):
+    name = "pause_queue"
+    event = "queue.paused"
+    label = "Pause queue"
+    destructive = True
+
+    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+        return "the queue is already paused" if snapshot["paused"] else None
+
+    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+        (queue,) = snapshots
+        return (
+            f"Every node stops fetching new jobs from '{queue}' until resumed, including nodes "
+            "that restart meanwhile. Running jobs finish."
+        )
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        (queue,) = snapshots
+        await conn.execute(state.SET_PAUSED, {**_by(ctx, queue), "paused": True})
+        await oban_jobs.notify(
+            conn, ctx.prefix, "signal", {"action": "pause", "queue": queue, "ident": "any"}
+        )
+        return await state.snapshot_queues(conn, [queue])
+
+
+@register
+class ResumeQueue(QueueAction):
+    name = "resume_queue"
+    event = "queue.resumed"
+    label = "Resume queue"
+
+    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+        return None if snapshot["paused"] else "the queue is not paused"
+
+    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+        (queue,) = snapshots
+        return f"Every node resumes fetching jobs from '{queue}'."
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        (queue,) = snapshots
+        await conn.execute(state.SET_PAUSED, {**_by(ctx, queue), "paused": False})
+        await oban_jobs.notify(
+            conn, ctx.prefix, "signal", {"action": "resume", "queue": queue, "ident": "any"}
+        )
+        return await state.snapshot_queues(conn, [queue])
+
+
+@register
+class ScaleQueue(QueueAction):
+    name = "scale_queue"
+    event = "queue.scaled"
+    label = "Scale queue"
+    destructive = True
+
+    def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(raw) - {"limit"}
+        if unknown:
+            raise InvalidParams(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        try:
+            limit = int(str(raw.get("limit", "")).strip())
+        except ValueError:
+            raise InvalidParams("limit must be a whole number") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidParams(f"limit must be between 1 and {MAX_LIMIT}")
+        return {"limit": limit}
+
+    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+        current = snapshot["limit_override"] or snapshot["configured_limit"]
+        if current == params["limit"]:
+            return f"the queue already runs with limit {current}"
+        return None
+
+    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+        ((queue, snap),) = snapshots.items()
+        current = snap["limit_override"] or snap["configured_limit"] or "its configured limit"
+        return (
+            f"Each node runs at most {params['limit']} '{queue}' jobs at once (was {current}), "
+            "also after restarts."
+        )
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        (queue,) = snapshots
+        await conn.execute(state.SET_LIMIT, {**_by(ctx, queue), "limit": params["limit"]})
+        await oban_jobs.notify(
+            conn,
+            ctx.prefix,
+            "signal",
+            {"action": "scale", "queue": queue, "ident": "any", "limit": params["limit"]},
+        )
+        return await state.snapshot_queues(conn, [queue])

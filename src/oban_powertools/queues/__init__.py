@@ -1,0 +1,1 @@
+"""Persisted queue decisions (pause, scale) and applying them to oban nodes."""
