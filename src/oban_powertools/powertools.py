@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .actions.operator import Operator
+from .actions.pipeline import Pipeline
 from .config import Config
 from .db import Database
 
@@ -23,6 +25,8 @@ class Powertools:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.db = Database(config.database_url, config.prefix, max_size=config.pool_max_size)
+        self.pipeline = Pipeline(self)
+        self.operator = Operator(self.pipeline)
         self._started = False
 
     async def start(self) -> None:

@@ -1,0 +1,78 @@
+"""One-call operator API for scripts and tests: preview + execute through the same pipeline.
+
+>>> await powertools.operator.pause_cron_entry(actor, "nightly_sync", reason="upstream outage")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .pipeline import ActionResult, Pipeline
+
+
+class Operator:
+    def __init__(self, pipeline: Pipeline, surface: str = "api") -> None:
+        self._pipeline = pipeline
+        self._surface = surface
+
+    async def pause_cron_entry(
+        self, actor: Any, name: str, *, reason: str, expires_in_minutes: int | None = None
+    ) -> ActionResult:
+        params = {"expires_in_minutes": expires_in_minutes} if expires_in_minutes else {}
+        return await self._pipeline.run(
+            actor, "pause_cron_entry", name, reason=reason, params=params, surface=self._surface
+        )
+
+    async def resume_cron_entry(
+        self, actor: Any, name: str, *, reason: str | None = None
+    ) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "resume_cron_entry", name, reason=reason, surface=self._surface
+        )
+
+    async def run_cron_entry(
+        self, actor: Any, name: str, *, reason: str | None = None
+    ) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "run_cron_entry", name, reason=reason, surface=self._surface
+        )
+
+    async def pause_queue(self, actor: Any, queue: str, *, reason: str) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "pause_queue", queue, reason=reason, surface=self._surface
+        )
+
+    async def resume_queue(
+        self, actor: Any, queue: str, *, reason: str | None = None
+    ) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "resume_queue", queue, reason=reason, surface=self._surface
+        )
+
+    async def scale_queue(self, actor: Any, queue: str, limit: int, *, reason: str) -> ActionResult:
+        return await self._pipeline.run(
+            actor,
+            "scale_queue",
+            queue,
+            reason=reason,
+            params={"limit": limit},
+            surface=self._surface,
+        )
+
+    async def retry_jobs(
+        self, actor: Any, ids: Sequence[int], *, reason: str | None = None
+    ) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "retry_job", [str(i) for i in ids], reason=reason, surface=self._surface
+        )
+
+    async def cancel_jobs(self, actor: Any, ids: Sequence[int], *, reason: str) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "cancel_job", [str(i) for i in ids], reason=reason, surface=self._surface
+        )
+
+    async def discard_jobs(self, actor: Any, ids: Sequence[int], *, reason: str) -> ActionResult:
+        return await self._pipeline.run(
+            actor, "discard_job", [str(i) for i in ids], reason=reason, surface=self._surface
+        )
