@@ -1,0 +1,438 @@
+"""The one mutation pipeline against a real PostgreSQL: happy path and every error path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from oban import Oban
+
+from oban_powertools import Powertools
+from oban_powertools.actions import errors
+from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
+from tests.support.seams import GUEST, OPERATOR, OTHER_OPERATOR, VIEWER, Actor, make_powertools
+
+NIGHTLY = CronEntrySpec(
+    name="nightly_sync",
+    worker="app.workers.NightlySync",
+    expression="0 2 * * *",
+    timezone="Etc/UTC",
+    overlap_policy="queue_one",
+    catch_up_policy="latest",
+)
+
+
+@pytest.fixture
+async def pt(db_url: str) -> AsyncIterator[Powertools]:
+    powertools = make_powertools(db_url)
+    async with powertools:
+        async with powertools.db.transaction() as conn:
+            await upsert_entry(conn, NIGHTLY)
+        yield powertools
+
+
+async def rows(pt: Powertools, sql: str, *params: Any) -> list[dict[str, Any]]:
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+        return list(await cur.fetchall())
+
+
+async def entry(pt: Powertools) -> dict[str, Any]:
+    (row,) = await rows(pt, "SELECT * FROM powertools_cron_entries WHERE name = 'nightly_sync'")
+    return row
+
+
+async def audit(pt: Powertools) -> list[dict[str, Any]]:
+    return await rows(pt, "SELECT * FROM powertools_audit_events ORDER BY id")
+
+
+async def test_pause_nightly_sync_through_the_pipeline(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync", surface="web")
+    assert preview.status == "ready" and preview.resource == "cron_entry:nightly_sync"
+    assert preview.effect.startswith("Future claims stop until resumed")
+    assert preview.before["nightly_sync"]["paused"] is False
+    assert (await entry(pt))["paused"] is False  # a preview changes nothing
+
+    result = await pt.pipeline.execute(OPERATOR, preview.token, "upstream outage", surface="web")
+
+    current = await entry(pt)
+    assert current["paused"] is True
+    assert current["paused_by_id"] == "ops-demo" and current["paused_reason"] == "upstream outage"
+    (stored,) = await rows(pt, "SELECT * FROM powertools_previews")
+    assert stored["status"] == "consumed" and stored["audit_event_id"] == result.audit_event_id
+    (event,) = await audit(pt)
+    assert event["id"] == result.audit_event_id
+    assert (event["action"], event["command"]) == ("cron.paused", "pause_cron_entry")
+    assert (event["resource_type"], event["resource_id"]) == ("cron_entry", "nightly_sync")
+    assert (event["principal_id"], event["principal_label"]) == ("ops-demo", "Ops Demo")
+    assert event["reason"] == "upstream outage" and event["preview_token"] == preview.token
+    assert event["surface"] == "web" and event["outcome"] == "succeeded"
+    assert event["before"]["paused"] is False and event["after"]["paused"] is True
+
+
+async def test_resume_and_run_now(pt: Powertools) -> None:
+    await pt.operator.pause_cron_entry(OPERATOR, "nightly_sync", reason="maintenance window")
+    resumed = await pt.operator.resume_cron_entry(OPERATOR, "nightly_sync")
+    assert resumed.after["nightly_sync"]["paused"] is False
+    ran = await pt.operator.run_cron_entry(OPERATOR, "nightly_sync")
+    job_id = ran.after["nightly_sync"]["run_now_job_id"]
+    (job,) = await rows(pt, "SELECT * FROM oban_jobs WHERE id = %s", job_id)
+    assert job["worker"] == "app.workers.NightlySync" and job["state"] == "available"
+    assert job["meta"]["cron_name"] == "nightly_sync" and job["meta"]["cron_slot_kind"] == "manual"
+    (slot,) = await rows(pt, "SELECT * FROM powertools_cron_slots")
+    assert slot["kind"] == "manual" and slot["job_id"] == job_id
+    assert [e["action"] for e in await audit(pt)] == ["cron.paused", "cron.resumed", "cron.run_now"]
+
+
+async def test_pause_with_expiry_records_it(pt: Powertools) -> None:
+    result = await pt.operator.pause_cron_entry(
+        OPERATOR, "nightly_sync", reason="deploy", expires_in_minutes=30
+    )
+    assert result.after["nightly_sync"]["pause_expires_at"] is not None
+    assert "resumes by itself" in result.preview.effect
+
+
+@pytest.mark.parametrize("actor", [None, GUEST, VIEWER])
+async def test_unauthorized_preview_is_denied_and_audited(
+    pt: Powertools, actor: Actor | None
+) -> None:
+    with pytest.raises(errors.Unauthorized):
+        await pt.pipeline.preview(actor, "pause_cron_entry", "nightly_sync")
+    assert (await entry(pt))["paused"] is False
+    assert await rows(pt, "SELECT * FROM powertools_previews") == []
+    (event,) = await audit(pt)
+    assert (event["action"], event["outcome"], event["command"]) == (
+        "security.denied",
+        "denied",
+        "pause_cron_entry",
+    )
+    assert event["principal_id"] == (actor.id if actor else "anonymous")
+
+
+async def test_resource_scoped_operator(pt: Powertools) -> None:
+    scoped = Actor(
+        "ops-scoped", "Scoped", "operator", allowed_resources=frozenset({"queue:mailers"})
+    )
+    with pytest.raises(errors.Unauthorized):
+        await pt.pipeline.preview(scoped, "pause_cron_entry", "nightly_sync")
+    limited = Actor(
+        "ops-limited", "Limited", "operator", allowed_actions=frozenset({"run_cron_entry"})
+    )
+    with pytest.raises(errors.Unauthorized):
+        await pt.pipeline.preview(limited, "pause_cron_entry", "nightly_sync")
+    await pt.pipeline.preview(limited, "run_cron_entry", "nightly_sync")
+
+
+async def test_input_errors_write_nothing(pt: Powertools) -> None:
+    with pytest.raises(errors.UnknownAction):
+        await pt.pipeline.preview(OPERATOR, "drop_tables", "nightly_sync")
+    with pytest.raises(errors.UnknownTarget, match="no cron entry missing_entry"):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "missing_entry")
+    with pytest.raises(errors.InvalidTargets):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "x'; DROP TABLE oban_jobs; --")
+    with pytest.raises(errors.InvalidTargets):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", ["nightly_sync", "other"])
+    with pytest.raises(errors.InvalidParams):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync", {"bogus": 1})
+    with pytest.raises(errors.InvalidParams, match="between 1 and"):
+        await pt.pipeline.preview(
+            OPERATOR, "pause_cron_entry", "nightly_sync", {"expires_in_minutes": "0"}
+        )
+    with pytest.raises(errors.InvalidTargets, match="not a job id"):
+        await pt.pipeline.preview(OPERATOR, "retry_job", ["12abc"])
+    with pytest.raises(errors.PreviewNotFound):
+        await pt.pipeline.execute(OPERATOR, "no-such-token", "reason here")
+    with pytest.raises(errors.PreviewNotFound):
+        await pt.pipeline.execute(OPERATOR, "x" * 5000, "reason here")
+    assert await rows(pt, "SELECT * FROM powertools_previews") == []
+    assert await audit(pt) == []
+
+
+async def test_not_applicable(pt: Powertools) -> None:
+    with pytest.raises(errors.NotApplicable, match="not paused"):
+        await pt.pipeline.preview(OPERATOR, "resume_cron_entry", "nightly_sync")
+    await pt.operator.pause_cron_entry(OPERATOR, "nightly_sync", reason="first pause")
+    with pytest.raises(errors.NotApplicable, match="already paused"):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+
+
+@pytest.mark.parametrize(
+    ("reason", "error"),
+    [
+        (None, errors.ReasonRequired),
+        ("   ", errors.ReasonRequired),
+        ("no", errors.ReasonTooShort),
+        ("x" * 1001, errors.ReasonTooLong),
+        ("bad\x00reason", errors.InvalidReason),
+    ],
+)
+async def test_reason_rules_leave_the_preview_ready(
+    pt: Powertools, reason: str | None, error: type[Exception]
+) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    with pytest.raises(error):
+        await pt.pipeline.execute(OPERATOR, preview.token, reason)
+    assert (await entry(pt))["paused"] is False
+    stored = await pt.pipeline.get_preview(preview.token)
+    assert stored is not None and stored.status == "ready"
+    await pt.pipeline.execute(OPERATOR, preview.token, "now with a reason")
+    assert (await entry(pt))["paused"] is True
+
+
+async def test_second_confirm_changes_nothing_and_says_why(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    result = await pt.pipeline.execute(OPERATOR, preview.token, "upstream outage")
+    before = await entry(pt)
+    with pytest.raises(errors.PreviewConsumed, match="already confirmed") as err:
+        await pt.pipeline.execute(OPERATOR, preview.token, "upstream outage")
+    assert err.value.audit_event_id == result.audit_event_id
+    assert await entry(pt) == before
+    assert len(await audit(pt)) == 1
+
+
+async def test_expired_preview(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    async with pt.db.connection() as conn:
+        await conn.execute(
+            "UPDATE powertools_previews SET expires_at = now() - interval '1 second'"
+        )
+    with pytest.raises(errors.PreviewExpired):
+        await pt.pipeline.execute(OPERATOR, preview.token, "too late")
+    assert (await entry(pt))["paused"] is False
+    stored = await pt.pipeline.get_preview(preview.token)
+    assert stored is not None and stored.status == "expired"
+    with pytest.raises(errors.PreviewExpired):
+        await pt.pipeline.execute(OPERATOR, preview.token, "too late")
+    assert await audit(pt) == []
+
+
+async def test_drifted_preview(pt: Powertools) -> None:
+    mine = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    theirs = await pt.pipeline.preview(OTHER_OPERATOR, "pause_cron_entry", "nightly_sync")
+    await pt.pipeline.execute(OTHER_OPERATOR, theirs.token, "their reason")
+    with pytest.raises(errors.PreviewDrifted, match="nightly_sync"):
+        await pt.pipeline.execute(OPERATOR, mine.token, "my reason")
+    current = await entry(pt)
+    assert current["paused_by_id"] == "ops-other" and current["paused_reason"] == "their reason"
+    stored = await pt.pipeline.get_preview(mine.token)
+    assert stored is not None and stored.status == "drifted"
+    assert len(await audit(pt)) == 1
+
+
+async def test_preview_belongs_to_its_actor(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    with pytest.raises(errors.PreviewOtherActor):
+        await pt.pipeline.execute(OTHER_OPERATOR, preview.token, "hijack attempt")
+    with pytest.raises(errors.PreviewOtherActor):
+        await pt.pipeline.execute(None, preview.token, "anonymous attempt")
+    assert (await entry(pt))["paused"] is False
+
+
+async def test_authorization_is_checked_again_at_execute(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    demoted = Actor("ops-demo", "Ops Demo", "viewer")  # same principal, lost the right meanwhile
+    with pytest.raises(errors.Unauthorized):
+        await pt.pipeline.execute(demoted, preview.token, "still trying")
+    assert (await entry(pt))["paused"] is False
+    assert [e["action"] for e in await audit(pt)] == ["security.denied"]
+    stored = await pt.pipeline.get_preview(preview.token)
+    assert stored is not None and stored.status == "ready"
+
+
+async def test_twenty_concurrent_confirms_apply_once(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    others = [make_powertools(pt.config.database_url) for _ in range(4)]
+    for other in others:
+        await other.start()
+    try:
+        instances = [pt, *others]
+        outcomes = await asyncio.gather(
+            *(
+                instances[i % len(instances)].pipeline.execute(OPERATOR, preview.token, "race")
+                for i in range(20)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        for other in others:
+            await other.stop()
+    successes = [o for o in outcomes if not isinstance(o, BaseException)]
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(successes) == 1
+    assert all(isinstance(f, errors.PreviewConsumed) for f in failures) and len(failures) == 19
+    assert len(await audit(pt)) == 1
+    (row,) = await rows(pt, "SELECT version FROM powertools_cron_entries")
+    assert row["version"] == 2  # exactly one change
+
+
+async def test_audit_failure_rolls_back_the_mutation(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    async with pt.db.connection() as conn:
+        # A real database failure at the audit insert, not a mocked writer.
+        await conn.execute(
+            "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END; $$"
+        )
+        await conn.execute(
+            "CREATE TRIGGER fail_audit BEFORE INSERT ON powertools_audit_events "
+            "FOR EACH ROW EXECUTE FUNCTION fail_audit()"
+        )
+    with pytest.raises(psycopg.errors.RaiseException, match="audit storage unavailable"):
+        await pt.pipeline.execute(OPERATOR, preview.token, "will not stick")
+    assert (await entry(pt))["paused"] is False
+    stored = await pt.pipeline.get_preview(preview.token)
+    assert stored is not None and stored.status == "ready"
+    async with pt.db.connection() as conn:
+        await conn.execute("DROP TRIGGER fail_audit ON powertools_audit_events")
+    await pt.pipeline.execute(OPERATOR, preview.token, "works once audit is back")
+    assert (await entry(pt))["paused"] is True and len(await audit(pt)) == 1
+
+
+async def insert_jobs(pt: Powertools, states: list[str]) -> list[int]:
+    ids = []
+    async with pt.db.transaction() as conn:
+        for state in states:
+            cur = await conn.execute(
+                "INSERT INTO oban_jobs (worker, queue, state, attempt, max_attempts, args,"
+                " discarded_at, completed_at, attempted_at)"
+                " VALUES ('app.Worker', 'default', %s::oban_job_state, 3, 3, '{}',"
+                " CASE WHEN %s = 'discarded' THEN timezone('UTC', now()) END,"
+                " CASE WHEN %s = 'completed' THEN timezone('UTC', now()) END,"
+                " timezone('UTC', now())) RETURNING id",
+                (state, state, state),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            ids.append(row["id"])
+    return ids
+
+
+async def test_bulk_retry_applies_exactly_the_previewed_set_or_reports_drift(
+    pt: Powertools,
+) -> None:
+    ids = await insert_jobs(pt, ["discarded"] * 5)
+    untouched = await insert_jobs(pt, ["discarded"])
+    preview = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
+    assert preview.resource_id == "bulk:5" and "exactly these 5 jobs" in preview.effect
+    # A worker (or another operator) changes two of them meanwhile.
+    async with pt.db.connection() as conn:
+        await conn.execute(
+            "UPDATE oban_jobs SET state = 'available' WHERE id = ANY(%s)", (ids[1:3],)
+        )
+    with pytest.raises(errors.PreviewDrifted) as err:
+        await pt.pipeline.execute(OPERATOR, preview.token, "retry after fix")
+    assert err.value.drifted == [str(i) for i in ids[1:3]]
+    states = {r["id"]: r["state"] for r in await rows(pt, "SELECT id, state FROM oban_jobs")}
+    assert [states[i] for i in (ids[0], ids[3], ids[4])] == ["discarded"] * 3  # nothing applied
+
+    again = [ids[0], ids[3], ids[4]]
+    result = await pt.operator.retry_jobs(OPERATOR, again, reason="retry after fix")
+    states = {r["id"]: r["state"] for r in await rows(pt, "SELECT id, state FROM oban_jobs")}
+    assert [states[i] for i in again] == ["available"] * 3
+    assert states[untouched[0]] == "discarded"
+    event = (await audit(pt))[-1]
+    assert event["resource_id"] == "bulk:3" and event["detail"]["targets"] == [
+        str(i) for i in again
+    ]
+    assert set(result.after) == {str(i) for i in again}
+
+
+async def test_bulk_preview_rejects_inapplicable_targets(pt: Powertools) -> None:
+    ids = await insert_jobs(pt, ["discarded", "available"])
+    with pytest.raises(errors.NotApplicable, match="a available job cannot be retried"):
+        await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
+    with pytest.raises(errors.UnknownTarget):
+        await pt.pipeline.preview(OPERATOR, "retry_job", [str(ids[0]), "999999"])
+
+
+@asynccontextmanager
+async def oban_client(pt: Powertools) -> AsyncIterator[Oban]:
+    """A client-mode oban on its own pool (oban's queries expect tuple rows)."""
+    pool = await Oban.create_pool(pt.config.database_url, min_size=1, max_size=2)
+    try:
+        yield Oban(pool=pool, node="contract-test")
+    finally:
+        await pool.close()
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in row.items()
+        if k
+        not in (
+            "id",
+            "scheduled_at",
+            "inserted_at",
+            "cancelled_at",
+            "attempted_at",
+            "discarded_at",
+            "completed_at",
+            "meta",
+        )
+    } | {"meta_keys": sorted(row["meta"]), "has_cancelled_at": row["cancelled_at"] is not None}
+
+
+@pytest.mark.parametrize("state", ["completed", "discarded", "retryable", "available"])
+async def test_retry_matches_obans_retry_many_jobs(pt: Powertools, state: str) -> None:
+    ours, theirs = await insert_jobs(pt, [state, state])
+    try:
+        await pt.operator.retry_jobs(OPERATOR, [ours])
+    except errors.NotApplicable:
+        assert state == "available"  # oban leaves available jobs alone; we refuse up front
+    async with oban_client(pt) as oban:
+        await oban.retry_many_jobs([theirs])
+    a, b = await rows(pt, "SELECT * FROM oban_jobs WHERE id = ANY(%s) ORDER BY id", [ours, theirs])
+    assert _comparable(a) == _comparable(b)
+
+
+@pytest.mark.parametrize("state", ["available", "scheduled", "retryable"])
+async def test_cancel_matches_obans_cancel_many_jobs(pt: Powertools, state: str) -> None:
+    ours, theirs = await insert_jobs(pt, [state, state])
+    await pt.operator.cancel_jobs(OPERATOR, [ours], reason="bad payload")
+    async with oban_client(pt) as oban:
+        await oban.cancel_many_jobs([theirs])
+    a, b = await rows(pt, "SELECT * FROM oban_jobs WHERE id = ANY(%s) ORDER BY id", [ours, theirs])
+    assert a["state"] == "cancelled" and _comparable(a) == _comparable(b)
+
+
+async def test_discard(pt: Powertools) -> None:
+    (job,) = await insert_jobs(pt, ["retryable"])
+    await pt.operator.discard_jobs(OPERATOR, [job], reason="poison message")
+    (row,) = await rows(pt, "SELECT state, discarded_at FROM oban_jobs WHERE id = %s", job)
+    assert row["state"] == "discarded" and row["discarded_at"] is not None
+    with pytest.raises(errors.NotApplicable):
+        await pt.operator.discard_jobs(OPERATOR, [job], reason="poison message")
+
+
+async def test_queue_decisions_are_persisted_and_signalled(pt: Powertools) -> None:
+    async with pt.db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO oban_producers (uuid, name, node, queue, meta, started_at, updated_at)"
+            " VALUES (gen_random_uuid(), 'Oban', 'node-1', 'mailers',"
+            ' \'{"local_limit": 5, "paused": false}\', now(), now())'
+        )
+    listener = await psycopg.AsyncConnection.connect(pt.config.database_url, autocommit=True)
+    try:
+        await listener.execute('LISTEN "public.oban_signal"')
+        await pt.operator.pause_queue(OPERATOR, "mailers", reason="SMTP provider outage")
+        notice = await anext(listener.notifies(timeout=5))
+        assert '"action": "pause"' in notice.payload and '"queue": "mailers"' in notice.payload
+    finally:
+        await listener.close()
+    (state,) = await rows(pt, "SELECT * FROM powertools_queue_states")
+    assert state["paused"] is True and state["reason"] == "SMTP provider outage"
+    with pytest.raises(errors.NotApplicable):
+        await pt.operator.pause_queue(OPERATOR, "mailers", reason="again")
+    scaled = await pt.operator.scale_queue(OPERATOR, "mailers", 2, reason="provider rate limit")
+    assert scaled.after["mailers"]["limit_override"] == 2
+    with pytest.raises(errors.UnknownTarget):
+        await pt.operator.pause_queue(OPERATOR, "no_such_queue", reason="typo")
+    with pytest.raises(errors.InvalidParams):
+        await pt.operator.scale_queue(OPERATOR, "mailers", 0, reason="zero")
+    actions = [e["action"] for e in await audit(pt)]
+    assert actions == ["queue.paused", "queue.scaled"]
