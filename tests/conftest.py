@@ -13,14 +13,11 @@ import importlib.util
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = "powertools_test_template"
+from tests.support.db import ROOT, TEMPLATE, admin_execute, with_database
 
 
 def _load_pgcluster():  # type: ignore[no-untyped-def]
@@ -29,11 +26,6 @@ def _load_pgcluster():  # type: ignore[no-untyped-def]
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
@@ -48,12 +40,6 @@ def server_url() -> Iterator[str]:
         yield url
     finally:
         cluster.stop("test")
-
-
-def admin_execute(server_url: str, *statements: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

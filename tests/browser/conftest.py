@@ -1,0 +1,170 @@
+"""Browser tests: the example host served for real, driven by Debian's Chromium.
+
+The host runs as the demo runs it: a uvicorn web process and the worker process (oban
+queues, the scheduler leader), on a database cloned from the migrated template. Playwright
+uses the sync API and the system ``chromium``; it never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.db import ROOT, TEMPLATE, admin_execute, with_database
+
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass(frozen=True)
+class LiveHost:
+    base_url: str
+    database_url: str
+    log_dir: Path
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"host exited early:\n{log.read_text()[-4000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"host did not answer at {url}:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def live_host(
+    server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveHost]:
+    name = f"b_{uuid.uuid4().hex[:12]}"
+    admin_execute(server_url, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    database_url = with_database(server_url, name)
+    log_dir = tmp_path_factory.mktemp("host-logs")
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    subprocess.run(
+        [sys.executable, "-m", "examples.fastapi_host.seed"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        worker_log = log_dir / "worker.log"
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "examples.fastapi_host.worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=worker_log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        web_log = log_dir / "web.log"
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "examples.fastapi_host.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=web_log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(web)
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(base + "/login", web, web_log)
+        yield LiveHost(base, database_url, log_dir)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        admin_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is required for browser tests (tools/ensure-chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if msg.type == "error" else None,
+    )
+    yield page
+    context.close()
+    # A CSP violation or a script error in the console fails the test that caused it.
+    assert errors == [], errors
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def login(page: Page, host: LiveHost, username: str, password: str = "demo") -> None:
+    page.goto(host.url("/login"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state("networkidle")
