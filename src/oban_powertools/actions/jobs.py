@@ -46,8 +46,13 @@ class JobAction(Action):
     def describe(self, what: str) -> str:
         raise NotImplementedError
 
-    async def _after(self, conn: Conn, snapshots: Mapping[str, Snapshot]) -> dict[str, Snapshot]:
-        return await self.snapshot(conn, list(snapshots), lock=False)
+    @staticmethod
+    def _after(
+        changed: oban_jobs.JobRows, snapshots: Mapping[str, Snapshot]
+    ) -> dict[str, Snapshot]:
+        # Targets the statement did not change keep their before-state (e.g. a cancelled
+        # executing job stays executing until its worker stops).
+        return {t: changed.get(int(t), snapshots[t]) for t in snapshots}
 
 
 @register
@@ -68,8 +73,8 @@ class RetryJob(JobAction):
         snapshots: Mapping[str, Snapshot],
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
-        await oban_jobs.retry_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
-        return await self._after(conn, snapshots)
+        changed = await oban_jobs.retry_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
+        return self._after(changed, snapshots)
 
 
 @register
@@ -94,8 +99,8 @@ class CancelJob(JobAction):
         snapshots: Mapping[str, Snapshot],
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
-        await oban_jobs.cancel_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
-        return await self._after(conn, snapshots)
+        changed = await oban_jobs.cancel_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
+        return self._after(changed, snapshots)
 
 
 @register
@@ -117,5 +122,5 @@ class DiscardJob(JobAction):
         snapshots: Mapping[str, Snapshot],
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
-        await oban_jobs.discard_jobs(conn, [int(t) for t in snapshots])
-        return await self._after(conn, snapshots)
+        changed = await oban_jobs.discard_jobs(conn, [int(t) for t in snapshots])
+        return self._after(changed, snapshots)

@@ -144,6 +144,22 @@ def plan_hash(
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
+def audit_snapshot(snapshots: Mapping[str, Snapshot], targets: Sequence[str]) -> Any:
+    """One target's snapshot as is; a bulk set as counts by state.
+
+    The exact target list goes into the event's detail, and each target's before-state
+    stays on the preview: writing 100k snapshots twice into one audit row would make the
+    audit trail the slowest part of a bulk action without telling an operator more.
+    """
+    if len(targets) == 1:
+        return snapshots.get(targets[0])
+    states: dict[str, int] = {}
+    for target in targets:
+        state = str(snapshots.get(target, {}).get("state", "unknown"))
+        states[state] = states.get(state, 0) + 1
+    return {"count": len(targets), "states": states}
+
+
 def resource_id_for(targets: Sequence[str]) -> str:
     return targets[0] if len(targets) == 1 else f"bulk:{len(targets)}"
 

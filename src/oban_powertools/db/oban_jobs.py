@@ -17,10 +17,10 @@ from psycopg.types.json import Jsonb
 
 from . import Conn
 
+# What an action snapshots of a job: enough to detect drift and to say what changed.
+# Kept small on purpose: a bulk action snapshots up to 100k of these.
 JOB_SNAPSHOT: LiteralString = """
-SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, tags,
-       attempted_by, inserted_at, scheduled_at, attempted_at, completed_at, cancelled_at,
-       discarded_at
+SELECT id, state::text AS state, queue, worker, attempt, max_attempts
 FROM oban_jobs WHERE id = ANY(%(ids)s)
 ORDER BY id
 """
@@ -46,7 +46,7 @@ SET state = 'available'::oban_job_state,
     discarded_at = NULL,
     meta = jsonb_set(meta, '{uniq_bmp}', '[]'::jsonb)
 WHERE id = ANY(%(ids)s) AND state NOT IN ('available', 'executing')
-RETURNING id, queue
+RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 """
 
 # Same as oban's cancel_many_jobs.sql: executing jobs keep their state and are told to
@@ -61,7 +61,7 @@ SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_
            END
 WHERE id = ANY(%(ids)s)
   AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')
-RETURNING id, state::text AS state
+RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 """
 
 # Discard: stop retrying a job that has not finished, keeping it for forensics.
@@ -71,7 +71,7 @@ SET state = 'discarded'::oban_job_state,
     discarded_at = timezone('UTC', now()),
     meta = meta || jsonb_build_object('discarded_by_operator', true)
 WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'retryable', 'suspended')
-RETURNING id
+RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 """
 
 NOTIFY: LiteralString = "SELECT pg_notify(%(channel)s, %(payload)s)"
@@ -87,13 +87,12 @@ async def notify(conn: Conn, prefix: str, name: str, payload: Mapping[str, Any])
     await conn.execute(NOTIFY, {"channel": channel(prefix, name), "payload": json.dumps(payload)})
 
 
-def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+type JobRows = dict[int, dict[str, Any]]
 
 
-async def snapshot_jobs(conn: Conn, ids: Sequence[int], *, lock: bool) -> dict[int, dict[str, Any]]:
+async def snapshot_jobs(conn: Conn, ids: Sequence[int], *, lock: bool) -> JobRows:
     cur = await conn.execute(JOB_SNAPSHOT_FOR_UPDATE if lock else JOB_SNAPSHOT, {"ids": list(ids)})
-    return {row["id"]: _jsonable(row) for row in await cur.fetchall()}
+    return {row["id"]: row for row in await cur.fetchall()}
 
 
 async def insert_job(
@@ -126,23 +125,24 @@ async def insert_job(
     return int(row["id"])
 
 
-async def retry_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> list[int]:
+async def retry_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> JobRows:
+    """Retry; returns the changed jobs' after-state (what RETURNING saw, no re-read)."""
     cur = await conn.execute(RETRY_JOBS, {"ids": list(ids)})
-    rows = await cur.fetchall()
-    for queue in sorted({r["queue"] for r in rows}):
+    rows = {r["id"]: r for r in await cur.fetchall()}
+    for queue in sorted({r["queue"] for r in rows.values()}):
         await notify(conn, prefix, "insert", {"queue": queue})
-    return [r["id"] for r in rows]
+    return rows
 
 
-async def cancel_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> list[int]:
+async def cancel_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> JobRows:
     cur = await conn.execute(CANCEL_JOBS, {"ids": list(ids)})
-    rows = await cur.fetchall()
-    for row in rows:
+    rows = {r["id"]: r for r in await cur.fetchall()}
+    for row in rows.values():
         if row["state"] == "executing":
             await notify(conn, prefix, "signal", {"action": "pkill", "job_id": row["id"]})
-    return [r["id"] for r in rows]
+    return rows
 
 
-async def discard_jobs(conn: Conn, ids: Sequence[int]) -> list[int]:
+async def discard_jobs(conn: Conn, ids: Sequence[int]) -> JobRows:
     cur = await conn.execute(DISCARD_JOBS, {"ids": list(ids)})
-    return [r["id"] for r in await cur.fetchall()]
+    return {r["id"]: r for r in await cur.fetchall()}
