@@ -51,3 +51,20 @@ class Powertools:
         from .web import create_app
 
         return create_app(self)
+
+    def oban_options(self, **options: Any) -> dict[str, Any]:
+        """Keyword arguments that run Powertools' scheduler and queue-state applier inside
+        an Oban instance (see :mod:`oban_powertools.runtime`)::
+
+            oban = Oban(pool=pool, queues={"default": 10}, node="web-1",
+                        **powertools.oban_options())
+
+        ``scheduler=`` and ``stager=`` carry oban's own sub-configs along (e.g.
+        ``stager={"interval": 1.0}``); the other options go to ``Runtime``. Call it once
+        per Oban instance. Raises ``ConfigError`` when oban_pro is installed.
+        """
+        from .runtime import Runtime
+
+        scheduler = options.pop("scheduler", None)
+        stager = options.pop("stager", None)
+        return Runtime(self, **options).oban_options(scheduler=scheduler, stager=stager)

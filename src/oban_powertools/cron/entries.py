@@ -267,3 +267,21 @@ async def run_now(conn: Conn, prefix: str, name: str, claimed_by: str) -> int:
         },
     )
     return job_id
+
+
+# A changed expression or time zone makes the entry's old evaluated_through meaningless:
+# minutes the scheduler skipped as "not due" under the old definition could look like
+# missed slots under the new one and be caught up. Starting over from now avoids that.
+RESTART_EVALUATION: LiteralString = """
+UPDATE powertools_cron_entries SET evaluated_through = NULL
+WHERE name = ANY(%(names)s) AND evaluated_through IS NOT NULL
+"""
+
+
+async def restart_evaluation(conn: Conn, names: Sequence[str]) -> None:
+    """Make the scheduler treat these entries as new (no catch-up from before now).
+
+    Call it in the transaction that changes an entry's expression or time zone.
+    """
+    if names:
+        await conn.execute(RESTART_EVALUATION, {"names": list(names)})

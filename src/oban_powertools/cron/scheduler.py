@@ -1,0 +1,879 @@
+"""The leader-run cron scheduler: every due minute of every entry becomes exactly one slot.
+
+A :class:`CronScheduler` runs on every node and acts only while its node is oban's leader.
+At every minute boundary (and as soon as it becomes leader) it *evaluates*: it decides,
+for each entry that is not paused, every due minute in ``(evaluated_through, now]``
+(slots are UTC minutes; see :mod:`.expression` for how wall-clock time and DST map onto
+them). :meth:`CronScheduler.evaluate` takes an explicit ``now``, so tests and tools can
+drive it through any span of minutes without waiting.
+
+Exactly once
+============
+
+A slot is claimed by inserting its ``powertools_cron_slots`` row (unique on entry and
+minute), in the same transaction that inserts its job and advances the entry's
+``evaluated_through``, with the entry row locked ``FOR UPDATE``. Two nodes that both
+believe they lead (leadership handover, explicit ``evaluate`` calls) serialize on the
+row lock, and the second sees the advanced ``evaluated_through`` and the claimed slot.
+A pause committed before the lock is taken wins: the locked re-read sees it and claims
+nothing, so **a paused entry gets no new slot until it is resumed.**
+
+Cheap when nothing is due
+=========================
+
+One query reads every unpaused entry; due minutes are computed in Python (parsed
+expressions and each entry's next fire time are cached); only entries with something to
+do are locked and written, in chunks. ``evaluated_through`` is therefore advanced only
+when an entry is written, not every minute: minutes in ``(evaluated_through, now]`` on
+which the expression does not fire need no decision. What is due in that span is decided
+the moment it is due, so a lagging ``evaluated_through`` never creates a run.
+
+Catch-up
+========
+
+Due minutes before the *live window* were missed: the scheduler was down, or the entry
+was paused. The ``catch_up_policy`` decides them:
+
+* ``none``: no job; one slot row, outcome ``skipped_catch_up``, records the latest missed
+  minute with the gap in ``detail`` (so forensics can show the decision);
+* ``latest``: the latest missed minute is enqueued (kind ``catch_up``);
+* ``all``: the ``max_catch_up`` most recent missed minutes are enqueued (kind
+  ``catch_up``); when older ones exist, one ``skipped_catch_up`` row records the newest
+  dropped minute.
+
+The live window is normally just the current minute. The loop widens it back to the last
+minute any leader evaluated (from ``powertools_scheduler_coverage``) when that is at most
+``grace`` ago, so a late tick or a quick leadership handover fires the minutes in between
+as ``scheduled`` (with ``detail.late``) instead of treating them as downtime. Minutes
+before the entry's last change (``updated_at``: pause, resume, redefinition) are never
+live, since the entry may not have been runnable then. A new entry
+(``evaluated_through`` NULL) starts at the current minute: no backfill.
+
+Overlap
+=======
+
+An entry has an *active job* when one of its jobs is available, scheduled, executing or
+retryable. ``last_job_id`` answers that cheaply; otherwise jobs in the entry's queue with
+``meta.cron_name`` = the entry are looked up (through oban's state/queue index). Then:
+
+* ``allow``: always enqueue;
+* ``skip``: outcome ``skipped_overlap``, no job;
+* ``queue_one``: outcome ``deferred`` and ``follow_up_slot_at`` set, at most one pending
+  (further overlapping slots are ``skipped_overlap``). Each evaluation checks pending
+  follow-ups: once no job is active, the follow-up is enqueued and its slot row becomes
+  ``enqueued`` with the job id. A paused entry's follow-up waits for the resume;
+* ``cancel_previous``: the active jobs are cancelled (executing ones are signalled, as
+  oban does) and the slot is enqueued with outcome ``replaced_previous``.
+
+Coverage and pause expiry
+=========================
+
+Each evaluation records the minutes it decided in ``powertools_scheduler_coverage``
+(extending this node's latest span when contiguous), so a due minute without a slot
+inside a span was decided (paused, skipped), and outside every span nobody looked.
+Entries whose pause has expired are resumed first, each with a ``cron.resumed`` audit
+event by the system principal in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, LiteralString, Protocol
+from zoneinfo import ZoneInfo
+
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+
+from ..actions.pipeline import SYSTEM_PRINCIPAL
+from ..audit import write_event
+from ..db import Conn, Database, oban_jobs
+from . import entries
+from .expression import (
+    CronExpression,
+    due_minutes,
+    fires_at,
+    latest_due,
+    load_timezone,
+    next_fire,
+)
+
+__all__ = [
+    "ACTIVE_STATES",
+    "Clock",
+    "CronScheduler",
+    "Evaluation",
+    "LeaderLike",
+    "SlotPlan",
+    "SystemClock",
+    "plan_slots",
+]
+
+logger = logging.getLogger(__name__)
+
+MINUTE = timedelta(minutes=1)
+ACTIVE_STATES = ("available", "scheduled", "executing", "retryable")
+DEFAULT_GRACE = timedelta(minutes=3)
+# Long enough for an in-flight evaluation to commit, short enough not to hang shutdown.
+STOP_TIMEOUT = 5.0
+
+# The unlocked pass: everything needed to tell whether an entry has work, nothing more.
+CANDIDATES: LiteralString = """
+SELECT name, expression, timezone, evaluated_through, follow_up_slot_at
+FROM powertools_cron_entries WHERE NOT paused
+"""
+
+LOCK_ENTRIES: LiteralString = """
+SELECT name, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
+       max_catch_up, paused, evaluated_through, last_slot_at, last_job_id,
+       follow_up_slot_at, updated_at
+FROM powertools_cron_entries WHERE name = ANY(%(names)s)
+ORDER BY name
+FOR UPDATE
+"""
+
+# Scheduler bookkeeping does not bump version or updated_at: firing is not a change an
+# operator's preview should drift on, and updated_at marks definition and pause changes.
+ADVANCE_ENTRIES: LiteralString = """
+UPDATE powertools_cron_entries e
+SET evaluated_through = u.through,
+    last_slot_at = GREATEST(e.last_slot_at, u.last_slot_at),
+    follow_up_slot_at = u.follow_up
+FROM unnest(%(names)s::text[], %(through)s::timestamptz[], %(last_slot)s::timestamptz[],
+            %(follow_up)s::timestamptz[]) AS u(name, through, last_slot_at, follow_up)
+WHERE e.name = u.name
+"""
+
+ACTIVE_BY_ID: LiteralString = """
+SELECT id FROM oban_jobs
+WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'executing', 'retryable')
+"""
+
+# (state, queue) is the leading part of oban's main index, so this reads only the active
+# jobs of the entries' queues, not the job history.
+ACTIVE_BY_META: LiteralString = """
+SELECT id, meta->>'cron_name' AS name FROM oban_jobs
+WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
+  AND queue = ANY(%(queues)s) AND meta->>'cron_name' = ANY(%(names)s)
+ORDER BY id
+"""
+
+SET_SLOT_JOB: LiteralString = """
+UPDATE powertools_cron_slots SET job_id = %(job_id)s WHERE id = %(id)s
+"""
+
+RELEASE_FOLLOW_UP: LiteralString = """
+UPDATE powertools_cron_slots
+SET outcome = 'enqueued', detail = detail || %(detail)s
+WHERE entry_name = %(name)s AND slot_at = %(slot_at)s AND kind <> 'manual'
+  AND outcome = 'deferred'
+RETURNING id, kind
+"""
+
+EXPIRED_PAUSES: LiteralString = """
+SELECT name, pause_expires_at FROM powertools_cron_entries
+WHERE paused AND pause_expires_at <= %(now)s
+ORDER BY name
+LIMIT 100
+FOR UPDATE SKIP LOCKED
+"""
+
+LAST_COVERED: LiteralString = """
+SELECT max(last_minute) AS last_minute FROM powertools_scheduler_coverage
+"""
+
+# Extend this node's latest span when the new minutes touch or overlap it, else start a
+# new span. One statement, so a crash cannot leave half a decision.
+RECORD_COVERAGE: LiteralString = """
+WITH latest AS (
+    SELECT id, first_minute, last_minute FROM powertools_scheduler_coverage
+    WHERE node = %(node)s
+    ORDER BY last_minute DESC, id DESC
+    LIMIT 1
+), joined AS (
+    SELECT id, last_minute FROM latest
+    WHERE first_minute <= %(last)s AND last_minute >= %(first)s - interval '1 minute'
+), extended AS (
+    UPDATE powertools_scheduler_coverage c SET last_minute = %(last)s
+    FROM joined WHERE c.id = joined.id AND joined.last_minute < %(last)s
+    RETURNING c.id
+)
+INSERT INTO powertools_scheduler_coverage (node, first_minute, last_minute)
+SELECT %(node)s, %(first)s, %(last)s
+WHERE NOT EXISTS (SELECT 1 FROM joined)
+"""
+
+
+class LeaderLike(Protocol):
+    """What the scheduler needs from oban's leader: whether this node leads now."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+
+class Clock(Protocol):
+    """Time for the loop. The real one is :class:`SystemClock`; tests may run faster."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+    async def sleep_until(self, target: datetime, stopping: asyncio.Event, limit: float) -> None:
+        """Return when the clock reaches ``target``, ``stopping`` is set, or ``limit``
+        real seconds passed, whichever is first."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, target: datetime, stopping: asyncio.Event, limit: float) -> None:
+        seconds = min(max((target - self.now()).total_seconds(), 0.0), limit)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+def floor_minute(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def ceil_minute(value: datetime) -> datetime:
+    floor = floor_minute(value)
+    return floor if floor == value else floor + MINUTE
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPlan:
+    """What one entry should claim at one evaluation (see :func:`plan_slots`)."""
+
+    slots: list[tuple[datetime, str, bool]]  # (minute, kind, late), ascending
+    skipped: tuple[datetime, dict[str, Any]] | None  # a 'skipped_catch_up' row
+    through: datetime
+
+
+def plan_slots(
+    expr: CronExpression,
+    tz: ZoneInfo,
+    *,
+    evaluated_through: datetime | None,
+    updated_at: datetime | None,
+    now_minute: datetime,
+    live_from: datetime,
+    catch_up_policy: str,
+    max_catch_up: int,
+) -> SlotPlan | None:
+    """The slots an entry claims when evaluated at ``now_minute``; None if already done.
+
+    Pure: the decisions of the module docstring without the database, so they can be
+    tested minute by minute.
+    """
+    now = now_minute
+    if evaluated_through is None:
+        # A new entry starts now: no backfill of minutes before it was first looked at.
+        first = [(now, "scheduled", False)] if fires_at(expr, tz, now) else []
+        return SlotPlan(first, None, now)
+    through = floor_minute(evaluated_through)
+    if through >= now:
+        return None
+    live_floor = live_from
+    if updated_at is not None:
+        live_floor = max(live_floor, ceil_minute(updated_at.astimezone(UTC)))
+    live_floor = max(min(live_floor, now), through + MINUTE)
+    span = int((now - live_floor) / MINUTE) + 1
+    live = due_minutes(expr, tz, live_floor - MINUTE, now, limit=span)
+    slots: list[tuple[datetime, str, bool]] = []
+    skipped: tuple[datetime, dict[str, Any]] | None = None
+    gap_last = live_floor - MINUTE
+    if gap_last > through:
+        gap = {"gap_from": _iso(through + MINUTE), "gap_to": _iso(gap_last)}
+        if catch_up_policy == "none":
+            latest = latest_due(expr, tz, through, gap_last)
+            if latest is not None:
+                skipped = (latest, {"policy": "none", **gap})
+        elif catch_up_policy == "latest":
+            latest = latest_due(expr, tz, through, gap_last)
+            if latest is not None:
+                slots.append((latest, "catch_up", False))
+        else:
+            # Walk back from the end of the gap: the most recent missed minutes matter.
+            missed: list[datetime] = []
+            until = gap_last
+            while len(missed) < max_catch_up:
+                found = latest_due(expr, tz, through, until)
+                if found is None:
+                    break
+                missed.append(found)
+                until = found - MINUTE
+            if len(missed) == max_catch_up:
+                older = latest_due(expr, tz, through, until)
+                if older is not None:
+                    skipped = (
+                        older,
+                        {
+                            "policy": "all",
+                            "max_catch_up": max_catch_up,
+                            "older_dropped": True,
+                            **gap,
+                        },
+                    )
+            slots.extend((m, "catch_up", False) for m in reversed(missed))
+    slots.extend((m, "scheduled", m < now) for m in live)
+    return SlotPlan(slots, skipped, now)
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """What one evaluation did (for logs, tests and the loop)."""
+
+    minute: datetime
+    live_from: datetime
+    examined: int = 0
+    locked: int = 0
+    enqueued: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    replaced: int = 0
+    follow_ups: int = 0
+    resumed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, other: Evaluation) -> None:
+        """Count what a committed transaction did (a rolled-back one counts nothing)."""
+        self.locked += other.locked
+        self.enqueued += other.enqueued
+        self.skipped += other.skipped
+        self.deferred += other.deferred
+        self.replaced += other.replaced
+        self.follow_ups += other.follow_ups
+
+
+@dataclass(slots=True)
+class _Cached:
+    key: tuple[str, str, datetime | None]
+    next_fire: datetime | None
+    valid: bool = True
+
+
+class CronScheduler:
+    """The scheduler of one node. Start/stop it like oban's loopers; see the module doc.
+
+    ``database`` must be open while the scheduler runs (the runtime opens it). ``node``
+    names this node in slot rows and coverage; ``prefix`` is oban's schema, for the
+    channels of the insert notifications.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        leader: LeaderLike,
+        node: str,
+        prefix: str = "public",
+        clock: Clock | None = None,
+        grace: timedelta = DEFAULT_GRACE,
+        poll_interval: float = 1.0,
+        chunk_size: int = 200,
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        if grace < timedelta(0):
+            raise ValueError("grace must not be negative")
+        self.database = database
+        self.node = node
+        self.prefix = prefix
+        self._leader = leader
+        self._clock: Clock = clock or SystemClock()
+        self._grace = grace
+        self._poll_interval = poll_interval
+        self._chunk_size = chunk_size
+        self._expressions: dict[str, CronExpression] = {}
+        self._zones: dict[str, ZoneInfo] = {}
+        self._next: dict[str, _Cached] = {}
+        self._last_minute: datetime | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_evaluation: Evaluation | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._loop(), name="oban-powertools-cron")
+
+    async def stop(self) -> None:
+        # Cancelling mid-transaction could strand a pooled connection, so the loop is
+        # asked to stop at its next safe point and only cancelled if that takes too long.
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
+        except TimeoutError:
+            logger.warning("cron scheduler on %s did not stop in time; cancelled", self.node)
+        except asyncio.CancelledError:
+            pass
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                break
+            except Exception:
+                logger.exception("cron scheduler on %s failed; retrying", self.node)
+            now = self._clock.now()
+            await self._clock.sleep_until(
+                floor_minute(now) + MINUTE, self._stopping, self._poll_interval
+            )
+
+    async def _tick(self) -> None:
+        if not self._leader.is_leader:
+            # Contiguity is only ours while we keep leading; another leader may run next.
+            self._last_minute = None
+            return
+        now = self._clock.now()
+        minute = floor_minute(now)
+        if self._last_minute is not None and minute <= self._last_minute:
+            return  # this minute is done (or the clock stepped back)
+        last = self._last_minute
+        if last is None:
+            async with self.database.connection() as conn:
+                cur = await conn.execute(LAST_COVERED)
+                row = await cur.fetchone()
+            last = row["last_minute"] if row else None
+        live_from = minute
+        if last is not None and minute - self._grace <= last < minute:
+            live_from = floor_minute(last) + MINUTE
+        evaluation = await self.evaluate(now=now, live_from=live_from)
+        self._last_minute = minute
+        self.last_evaluation = evaluation
+        if evaluation.enqueued or evaluation.skipped or evaluation.deferred or evaluation.failed:
+            logger.info(
+                "cron %s: %d enqueued, %d skipped, %d deferred, %d failed in %.3fs",
+                minute.isoformat(),
+                evaluation.enqueued,
+                evaluation.skipped,
+                evaluation.deferred,
+                len(evaluation.failed),
+                evaluation.seconds,
+            )
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    async def evaluate(
+        self, now: datetime | None = None, *, live_from: datetime | None = None
+    ) -> Evaluation:
+        """Decide every due minute up to ``now`` (default: the clock), leader or not.
+
+        Minutes from ``live_from`` (default: the current minute) are ``scheduled``;
+        earlier due minutes are catch-up. Safe to call from several nodes at once.
+        """
+        started = time.perf_counter()
+        now = (now or self._clock.now()).astimezone(UTC)
+        minute = floor_minute(now)
+        live = minute if live_from is None else min(floor_minute(live_from), minute)
+        evaluation = Evaluation(minute=minute, live_from=live)
+        evaluation.resumed = await self._expire_pauses(now)
+        candidates = await self._candidates(minute, evaluation)
+        for start in range(0, len(candidates), self._chunk_size):
+            chunk = candidates[start : start + self._chunk_size]
+            await self._process(chunk, minute, live, evaluation)
+        async with self.database.connection() as conn:
+            await conn.execute(RECORD_COVERAGE, {"node": self.node, "first": live, "last": minute})
+        evaluation.seconds = time.perf_counter() - started
+        return evaluation
+
+    def _parsed(self, expression: str, timezone: str) -> tuple[CronExpression, ZoneInfo]:
+        expr = self._expressions.get(expression)
+        if expr is None:
+            expr = self._expressions[expression] = CronExpression.parse(expression)
+        tz = self._zones.get(timezone)
+        if tz is None:
+            tz = self._zones[timezone] = load_timezone(timezone)
+        return expr, tz
+
+    async def _candidates(self, minute: datetime, evaluation: Evaluation) -> list[str]:
+        """Names of unpaused entries with something to decide at ``minute``."""
+        async with self.database.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(CANDIDATES)
+            rows = await cur.fetchall()
+        evaluation.examined = len(rows)
+        found: list[str] = []
+        seen: set[str] = set()
+        for name, expression, timezone, through, follow_up in rows:
+            seen.add(name)
+            key = (expression, timezone, through)
+            cached = self._next.get(name)
+            if cached is None or cached.key != key:
+                try:
+                    expr, tz = self._parsed(expression, timezone)
+                except ValueError as exc:
+                    # Only a row written around CronEntrySpec gets here. It can never fire;
+                    # say so once per definition instead of failing every minute.
+                    logger.error("cron entry %r cannot be scheduled: %s", name, exc)
+                    self._next[name] = _Cached(key, None, valid=False)
+                    continue
+                # next_fire after evaluated_through: the entry has work once it is <= now.
+                upcoming = None if through is None else next_fire(expr, tz, through)
+                cached = self._next[name] = _Cached(key, upcoming)
+            if not cached.valid:
+                continue
+            if (
+                through is None
+                or follow_up is not None
+                or (cached.next_fire is not None and cached.next_fire <= minute)
+            ):
+                found.append(name)
+        if len(self._next) > len(seen):
+            for gone in set(self._next) - seen:
+                del self._next[gone]
+        if len(self._expressions) > 2 * len(rows) + 100:
+            # Redefined entries leave old parsed expressions behind; start the cache over.
+            self._expressions.clear()
+        return sorted(found)
+
+    async def _process(
+        self, names: Sequence[str], minute: datetime, live_from: datetime, ev: Evaluation
+    ) -> None:
+        part = Evaluation(minute=minute, live_from=live_from)
+        try:
+            async with self.database.transaction() as conn:
+                await self._claim(conn, names, minute, live_from, part)
+            ev.add(part)
+            return
+        except Exception:
+            # One bad entry (or a deadlock with an operator's bulk lock) must not hold up
+            # the others: retry each entry on its own once.
+            logger.warning(
+                "cron: claiming %d entries together failed; retrying one by one",
+                len(names),
+                exc_info=True,
+            )
+        for name in names:
+            part = Evaluation(minute=minute, live_from=live_from)
+            try:
+                async with self.database.transaction() as conn:
+                    await self._claim(conn, [name], minute, live_from, part)
+                ev.add(part)
+            except Exception as exc:
+                await self._record_failure(name, minute, live_from, ev, exc)
+
+    async def _record_failure(
+        self,
+        name: str,
+        minute: datetime,
+        live_from: datetime,
+        ev: Evaluation,
+        error: BaseException,
+    ) -> None:
+        """Claim the entry's due minutes as 'failed' so the error is visible in its
+        history and is not retried every minute. If even that fails (database down),
+        nothing is recorded and the minutes are decided at the next evaluation."""
+        logger.error("cron: entry %r could not be scheduled at %s", name, minute, exc_info=error)
+        ev.failed.append(name)
+        try:
+            async with self.database.transaction() as conn:
+                cur = await conn.execute(LOCK_ENTRIES, {"names": [name]})
+                row = await cur.fetchone()
+                if row is None or row["paused"]:
+                    return
+                expr, tz = self._parsed(row["expression"], row["timezone"])
+                plan = plan_slots(
+                    expr,
+                    tz,
+                    evaluated_through=row["evaluated_through"],
+                    updated_at=row["updated_at"],
+                    now_minute=minute,
+                    live_from=live_from,
+                    catch_up_policy=row["catch_up_policy"],
+                    max_catch_up=row["max_catch_up"],
+                )
+                if plan is None:
+                    return
+                text = f"{type(error).__name__}: {error}"[:500]
+                for slot_at, kind, _late in plan.slots:
+                    await conn.execute(
+                        entries.INSERT_SLOT,
+                        {
+                            "name": name,
+                            "slot_at": slot_at,
+                            "kind": kind,
+                            "outcome": "failed",
+                            "job_id": None,
+                            "claimed_by": self.node,
+                            "detail": Jsonb({"error": text}),
+                        },
+                    )
+                await conn.execute(
+                    ADVANCE_ENTRIES,
+                    {
+                        "names": [name],
+                        "through": [minute],
+                        "last_slot": [None],
+                        "follow_up": [row["follow_up_slot_at"]],
+                    },
+                )
+        except Exception:
+            logger.exception("cron: could not record the failure of %r", name)
+
+    async def _claim(
+        self,
+        conn: Conn,
+        names: Sequence[str],
+        minute: datetime,
+        live_from: datetime,
+        ev: Evaluation,
+    ) -> None:
+        cur = await conn.execute(LOCK_ENTRIES, {"names": list(names)})
+        rows = await cur.fetchall()
+        ev.locked += len(rows)
+        work: list[tuple[dict[str, Any], SlotPlan | None]] = []
+        for row in rows:
+            if row["paused"]:
+                continue  # paused since the unlocked read: the pause wins
+            expr, tz = self._parsed(row["expression"], row["timezone"])
+            plan = plan_slots(
+                expr,
+                tz,
+                evaluated_through=row["evaluated_through"],
+                updated_at=row["updated_at"],
+                now_minute=minute,
+                live_from=live_from,
+                catch_up_policy=row["catch_up_policy"],
+                max_catch_up=row["max_catch_up"],
+            )
+            if plan is None and row["follow_up_slot_at"] is None:
+                continue
+            work.append((row, plan))
+        if not work:
+            return
+        active = await self._active_jobs(
+            conn,
+            [
+                row
+                for row, plan in work
+                if row["overlap_policy"] != "allow"
+                and (row["follow_up_slot_at"] is not None or (plan is not None and plan.slots))
+            ],
+        )
+        advance: dict[str, tuple[datetime, datetime | None, datetime | None]] = {}
+        for row, plan in work:
+            name = row["name"]
+            jobs = active.get(name, [])
+            follow_up: datetime | None = row["follow_up_slot_at"]
+            last_slot: datetime | None = None
+            if follow_up is not None and not jobs:
+                job_id = await self._release_follow_up(conn, name, follow_up)
+                if job_id is not None:
+                    jobs = [job_id]
+                    last_slot = follow_up
+                    ev.follow_ups += 1
+                    ev.enqueued += 1
+                follow_up = None
+            if plan is not None:
+                if plan.skipped is not None:
+                    slot_at, detail = plan.skipped
+                    if await self._insert_slot(
+                        conn, name, slot_at, "catch_up", "skipped_catch_up", detail
+                    ):
+                        ev.skipped += 1
+                for slot_at, kind, late in plan.slots:
+                    detail = {"late": True} if late else {}
+                    fired, follow_up = await self._place(
+                        conn, row, slot_at, kind, detail, jobs, follow_up, ev
+                    )
+                    if fired:
+                        last_slot = slot_at
+            if plan is None and last_slot is None and follow_up == row["follow_up_slot_at"]:
+                continue  # only waited for a follow-up that is still blocked: nothing to write
+            through = plan.through if plan is not None else row["evaluated_through"]
+            advance[name] = (through, last_slot, follow_up)
+        if not advance:
+            return
+        await conn.execute(
+            ADVANCE_ENTRIES,
+            {
+                "names": list(advance),
+                "through": [v[0] for v in advance.values()],
+                "last_slot": [v[1] for v in advance.values()],
+                "follow_up": [v[2] for v in advance.values()],
+            },
+        )
+
+    async def _place(
+        self,
+        conn: Conn,
+        row: Mapping[str, Any],
+        slot_at: datetime,
+        kind: str,
+        detail: dict[str, Any],
+        jobs: list[int],
+        follow_up: datetime | None,
+        ev: Evaluation,
+    ) -> tuple[bool, datetime | None]:
+        """Claim one slot under the entry's overlap policy. ``jobs`` (the entry's active
+        jobs) is updated in place. Returns (a job was enqueued, pending follow-up)."""
+        name = row["name"]
+        policy = row["overlap_policy"]
+        if jobs and policy == "skip":
+            detail = {**detail, "active_jobs": jobs[:20]}
+            if await self._insert_slot(conn, name, slot_at, kind, "skipped_overlap", detail):
+                ev.skipped += 1
+            return False, follow_up
+        if jobs and policy == "queue_one":
+            if follow_up is None:
+                detail = {**detail, "active_jobs": jobs[:20]}
+                if await self._insert_slot(conn, name, slot_at, kind, "deferred", detail):
+                    ev.deferred += 1
+                    return False, slot_at
+                return False, follow_up
+            detail = {**detail, "active_jobs": jobs[:20], "pending_follow_up": _iso(follow_up)}
+            if await self._insert_slot(conn, name, slot_at, kind, "skipped_overlap", detail):
+                ev.skipped += 1
+            return False, follow_up
+        replacing = bool(jobs) and policy == "cancel_previous"
+        outcome = "replaced_previous" if replacing else "enqueued"
+        slot_id = await self._insert_slot(conn, name, slot_at, kind, outcome, detail)
+        if slot_id is None:
+            return False, follow_up  # already claimed (by an earlier evaluation)
+        if replacing:
+            # The ids of the jobs it cancelled (or signalled, when executing).
+            cancelled = sorted(await oban_jobs.cancel_jobs(conn, self.prefix, jobs))
+            await conn.execute(
+                "UPDATE powertools_cron_slots SET detail = detail || %(detail)s WHERE id = %(id)s",
+                {"id": slot_id, "detail": Jsonb({"cancelled_jobs": cancelled})},
+            )
+            ev.replaced += 1
+            jobs.clear()
+        job_id = await entries.enqueue_for_entry(conn, self.prefix, name, slot_at, kind)
+        await conn.execute(SET_SLOT_JOB, {"id": slot_id, "job_id": job_id})
+        jobs.append(job_id)
+        ev.enqueued += 1
+        return True, follow_up
+
+    async def _insert_slot(
+        self,
+        conn: Conn,
+        name: str,
+        slot_at: datetime,
+        kind: str,
+        outcome: str,
+        detail: Mapping[str, Any],
+    ) -> int | None:
+        cur = await conn.execute(
+            entries.INSERT_SLOT,
+            {
+                "name": name,
+                "slot_at": slot_at,
+                "kind": kind,
+                "outcome": outcome,
+                "job_id": None,
+                "claimed_by": self.node,
+                "detail": Jsonb(dict(detail)),
+            },
+        )
+        row = await cur.fetchone()
+        return None if row is None else int(row["id"])
+
+    async def _release_follow_up(self, conn: Conn, name: str, slot_at: datetime) -> int | None:
+        """Enqueue a deferred slot now that the entry's previous run has finished."""
+        cur = await conn.execute(
+            RELEASE_FOLLOW_UP,
+            {
+                "name": name,
+                "slot_at": slot_at,
+                "detail": Jsonb({"released_at": datetime.now(UTC).isoformat()}),
+            },
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None  # the deferred row is gone (entry history pruned): drop it
+        job_id = await entries.enqueue_for_entry(conn, self.prefix, name, slot_at, row["kind"])
+        await conn.execute(SET_SLOT_JOB, {"id": row["id"], "job_id": job_id})
+        return job_id
+
+    async def _active_jobs(
+        self, conn: Conn, rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, list[int]]:
+        """Active job ids per entry, for the entries whose overlap policy needs them."""
+        if not rows:
+            return {}
+        active: dict[str, list[int]] = {}
+        last_ids = {row["last_job_id"]: row["name"] for row in rows if row["last_job_id"]}
+        if last_ids:
+            cur = await conn.execute(ACTIVE_BY_ID, {"ids": list(last_ids)})
+            for found in await cur.fetchall():
+                active[last_ids[found["id"]]] = [found["id"]]
+        # cancel_previous must see every active job; the others only need a yes or no.
+        rest = [
+            row
+            for row in rows
+            if row["name"] not in active or row["overlap_policy"] == "cancel_previous"
+        ]
+        if rest:
+            cur = await conn.execute(
+                ACTIVE_BY_META,
+                {
+                    "queues": sorted({row["queue"] for row in rest}),
+                    "names": [row["name"] for row in rest],
+                },
+            )
+            wanted = {row["name"] for row in rest}
+            for found in await cur.fetchall():
+                if found["name"] in wanted:
+                    ids = active.setdefault(found["name"], [])
+                    if found["id"] not in ids:
+                        ids.append(found["id"])
+        return active
+
+    async def _expire_pauses(self, now: datetime) -> list[str]:
+        """Resume entries whose pause expired; each resume is audited with it."""
+        async with self.database.transaction() as conn:
+            cur = await conn.execute(EXPIRED_PAUSES, {"now": now})
+            expired = {row["name"]: row["pause_expires_at"] for row in await cur.fetchall()}
+            if not expired:
+                return []
+            names = sorted(expired)
+            before = await entries.snapshot_entries(conn, names, lock=False)
+            resumed = [name for name in names if await entries.resume_entry(conn, name)]
+            after = await entries.snapshot_entries(conn, resumed, lock=False)
+            for name in resumed:
+                await write_event(
+                    conn,
+                    action="cron.resumed",
+                    command="resume_cron_entry",
+                    resource_type="cron_entry",
+                    resource_id=name,
+                    principal=SYSTEM_PRINCIPAL,
+                    surface="system",
+                    outcome="succeeded",
+                    reason="pause expired",
+                    before=before.get(name),
+                    after=after.get(name),
+                    detail={
+                        "pause_expires_at": _iso(expired[name]),
+                        "resumed_by_node": self.node,
+                    },
+                )
+        for name in resumed:
+            logger.info("cron entry %r resumed: its pause expired", name)
+        return resumed

@@ -1,0 +1,167 @@
+"""The one module that touches oban's private extension registry (``oban._extensions``).
+
+oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
+process-global registry. Powertools registers two of them:
+
+``scheduler.build``
+    For an instance whose ``scheduler`` config carries a runtime
+    (``{"powertools": runtime}``), build Powertools' scheduler *instead of* oban's, so
+    code entries (which Powertools imports from oban's ``@worker(cron=...)``) are never
+    inserted twice.
+``stager.build``
+    For an instance whose ``stager`` config carries a runtime, build the stager the
+    previous hook (or oban's default) builds from the rest of the config, and return it
+    together with the queue-state applier as one looper. This is the hook that receives
+    the instance's ``producers``.
+
+Both wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
+without a runtime to it untouched, with the config unchanged. The runtime is taken out of
+a copy of the config before anything else sees it; the host's dict is not modified.
+:func:`install` is idempotent.
+
+Oban Pro for Python registers over the same hooks when it is installed (oban imports it
+automatically). Powertools does not chain with Pro: :func:`install` refuses to run when
+``oban_pro`` is importable, with an error saying so, rather than silently disabling one
+scheduler or the other. The rest of Powertools (pages, pipeline, audit) works either way.
+
+The hook names and signatures are those of oban 0.7; :func:`install` refuses other
+versions, and ``tests/integration/test_oban_hooks.py`` asserts each hook is really called.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = [
+    "CONFIG_KEY",
+    "HOOKS",
+    "ensure_no_oban_pro",
+    "install",
+    "installed",
+    "wrap_scheduler_build",
+    "wrap_stager_build",
+]
+
+CONFIG_KEY = "powertools"
+HOOKS = ("scheduler.build", "stager.build")
+SUPPORTED_OBAN = (0, 7)
+_MARK = "__oban_powertools_hook__"
+
+type Build = Callable[..., Any]
+
+
+def ensure_no_oban_pro() -> None:
+    if "oban_pro" in sys.modules or importlib.util.find_spec("oban_pro") is not None:
+        raise ConfigError(
+            "oban_pro",
+            "is installed, and oban-powertools' runtime does not chain with Oban Pro "
+            "(both replace oban's scheduler and stager hooks)",
+            "Run Powertools' scheduler without oban_pro installed, or keep Oban Pro and do "
+            "not pass powertools.oban_options() to Oban(...); the control plane works "
+            "either way",
+        )
+
+
+def _ensure_supported_oban() -> None:
+    version = metadata.version("oban")
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts != SUPPORTED_OBAN:
+        raise ConfigError(
+            "oban",
+            f"version {version} is not supported by these hooks (they target "
+            f"{SUPPORTED_OBAN[0]}.{SUPPORTED_OBAN[1]}.x)",
+            "Install oban>=0.7,<0.8 (the range oban-powertools declares).",
+        )
+
+
+def install() -> None:
+    """Register Powertools' hooks once per process (later calls change nothing)."""
+    ensure_no_oban_pro()
+    _ensure_supported_oban()
+    from oban._extensions import get_ext, put_ext
+    from oban._scheduler import build_scheduler
+    from oban._stager import build_stager
+
+    for name, default, wrap in (
+        ("scheduler.build", build_scheduler, wrap_scheduler_build),
+        ("stager.build", build_stager, wrap_stager_build),
+    ):
+        current = get_ext(name, default)
+        if not getattr(current, _MARK, False):
+            put_ext(name, wrap(current))
+
+
+def installed() -> bool:
+    from oban._extensions import get_ext
+
+    return all(getattr(get_ext(name, lambda: None), _MARK, False) for name in HOOKS)
+
+
+def _split(config: Mapping[str, Any] | None) -> tuple[Runtime | None, dict[str, Any]]:
+    from .runtime import Runtime
+
+    rest = dict(config or {})
+    runtime = rest.pop(CONFIG_KEY, None)
+    if runtime is not None and not isinstance(runtime, Runtime):
+        raise ConfigError(
+            CONFIG_KEY,
+            f"expected an oban_powertools Runtime, got {type(runtime).__name__}",
+            "Pass **powertools.oban_options() to Oban(...) instead of building the dict.",
+        )
+    return runtime, rest
+
+
+def _node_of(leader: Any) -> str:
+    # The scheduler.build hook gets the leader but not the node name; oban's Leader keeps
+    # it in _node. oban's own default is the fallback.
+    node = getattr(leader, "_node", None)
+    return node if isinstance(node, str) and node else f"{socket.gethostname()}.{os.getpid()}"
+
+
+def _prefix_of(query: Any) -> str:
+    prefix = getattr(query, "_prefix", "public")
+    return prefix if isinstance(prefix, str) else "public"
+
+
+def wrap_scheduler_build(previous: Build) -> Build:
+    """``scheduler.build`` that builds Powertools' scheduler for instances with a runtime."""
+
+    def build(config: dict[str, Any], *, leader: Any, notifier: Any, query: Any) -> Any:
+        runtime, rest = _split(config)
+        if runtime is None:
+            return previous(config, leader=leader, notifier=notifier, query=query)
+        return runtime.build_scheduler(
+            rest, leader=leader, node=_node_of(leader), prefix=_prefix_of(query)
+        )
+
+    setattr(build, _MARK, True)
+    build.previous = previous  # type: ignore[attr-defined]
+    return build
+
+
+def wrap_stager_build(previous: Build) -> Build:
+    """``stager.build`` that adds the queue-state applier for instances with a runtime."""
+
+    def build(config: dict[str, Any], *, notifier: Any, producers: Any, query: Any) -> Any:
+        runtime, rest = _split(config)
+        if runtime is None:
+            return previous(config, notifier=notifier, producers=producers, query=query)
+        stager = previous(rest, notifier=notifier, producers=producers, query=query)
+        return runtime.build_stager(
+            stager, producers=producers, notifier=notifier, prefix=_prefix_of(query)
+        )
+
+    setattr(build, _MARK, True)
+    build.previous = previous  # type: ignore[attr-defined]
+    return build

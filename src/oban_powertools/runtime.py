@@ -1,0 +1,298 @@
+"""Powertools inside an oban instance: the cron scheduler and the queue-state applier.
+
+A host wires it with the keyword arguments :meth:`Runtime.oban_options` returns (or
+``Powertools.oban_options()``, which builds the runtime)::
+
+    oban = Oban(pool=pool, queues={"default": 10}, node="web-1",
+                **powertools.oban_options())
+
+Those are ``scheduler={"powertools": runtime}`` and ``stager={"powertools": runtime}``;
+:mod:`.oban_hooks` (installed by ``oban_options``) recognises them when oban builds its
+components, so that instance gets
+
+* Powertools' :class:`~.cron.scheduler.CronScheduler` *instead of* oban's scheduler: the
+  code entries (``declare()`` and oban's ``@worker(cron=...)``) are synced to the
+  database when the instance starts and are scheduled from there, never by oban too;
+* oban's own stager wrapped together with a :class:`~.queues.applier.QueueStateApplier`,
+  which applies the stored queue decisions before the stager first wakes the producers.
+
+Each runtime belongs to one Oban instance (call ``oban_options()`` once per instance) and
+keeps a small connection pool of its own, open while the instance runs. Its prefix must
+be the instance's prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from .cron.declarations import SyncResult, code_entries, sync_declarations
+from .cron.entries import CronEntrySpec
+from .cron.expression import CronTimezoneError, load_timezone
+from .cron.scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
+from .db import Database
+from .errors import ConfigError
+from .queues.applier import NotifierLike, ProducerLike, QueueStateApplier
+
+if TYPE_CHECKING:
+    from .powertools import Powertools
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_KEY = "powertools"
+
+
+class Runtime:
+    """What Powertools runs inside one oban instance. See the module docstring.
+
+    ``declarations``: the code entries to sync (default: everything registered with
+    ``cron.declarations.declare`` when the instance starts); ``import_oban_cron`` also
+    takes over oban's ``@worker(cron=...)`` declarations. ``clock``, ``grace`` and
+    ``leader_poll_interval`` tune the scheduler's loop; ``queue_state_interval`` is how
+    often (seconds) stored queue decisions are re-read.
+    """
+
+    def __init__(
+        self,
+        powertools: Powertools,
+        *,
+        declarations: Sequence[CronEntrySpec] | None = None,
+        import_oban_cron: bool = True,
+        clock: Clock | None = None,
+        grace: timedelta = DEFAULT_GRACE,
+        leader_poll_interval: float = 1.0,
+        queue_state_interval: float = 5.0,
+        pool_max_size: int = 3,
+    ) -> None:
+        if leader_poll_interval <= 0:
+            raise ConfigError("leader_poll_interval", "must be positive", "Use e.g. 1.0 (seconds).")
+        if queue_state_interval <= 0:
+            raise ConfigError("queue_state_interval", "must be positive", "Use e.g. 5.0 (seconds).")
+        if not isinstance(grace, timedelta) or grace < timedelta(0):
+            raise ConfigError("grace", "must be a non-negative timedelta", "Use e.g. 3 minutes.")
+        self.powertools = powertools
+        self.declarations = None if declarations is None else list(declarations)
+        self.import_oban_cron = import_oban_cron
+        self.default_timezone = "Etc/UTC"
+        self._clock = clock
+        self._grace = grace
+        self._leader_poll_interval = leader_poll_interval
+        self._queue_state_interval = queue_state_interval
+        self._pool_max_size = pool_max_size
+        self.database = self._new_database()
+        self._opened = False
+        self._users = 0
+        self._lock = asyncio.Lock()
+        self.scheduler: CronScheduler | None = None
+        self.applier: QueueStateApplier | None = None
+
+    @property
+    def prefix(self) -> str:
+        return self.powertools.config.prefix
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def oban_options(
+        self,
+        *,
+        scheduler: Mapping[str, Any] | None = None,
+        stager: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The keyword arguments to pass to ``Oban(...)``; ``scheduler`` and ``stager``
+        are oban's own sub-configs (e.g. ``stager={"interval": 1.0}``) to carry along."""
+        from . import oban_hooks
+
+        oban_hooks.install()
+        return {
+            "scheduler": {**(scheduler or {}), CONFIG_KEY: self},
+            "stager": {**(stager or {}), CONFIG_KEY: self},
+        }
+
+    def build_scheduler(
+        self, config: Mapping[str, Any], *, leader: LeaderLike, node: str, prefix: str
+    ) -> SchedulerService:
+        """Called by the ``scheduler.build`` hook with oban's scheduler config (our key
+        removed). oban's ``timezone`` option becomes the default zone of imported
+        ``@worker(cron=...)`` declarations, as it was for oban's scheduler."""
+        if self.scheduler is not None:
+            raise ConfigError(
+                "oban_options",
+                "this runtime is already attached to an Oban instance",
+                "Call powertools.oban_options() once per Oban instance.",
+            )
+        self._check_prefix(prefix)
+        unknown = sorted(set(config) - {"timezone"})
+        if unknown:
+            raise ConfigError(
+                "scheduler",
+                f"unknown option(s) {', '.join(unknown)} for Powertools' scheduler",
+                "Only oban's 'timezone' option applies; tune the loop with "
+                "Runtime(grace=..., leader_poll_interval=...).",
+            )
+        if "timezone" in config:
+            try:
+                load_timezone(config["timezone"])
+            except CronTimezoneError as exc:
+                raise ConfigError("scheduler.timezone", str(exc), "Use an IANA name.") from exc
+            self.default_timezone = config["timezone"]
+        self.scheduler = CronScheduler(
+            self.database,
+            leader=leader,
+            node=node,
+            prefix=prefix,
+            clock=self._clock,
+            grace=self._grace,
+            poll_interval=self._leader_poll_interval,
+        )
+        return SchedulerService(self, self.scheduler)
+
+    def build_stager(
+        self,
+        stager: Any,
+        *,
+        producers: Mapping[str, ProducerLike],
+        notifier: NotifierLike,
+        prefix: str,
+    ) -> StagerService:
+        """Called by the ``stager.build`` hook with the stager oban (or a previous hook)
+        built; returns one looper running it and the queue-state applier."""
+        if self.applier is not None:
+            raise ConfigError(
+                "oban_options",
+                "this runtime is already attached to an Oban instance",
+                "Call powertools.oban_options() once per Oban instance.",
+            )
+        self._check_prefix(prefix)
+        self.applier = QueueStateApplier(
+            self.database, producers, notifier=notifier, interval=self._queue_state_interval
+        )
+        return StagerService(self, stager, self.applier)
+
+    def _check_prefix(self, prefix: str) -> None:
+        if prefix != self.prefix:
+            raise ConfigError(
+                "prefix",
+                f"the Oban instance uses prefix {prefix!r} but Powertools is configured "
+                f"for {self.prefix!r}",
+                "Pass the same schema to Oban(prefix=...) and Config(prefix=...).",
+            )
+
+    # -- declarations -------------------------------------------------------------------
+
+    def code_entries(self) -> list[CronEntrySpec]:
+        return code_entries(
+            self.declarations,
+            include_oban=self.import_oban_cron,
+            default_timezone=self.default_timezone,
+        )
+
+    async def sync_declarations(self) -> SyncResult:
+        """Write the code entries to the database (idempotent; every node does it)."""
+        specs = self.code_entries()
+        async with self.database.connection() as conn:
+            result = await sync_declarations(conn, specs)
+        if result.created or result.updated:
+            logger.info(
+                "cron declarations synced: %d created, %d updated",
+                len(result.created),
+                len(result.updated),
+            )
+        return result
+
+    # -- the shared pool ----------------------------------------------------------------
+
+    def _new_database(self) -> Database:
+        config = self.powertools.config
+        return Database(config.database_url, config.prefix, max_size=self._pool_max_size)
+
+    async def acquire(self) -> None:
+        """Open the runtime's pool for one more running component."""
+        async with self._lock:
+            if self._users == 0:
+                if self._opened:
+                    # psycopg pools cannot be reopened: an instance restarted after stop()
+                    # gets a fresh pool, and its components are pointed at it.
+                    self.database = self._new_database()
+                    for component in (self.scheduler, self.applier):
+                        if component is not None:
+                            component.database = self.database
+                await self.database.open()
+                self._opened = True
+            self._users += 1
+
+    async def release(self) -> None:
+        async with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                await self.database.close()
+
+
+class SchedulerService:
+    """The looper oban starts and stops in place of its scheduler."""
+
+    def __init__(self, runtime: Runtime, scheduler: CronScheduler) -> None:
+        self.runtime = runtime
+        self.scheduler = scheduler
+        self._started = False
+
+    async def start(self) -> None:
+        await self.runtime.acquire()
+        try:
+            await self.runtime.sync_declarations()
+            await self.scheduler.start()
+        except BaseException:
+            await self.runtime.release()
+            raise
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            await self.scheduler.stop()
+        finally:
+            await self.runtime.release()
+
+
+class StagerService:
+    """oban's stager and the queue-state applier as one looper.
+
+    The applier starts first: its initial apply pauses/scales the producers before the
+    stager's first pass can wake them to fetch.
+    """
+
+    def __init__(self, runtime: Runtime, stager: Any, applier: QueueStateApplier) -> None:
+        self.runtime = runtime
+        self.stager = stager
+        self.applier = applier
+        self._started = False
+
+    async def start(self) -> None:
+        await self.runtime.acquire()
+        try:
+            await self.applier.start()
+            try:
+                await self.stager.start()
+            except BaseException:
+                await self.applier.stop()
+                raise
+        except BaseException:
+            await self.runtime.release()
+            raise
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            await self.stager.stop()
+            await self.applier.stop()
+        finally:
+            await self.runtime.release()

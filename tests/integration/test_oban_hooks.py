@@ -1,0 +1,226 @@
+"""Contract tests for the oban hooks Powertools registers (oban 0.7's private registry).
+
+One test per hook proves ``Oban(...)`` really calls it with our config and really starts
+what it returns, and that an instance without our config gets oban's defaults. If an
+oban release renames or stops calling a hook, these fail first.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import oban._scheduler as oban_scheduler
+import pytest
+from oban import Oban, worker
+from oban._extensions import _extensions, get_ext, put_ext
+from oban._scheduler import Scheduler
+from oban._stager import Stager
+from psycopg_pool import AsyncConnectionPool
+
+from oban_powertools import ConfigError, Powertools, oban_hooks
+from oban_powertools.cron.entries import CronEntrySpec
+from oban_powertools.runtime import Runtime, SchedulerService, StagerService
+from tests.support.seams import make_powertools
+
+
+@pytest.fixture
+async def pt(db_url: str) -> AsyncIterator[Powertools]:
+    powertools = make_powertools(db_url)
+    async with powertools:
+        yield powertools
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[AsyncConnectionPool]:  # type: ignore[type-arg]
+    async with AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+def oban_cron_registry() -> Iterator[None]:
+    """Whatever a test registers with @worker(cron=...) is forgotten afterwards."""
+    saved = list(oban_scheduler._scheduled_entries)
+    yield
+    oban_scheduler._scheduled_entries[:] = saved
+
+
+@pytest.fixture
+def registry() -> Iterator[None]:
+    saved = dict(_extensions)
+    yield
+    _extensions.clear()
+    _extensions.update(saved)
+
+
+async def rows(pt: Powertools, sql: str) -> list[dict[str, Any]]:
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(sql)  # type: ignore[arg-type]
+        return list(await cur.fetchall())
+
+
+# -- scheduler.build -------------------------------------------------------------------------
+
+
+async def test_scheduler_build_replaces_obans_scheduler_and_syncs_declarations(
+    pt: Powertools,
+    pool: AsyncConnectionPool,
+    oban_cron_registry: None,  # type: ignore[type-arg]
+) -> None:
+    @worker(queue="reports", priority=2, cron={"expr": "0 3 * * *", "timezone": "Europe/Berlin"})
+    class NightlySync:
+        async def process(self, job: Any) -> None:
+            return None
+
+    explicit = CronEntrySpec(
+        name="hourly_digest", worker="app.Digest", expression="@hourly", overlap_policy="skip"
+    )
+    runtime = Runtime(pt, declarations=[explicit])
+    options = runtime.oban_options(scheduler={"timezone": "America/Chicago"})
+    oban = Oban(pool=pool, node="hooks-a", queues={"default": 1}, **options)
+
+    # Built by our hook, instead of oban's Scheduler (which must never run code entries).
+    assert isinstance(oban._scheduler, SchedulerService)
+    assert not isinstance(oban._scheduler, Scheduler)
+    assert runtime.scheduler is oban._scheduler.scheduler
+    assert runtime.scheduler.node == "hooks-a" and runtime.scheduler.prefix == "public"
+    assert runtime.default_timezone == "America/Chicago"
+    assert "powertools" in options["scheduler"]  # the host's dict is left as it was
+
+    await oban.start()
+    try:
+        assert runtime.scheduler.running
+        synced = await rows(
+            pt,
+            "SELECT name, source, worker, queue, expression, timezone, overlap_policy, "
+            "job_options FROM powertools_cron_entries ORDER BY name",
+        )
+    finally:
+        await oban.stop()
+    assert not runtime.scheduler.running
+    assert [(r["name"], r["source"], r["expression"], r["timezone"]) for r in synced] == [
+        ("hourly_digest", "code", "@hourly", "Etc/UTC"),
+        ("nightly_sync", "code", "0 3 * * *", "Europe/Berlin"),
+    ]
+    nightly = synced[1]
+    assert nightly["worker"].endswith("NightlySync") and nightly["queue"] == "reports"
+    assert nightly["job_options"]["priority"] == 2
+
+
+async def test_without_our_config_oban_builds_its_own_components(
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    oban_hooks.install()
+    oban = Oban(pool=pool, node="plain", queues={"default": 1}, stager={"interval": 0.5})
+    assert type(oban._scheduler) is Scheduler
+    assert type(oban._stager) is Stager and oban._stager._interval == 0.5
+
+
+# -- stager.build ----------------------------------------------------------------------------
+
+
+async def test_stager_build_runs_obans_stager_and_the_queue_state_applier(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    async with pt.db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO powertools_queue_states (queue, paused, limit_override) "
+            "VALUES ('default', true, 4)"
+        )
+    runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+    oban = Oban(
+        pool=pool,
+        node="hooks-b",
+        queues={"default": 10},
+        **runtime.oban_options(stager={"interval": 0.25}),
+    )
+    assert isinstance(oban._stager, StagerService)
+    # oban's own stager, built from the rest of the config, is inside
+    assert type(oban._stager.stager) is Stager and oban._stager.stager._interval == 0.25
+    assert runtime.applier is oban._stager.applier
+    assert runtime.applier._producers is oban._producers  # the hook's producers
+
+    await oban.start()
+    try:
+        info = oban.check_queue("default")
+        assert info is not None and info.paused and info.limit == 4
+        assert oban._stager.stager._loop_task is not None  # oban's stager runs too
+    finally:
+        await oban.stop()
+
+
+# -- chaining, idempotence, refusals -------------------------------------------------------------
+
+
+def test_hooks_delegate_untouched_and_chain_to_previous_registrations(
+    pt: Powertools, registry: None
+) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def previous_scheduler(config: dict[str, Any], **kw: Any) -> str:
+        calls.append(("scheduler", config))
+        return "their scheduler"
+
+    def previous_stager(config: dict[str, Any], **kw: Any) -> str:
+        calls.append(("stager", config))
+        return "their stager"
+
+    _extensions.clear()
+    put_ext("scheduler.build", previous_scheduler)
+    put_ext("stager.build", previous_stager)
+    oban_hooks.install()
+    oban_hooks.install()  # idempotent: no double wrapping
+    scheduler_build = get_ext("scheduler.build", previous_scheduler)
+    stager_build = get_ext("stager.build", previous_stager)
+    assert scheduler_build.previous is previous_scheduler  # type: ignore[attr-defined]
+    assert stager_build.previous is previous_stager  # type: ignore[attr-defined]
+    assert oban_hooks.installed()
+
+    plain = {"timezone": "UTC"}
+    assert scheduler_build(plain, leader=None, notifier=None, query=None) == "their scheduler"
+    assert stager_build(plain, notifier=None, producers={}, query=None) == "their stager"
+    assert calls == [("scheduler", plain), ("stager", plain)]
+    assert calls[0][1] is plain  # passed on as given
+
+    calls.clear()
+    runtime = Runtime(pt)
+    query = types.SimpleNamespace(_prefix="public")
+    built = stager_build(
+        {"interval": 2, "powertools": runtime}, notifier=None, producers={}, query=query
+    )
+    assert calls == [("stager", {"interval": 2})]  # previous hook builds the inner stager
+    assert isinstance(built, StagerService) and built.stager == "their stager"
+    leader = types.SimpleNamespace(_node="n1", is_leader=False)
+    built = scheduler_build({"powertools": runtime}, leader=leader, notifier=None, query=query)
+    assert isinstance(built, SchedulerService) and built.scheduler.node == "n1"
+    assert len(calls) == 1  # our scheduler replaces theirs for this instance
+
+
+def test_installed_oban_pro_is_refused_with_a_clear_error(
+    pt: Powertools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "oban_pro", types.ModuleType("oban_pro"))
+    with pytest.raises(ConfigError, match=r"^oban_pro: is installed.*does not chain"):
+        oban_hooks.install()
+    with pytest.raises(ConfigError, match="oban_pro"):
+        pt.oban_options()
+
+
+def test_misconfiguration_fails_when_oban_is_built(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    with pytest.raises(ConfigError, match=r"^prefix: the Oban instance uses prefix 'ops'"):
+        Oban(pool=pool, node="x", prefix="ops", **pt.oban_options())
+    with pytest.raises(ConfigError, match="unknown option"):
+        Oban(pool=pool, node="x", **pt.oban_options(scheduler={"interval": 5}))
+    with pytest.raises(ConfigError, match="expected an oban_powertools Runtime"):
+        oban_hooks.install()
+        Oban(pool=pool, node="x", scheduler={"powertools": object()})
+    options = pt.oban_options()
+    Oban(pool=pool, node="x", queues={"default": 1}, **options)
+    with pytest.raises(ConfigError, match="once per Oban instance"):
+        Oban(pool=pool, node="y", queues={"default": 1}, **options)
