@@ -1,4 +1,4 @@
-"""The example host's worker process: oban queues and the leader-run scheduler.
+"""The example host's worker process: oban queues, the scheduler leader, queue decisions.
 
 ``python -m examples.fastapi_host.worker``; stops cleanly on SIGINT/SIGTERM.
 """
@@ -11,7 +11,8 @@ import signal
 
 from oban import Oban
 
-from . import settings, workers  # noqa: F401  (registers the workers)
+from . import settings, workers  # noqa: F401  (registers the workers and cron entries)
+from .powertools_config import powertools
 
 log = logging.getLogger("example.worker")
 
@@ -23,12 +24,18 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Oban(pool=pool, queues=settings.QUEUES, shutdown_grace_period=5.0) as oban:
-            log.info(
-                "worker started: queues %s, leader=%s", sorted(settings.QUEUES), oban.is_leader
+        async with powertools:
+            oban = Oban(
+                pool=pool,
+                queues=settings.QUEUES,
+                shutdown_grace_period=5.0,
+                # Powertools' scheduler and queue-state applier run inside this instance.
+                **powertools.oban_options(),
             )
-            await stop.wait()
-            log.info("worker stopping")
+            async with oban:
+                log.info("worker started: queues %s", sorted(settings.QUEUES))
+                await stop.wait()
+                log.info("worker stopping")
     finally:
         await pool.close()
 

@@ -1,10 +1,13 @@
-"""The example host's background jobs."""
+"""The example host's background jobs and its cron schedule."""
 
 from __future__ import annotations
 
 import asyncio
 
 from oban import Job, worker
+
+from oban_powertools.cron.declarations import declare
+from oban_powertools.cron.entries import CronEntrySpec
 
 
 @worker(queue="default")
@@ -26,3 +29,30 @@ class SendEmail:
 class GenerateReport:
     async def process(self, job: Job) -> None:
         await asyncio.sleep(0.1)
+
+
+# The canonical entry of the first operator session. Declared in code, stored in the
+# database, so an operator can pause it without a deploy.
+NIGHTLY_SYNC = declare(
+    CronEntrySpec(
+        name="nightly_sync",
+        worker="examples.fastapi_host.workers.NightlySync",
+        expression="0 2 * * *",
+        timezone="Etc/UTC",
+        queue="default",
+        overlap_policy="queue_one",
+        catch_up_policy="latest",
+    )
+)
+
+declare(
+    CronEntrySpec(
+        name="hourly_digest",
+        worker="examples.fastapi_host.workers.SendEmail",
+        expression="15 * * * *",
+        timezone="Europe/Berlin",
+        queue="mailers",
+        args={"to": "digest@example.com"},
+        overlap_policy="skip",
+    )
+)
