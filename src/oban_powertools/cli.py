@@ -1,15 +1,24 @@
-"""The ``oban-powertools`` command: migrate now; install and doctor join it later."""
+"""The ``oban-powertools`` command: install, migrate, doctor.
+
+Thin wrappers: the work lives in :mod:`.install`, :mod:`.db.migrate` and :mod:`.doctor`.
+Exit status 0 means done (or all checks passed), 1 means a problem the output explains.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import click
 import psycopg
 
+from . import doctor as doctor_checks
 from .config import database_only
 from .db import migrate as migrations
 from .errors import PowertoolsError
+from .install import InstallError, InstallReport
+from .install import install as run_install
 
 database_url_option = click.option(
     "--database-url",
@@ -66,3 +75,145 @@ def migrate(database_url: str | None, prefix: str, show_status: bool, rollback: 
         raise click.ClickException(str(exc)) from exc
     except (OSError, psycopg.OperationalError) as exc:
         raise click.ClickException(f"cannot reach the database: {exc}") from exc
+
+
+project_dir_option = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The host project's root folder.",
+)
+
+DRY_RUN_VERBS = {"created": "would create", "patched": "would patch", "wrote": "would write"}
+
+
+def _print_install(report: InstallReport) -> None:
+    dry = ", dry run" if report.dry_run else ""
+    click.echo(
+        f"oban-powertools install in {report.project_dir} (package {report.package.module}{dry})"
+    )
+    width = max(len(step.path) for step in report.steps)
+    for step in report.steps:
+        verb = DRY_RUN_VERBS.get(step.verb, step.verb) if report.dry_run else step.verb
+        click.echo(f"  {verb:<12} {step.path:<{width}}  {step.note}".rstrip())
+    for diff in report.diffs:
+        click.echo("")
+        click.echo(diff.rstrip("\n"))
+    if report.snippet:
+        click.echo("")
+        click.echo("Add the mount to your app module by hand:")
+        click.echo("")
+        for line in report.snippet.splitlines():
+            click.echo(f"    {line}".rstrip())
+    elif any(s.verb == "patched" for s in report.steps) and not report.lifespan_wired:
+        click.echo("")
+        click.echo(
+            "Your app runs its own start-up code, so its lifespan is yours to edit: open the "
+            "library's pool there with `async with powertools:` (see powertools_config.py)."
+        )
+    click.echo("")
+    if report.dry_run:
+        click.echo("Dry run: nothing was written.")
+        return
+    if not report.changed:
+        click.echo("Nothing changed: every file is as install left it or as you edited it.")
+        return
+    auth_file = next(s.path for s in report.steps if s.path.endswith("ops_auth.py"))
+    serve = f"uvicorn {report.app_target}" if report.app_target else "your app"
+    click.echo("Next:")
+    click.echo(
+        f"  1. Make {auth_file} yours: it denies everything until current_actor, authorize "
+        "and audit_principal know your users."
+    )
+    click.echo("  2. With DATABASE_URL set: oban-powertools migrate")
+    click.echo(
+        f"  3. Start {serve} and your worker (an Oban instance with queues); "
+        "open /ops/jobs/ in the browser."
+    )
+    click.echo("  4. oban-powertools doctor --url http://127.0.0.1:8000/ops/jobs/")
+
+
+@main.command()
+@project_dir_option
+@click.option(
+    "--package",
+    help="The host package folder to write the starter files into "
+    "(detected when the project has exactly one).",
+)
+@click.option(
+    "--app",
+    "app",
+    help="The module file defining `app = FastAPI(...)` or `Starlette(...)` to mount in "
+    "(detected in the usual places when omitted).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+def install(project_dir: Path, package: str | None, app: str | None, dry_run: bool) -> None:
+    """Write starter auth and display seams and the config, and mount /ops/jobs.
+
+    Never overwrites a file: re-running changes nothing, and files you edited stay yours.
+    """
+    try:
+        report = run_install(project_dir, package=package, app=app, dry_run=dry_run)
+    except InstallError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write into the project: {exc}") from exc
+    _print_install(report)
+
+
+@main.command()
+@project_dir_option
+@click.option(
+    "--config",
+    "config_path",
+    help="module:attribute of the host's Config or of a function returning one "
+    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
+)
+@click.option("--database-url", help="PostgreSQL URL (default: the config's, else $DATABASE_URL).")
+@click.option("--prefix", help="Schema holding oban's tables and ours (default: the config's).")
+@click.option(
+    "--url",
+    help="Where the app serves the mount, e.g. http://127.0.0.1:8000/ops/jobs/ (checked only "
+    "when given).",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    type=click.Choice(doctor_checks.CHECKS),
+    help="Do not run this check (repeatable), e.g. --skip leader before workers start.",
+)
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds per network check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--ascii", "ascii_only", is_flag=True, help="Plain ASCII marks instead of ✓ ✗.")
+def doctor(
+    project_dir: Path,
+    config_path: str | None,
+    database_url: str | None,
+    prefix: str | None,
+    url: str | None,
+    skip: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+    ascii_only: bool,
+) -> None:
+    """Check, one line each, what a working control plane needs; print the fix for each gap."""
+    options = doctor_checks.DoctorOptions(
+        project_dir=project_dir,
+        config_path=config_path,
+        database_url=database_url,
+        prefix=prefix,
+        url=url,
+        skip=frozenset(skip),
+        timeout=timeout,
+    )
+    checks = asyncio.run(doctor_checks.run(options))
+    if as_json:
+        click.echo(doctor_checks.render_json(checks))
+    else:
+        ascii_only = ascii_only or not doctor_checks.can_print_marks(
+            getattr(sys.stdout, "encoding", None)
+        )
+        click.echo(doctor_checks.render_text(checks, ascii_only=ascii_only))
+    if doctor_checks.failed(checks):
+        sys.exit(1)

@@ -436,3 +436,12 @@ async def test_queue_decisions_are_persisted_and_signalled(pt: Powertools) -> No
         await pt.operator.scale_queue(OPERATOR, "mailers", 0, reason="zero")
     actions = [e["action"] for e in await audit(pt)]
     assert actions == ["queue.paused", "queue.scaled"]
+
+
+async def test_powertools_can_start_again_after_stop(db_url: str) -> None:
+    powertools = make_powertools(db_url)
+    for _ in range(2):  # e.g. one TestClient (one app lifespan) per test in a host's suite
+        async with powertools:
+            async with powertools.db.connection() as conn:
+                cur = await conn.execute("SELECT 1 AS one")
+                assert await cur.fetchone() == {"one": 1}

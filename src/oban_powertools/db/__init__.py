@@ -30,16 +30,26 @@ class Database:
     def __init__(self, database_url: str, prefix: str = "public", *, max_size: int = 5) -> None:
         self.database_url = database_url
         self.prefix = prefix
-        self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            database_url,
+        self.max_size = max_size
+        self.pool = self._new_pool()
+        self._used = False
+
+    def _new_pool(self) -> AsyncConnectionPool[Conn]:
+        return AsyncConnectionPool(
+            self.database_url,
             min_size=1,
-            max_size=max_size,
-            kwargs=connect_kwargs(prefix),
+            max_size=self.max_size,
+            kwargs=connect_kwargs(self.prefix),
             open=False,
             name="oban-powertools",
         )
 
     async def open(self) -> None:
+        # A closed psycopg pool cannot reopen; hosts whose tests run the app lifespan more
+        # than once (one TestClient per test) need a fresh one.
+        if self._used:
+            self.pool = self._new_pool()
+        self._used = True
         await self.pool.open(wait=True, timeout=10)
 
     async def close(self) -> None:
