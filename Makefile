@@ -1,5 +1,5 @@
 # The two commands. Everything they need is set up by the scripts in tools/.
-.PHONY: test demo env lint bench clean
+.PHONY: test demo env lint doctor bench clean
 
 PORT ?= 8000
 
@@ -14,6 +14,9 @@ env:
 
 lint:
 	tools/bootstrap && .venv/bin/ruff check src tests tools examples bench && .venv/bin/mypy
+
+doctor:
+	.venv/bin/oban-powertools doctor --config examples.fastapi_host.powertools_config:build_config --url http://127.0.0.1:$(PORT)/ops/jobs/
 
 clean:
 	-.venv/bin/python tools/pgcluster.py stop test

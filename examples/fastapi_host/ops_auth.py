@@ -35,4 +35,6 @@ class PowertoolsAuth:
         return False
 
     def audit_principal(self, actor: Any) -> Principal:
+        if not isinstance(actor, accounts.User):
+            raise TypeError(f"not a demo account: {type(actor).__name__}")
         return Principal(id=actor.username, type="user", label=actor.display_name)
