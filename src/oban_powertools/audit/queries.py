@@ -1,0 +1,169 @@
+"""Reading the audit log: filtered keyset pages (newest first), one event, a subject's trail.
+
+Filters are bound parameters of constant statements; an unset filter is NULL and matches
+everything. Bulk events (``resource_id = "bulk:N"``) list their targets in
+``detail.targets``, so a job's trail includes the bulk actions that touched it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, LiteralString
+
+from ..db import Conn
+from .writer import AuditEvent
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+LIST_EVENTS: LiteralString = """
+SELECT id, occurred_at, action, command, resource_type, resource_id, principal_id,
+       principal_type, principal_label, reason, preview_token, before, after, surface,
+       outcome, detail
+FROM powertools_audit_events
+WHERE (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
+  AND (%(resource_id)s::text IS NULL
+       OR resource_id = %(resource_id)s::text
+       OR (resource_id LIKE 'bulk:%%' AND detail->'targets' ? %(resource_id)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s::text OR command = %(action)s::text)
+  AND (%(actor)s::text IS NULL OR principal_id = %(actor)s::text)
+  AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s::text)
+  AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
+  AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s
+"""
+
+GET_EVENT: LiteralString = """
+SELECT id, occurred_at, action, command, resource_type, resource_id, principal_id,
+       principal_type, principal_label, reason, preview_token, before, after, surface,
+       outcome, detail
+FROM powertools_audit_events WHERE id = %(id)s
+"""
+
+# Distinct subjects of recent events, most recently touched first (bounded scan).
+RECENT_SUBJECTS: LiteralString = """
+SELECT resource_type, resource_id, max(id) AS last_id, max(occurred_at) AS last_at,
+       count(*)::int AS events
+FROM (SELECT id, occurred_at, resource_type, resource_id FROM powertools_audit_events
+      WHERE resource_id NOT LIKE 'bulk:%%'
+      ORDER BY id DESC LIMIT %(scan)s) recent
+GROUP BY resource_type, resource_id
+ORDER BY last_id DESC
+LIMIT %(limit)s
+"""
+
+DISTINCT_ACTIONS: LiteralString = """
+SELECT DISTINCT action FROM (SELECT action FROM powertools_audit_events
+                             ORDER BY id DESC LIMIT 5000) recent ORDER BY action
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    resource_type: str | None = None
+    resource_id: str | None = None
+    action: str | None = None
+    actor: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "resource_type": self.resource_type,
+            "resource_id": self.resource_id,
+            "action": self.action,
+            "actor": self.actor,
+            "outcome": self.outcome,
+            "since": self.since,
+            "until": self.until,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    events: list[AuditEvent]
+    next_before: int | None  # pass as ``before`` for the next (older) page
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSubject:
+    resource_type: str
+    resource_id: str
+    last_at: datetime
+    events: int
+
+
+def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        id=int(row["id"]),
+        occurred_at=row["occurred_at"],
+        action=row["action"],
+        command=row["command"],
+        resource_type=row["resource_type"],
+        resource_id=row["resource_id"],
+        principal_id=row["principal_id"],
+        principal_type=row["principal_type"],
+        principal_label=row["principal_label"],
+        reason=row["reason"],
+        preview_token=row["preview_token"],
+        before=row["before"],
+        after=row["after"],
+        surface=row["surface"],
+        outcome=row["outcome"],
+        detail=row["detail"] or {},
+    )
+
+
+async def list_events(
+    conn: Conn,
+    filters: AuditFilters | None = None,
+    *,
+    before: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> AuditPage:
+    """One page of events, newest first; ``before`` is the keyset cursor (an event id)."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    params = (filters or AuditFilters()).params() | {"before": before, "limit": limit + 1}
+    cur = await conn.execute(LIST_EVENTS, params)
+    rows = await cur.fetchall()
+    events = [event_from_row(r) for r in rows[:limit]]
+    next_before = events[-1].id if len(rows) > limit and events else None
+    return AuditPage(events, next_before)
+
+
+async def get_event(conn: Conn, event_id: int) -> AuditEvent | None:
+    cur = await conn.execute(GET_EVENT, {"id": event_id})
+    row = await cur.fetchone()
+    return event_from_row(row) if row else None
+
+
+async def events_for(
+    conn: Conn,
+    resource_type: str,
+    resource_id: str,
+    *,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> AuditPage:
+    """A subject's trail (including bulk events that named it), newest first."""
+    filters = AuditFilters(resource_type=resource_type, resource_id=resource_id, since=since)
+    return await list_events(conn, filters, limit=limit)
+
+
+async def recent_subjects(conn: Conn, *, limit: int = 20, scan: int = 2000) -> list[AuditSubject]:
+    cur = await conn.execute(RECENT_SUBJECTS, {"limit": limit, "scan": scan})
+    return [
+        AuditSubject(r["resource_type"], r["resource_id"], r["last_at"], r["events"])
+        for r in await cur.fetchall()
+    ]
+
+
+async def recent_actions(conn: Conn) -> list[str]:
+    """Event names seen recently, for the filter's choices."""
+    cur = await conn.execute(DISTINCT_ACTIONS)
+    return [r["action"] for r in await cur.fetchall()]

@@ -1,0 +1,219 @@
+"""Cron entries as pages show them: schedule in words, policies, next and last run, pauses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, LiteralString
+
+from ..cron.expression import (
+    CronExpression,
+    CronExpressionError,
+    CronTimezoneError,
+    load_timezone,
+    next_fire,
+)
+from ..db import Conn, Database
+from ..display import Display
+from ..seams import Resource
+from .common import now_utc, utc
+
+MAX_ENTRIES = 500
+RECENT_SLOTS = 25
+
+OVERLAP_WORDS = {
+    "allow": "a new run starts even while the previous one is still running",
+    "skip": "a slot is skipped while the previous run is still running",
+    "queue_one": "one follow-up run waits for the running one to finish",
+    "cancel_previous": "the running job is cancelled and replaced by the new run",
+}
+
+CATCH_UP_WORDS = {
+    "none": "minutes missed while paused or down are skipped",
+    "latest": "the latest missed minute runs once",
+    "all": "every missed minute runs, up to the catch-up limit",
+}
+
+LIST_ENTRIES: LiteralString = """
+SELECT e.name, e.source, e.worker, e.queue, e.args, e.job_options, e.expression, e.timezone,
+       e.overlap_policy, e.catch_up_policy, e.max_catch_up, e.paused, e.paused_at,
+       e.paused_by_id, e.paused_by_label, e.paused_reason, e.pause_expires_at,
+       e.evaluated_through, e.last_slot_at, e.last_job_id, e.follow_up_slot_at, e.version,
+       e.created_at, e.updated_at,
+       s.slot_at AS last_run_at, s.kind AS last_run_kind, s.outcome AS last_run_outcome,
+       coalesce(s.job_id, e.last_job_id) AS last_run_job_id,
+       j.state::text AS last_job_state
+FROM powertools_cron_entries e
+LEFT JOIN LATERAL (
+    SELECT slot_at, kind, outcome, job_id FROM powertools_cron_slots
+    WHERE entry_name = e.name ORDER BY slot_at DESC LIMIT 1
+) s ON true
+LEFT JOIN oban_jobs j ON j.id = coalesce(s.job_id, e.last_job_id)
+WHERE (%(name)s::text IS NULL OR e.name = %(name)s::text)
+ORDER BY e.name
+LIMIT %(limit)s
+"""
+
+RECENT_SLOTS_SQL: LiteralString = """
+SELECT s.id, s.slot_at, s.kind, s.outcome, s.job_id, s.claimed_at, s.claimed_by, s.detail,
+       j.state::text AS job_state
+FROM powertools_cron_slots s
+LEFT JOIN oban_jobs j ON j.id = s.job_id
+WHERE s.entry_name = %(name)s
+ORDER BY s.slot_at DESC, s.id DESC
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    at: datetime | None
+    kind: str | None
+    outcome: str | None
+    job_id: int | None
+    job_state: str | None  # None when the job was pruned (or never enqueued)
+
+
+@dataclass(frozen=True, slots=True)
+class CronEntryView:
+    key: str  # the entry's name as stored: the target of links and actions
+    name: str  # the name as the display policy shows it
+    source: str
+    worker: str
+    queue: str
+    args_json: str
+    expression: str
+    description: str
+    timezone: str
+    overlap_policy: str
+    overlap_words: str
+    catch_up_policy: str
+    catch_up_words: str
+    max_catch_up: int
+    paused: bool
+    paused_at: datetime | None
+    paused_by: str | None
+    paused_reason: str | None
+    pause_expires_at: datetime | None
+    next_run: datetime | None
+    schedule_error: str | None
+    last_run: LastRun
+    evaluated_through: datetime | None
+    follow_up_slot_at: datetime | None
+    version: int
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    id: int
+    slot_at: datetime | None
+    kind: str
+    outcome: str
+    job_id: int | None
+    job_state: str | None
+    claimed_at: datetime | None
+    claimed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class CronEntryDetail:
+    entry: CronEntryView
+    slots: list[SlotView]
+
+
+def schedule(
+    expression: str, timezone: str, now: datetime
+) -> tuple[str, datetime | None, str | None]:
+    """The expression in words and its next fire time, or why it cannot be evaluated."""
+    try:
+        expr = CronExpression.parse(expression)
+        tz = load_timezone(timezone)
+    except (CronExpressionError, CronTimezoneError) as exc:
+        return expression, None, str(exc)
+    return expr.describe(), next_fire(expr, tz, now), None
+
+
+def entry_view(display: Display, row: Mapping[str, Any], now: datetime) -> CronEntryView:
+    resource = Resource("cron_entry", row["name"])
+    description, next_run, error = schedule(row["expression"], row["timezone"], now)
+    return CronEntryView(
+        key=row["name"],
+        name=display.text("cron_entry", row["name"], resource=resource, field="name"),
+        source=row["source"],
+        worker=display.text("worker", row["worker"], resource=resource, field="worker"),
+        queue=display.text("queue", row["queue"], resource=resource, field="queue"),
+        args_json=display.json("cron_args", row["args"], resource=resource)[0],
+        expression=row["expression"],
+        description=description,
+        timezone=row["timezone"],
+        overlap_policy=row["overlap_policy"],
+        overlap_words=OVERLAP_WORDS.get(row["overlap_policy"], ""),
+        catch_up_policy=row["catch_up_policy"],
+        catch_up_words=CATCH_UP_WORDS.get(row["catch_up_policy"], ""),
+        max_catch_up=row["max_catch_up"],
+        paused=row["paused"],
+        paused_at=utc(row["paused_at"]),
+        paused_by=display.optional(
+            "principal", row["paused_by_label"], resource=resource, field="paused_by_label"
+        ),
+        paused_reason=display.optional(
+            "reason", row["paused_reason"], resource=resource, field="paused_reason"
+        ),
+        pause_expires_at=utc(row["pause_expires_at"]),
+        next_run=next_run,
+        schedule_error=error,
+        last_run=LastRun(
+            at=utc(row["last_run_at"] or row["last_slot_at"]),
+            kind=row["last_run_kind"],
+            outcome=row["last_run_outcome"],
+            job_id=row["last_run_job_id"],
+            job_state=row["last_job_state"],
+        ),
+        evaluated_through=utc(row["evaluated_through"]),
+        follow_up_slot_at=utc(row["follow_up_slot_at"]),
+        version=row["version"],
+        updated_at=utc(row["updated_at"]),
+    )
+
+
+async def fetch_entries(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
+    cur = await conn.execute(LIST_ENTRIES, {"name": name, "limit": MAX_ENTRIES})
+    return [dict(r) for r in await cur.fetchall()]
+
+
+async def list_entries(
+    db: Database, display: Display, *, now: datetime | None = None
+) -> list[CronEntryView]:
+    now = now or now_utc()
+    async with db.connection() as conn:
+        rows = await fetch_entries(conn)
+    return [entry_view(display, r, now) for r in rows]
+
+
+async def entry_detail(
+    db: Database, display: Display, name: str, *, now: datetime | None = None
+) -> CronEntryDetail | None:
+    now = now or now_utc()
+    async with db.connection() as conn:
+        rows = await fetch_entries(conn, name)
+        if not rows:
+            return None
+        cur = await conn.execute(RECENT_SLOTS_SQL, {"name": name, "limit": RECENT_SLOTS})
+        slot_rows = await cur.fetchall()
+    resource = Resource("cron_entry", name)
+    slots = [
+        SlotView(
+            id=s["id"],
+            slot_at=utc(s["slot_at"]),
+            kind=s["kind"],
+            outcome=s["outcome"],
+            job_id=s["job_id"],
+            job_state=s["job_state"],
+            claimed_at=utc(s["claimed_at"]),
+            claimed_by=display.text("node", s["claimed_by"], resource=resource, field="claimed_by"),
+        )
+        for s in slot_rows
+    ]
+    return CronEntryDetail(entry_view(display, rows[0], now), slots)

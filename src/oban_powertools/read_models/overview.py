@@ -1,0 +1,304 @@
+"""The diagnosis-first overview: what needs attention, why, and where to go next.
+
+Each attention item names its next paths with their owner: a native page here, the Oban
+Web bridge (only when configured), or a step the host owns. Everything is bounded: lists
+are capped and counts stop at a cap or come from oban's planner estimate, and say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, LiteralString
+from urllib.parse import urlencode
+
+from ..db import Database
+from ..display import Display
+from ..seams import Resource
+from . import audit as audit_model
+from . import jobs as jobs_model
+from .common import (
+    BRIDGE,
+    HOST,
+    NATIVE,
+    Count,
+    NextPath,
+    ago,
+    duration,
+    now_utc,
+    state_counts,
+    stuck_after_seconds,
+    utc,
+)
+
+type Severity = Literal["critical", "warning", "info"]
+
+PAUSED_ENTRIES: LiteralString = """
+SELECT name, paused_at, paused_by_label, paused_reason, pause_expires_at
+FROM powertools_cron_entries WHERE paused
+ORDER BY paused_at DESC LIMIT %(limit)s
+"""
+
+PAUSED_QUEUES: LiteralString = """
+SELECT queue, changed_by_label, reason, updated_at, false AS undecided
+FROM powertools_queue_states WHERE paused
+UNION ALL
+SELECT DISTINCT p.queue, NULL, NULL, NULL::timestamptz, true
+FROM oban_producers p
+WHERE (p.meta->>'paused')::boolean
+  AND NOT EXISTS (SELECT 1 FROM powertools_queue_states s WHERE s.queue = p.queue)
+ORDER BY updated_at DESC NULLS LAST
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    kind: str
+    severity: Severity
+    title: str
+    why: str
+    since: datetime | None
+    next: list[NextPath] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    attention: list[Attention]
+    counts: dict[str, Count]
+    failing: list[jobs_model.FailingWorker]
+    stuck: list[jobs_model.StuckJob]
+    discarded: list[jobs_model.DiscardedJob]
+    recent_actions: list[audit_model.AuditRow]
+    include_audit: bool
+    checked: list[str]
+    generated_at: datetime
+    stuck_after: int
+
+
+def _query(path: str, **params: str) -> str:
+    return f"{path}?{urlencode(params)}"
+
+
+async def overview(
+    db: Database,
+    display: Display,
+    *,
+    bridge: bool = False,
+    extra: Mapping[str, Any] | None = None,
+    include_audit: bool = True,
+    now: datetime | None = None,
+) -> Overview:
+    now = now or now_utc()
+    stuck_after = stuck_after_seconds(extra or {})
+    async with db.connection() as conn:
+        cur = await conn.execute(PAUSED_ENTRIES, {"limit": 50})
+        paused_entries = await cur.fetchall()
+        cur = await conn.execute(PAUSED_QUEUES, {"limit": 50})
+        paused_queues = await cur.fetchall()
+        failing = await jobs_model.failing_workers(conn, display)
+        stuck = await jobs_model.stuck_jobs(conn, display, stuck_after=stuck_after)
+        discarded = await jobs_model.recent_discarded(conn, display)
+        counts = await state_counts(conn)
+    # Audit rows name actors and reasons: only for viewers who may read the audit log.
+    recent = await audit_model.recent_events(db, display, limit=8) if include_audit else []
+
+    items: list[Attention] = []
+    for e in paused_entries:
+        items.append(_paused_entry(display, e, now, bridge))
+    for q in paused_queues:
+        items.append(_paused_queue(display, q, now, bridge))
+    for job in stuck:
+        items.append(_stuck(job, now, stuck_after))
+    for worker in failing:
+        items.append(_failing(worker, now, bridge))
+    if discarded and not counts["discarded"].zero:
+        items.append(_discarded(counts["discarded"], discarded[0], now, bridge))
+    order = {"critical": 0, "warning": 1, "info": 2}
+    items.sort(key=lambda a: order[a.severity])
+    return Overview(
+        attention=items,
+        counts=counts,
+        failing=failing,
+        stuck=stuck,
+        discarded=discarded,
+        recent_actions=recent,
+        include_audit=include_audit,
+        checked=[
+            "paused cron entries",
+            "paused queues",
+            f"jobs executing longer than {duration(stuck_after)} or on a node without a live "
+            "producer",
+            "failing workers (retryable now, discarded in the last 24 hours)",
+            "discarded jobs",
+        ],
+        generated_at=now,
+        stuck_after=stuck_after,
+    )
+
+
+def _paused_entry(display: Display, e: Mapping[str, Any], now: datetime, bridge: bool) -> Attention:
+    name = e["name"]
+    resource = Resource("cron_entry", name)
+    shown = display.text("cron_entry", name, resource=resource, field="name")
+    by = display.optional(
+        "principal", e["paused_by_label"], resource=resource, field="paused_by_label"
+    )
+    reason = display.optional(
+        "reason", e["paused_reason"], resource=resource, field="paused_reason"
+    )
+    paused_at = utc(e["paused_at"])
+    why = f"Paused by {by or 'an unknown actor'} {ago(paused_at, now)}"
+    why += f": '{reason}'." if reason else " (no reason recorded)."
+    why += " The scheduler claims no slot until resumed."
+    expires = utc(e["pause_expires_at"])
+    if expires:
+        why += f" The pause ends by itself {ago(expires, now)}."
+    paths = [
+        NextPath("Resume cron entry", NATIVE, f"/cron/{name}"),
+        NextPath(
+            "Evidence for this entry",
+            NATIVE,
+            _query("/forensics", resource_type="cron_entry", resource_id=name),
+        ),
+        NextPath(
+            "Check the upstream system or runbook before resuming",
+            HOST,
+            note="The reason for the pause lives outside Powertools.",
+        ),
+    ]
+    if bridge:
+        paths.append(NextPath("Inspect cron in Oban Web", BRIDGE, "/oban/crons"))
+    return Attention(
+        "cron_paused", "warning", f"Cron entry {shown} is paused", why, paused_at, paths
+    )
+
+
+def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge: bool) -> Attention:
+    name = q["queue"]
+    resource = Resource("queue", name)
+    shown = display.text("queue", name, resource=resource, field="queue")
+    if q["undecided"]:
+        why = (
+            "Paused on at least one node without a stored decision (paused in code or outside "
+            "Powertools); a restart may resume it."
+        )
+        since = None
+    else:
+        by = display.optional(
+            "principal", q["changed_by_label"], resource=resource, field="changed_by_label"
+        )
+        reason = display.optional("reason", q["reason"], resource=resource, field="reason")
+        since = utc(q["updated_at"])
+        why = f"Paused by {by or 'an unknown actor'} {ago(since, now)}"
+        why += f": '{reason}'." if reason else "."
+        why += " No node fetches new jobs from it, including nodes that restart."
+    paths = [
+        NextPath("Resume queue", NATIVE, "/queues"),
+        NextPath(
+            "Evidence for this queue",
+            NATIVE,
+            _query("/forensics", resource_type="queue", resource_id=name),
+        ),
+    ]
+    if bridge:
+        paths.append(NextPath("Inspect queue in Oban Web", BRIDGE, "/oban/queues"))
+    return Attention("queue_paused", "warning", f"Queue {shown} is paused", why, since, paths)
+
+
+def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attention:
+    running = duration(job.running_seconds or 0)
+    if job.orphaned:
+        why = (
+            f"Executing for {running} on {job.node}, which has no live producer: the node is "
+            "gone or stuck, and the job will not finish there."
+        )
+        severity: Severity = "critical"
+    else:
+        why = f"Executing for {running} on {job.node} (longer than {duration(stuck_after)})."
+        severity = "warning"
+    return Attention(
+        "stuck_job",
+        severity,
+        f"Job {job.id} ({job.worker}) looks stuck",
+        why,
+        job.attempted_at,
+        [
+            NextPath(
+                "Evidence for this job",
+                NATIVE,
+                _query("/forensics", resource_type="job", resource_id=str(job.id)),
+            ),
+            NextPath("Cancel or retry the job", NATIVE, f"/jobs/{job.id}"),
+            NextPath(
+                "Check the node's health in the host's infrastructure",
+                HOST,
+                note="Node restarts and capacity are host-owned.",
+            ),
+        ],
+    )
+
+
+def _failing(worker: jobs_model.FailingWorker, now: datetime, bridge: bool) -> Attention:
+    bound = "at least " if worker.sampled else ""
+    parts = []
+    if worker.retryable:
+        parts.append(f"{bound}{worker.retryable} retryable")
+    if worker.discarded:
+        parts.append(f"{bound}{worker.discarded} discarded in the last 24 hours")
+    when = ago(worker.last_failed_at, now) if worker.last_failed_at else "at an unknown time"
+    why = f"{' and '.join(parts).capitalize()}; last failure {when}"
+    why += f": {worker.last_error}" if worker.last_error else "."
+    paths = [
+        NextPath(
+            "Failing jobs of this worker",
+            NATIVE,
+            _query(
+                "/jobs",
+                worker=worker.worker,
+                state="retryable" if worker.retryable else "discarded",
+            ),
+        ),
+        NextPath(
+            "Evidence for the latest failure",
+            NATIVE,
+            _query("/forensics", resource_type="job", resource_id=str(worker.last_job_id)),
+        ),
+        NextPath(
+            "Fix the worker or its upstream dependency",
+            HOST,
+            note="Worker code and the systems it calls are host-owned.",
+        ),
+    ]
+    if bridge:
+        paths.append(NextPath("Error charts in Oban Web", BRIDGE, "/oban/jobs"))
+    severity: Severity = "critical" if worker.discarded else "warning"
+    return Attention(
+        "failing_worker",
+        severity,
+        f"Worker {worker.worker} is failing",
+        why,
+        worker.last_failed_at,
+        paths,
+    )
+
+
+def _discarded(
+    count: Count, latest: jobs_model.DiscardedJob, now: datetime, bridge: bool
+) -> Attention:
+    estimate = " (estimate)" if count.kind == "estimate" else ""
+    plural = "" if count.kind == "exact" and count.value == 1 else "s"
+    why = (
+        f"{count}{estimate} discarded job{plural} will not run again; the latest, job {latest.id} "
+        f"({latest.worker}), after {latest.attempt} of {latest.max_attempts} attempts "
+        f"{ago(latest.discarded_at, now)}."
+    )
+    paths = [
+        NextPath("Review discarded jobs (retry in bulk)", NATIVE, "/jobs?state=discarded"),
+    ]
+    if bridge:
+        paths.append(
+            NextPath("Browse discarded jobs in Oban Web", BRIDGE, "/oban/jobs?state=discarded")
+        )
+    return Attention("discarded", "info", "Discarded jobs", why, latest.discarded_at, paths)

@@ -1,0 +1,217 @@
+"""Queues across nodes: what each node reports, the stored decision, and bounded counts.
+
+``oban_producers`` is what nodes say right now (one row per node and queue, refreshed
+every 15 s); ``powertools_queue_states`` is the operator's persisted decision, which nodes
+re-apply after a restart. The page shows both and says where they disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, LiteralString
+
+from ..db import Conn, Database
+from ..display import Display
+from ..seams import Resource
+from .common import PRODUCER_LIVE_SECONDS, Count, utc
+
+QUEUE_STATES = ("available", "scheduled", "executing", "retryable")
+QUEUE_COUNT_CAP = 1000
+MAX_QUEUES = 500
+FRESH_SECONDS = 45  # three missed refreshes make a node "stale", then "gone" after 90 s
+
+QUEUE_NAMES: LiteralString = """
+SELECT n.queue, s.paused, s.limit_override, s.changed_by_label, s.reason,
+       s.updated_at AS decided_at, s.version
+FROM (SELECT queue FROM oban_producers UNION SELECT queue FROM powertools_queue_states) n
+LEFT JOIN powertools_queue_states s ON s.queue = n.queue
+WHERE (%(queue)s::text IS NULL OR n.queue = %(queue)s::text)
+ORDER BY n.queue
+LIMIT %(limit)s
+"""
+
+PRODUCERS: LiteralString = """
+SELECT uuid::text AS uuid, node, queue, name, meta, started_at, updated_at,
+       extract(epoch FROM timezone('UTC', now()) - updated_at)::int AS age_seconds
+FROM oban_producers
+WHERE queue = ANY(%(queues)s)
+ORDER BY queue, node, started_at
+"""
+
+QUEUE_COUNTS: LiteralString = """
+SELECT q.queue, s.state,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM oban_jobs j
+            WHERE j.state = s.state::oban_job_state AND j.queue = q.queue
+            LIMIT %(cap)s) capped)::bigint AS n
+FROM unnest(%(queues)s::text[]) AS q(queue)
+CROSS JOIN unnest(%(states)s::text[]) AS s(state)
+"""
+
+ESTIMATE: LiteralString = "SELECT oban_count_estimate(%(state)s, %(queue)s)::bigint AS n"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    node: str
+    limit: int | None
+    paused: bool
+    started_at: datetime | None
+    updated_at: datetime | None
+    age_seconds: int
+    freshness: str  # "fresh", "stale", "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    key: str  # the queue's name as stored: the target of links and actions
+    name: str  # the name as the display policy shows it
+    decided_paused: bool | None  # None: no stored decision
+    limit_override: int | None
+    decided_by: str | None
+    decision_reason: str | None
+    decided_at: datetime | None
+    nodes: list[NodeView]
+    counts: dict[str, Count]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paused(self) -> bool:
+        if self.decided_paused is not None:
+            return self.decided_paused
+        live = [n for n in self.nodes if n.freshness != "gone"]
+        return bool(live) and all(n.paused for n in live)
+
+    @property
+    def live_nodes(self) -> int:
+        return sum(1 for n in self.nodes if n.freshness != "gone")
+
+    @property
+    def effective_limit(self) -> int | None:
+        if self.limit_override is not None:
+            return self.limit_override
+        limits = [n.limit for n in self.nodes if n.limit is not None]
+        return max(limits) if limits else None
+
+
+def _freshness(age: int) -> str:
+    if age <= FRESH_SECONDS:
+        return "fresh"
+    if age <= PRODUCER_LIVE_SECONDS:
+        return "stale"
+    return "gone"
+
+
+def _limit(meta: Any) -> int | None:
+    value = meta.get("local_limit") if isinstance(meta, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def queue_counts(conn: Conn, queues: Sequence[str]) -> dict[str, dict[str, Count]]:
+    if not queues:
+        return {}
+    cur = await conn.execute(
+        QUEUE_COUNTS,
+        {"queues": list(queues), "states": list(QUEUE_STATES), "cap": QUEUE_COUNT_CAP + 1},
+    )
+    counts: dict[str, dict[str, Count]] = {q: {} for q in queues}
+    for row in await cur.fetchall():
+        n = int(row["n"])
+        if n <= QUEUE_COUNT_CAP:
+            counts[row["queue"]][row["state"]] = Count(n)
+            continue
+        est = await conn.execute(ESTIMATE, {"state": row["state"], "queue": row["queue"]})
+        estimate_row = await est.fetchone()
+        estimate = int(estimate_row["n"]) if estimate_row else 0
+        counts[row["queue"]][row["state"]] = (
+            Count(estimate, "estimate")
+            if estimate > QUEUE_COUNT_CAP
+            else Count(QUEUE_COUNT_CAP, "at_least")
+        )
+    return counts
+
+
+async def list_queues(
+    db: Database, display: Display, *, queue: str | None = None
+) -> list[QueueView]:
+    async with db.connection() as conn:
+        cur = await conn.execute(QUEUE_NAMES, {"queue": queue, "limit": MAX_QUEUES})
+        decisions = await cur.fetchall()
+        names = [r["queue"] for r in decisions]
+        cur = await conn.execute(PRODUCERS, {"queues": names})
+        producers = await cur.fetchall()
+        counts = await queue_counts(conn, names)
+    by_queue: dict[str, list[dict[str, Any]]] = {}
+    for p in producers:
+        by_queue.setdefault(p["queue"], []).append(dict(p))
+    views = []
+    for d in decisions:
+        name = d["queue"]
+        resource = Resource("queue", name)
+        nodes = [
+            NodeView(
+                node=display.text("node", p["node"], resource=resource, field="node"),
+                limit=_limit(p["meta"]),
+                paused=bool((p["meta"] or {}).get("paused", False)),
+                started_at=utc(p["started_at"]),
+                updated_at=utc(p["updated_at"]),
+                age_seconds=int(p["age_seconds"] or 0),
+                freshness=_freshness(int(p["age_seconds"] or 0)),
+            )
+            for p in by_queue.get(name, [])
+        ]
+        view = QueueView(
+            name=display.text("queue", name, resource=resource, field="queue"),
+            key=name,
+            decided_paused=d["paused"],
+            limit_override=d["limit_override"],
+            decided_by=display.optional(
+                "principal", d["changed_by_label"], resource=resource, field="changed_by_label"
+            ),
+            decision_reason=display.optional(
+                "reason", d["reason"], resource=resource, field="reason"
+            ),
+            decided_at=utc(d["decided_at"]),
+            nodes=nodes,
+            counts=counts.get(name, {}),
+        )
+        view.notes.extend(_disagreements(view))
+        views.append(view)
+    return views
+
+
+def _disagreements(view: QueueView) -> list[str]:
+    """Where nodes do not (yet) run what the stored decision says."""
+    notes = []
+    live = [n for n in view.nodes if n.freshness != "gone"]
+    if not live:
+        notes.append("No live node runs this queue; the stored decision applies when one starts.")
+        return notes
+    if view.decided_paused is True:
+        running = [n.node for n in live if not n.paused]
+        if running:
+            notes.append(
+                "Paused by decision, but still fetching on "
+                + ", ".join(running[:5])
+                + " (the signal may not have arrived yet)."
+            )
+    elif view.decided_paused is False:
+        paused = [n.node for n in live if n.paused]
+        if paused:
+            notes.append("Paused on " + ", ".join(paused[:5]) + " although the decision is resume.")
+    elif any(n.paused for n in live):
+        notes.append("Paused on some nodes without a stored decision (paused outside Powertools).")
+    if view.limit_override is not None:
+        other = [n.node for n in live if n.limit is not None and n.limit != view.limit_override]
+        if other:
+            notes.append(
+                f"Scaled to {view.limit_override}, but "
+                + ", ".join(other[:5])
+                + " still report another limit."
+            )
+    stale = [n.node for n in view.nodes if n.freshness != "fresh"]
+    if stale:
+        notes.append("Not heard from recently: " + ", ".join(stale[:5]) + ".")
+    return notes

@@ -1,0 +1,143 @@
+"""Who is asking and what they may see or do: the host's auth seam, called on every request.
+
+Every handler starts with :func:`require` (page views) or :func:`require_actor` plus
+:func:`check_csrf` (state-changing POSTs). Failures raise, and the app's exception handlers
+turn them into a login redirect or 401, a 403 page without data, or a refused form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+
+from ..display import Display
+from ..seams import Principal, Resource, resolve
+from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin, trusted_origins
+
+if TYPE_CHECKING:
+    from ..powertools import Powertools
+
+
+class NotSignedIn(Exception):
+    """No actor: redirect to the host's login page, or 401."""
+
+
+class Forbidden(Exception):
+    """An actor without the permission: a 403 page that shows no data."""
+
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+        super().__init__(permission)
+
+
+class CsrfRejected(Exception):
+    """A state-changing request without a valid token or from another origin."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
+
+
+class Plane:
+    """What the control plane's handlers share: the Powertools, display, CSRF, bridge."""
+
+    def __init__(self, powertools: Powertools) -> None:
+        self.powertools = powertools
+        config = powertools.config
+        self.config = config
+        self.display = Display(config.display, "page")
+        secret = config.extra.get("csrf_secret")
+        self.csrf = Csrf(secret if isinstance(secret, str | bytes) and secret else None)
+        self.trusted = trusted_origins(config.extra)
+        self.bridge_url = config.bridge_url
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def bridge_configured(self) -> bool:
+        return self.bridge_url is not None
+
+    async def ensure_started(self) -> None:
+        # Mounted apps get no lifespan events: the first request opens the pool. start() is
+        # idempotent; the lock keeps two concurrent first requests from opening it twice.
+        async with self._start_lock:
+            await self.powertools.start()
+
+
+def plane_of(request: Request) -> Plane:
+    return cast(Plane, request.app.state.plane)
+
+
+@dataclass(slots=True)
+class Viewer:
+    """The signed-in actor of one request, with memoised authorization answers."""
+
+    actor: Any
+    principal: Principal
+    label: str
+    csrf_token: str
+    plane: Plane
+    _answers: dict[tuple[str, str, str | None], bool] = field(default_factory=dict)
+
+    async def can(self, action: str, resource: Resource) -> bool:
+        key = (action, resource.type, resource.id)
+        if key not in self._answers:
+            answer = await resolve(self.plane.config.auth.authorize(self.actor, action, resource))
+            # Only a real True grants: a truthy non-bool from a sloppy seam is a denial.
+            self._answers[key] = answer is True
+        return self._answers[key]
+
+    async def can_any(self, checks: Iterable[tuple[str, Resource]]) -> bool:
+        for action, resource in checks:
+            if await self.can(action, resource):
+                return True
+        return False
+
+    async def sees_bridge(self) -> bool:
+        return self.plane.bridge_configured and await self.can(
+            "view_oban_web", Resource("oban_web")
+        )
+
+
+async def current_viewer(request: Request) -> Viewer | None:
+    plane = plane_of(request)
+    await plane.ensure_started()
+    actor = await resolve(plane.config.auth.current_actor(request))
+    if actor is None:
+        return None
+    principal = await plane.powertools.pipeline.principal(actor)
+    return Viewer(
+        actor=actor,
+        principal=principal,
+        label=plane.display.text("principal", principal.label, field="principal_label"),
+        csrf_token=plane.csrf.token(principal.id),
+        plane=plane,
+    )
+
+
+async def require_actor(request: Request) -> Viewer:
+    viewer = await current_viewer(request)
+    if viewer is None:
+        raise NotSignedIn()
+    return viewer
+
+
+async def require(request: Request, permission: str, resource: Resource) -> Viewer:
+    """The signed-in actor, if the host grants ``permission`` on ``resource``."""
+    viewer = await require_actor(request)
+    if not await viewer.can(permission, resource):
+        raise Forbidden(permission)
+    return viewer
+
+
+async def check_csrf(request: Request, form: FormData, viewer: Viewer) -> None:
+    plane = viewer.plane
+    if not same_origin(request, plane.trusted):
+        raise CsrfRejected("the request did not come from a page of this site")
+    token = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not isinstance(token, str) or not plane.csrf.verify(token, viewer.principal.id):
+        raise CsrfRejected("the form's security token is missing, expired or not yours")

@@ -1,0 +1,94 @@
+"""``/jobs`` and ``/jobs/{id}``: filtered keyset lists, details, single and bulk actions."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ...forensics import build_bundle
+from ...read_models import jobs as jobs_model
+from ...read_models.common import JOB_STATES
+from ...seams import Resource
+from ..access import plane_of, require
+from ..pages import not_found, page
+from ..templating import is_poll
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        return int(raw)
+    return None
+
+
+async def job_list(request: Request) -> Response:
+    viewer = await require(request, "view_jobs", Resource("job"))
+    plane = plane_of(request)
+    try:
+        filters = jobs_model.JobFilters.from_query(request.query_params)
+    except jobs_model.FilterError as exc:
+        return await page(
+            request,
+            viewer,
+            "jobs.html",
+            {
+                "error": str(exc),
+                "filters": jobs_model.JobFilters(),
+                "listing": None,
+                "states": JOB_STATES,
+                "bulk": {},
+            },
+            section="jobs",
+            status_code=400,
+        )
+    listing = await jobs_model.list_jobs(
+        plane.powertools.db,
+        plane.display,
+        filters,
+        before=_cursor(request.query_params.get("before")),
+    )
+    family = Resource("job")
+    bulk = {name: await viewer.can(name, family) for name in jobs_model.JOB_ACTIONS}
+    context = {
+        "filters": filters,
+        "listing": listing,
+        "states": JOB_STATES,
+        "bulk": bulk,
+        "error": None,
+    }
+    name = "jobs_live.html" if is_poll(request) else "jobs.html"
+    return await page(
+        request, viewer, name, context, section="jobs", read_only=not any(bulk.values())
+    )
+
+
+async def job_detail(request: Request) -> Response:
+    raw = str(request.path_params["job_id"])
+    viewer = await require(request, "view_jobs", Resource("job", raw))
+    plane = plane_of(request)
+    job_id = _cursor(raw)
+    job = (
+        await jobs_model.job_detail(plane.powertools.db, plane.display, job_id) if job_id else None
+    )
+    if job is None:
+        return await not_found(request, viewer, "job", section="jobs")
+    resource = Resource("job", str(job.id))
+    allowed = {name: await viewer.can(name, resource) for name in jobs_model.JOB_ACTIONS}
+    # The timeline is the job's forensics chronology, shown here on the page surface.
+    bundle = await build_bundle(plane.powertools.db, plane.display, "job", str(job.id))
+    context = {
+        "job": job,
+        "controls": {name: allowed[name] and name in job.actions for name in allowed},
+        "chronology": bundle.chronology,
+        "completeness": bundle.completeness,
+    }
+    template = "job_detail_live.html" if is_poll(request) else "job_detail.html"
+    return await page(
+        request, viewer, template, context, section="jobs", read_only=not any(allowed.values())
+    )
+
+
+routes = [
+    Route("/jobs", job_list, methods=["GET"], name="jobs"),
+    Route("/jobs/{job_id}", job_detail, methods=["GET"], name="job"),
+]

@@ -1,0 +1,45 @@
+"""``/queues``: queues across nodes, the stored decision, counts; pause, resume, scale."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ...read_models import queues as queues_model
+from ...seams import Resource
+from ..access import Viewer, plane_of, require
+from ..pages import page
+from ..templating import is_poll
+
+QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
+
+
+async def controls(viewer: Viewer, queue: queues_model.QueueView) -> dict[str, bool]:
+    resource = Resource("queue", queue.key)
+    return {
+        "pause_queue": not queue.paused and await viewer.can("pause_queue", resource),
+        "resume_queue": queue.paused and await viewer.can("resume_queue", resource),
+        "scale_queue": await viewer.can("scale_queue", resource),
+    }
+
+
+async def queue_list(request: Request) -> Response:
+    viewer = await require(request, "view_queues", Resource("queue"))
+    plane = plane_of(request)
+    queues = await queues_model.list_queues(plane.powertools.db, plane.display)
+    allowed = {q.key: await controls(viewer, q) for q in queues}
+    resources = [Resource("queue", q.key) for q in queues] or [Resource("queue")]
+    read_only = not await viewer.can_any((a, r) for r in resources for a in QUEUE_ACTIONS)
+    name = "queues_live.html" if is_poll(request) else "queues.html"
+    return await page(
+        request,
+        viewer,
+        name,
+        {"queues": queues, "controls": allowed},
+        section="queues",
+        read_only=read_only,
+    )
+
+
+routes = [Route("/queues", queue_list, methods=["GET"], name="queues")]
