@@ -8,7 +8,6 @@ rows and can run oban instances freely.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import uuid
@@ -17,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from tests.support.db import ROOT, TEMPLATE, admin_execute, with_database
+from tests.support.db import ROOT, TEMPLATE, admin_execute, run_async, with_database
 
 
 def _load_pgcluster():  # type: ignore[no-untyped-def]
@@ -52,7 +51,7 @@ def template_url(server_url: str) -> str:
         f"CREATE DATABASE {TEMPLATE}",
     )
     url = with_database(server_url, TEMPLATE)
-    asyncio.run(migrate.apply(url))
+    run_async(migrate.apply(url))
     return url
 
 

@@ -16,6 +16,8 @@ def build_config() -> Config:
         display=PowertoolsDisplay(),
         bridge_url=settings.BRIDGE_URL,
         login_url="/login",
+        # One secret for every web process, so a form rendered by one is accepted by another.
+        extra={"csrf_secret": settings.CSRF_SECRET},
     )
 
 

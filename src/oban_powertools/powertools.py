@@ -19,7 +19,8 @@ class Powertools:
     >>> powertools = Powertools(Config(database_url=..., auth=MyAuth(), display=MyDisplay()))
     >>> app.mount("/ops/jobs", powertools.asgi_app())
 
-    The pool opens lazily with the ASGI app's lifespan, or explicitly with ``start()``.
+    The pool opens with ``start()`` (``async with powertools:`` in the host's lifespan), or
+    on the first request to the mounted app, since mounted apps get no lifespan events.
     """
 
     def __init__(self, config: Config) -> None:

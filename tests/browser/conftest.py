@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
 from tests.support.db import ROOT, TEMPLATE, admin_execute, with_database
 
@@ -144,14 +144,26 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     errors: list[str] = []
+
+    def on_console(msg: ConsoleMessage) -> None:
+        # Failed loads are judged per response below, where the URL is known.
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            errors.append(msg.text)
+
+    def on_response(response: Response) -> None:
+        request = response.request
+        if response.status < 400 or request.resource_type == "document":
+            return  # tests navigate to 403/404 pages on purpose and assert on them
+        if request.url.endswith("/favicon.ico"):
+            return  # the browser's own probe; the example host serves no icon
+        errors.append(f"{response.status} {request.method} {request.url}")
+
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: errors.append(msg.text) if msg.type == "error" else None,
-    )
+    page.on("console", on_console)
+    page.on("response", on_response)
     yield page
     context.close()
-    # A CSP violation or a script error in the console fails the test that caused it.
+    # A CSP violation, a script error or a broken asset fails the test that caused it.
     assert errors == [], errors
 
 
