@@ -85,3 +85,8 @@ async def conn(db_url: str) -> AsyncIterator[psycopg.AsyncConnection]:  # type: 
         db_url, autocommit=True, row_factory=dict_row
     ) as connection:
         yield connection
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: they are the slowest, and the fastest feedback comes first."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

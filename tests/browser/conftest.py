@@ -128,8 +128,10 @@ def live_host(
         admin_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API runs an event loop on the main thread while it is
+    # open, which async tests elsewhere in the session must not inherit.
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("Debian's chromium is required for browser tests (tools/ensure-chromium)")
