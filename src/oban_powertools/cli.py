@@ -1,6 +1,7 @@
-"""The ``oban-powertools`` command: install, migrate, doctor.
+"""The ``oban-powertools`` command: install, migrate, doctor, action.
 
-Thin wrappers: the work lives in :mod:`.install`, :mod:`.db.migrate` and :mod:`.doctor`.
+Thin wrappers: the work lives in :mod:`.install`, :mod:`.db.migrate`, :mod:`.doctor` and
+the action pipeline.
 Exit status 0 means done (or all checks passed), 1 means a problem the output explains.
 """
 
@@ -14,11 +15,14 @@ import click
 import psycopg
 
 from . import doctor as doctor_checks
-from .config import database_only
+from .actions.errors import ActionError
+from .config import Config, database_only, from_env
 from .db import migrate as migrations
 from .errors import PowertoolsError
 from .install import InstallError, InstallReport
 from .install import install as run_install
+from .powertools import Powertools
+from .seams import resolve
 
 database_url_option = click.option(
     "--database-url",
@@ -217,3 +221,104 @@ def doctor(
         click.echo(doctor_checks.render_text(checks, ascii_only=ascii_only))
     if doctor_checks.failed(checks):
         sys.exit(1)
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        params[key] = value
+    return params
+
+
+async def _run_action(
+    config: Config,
+    actor_id: str,
+    action: str,
+    targets: tuple[str, ...],
+    params: dict[str, str],
+    reason: str | None,
+    assume_yes: bool,
+) -> int:
+    auth = config.auth
+    actor_for_cli = getattr(auth, "actor_for_cli", None)
+    if not callable(actor_for_cli):
+        raise click.ClickException(
+            "the auth seam does not implement actor_for_cli(actor_id), so CLI actions are "
+            "disabled (deny by default). Add it to your seam to map an operator id to an actor."
+        )
+    powertools = Powertools(config)
+    async with powertools:
+        actor = await resolve(actor_for_cli(actor_id))
+        if actor is None:
+            raise click.ClickException(f"the auth seam knows no operator {actor_id!r}")
+        pipeline = powertools.pipeline
+        preview = await pipeline.preview(actor, action, list(targets), params, surface="cli")
+        click.echo(f"Preview: {preview.action} on {preview.resource}")
+        click.echo(f"  effect:   {preview.effect}")
+        click.echo(f"  operator: {preview.actor_label}")
+        click.echo(f"  expires:  {preview.expires_at.isoformat(timespec='seconds')}")
+        click.echo("  One immutable audit event will be written.")
+        if not assume_yes:
+            if not sys.stdin.isatty():
+                raise click.ClickException(
+                    "not confirmed: pass --yes to confirm without a terminal; nothing was changed"
+                )
+            if not click.confirm("Confirm?", default=False):
+                click.echo("Not confirmed; nothing was changed.")
+                return 1
+        result = await pipeline.execute(actor, preview.token, reason, surface="cli")
+        click.echo(
+            f"Done: audit event {result.audit_event_id} ({preview.action} on {preview.resource})."
+        )
+        return 0
+
+
+@main.command()
+@click.argument("action_name", metavar="ACTION")
+@click.argument("targets", nargs=-1, required=True)
+@click.option(
+    "--actor",
+    "actor_id",
+    required=True,
+    help="The operator, as the auth seam's actor_for_cli knows them.",
+)
+@click.option("--reason", help="Why; required for destructive actions.")
+@click.option("--param", "params", multiple=True, help="Action parameter KEY=VALUE (repeatable).")
+@click.option("--yes", "assume_yes", is_flag=True, help="Confirm the preview without asking.")
+@click.option(
+    "--config",
+    "config_path",
+    help="module:attribute of the host's Config (default: $OBAN_POWERTOOLS_CONFIG, or the "
+    "OBAN_POWERTOOLS_AUTH/_DISPLAY and DATABASE_URL variables).",
+)
+def action(
+    action_name: str,
+    targets: tuple[str, ...],
+    actor_id: str,
+    reason: str | None,
+    params: tuple[str, ...],
+    assume_yes: bool,
+    config_path: str | None,
+) -> None:
+    """Preview an action, confirm it, and record it: the same pipeline as the pages.
+
+    Example: oban-powertools action pause_cron_entry nightly_sync --actor ops-demo
+    --reason "upstream outage" --yes
+    """
+    try:
+        config = from_env(config_path=config_path) if config_path else from_env()
+        code = asyncio.run(
+            _run_action(
+                config, actor_id, action_name, targets, _parse_params(params), reason, assume_yes
+            )
+        )
+    except ActionError as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from exc
+    except PowertoolsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OSError, psycopg.OperationalError) as exc:
+        raise click.ClickException(f"cannot reach the database: {exc}") from exc
+    sys.exit(code)

@@ -55,6 +55,9 @@ class Auth(Protocol):
         """How ``actor`` is recorded in the audit log."""
         ...
 
+    # Optional: ``actor_for_cli(actor_id) -> actor | None`` maps an operator id given to
+    # ``oban-powertools action --actor`` to an actor. Without it the CLI refuses actions.
+
 
 @dataclass(frozen=True, slots=True)
 class DisplayContext:

@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
-from .routes import actions, audit, bridge, cron, forensics, jobs, overview, queues
+from .routes import actions, api, audit, bridge, cron, forensics, jobs, overview, queues
 from .security import SecurityHeaders
 from .templating import Templates, is_htmx
 
@@ -47,6 +47,7 @@ def create_app(powertools: Powertools) -> Starlette:
         *audit.routes,
         *forensics.routes,
         *actions.routes,
+        *api.routes,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     if plane.bridge_configured:

@@ -1,0 +1,138 @@
+"""The JSON API: the same pipeline as the pages, for scripts and other tools.
+
+    POST /api/actions/preview   {"action": "pause_cron_entry", "targets": ["nightly_sync"],
+                                 "params": {}}
+    POST /api/actions/confirm   {"token": "...", "reason": "..."}
+    GET  /api/previews/{token}
+
+Authentication is the host's seam, as for pages (a session cookie, or whatever the host's
+``current_actor`` reads, e.g. a bearer token). Cross-site forgery is refused twice over:
+only ``application/json`` bodies are accepted, which a cross-site form cannot send and a
+cross-site script cannot send without a CORS preflight this app never answers; and a
+browser's Origin, when present, must be this site.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ...actions.errors import ActionError, PreviewConsumed, PreviewDrifted
+from ...actions.pipeline import Preview
+from ..access import Viewer, current_viewer, plane_of
+from ..security import same_origin
+
+MAX_BODY = 2 * 1024 * 1024  # a bulk set of 100k ids fits
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def preview_json(preview: Preview) -> dict[str, Any]:
+    return {
+        "token": preview.token,
+        "action": preview.action,
+        "resource": preview.resource,
+        "targets": preview.targets,
+        "effect": preview.effect,
+        "status": preview.status,
+        "expires_at": preview.expires_at.isoformat(),
+        "audit_event_id": preview.audit_event_id,
+    }
+
+
+async def _viewer_and_body(request: Request) -> tuple[Viewer, Mapping[str, Any]] | JSONResponse:
+    viewer = await current_viewer(request)
+    if viewer is None:
+        return error(401, "not_signed_in", "sign in first")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return error(415, "unsupported_media_type", "send the body as application/json")
+    if request.headers.get("origin") and not same_origin(request, plane_of(request).trusted):
+        return error(403, "cross_origin", "requests from other sites are refused")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return error(413, "too_large", f"the body must be at most {MAX_BODY} bytes")
+    try:
+        payload = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "invalid_json", "the body is not valid JSON")
+    if not isinstance(payload, dict):
+        return error(400, "invalid_json", "the body must be a JSON object")
+    return viewer, payload
+
+
+def action_error(exc: ActionError) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, PreviewConsumed):
+        extra["audit_event_id"] = exc.audit_event_id
+    if isinstance(exc, PreviewDrifted):
+        extra["drifted"] = exc.drifted
+    return error(exc.status, exc.code, str(exc), **extra)
+
+
+async def preview(request: Request) -> JSONResponse:
+    checked = await _viewer_and_body(request)
+    if isinstance(checked, JSONResponse):
+        return checked
+    viewer, body = checked
+    action, targets, params = body.get("action"), body.get("targets"), body.get("params", {})
+    if not isinstance(action, str):
+        return error(400, "invalid_request", "'action' must be an action name")
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list) or not all(isinstance(t, str | int) for t in targets):
+        return error(400, "invalid_request", "'targets' must be a list of ids or names")
+    if not isinstance(params, dict):
+        return error(400, "invalid_request", "'params' must be an object")
+    pipeline = plane_of(request).powertools.pipeline
+    try:
+        stored = await pipeline.preview(
+            viewer.actor, action, [str(t) for t in targets], params, surface="api"
+        )
+    except ActionError as exc:
+        return action_error(exc)
+    return JSONResponse(preview_json(stored), status_code=201)
+
+
+async def confirm(request: Request) -> JSONResponse:
+    checked = await _viewer_and_body(request)
+    if isinstance(checked, JSONResponse):
+        return checked
+    viewer, body = checked
+    token, reason = body.get("token"), body.get("reason")
+    if not isinstance(token, str) or (reason is not None and not isinstance(reason, str)):
+        return error(400, "invalid_request", "'token' (and 'reason', if given) must be strings")
+    pipeline = plane_of(request).powertools.pipeline
+    try:
+        result = await pipeline.execute(viewer.actor, token, reason, surface="api")
+    except ActionError as exc:
+        return action_error(exc)
+    return JSONResponse(
+        {"audit_event_id": result.audit_event_id, "preview": preview_json(result.preview)}
+    )
+
+
+async def show_preview(request: Request) -> JSONResponse:
+    viewer = await current_viewer(request)
+    if viewer is None:
+        return error(401, "not_signed_in", "sign in first")
+    token = request.path_params["token"]
+    stored = await plane_of(request).powertools.pipeline.get_preview(token[:100])
+    # Someone else's preview is reported exactly like a missing one: tokens are secrets.
+    if stored is None or stored.actor_id != viewer.principal.id:
+        return error(404, "preview_not_found", "no such preview")
+    return JSONResponse(preview_json(stored))
+
+
+routes = [
+    Route("/api/actions/preview", preview, methods=["POST"]),
+    Route("/api/actions/confirm", confirm, methods=["POST"]),
+    Route("/api/previews/{token}", show_preview, methods=["GET"]),
+]
