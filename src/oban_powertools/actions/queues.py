@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
 from ..queues import state
@@ -37,6 +37,23 @@ class QueueAction(Action):
 
     def drift_key(self, snapshot: Snapshot) -> Any:
         return snapshot["version"]
+
+    @staticmethod
+    async def _decide(
+        conn: Conn,
+        ctx: ApplyContext,
+        queue: str,
+        statement: LiteralString,
+        values: Mapping[str, Any],
+        signal: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        """Store the decision, then signal every node (delivered when the transaction
+        commits); the stored row is what restarted nodes and lost signals fall back on."""
+        await conn.execute(statement, {**_by(ctx, queue), **values})
+        await oban_jobs.notify(
+            conn, ctx.prefix, "signal", {**signal, "queue": queue, "ident": "any"}
+        )
+        return await state.snapshot_queues(conn, [queue])
 
 
 def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
@@ -73,11 +90,9 @@ class PauseQueue(QueueAction):
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
         (queue,) = snapshots
-        await conn.execute(state.SET_PAUSED, {**_by(ctx, queue), "paused": True})
-        await oban_jobs.notify(
-            conn, ctx.prefix, "signal", {"action": "pause", "queue": queue, "ident": "any"}
+        return await self._decide(
+            conn, ctx, queue, state.SET_PAUSED, {"paused": True}, {"action": "pause"}
         )
-        return await state.snapshot_queues(conn, [queue])
 
 
 @register
@@ -101,11 +116,9 @@ class ResumeQueue(QueueAction):
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
         (queue,) = snapshots
-        await conn.execute(state.SET_PAUSED, {**_by(ctx, queue), "paused": False})
-        await oban_jobs.notify(
-            conn, ctx.prefix, "signal", {"action": "resume", "queue": queue, "ident": "any"}
+        return await self._decide(
+            conn, ctx, queue, state.SET_PAUSED, {"paused": False}, {"action": "resume"}
         )
-        return await state.snapshot_queues(conn, [queue])
 
 
 @register
@@ -149,11 +162,7 @@ class ScaleQueue(QueueAction):
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
         (queue,) = snapshots
-        await conn.execute(state.SET_LIMIT, {**_by(ctx, queue), "limit": params["limit"]})
-        await oban_jobs.notify(
-            conn,
-            ctx.prefix,
-            "signal",
-            {"action": "scale", "queue": queue, "ident": "any", "limit": params["limit"]},
+        limit = params["limit"]
+        return await self._decide(
+            conn, ctx, queue, state.SET_LIMIT, {"limit": limit}, {"action": "scale", "limit": limit}
         )
-        return await state.snapshot_queues(conn, [queue])
