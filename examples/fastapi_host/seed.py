@@ -21,9 +21,11 @@ ERROR = (
 
 JOB = """
 INSERT INTO oban_jobs (state, queue, worker, args, attempt, max_attempts, errors, attempted_by,
-                       scheduled_at, attempted_at, completed_at, cancelled_at, discarded_at, tags)
+                       inserted_at, scheduled_at, attempted_at, completed_at, cancelled_at,
+                       discarded_at, tags)
 VALUES (%(state)s::oban_job_state, %(queue)s, %(worker)s, %(args)s, %(attempt)s,
         %(max_attempts)s, %(errors)s, %(attempted_by)s,
+        timezone('UTC', now()) - (%(ago)s + 5) * interval '1 second',
         timezone('UTC', now()) + %(scheduled_in)s * interval '1 second',
         CASE WHEN %(attempt)s > 0 THEN timezone('UTC', now()) - %(ago)s * interval '1 second' END,
         CASE WHEN %(state)s = 'completed' THEN timezone('UTC', now()) - %(ago)s * interval '1 second' END,
