@@ -15,10 +15,25 @@ env:
 lint:
 	tools/bootstrap && .venv/bin/ruff check src tests tools examples bench && .venv/bin/mypy
 
+# Benchmarks (bench/): results go to bench/RESULTS.md. `bench` is the quick run (100k jobs,
+# a few rounds: minutes); `bench-full` measures 100k, 1M and 10M jobs and keeps the seeded
+# databases in the private 'bench' cluster for the next run (seeding 10M takes minutes).
+bench:
+	.venv/bin/python -m bench.pages --sizes 100000 --rounds 10 --naive-rounds 2 --section pages-quick
+	.venv/bin/python -m bench.actions --rounds 50 --section actions-quick
+	.venv/bin/python -m bench.runtime --jobs 10000 --rounds 1 --section runtime-quick
+
+.PHONY: bench-full
+bench-full:
+	.venv/bin/python -m bench.pages --sizes 100000,1000000,10000000 --rounds 30 --naive-rounds 3 --keep
+	.venv/bin/python -m bench.actions --rounds 200 --bulk 100000
+	.venv/bin/python -m bench.runtime --jobs 20000 --rounds 3
+
 doctor:
 	.venv/bin/oban-powertools doctor --config examples.fastapi_host.powertools_config:build_config --url http://127.0.0.1:$(PORT)/ops/jobs/
 
 clean:
 	-.venv/bin/python tools/pgcluster.py stop test
 	-.venv/bin/python tools/pgcluster.py stop demo
+	-.venv/bin/python tools/pgcluster.py stop bench
 	rm -rf .tmp .venv .tools

@@ -83,12 +83,58 @@ FROM generate_series(1, %(entries)s) AS g
 ON CONFLICT (name) DO NOTHING
 """
 
+# Each slot points at a job (spread over the whole table, so forensics joins real rows).
 INSERT_SLOTS: LiteralString = """
-INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, claimed_by)
+INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, claimed_by, job_id)
 SELECT 'entry_' || e, date_trunc('hour', now()) - (h * interval '1 hour') + ((e %% 60) * interval '1 minute'),
-       'scheduled', 'enqueued', 'node-0'
+       'scheduled', 'enqueued', 'node-0', 1 + ((e * 7919 + h * 104729) %% %(jobs)s)
 FROM generate_series(1, %(entries)s) AS e, generate_series(1, %(hours)s) AS h
 ON CONFLICT DO NOTHING
+"""
+
+# The scheduler's coverage: one leader evaluated the last two days without a gap.
+INSERT_COVERAGE: LiteralString = """
+INSERT INTO powertools_scheduler_coverage (node, first_minute, last_minute)
+VALUES ('node-0', date_trunc('minute', now()) - interval '48 hours', date_trunc('minute', now()))
+"""
+
+# Two nodes run every queue (oban's producer rows); a few queues carry an operator decision,
+# and a few cron entries are paused, so the overview has something to diagnose.
+INSERT_PRODUCERS: LiteralString = """
+INSERT INTO oban_producers (uuid, name, node, queue, meta, started_at, updated_at)
+SELECT gen_random_uuid(), 'Oban', 'node-' || n, 'queue_' || q,
+       jsonb_build_object('local_limit', 10, 'paused', q = 0),
+       timezone('UTC', now()) - interval '1 hour', timezone('UTC', now())
+FROM generate_series(0, 19) AS q, generate_series(0, 1) AS n
+"""
+
+INSERT_QUEUE_STATES: LiteralString = """
+INSERT INTO powertools_queue_states (queue, paused, limit_override, changed_by_id,
+                                     changed_by_label, reason)
+VALUES ('queue_0', true, NULL, 'operator-1', 'Operator 1', 'provider outage'),
+       ('queue_1', false, 5, 'operator-2', 'Operator 2', 'rate limit')
+ON CONFLICT (queue) DO NOTHING
+"""
+
+PAUSE_ENTRIES: LiteralString = """
+UPDATE powertools_cron_entries
+SET paused = true, paused_at = now() - interval '2 hours', paused_by_id = 'operator-3',
+    paused_by_label = 'Operator 3', paused_reason = 'upstream maintenance'
+WHERE name IN ('entry_1', 'entry_2', 'entry_3')
+"""
+
+# Bulk actions name up to 100k jobs in detail.targets; a job's trail must find them.
+INSERT_BULK_AUDIT: LiteralString = """
+INSERT INTO powertools_audit_events (occurred_at, action, command, resource_type, resource_id,
+                                     principal_id, principal_type, principal_label, reason,
+                                     surface, outcome, before, after, detail)
+SELECT now() - (b * interval '1 hour'), 'job.retried', 'retry_job', 'job', 'bulk:1000',
+       'operator-' || (b %% 25), 'user', 'Operator ' || (b %% 25), 'bulk retry ' || b, 'web',
+       'succeeded', '{}'::jsonb, '{}'::jsonb,
+       jsonb_build_object('targets', (
+           SELECT jsonb_agg((1 + ((b * 1000 + t) * 7877) %% %(jobs)s)::text)
+           FROM generate_series(1, 1000) AS t))
+FROM generate_series(1, %(bulk)s) AS b
 """
 
 INSERT_AUDIT: LiteralString = """
@@ -117,9 +163,16 @@ async def seed(
             stop = min(start + CHUNK - 1, jobs)
             await conn.execute(INSERT_JOBS, {"start": start, "stop": stop, "total": jobs})
         await conn.execute(INSERT_CRON, {"entries": entries})
-        await conn.execute(INSERT_SLOTS, {"entries": entries, "hours": 48})
+        await conn.execute(PAUSE_ENTRIES)
+        await conn.execute(INSERT_SLOTS, {"entries": entries, "hours": 48, "jobs": max(jobs, 1)})
+        await conn.execute(INSERT_COVERAGE)
+        await conn.execute(INSERT_PRODUCERS)
+        await conn.execute(INSERT_QUEUE_STATES)
         await conn.execute(INSERT_AUDIT, {"events": audit_events})
-        await conn.execute("ANALYZE")
+        await conn.execute(INSERT_BULK_AUDIT, {"bulk": 100, "jobs": max(jobs, 1)})
+        # What autovacuum does after a bulk load: statistics for the planner and a visibility
+        # map, without which index-only scans (bounded counts) visit the heap.
+        await conn.execute("VACUUM ANALYZE")
         print(
             f"seeded {jobs} jobs, {entries} cron entries, {audit_events} audit events "
             f"in {time.perf_counter() - started:.1f}s"

@@ -151,3 +151,113 @@ def test_cli_migrate_errors_clearly_without_database() -> None:
         main, ["migrate", "--database-url", "postgresql://x@127.0.0.1/db", "--prefix", "bad;drop"]
     )
     assert result.exit_code != 0 and "not a plain schema name" in result.output
+
+
+# -- migrations that run outside a transaction (CREATE INDEX CONCURRENTLY) -------------
+
+
+def index_states(url: str, schema: str = "public") -> dict[str, bool]:
+    """Index name -> valid, for the schema's indexes."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s",
+            (schema,),
+        ).fetchall()
+    return {name: valid for name, valid in rows}
+
+
+def with_extra(monkeypatch: pytest.MonkeyPatch, *extra: migrate.Migration) -> None:
+    real = migrate.available()
+    monkeypatch.setattr(migrate, "available", lambda: [*real, *extra])
+
+
+CONCURRENT = migrate.Migration(
+    9001,
+    "concurrent_probe",
+    "-- powertools: no-transaction\n"
+    "CREATE TABLE IF NOT EXISTS probe (v integer);\n"
+    "-- a comment; with a semicolon\n"
+    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS probe_v_index ON probe (v);\n",
+    "-- powertools: no-transaction\n"
+    "DROP INDEX CONCURRENTLY IF EXISTS probe_v_index;\nDROP TABLE IF EXISTS probe;\n",
+)
+
+
+def test_library_indexes_are_built_valid(fresh_db_url: str) -> None:
+    asyncio.run(migrate.apply(fresh_db_url))
+    states = index_states(fresh_db_url)
+    for name in ("powertools_audit_events_targets_index", "powertools_oban_jobs_attempted_index"):
+        assert states.get(name) is True, name
+
+
+def test_no_transaction_migration_runs_statement_by_statement(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_extra(monkeypatch, CONCURRENT)
+    assert CONCURRENT.up_in_transaction is False and CONCURRENT.down_in_transaction is False
+    ran = asyncio.run(migrate.apply(fresh_db_url))
+    assert ran[-1].version == 9001
+    assert index_states(fresh_db_url)["probe_v_index"] is True
+    assert asyncio.run(migrate.apply(fresh_db_url)) == []
+    reverted = asyncio.run(migrate.rollback(fresh_db_url))
+    assert reverted is not None and reverted.version == 9001
+    assert "probe_v_index" not in index_states(fresh_db_url)
+    assert "probe" not in tables(fresh_db_url)
+
+
+def test_an_invalid_index_from_a_failed_concurrent_build_is_rebuilt(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_extra(monkeypatch, CONCURRENT)
+    asyncio.run(migrate.apply(fresh_db_url))
+    asyncio.run(migrate.rollback(fresh_db_url))
+    # Duplicates make the unique concurrent build fail part way: PostgreSQL leaves the
+    # index behind, INVALID, and the migration is not recorded.
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE probe (v integer)")
+        conn.execute("INSERT INTO probe VALUES (1), (1)")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        asyncio.run(migrate.apply(fresh_db_url))
+    assert index_states(fresh_db_url)["probe_v_index"] is False
+    assert not any(
+        s.version == 9001 and s.applied for s in asyncio.run(migrate.status(fresh_db_url))
+    )
+    # Fixed data: the re-run drops the invalid index and builds it properly, where IF NOT
+    # EXISTS alone would have kept the broken one forever.
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM probe")
+    ran = asyncio.run(migrate.apply(fresh_db_url))
+    assert [m.version for m in ran] == [9001]
+    assert index_states(fresh_db_url)["probe_v_index"] is True
+
+
+def test_concurrent_runs_with_a_concurrent_index_build_do_not_deadlock(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second run waits for the lock without holding a snapshot, which the first run's
+    # CREATE INDEX CONCURRENTLY would otherwise wait for (see db/migrate.py).
+    with_extra(monkeypatch, CONCURRENT)
+
+    async def three() -> list[list[migrate.Migration]]:
+        return list(await asyncio.gather(*(migrate.apply(fresh_db_url) for _ in range(3))))
+
+    results = asyncio.run(three())
+    assert sorted(len(r) for r in results) == [0, 0, len(migrate.available())]
+    assert index_states(fresh_db_url)["probe_v_index"] is True
+
+
+def test_split_statements_keeps_quotes_dollar_quotes_and_comments_whole() -> None:
+    text = (
+        "-- powertools: no-transaction\n"
+        "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $body$ SELECT 'a;b' $body$;\n"
+        "/* block; comment */ SELECT 'it''s; fine', \"odd;name\";\n"
+        "SELECT $$x;y$$;\n"
+        "-- trailing comment only;\n"
+    )
+    statements = migrate.split_statements(text)
+    assert len(statements) == 3
+    assert statements[0].endswith("$body$ SELECT 'a;b' $body$")
+    assert "'it''s; fine', \"odd;name\"" in statements[1]
+    assert statements[2] == "SELECT $$x;y$$"

@@ -445,3 +445,64 @@ async def test_powertools_can_start_again_after_stop(db_url: str) -> None:
             async with powertools.db.connection() as conn:
                 cur = await conn.execute("SELECT 1 AS one")
                 assert await cur.fetchone() == {"one": 1}
+
+
+async def test_bulk_checks_drift_in_the_update_itself_without_shipping_snapshots(
+    pt: Powertools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Above INLINE_BEFORE_MAX targets the preview's before-state stays in the database and
+    # the checked UPDATE reads it there; force that path with a small set.
+    from oban_powertools.actions import pipeline
+
+    monkeypatch.setattr(pipeline, "INLINE_BEFORE_MAX", 1)
+    ids = await insert_jobs(pt, ["discarded", "retryable", "cancelled", "completed"])
+    preview = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
+    (stored,) = await rows(pt, "SELECT before FROM powertools_previews")
+    assert stored["before"][str(ids[0])] == {"state": "discarded", "attempt": 3}
+    async with pt.db.connection() as conn:
+        await conn.execute("UPDATE oban_jobs SET attempt = 2 WHERE id = %s", (ids[2],))
+    with pytest.raises(errors.PreviewDrifted) as err:
+        await pt.pipeline.execute(OPERATOR, preview.token, "retry after fix")
+    assert err.value.drifted == [str(ids[2])]
+    states = {r["id"]: r["state"] for r in await rows(pt, "SELECT id, state FROM oban_jobs")}
+    assert [states[i] for i in ids] == ["discarded", "retryable", "cancelled", "completed"]
+    assert await audit(pt) == []
+
+    again = [ids[0], ids[1], ids[3]]
+    fresh = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in again])
+    result = await pt.pipeline.execute(OPERATOR, fresh.token, "retry after fix")
+    assert {t: s["state"] for t, s in result.after.items()} == {str(i): "available" for i in again}
+    (event,) = await audit(pt)
+    assert event["before"] == {
+        "count": 3,
+        "states": {"discarded": 1, "retryable": 1, "completed": 1},
+    }
+    assert event["after"] == {"count": 3, "states": {"available": 3}}
+    assert event["detail"]["targets"] == [str(i) for i in again]
+
+
+async def test_two_bulk_confirms_on_overlapping_sets_apply_one(pt: Powertools) -> None:
+    ids = await insert_jobs(pt, ["discarded"] * 6)
+    first = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids[:4]])
+    second = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids[2:]])
+    other = make_powertools(pt.config.database_url)
+    await other.start()
+    try:
+        outcomes = await asyncio.gather(
+            pt.pipeline.execute(OPERATOR, first.token, "race one"),
+            other.pipeline.execute(OPERATOR, second.token, "race two"),
+            return_exceptions=True,
+        )
+    finally:
+        await other.stop()
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    drifted = [o for o in outcomes if isinstance(o, errors.PreviewDrifted)]
+    assert len(done) == 1 and len(drifted) == 1
+    # The loser names exactly the overlap, which the winner changed, and applied nothing.
+    assert drifted[0].drifted == [str(ids[2]), str(ids[3])]
+    states = {r["id"]: r["state"] for r in await rows(pt, "SELECT id, state FROM oban_jobs")}
+    applied = set(done[0].after)
+    for job_id in ids:
+        expected = "available" if str(job_id) in applied else "discarded"
+        assert states[job_id] == expected
+    assert len(await audit(pt)) == 1

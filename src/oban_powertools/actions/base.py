@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, LiteralString
 
 from ..db import Conn
 from ..seams import Principal
@@ -31,6 +31,21 @@ class ApplyContext:
     prefix: str
     now: datetime
     preview_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a checked apply did: the change (before and after each target), or nothing
+    and the targets that drifted from the preview (in target order)."""
+
+    before: dict[str, Snapshot]
+    after: dict[str, Snapshot]
+    drifted: list[str]
+
+
+# A preview's stored before-state, for checks that need it in Python (the pipeline leaves
+# a large bulk preview's before-state in the database unless an action asks for it).
+PREVIEW_BEFORE: LiteralString = "SELECT before FROM powertools_previews WHERE token = %(token)s"
 
 
 class Action(ABC):
@@ -78,6 +93,40 @@ class Action(ABC):
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
         """Make the change inside the pipeline's transaction; return the after-snapshots."""
+
+    async def apply_checked(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Mapping[str, Any],
+        expected: Mapping[str, Snapshot] | None,
+    ) -> Applied:
+        """Apply the change only if no target drifted from the preview (``ctx.preview_token``,
+        whose row the pipeline holds locked); otherwise report the drifted targets. The
+        pipeline rolls the transaction back on drift, so a partial change is never kept.
+
+        ``expected`` is the preview's before-state when the pipeline has it at hand (None
+        for large bulk previews). This default locks and snapshots the targets, compares
+        drift keys, then calls :meth:`apply`; an action can override it with one statement
+        that checks and changes together (see the job actions).
+        """
+        if expected is None:
+            cur = await conn.execute(PREVIEW_BEFORE, {"token": ctx.preview_token})
+            row = await cur.fetchone()
+            expected = dict(row["before"]) if row else {}
+        snapshots = await self.snapshot(conn, targets, lock=True)
+        drifted = [
+            t
+            for t in targets
+            if t not in snapshots
+            or t not in expected
+            or self.drift_key(snapshots[t]) != self.drift_key(expected[t])
+        ]
+        if drifted:
+            return Applied({}, {}, drifted)
+        after = await self.apply(conn, ctx, snapshots, params)
+        return Applied(snapshots, after, [])
 
 
 REGISTRY: dict[str, Action] = {}

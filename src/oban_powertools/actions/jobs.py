@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..db import Conn, oban_jobs
-from .base import Action, ApplyContext, Snapshot, register
+from .base import Action, Applied, ApplyContext, Snapshot, register
 from .errors import InvalidTargets
 
 MAX_BULK = 100_000
@@ -17,6 +17,7 @@ class JobAction(Action):
     max_targets = MAX_BULK
     applies_to: frozenset[str] = frozenset()
     verb = ""
+    change: oban_jobs.Change
 
     def parse_target(self, raw: str) -> str:
         text = raw.strip()
@@ -27,8 +28,50 @@ class JobAction(Action):
     async def snapshot(
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
-        rows = await oban_jobs.snapshot_jobs(conn, [int(t) for t in targets], lock=lock)
+        ids = [int(t) for t in targets]
+        if len(ids) > 1 and not lock:
+            # A bulk preview: drift keys only (what execute checks, and the state the
+            # effect and the audit summary count).
+            keys = await oban_jobs.drift_keys(conn, ids)
+            return {str(i): {"state": s, "attempt": a} for i, (s, a) in keys.items()}
+        rows = await oban_jobs.snapshot_jobs(conn, ids, lock=lock)
         return {str(job_id): row for job_id, row in rows.items()}
+
+    async def apply_checked(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Mapping[str, Any],
+        expected: Mapping[str, Snapshot] | None,
+    ) -> Applied:
+        """One UPDATE that checks and changes together (no SELECT ... FOR UPDATE first):
+        a job whose state or attempt differs from the preview is not changed, and its
+        absence from the result names it as drifted."""
+        assert ctx.preview_token is not None
+        rows = await oban_jobs.change_checked(conn, ctx.prefix, self.change, ctx.preview_token)
+        if len(rows) < len(targets):
+            changed = {str(r[0]) for r in rows}
+            return Applied({}, {}, [t for t in targets if t not in changed])
+        before: dict[str, Snapshot] = {}
+        after: dict[str, Snapshot] = {}
+        for job_id, was, was_attempt, state, queue, worker, attempt, max_attempts in rows:
+            key = str(job_id)
+            after[key] = {
+                "id": job_id,
+                "state": state,
+                "queue": queue,
+                "worker": worker,
+                "attempt": attempt,
+                "max_attempts": max_attempts,
+            }
+            # The preview's snapshot: equal on the drift keys, which the statement checked.
+            before[key] = (
+                dict(expected[key])
+                if expected is not None and key in expected
+                else {"state": was, "attempt": was_attempt}
+            )
+        return Applied(before, after, [])
 
     def drift_key(self, snapshot: Snapshot) -> Any:
         return [snapshot["state"], snapshot["attempt"]]
@@ -61,6 +104,7 @@ class RetryJob(JobAction):
     event = "job.retried"
     label = "Retry"
     verb = "retried"
+    change = "retry"
     applies_to = frozenset({"completed", "retryable", "discarded", "cancelled", "scheduled"})
 
     def describe(self, what: str) -> str:
@@ -83,6 +127,7 @@ class CancelJob(JobAction):
     event = "job.cancelled"
     label = "Cancel"
     verb = "cancelled"
+    change = "cancel"
     destructive = True
     applies_to = frozenset({"available", "scheduled", "retryable", "suspended", "executing"})
 
@@ -109,6 +154,7 @@ class DiscardJob(JobAction):
     event = "job.discarded"
     label = "Discard"
     verb = "discarded"
+    change = "discard"
     destructive = True
     applies_to = frozenset({"available", "scheduled", "retryable", "suspended"})
 

@@ -5,16 +5,22 @@ single transaction: lock the preview, re-authorize, check status, expiry and dri
 the change, consume the preview, write the audit event. Any failure rolls all of it back,
 except the terminal outcomes ``expired`` and ``drifted``, which are recorded on the
 preview (and nothing else changes) so a retry with the same token says why it failed.
+
+Drift is checked by the apply itself (:meth:`Action.apply_checked`): job actions run one
+``UPDATE`` that changes a job only while its state and attempt still match the preview, and
+a target it did not change has drifted. Then the whole transaction rolls back (nothing of
+the set is applied) and a second, short transaction records ``drifted`` on the preview.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import secrets
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, LiteralString
 
@@ -22,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from ..audit import write_event
 from ..seams import Principal, Resource, resolve
-from .base import Action, ApplyContext, Snapshot, get_action
+from .base import Action, Applied, ApplyContext, Snapshot, get_action
 from .errors import (
     ActionError,
     InvalidReason,
@@ -43,7 +49,16 @@ from .errors import (
 if TYPE_CHECKING:
     from ..powertools import Powertools
 
-INSERT_PREVIEW: LiteralString = """
+# Everything but ``before`` comes back with the row (INSERT ... RETURNING, the lock): the
+# caller has the before-state at hand, or (a large bulk set) the apply reads it in SQL.
+PREVIEW_COLUMNS: LiteralString = """
+token, action, resource_type, resource_id, targets, params, effect, plan_hash, status,
+actor_id, actor_type, actor_label, surface, reason, created_at, expires_at, resolved_at,
+audit_event_id
+"""
+
+INSERT_PREVIEW: LiteralString = (
+    """
 INSERT INTO powertools_previews (
     token, action, resource_type, resource_id, targets, params, before, effect, plan_hash,
     actor_id, actor_type, actor_label, surface, expires_at
@@ -52,13 +67,22 @@ INSERT INTO powertools_previews (
     %(before)s, %(effect)s, %(plan_hash)s, %(actor_id)s, %(actor_type)s, %(actor_label)s,
     %(surface)s, clock_timestamp() + %(ttl)s
 )
-RETURNING *
-"""
+RETURNING """
+    + PREVIEW_COLUMNS
+)
 
-LOCK_PREVIEW: LiteralString = """
-SELECT *, expires_at <= clock_timestamp() AS is_expired
+# A bulk preview's stored before-state is only shipped to Python up to this many targets.
+INLINE_BEFORE_MAX = 1000
+
+LOCK_PREVIEW: LiteralString = (
+    "SELECT "
+    + PREVIEW_COLUMNS
+    + """,
+       CASE WHEN jsonb_array_length(targets) <= %(inline)s THEN before END AS before,
+       expires_at <= clock_timestamp() AS is_expired
 FROM powertools_previews WHERE token = %(token)s FOR UPDATE
 """
+)
 
 GET_PREVIEW: LiteralString = "SELECT * FROM powertools_previews WHERE token = %(token)s"
 
@@ -107,7 +131,7 @@ class Preview:
             resource_id=row["resource_id"],
             targets=list(row["targets"]),
             params=dict(row["params"]),
-            before=dict(row["before"]),
+            before=dict(row["before"] or {}),
             effect=row["effect"],
             plan_hash=row["plan_hash"],
             status=row["status"],
@@ -164,6 +188,15 @@ def resource_id_for(targets: Sequence[str]) -> str:
     return targets[0] if len(targets) == 1 else f"bulk:{len(targets)}"
 
 
+class _Drifted(Exception):
+    """Internal: leaves the execute transaction (rolling it back) when targets drifted."""
+
+    def __init__(self, targets: list[str], reason: str | None) -> None:
+        super().__init__(targets)
+        self.targets = targets
+        self.reason = reason
+
+
 class Pipeline:
     """Previews and executes actions for one Powertools instance."""
 
@@ -186,11 +219,16 @@ class Pipeline:
     async def _authorized(self, actor: Any, action: Action, targets: Sequence[str]) -> bool:
         if actor is None:
             return False
-        auth = self._pt.config.auth
+        # Once per target, also for a bulk set of 100k: a tight loop that awaits only what
+        # the host's seam made awaitable.
+        authorize = self._pt.config.auth.authorize
+        name, kind = action.name, action.resource_type
         for target in targets:
-            allowed = await resolve(
-                auth.authorize(actor, action.name, Resource(action.resource_type, target))
-            )
+            allowed = authorize(actor, name, Resource(kind, target))
+            if allowed is True:
+                continue
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
             if allowed is not True:
                 return False
         return True
@@ -261,7 +299,9 @@ class Pipeline:
             raise Unauthorized(action.name, f"{action.resource_type}:{resource_id_for(target_ids)}")
         parsed = action.parse_params(params or {})
         principal = await self.principal(actor)
-        async with self._pt.db.transaction() as conn:
+        # No transaction: the snapshot is one statement and locks nothing, and the preview
+        # row is one insert, so BEGIN and COMMIT would only add round trips.
+        async with self._pt.db.connection() as conn:
             snapshots = await action.snapshot(conn, target_ids, lock=False)
             missing = [t for t in target_ids if t not in snapshots]
             if missing:
@@ -293,7 +333,7 @@ class Pipeline:
             )
             row = await cur.fetchone()
         assert row is not None
-        return Preview.from_row(row)
+        return Preview.from_row({**row, "before": snapshots})
 
     async def get_preview(self, token: str) -> Preview | None:
         async with self._pt.db.connection() as conn:
@@ -311,83 +351,105 @@ class Pipeline:
             raise PreviewNotFound()
         principal = await self.principal(actor)
         terminal: ActionError | None = None
-        async with self._pt.db.transaction() as conn:
-            cur = await conn.execute(LOCK_PREVIEW, {"token": token})
-            row = await cur.fetchone()
-            if row is None:
-                raise PreviewNotFound()
-            preview = Preview.from_row(row)
-            action = get_action(preview.action)
-            if preview.status == "consumed":
-                raise PreviewConsumed(preview.audit_event_id)
-            if preview.status == "expired":
-                raise PreviewExpired()
-            if preview.status == "drifted":
-                raise PreviewDrifted(preview.targets)
-            if actor is None or preview.actor_id != principal.id:
-                raise PreviewOtherActor()
-            if not await self._authorized(actor, action, preview.targets):
-                terminal = Unauthorized(action.name, preview.resource)
-            else:
-                text = self._check_reason(action, reason)
-                if row["is_expired"]:
-                    await self._resolve(conn, token, "expired", text, None)
-                    terminal = PreviewExpired()
+        try:
+            async with self._pt.db.transaction() as conn:
+                cur = await conn.execute(
+                    LOCK_PREVIEW, {"token": token, "inline": INLINE_BEFORE_MAX}
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    raise PreviewNotFound()
+                preview = Preview.from_row(row)
+                action = get_action(preview.action)
+                if preview.status == "consumed":
+                    raise PreviewConsumed(preview.audit_event_id)
+                if preview.status == "expired":
+                    raise PreviewExpired()
+                if preview.status == "drifted":
+                    raise PreviewDrifted(preview.targets)
+                if actor is None or preview.actor_id != principal.id:
+                    raise PreviewOtherActor()
+                if not await self._authorized(actor, action, preview.targets):
+                    terminal = Unauthorized(action.name, preview.resource)
                 else:
-                    snapshots = await action.snapshot(conn, preview.targets, lock=True)
-                    drifted = [
-                        t
-                        for t in preview.targets
-                        if t not in snapshots
-                        or action.drift_key(snapshots[t]) != action.drift_key(preview.before[t])
-                    ]
-                    if drifted:
-                        await self._resolve(conn, token, "drifted", text, None)
-                        terminal = PreviewDrifted(drifted)
+                    text = self._check_reason(action, reason)
+                    if row["is_expired"]:
+                        await self._resolve(conn, token, "expired", text, None)
+                        terminal = PreviewExpired()
                     else:
-                        now = datetime.now(UTC)
                         ctx = ApplyContext(
-                            principal, surface, text, self._pt.config.prefix, now, token
+                            principal,
+                            surface,
+                            text,
+                            self._pt.config.prefix,
+                            datetime.now(UTC),
+                            token,
                         )
-                        after = await action.apply(conn, ctx, snapshots, preview.params)
-                        event_id = await write_event(
-                            conn,
-                            action=action.event,
-                            command=action.name,
-                            resource_type=action.resource_type,
-                            resource_id=preview.resource_id,
-                            principal=principal,
-                            surface=surface,
-                            outcome="succeeded",
-                            reason=text,
-                            preview_token=token,
-                            before=snapshots
-                            if len(snapshots) > 1
-                            else snapshots[preview.targets[0]],
-                            after=after if len(after) > 1 else after.get(preview.targets[0]),
-                            detail={
-                                "effect": preview.effect,
-                                "params": preview.params,
-                                "plan_hash": preview.plan_hash,
-                                **(
-                                    {"targets": preview.targets} if len(preview.targets) > 1 else {}
-                                ),
-                            },
+                        expected = row["before"]
+                        applied = await action.apply_checked(
+                            conn, ctx, preview.targets, preview.params, expected
                         )
-                        await self._resolve(conn, token, "consumed", text, event_id)
-                        consumed = Preview.from_row(
-                            {
-                                **row,
-                                "status": "consumed",
-                                "reason": text,
-                                "audit_event_id": event_id,
-                            }
+                        if applied.drifted:
+                            raise _Drifted(applied.drifted, text)
+                        return await self._consume(
+                            conn, action, preview, principal, surface, text, applied
                         )
-                        return ActionResult(consumed, event_id, after)
+        except _Drifted as drift:
+            # The transaction rolled back: nothing of the set was applied. Record why.
+            async with self._pt.db.transaction() as conn:
+                await self._resolve(conn, token, "drifted", drift.reason, None)
+            raise PreviewDrifted(drift.targets) from None
         if isinstance(terminal, Unauthorized):
             await self._record_denial(actor, action, preview.targets, surface, "execute")
         assert terminal is not None
         raise terminal
+
+    async def _consume(
+        self,
+        conn: Any,
+        action: Action,
+        preview: Preview,
+        principal: Principal,
+        surface: str,
+        reason: str | None,
+        applied: Applied,
+    ) -> ActionResult:
+        """Write the audit event and consume the preview, in the caller's transaction."""
+        targets = preview.targets
+        single = len(targets) == 1
+        event_id = await write_event(
+            conn,
+            action=action.event,
+            command=action.name,
+            resource_type=action.resource_type,
+            resource_id=preview.resource_id,
+            principal=principal,
+            surface=surface,
+            outcome="succeeded",
+            reason=reason,
+            preview_token=preview.token,
+            before=applied.before.get(targets[0])
+            if single
+            else audit_snapshot(applied.before, targets),
+            after=applied.after.get(targets[0])
+            if single
+            else audit_snapshot(applied.after, targets),
+            detail={
+                "effect": preview.effect,
+                "params": preview.params,
+                "plan_hash": preview.plan_hash,
+                **({} if single else {"targets": targets}),
+            },
+        )
+        await self._resolve(conn, preview.token, "consumed", reason, event_id)
+        consumed = replace(
+            preview,
+            before=preview.before or applied.before,
+            status="consumed",
+            reason=reason,
+            audit_event_id=event_id,
+        )
+        return ActionResult(consumed, event_id, applied.after)
 
     async def _resolve(
         self, conn: Any, token: str, status: str, reason: str | None, event_id: int | None

@@ -1,20 +1,47 @@
 """The migration runner: numbered SQL files, a version table, an advisory lock.
 
 Each migration is a pair ``NNNN_name.up.sql`` / ``NNNN_name.down.sql`` in
-``db/migrations``. Applying runs in one transaction holding a transaction-level advisory
-lock, so two concurrent ``migrate`` runs serialize and end in the same state. oban-py's
-own schema is installed first when absent, through oban's installer (``install_sql``).
+``db/migrations``. A run holds a session-level advisory lock from start to end, so two
+concurrent ``migrate`` runs serialize and end in the same state. oban-py's own schema is
+installed first when absent, through oban's installer (``install_sql``). Each migration
+runs in its own transaction together with the row recording it, so a failure leaves
+nothing half-applied.
+
+Migrations that cannot run in a transaction
+===========================================
+
+``CREATE INDEX CONCURRENTLY`` builds an index without blocking writers (oban's producers
+keep fetching and acking while an index on ``oban_jobs`` is built), but PostgreSQL refuses
+to run it inside a transaction. A migration file whose text contains the line
+
+    -- powertools: no-transaction
+
+is run outside any transaction, statement by statement, while the run's lock is held; its
+version row is written once every statement has succeeded. Such a file must be safe to
+run again after a failure part way (``IF NOT EXISTS`` / ``IF EXISTS`` on every statement).
+A failed concurrent build leaves an INVALID index behind, which ``IF NOT EXISTS`` would
+then keep forever; before each ``CREATE INDEX CONCURRENTLY IF NOT EXISTS name`` the runner
+drops an invalid index of that name (``DROP INDEX CONCURRENTLY``), so a re-run builds it
+properly.
+
+The lock is taken by polling ``pg_try_advisory_lock`` rather than waiting in
+``pg_advisory_lock``: a second runner blocked inside a statement holds a snapshot, and a
+concurrent index build waits for every older snapshot to go away, so the two would wait
+for each other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import LiteralString
 
 from oban.schema import install_sql
+from psycopg import sql
 
 from ..errors import MigrationError
 from . import Conn, connect
@@ -22,6 +49,21 @@ from . import Conn, connect
 # hashtext('oban_powertools.migrate') would also do; a fixed key keeps it readable in pg_locks.
 LOCK_KEY = 7_305_228_411_992_001
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
+NO_TRANSACTION = re.compile(r"^--\s*powertools:\s*no-transaction\s*$", re.MULTILINE)
+CONCURRENT_INDEX = re.compile(
+    r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+"
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\b",
+    re.IGNORECASE,
+)
+LOCK_POLL_SECONDS = 0.1
+LOCK_TIMEOUT_SECONDS = 3600.0
+
+INVALID_INDEX: LiteralString = """
+SELECT 1 FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relname = %s AND NOT i.indisvalid
+"""
 
 CREATE_VERSION_TABLE: LiteralString = """
 CREATE TABLE IF NOT EXISTS powertools_schema_versions (
@@ -38,6 +80,58 @@ class Migration:
     name: str
     up: str
     down: str
+
+    @property
+    def up_in_transaction(self) -> bool:
+        return not NO_TRANSACTION.search(self.up)
+
+    @property
+    def down_in_transaction(self) -> bool:
+        return not NO_TRANSACTION.search(self.down)
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of a SQL file, split at top-level semicolons.
+
+    Quotes ('...', "..."), dollar quotes ($$...$$, $tag$...$tag$) and comments are kept
+    whole, so a semicolon inside them does not split. Comment-only pieces are dropped.
+    """
+    statements: list[str] = []
+    start = i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "-" and text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif ch == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif ch in "'\"":
+            end = text.find(ch, i + 1)
+            while end >= 0 and text.startswith(ch * 2, end):
+                end = text.find(ch, end + 2)  # a doubled quote is an escaped one
+            i = n if end < 0 else end + 1
+        elif ch == "$" and (tag := re.match(r"\$[A-Za-z_]?[A-Za-z0-9_]*\$", text[i:])):
+            end = text.find(tag.group(), i + len(tag.group()))
+            i = n if end < 0 else end + len(tag.group())
+        elif ch == ";":
+            statements.append(text[start:i])
+            i += 1
+            start = i
+        else:
+            i += 1
+    statements.append(text[start:])
+    return [s.strip() for s in statements if _has_code(s)]
+
+
+def _code(statement: str) -> str:
+    """The statement without comments (only to recognise it; it runs as written)."""
+    return re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.DOTALL).strip()
+
+
+def _has_code(statement: str) -> bool:
+    return bool(_code(statement))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +164,47 @@ def available() -> list[Migration]:
     return migrations
 
 
-async def _lock(conn: Conn, prefix: str) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+async def _acquire(conn: Conn) -> None:
+    """Take the run's session-level advisory lock, polling (see the module docstring)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (LOCK_KEY,))
+        row = await cur.fetchone()
+        if row and row["locked"]:
+            return
+        if time.monotonic() > deadline:
+            raise MigrationError(
+                f"another migration run held the lock for over {LOCK_TIMEOUT_SECONDS:.0f}s"
+            )
+        await asyncio.sleep(LOCK_POLL_SECONDS)
+
+
+async def _release(conn: Conn) -> None:
+    if not conn.closed:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+async def _prepare(conn: Conn, prefix: str) -> None:
     # The schema must exist before oban's installer or ours can create anything in it;
     # the identifier is validated (config.PREFIX_PATTERN) and quoted by psycopg.
-    from psycopg import sql
-
     await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(prefix)))
     await conn.execute(CREATE_VERSION_TABLE)
+
+
+async def _run_outside_transaction(conn: Conn, text: str) -> None:
+    """A no-transaction migration: statement by statement, in autocommit mode."""
+    for statement in split_statements(text):
+        match = CONCURRENT_INDEX.match(_code(statement))
+        if match:
+            cur = await conn.execute(INVALID_INDEX, (match["name"],))
+            if await cur.fetchone() is not None:
+                # Left by a failed concurrent build: IF NOT EXISTS would keep it forever.
+                await conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                        sql.Identifier(match["name"])
+                    )
+                )
+        await conn.execute(sql.SQL(statement))
 
 
 async def _applied(conn: Conn) -> dict[int, datetime]:
@@ -109,32 +236,47 @@ async def apply(database_url: str, prefix: str = "public") -> list[Migration]:
     conn = await connect(database_url, prefix)
     ran: list[Migration] = []
     try:
-        async with conn.transaction():
-            await _lock(conn, prefix)
-            if not await _oban_installed(conn):
-                # oban's installer SQL (its own file, with the prefix applied by oban).
-                await conn.execute(install_sql(prefix))
+        await _acquire(conn)
+        try:
+            async with conn.transaction():
+                await _prepare(conn, prefix)
+                if not await _oban_installed(conn):
+                    # oban's installer SQL (its own file, with the prefix applied by oban).
+                    await conn.execute(install_sql(prefix))
             applied = await _applied(conn)
             for migration in available():
                 if migration.version in applied:
                     continue
-                await conn.execute(migration.up)
-                await conn.execute(
-                    "INSERT INTO powertools_schema_versions (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
+                if migration.up_in_transaction:
+                    async with conn.transaction():
+                        await conn.execute(migration.up)
+                        await _record(conn, migration)
+                else:
+                    await _run_outside_transaction(conn, migration.up)
+                    await _record(conn, migration)
                 ran.append(migration)
+        finally:
+            await _release(conn)
     finally:
         await conn.close()
     return ran
+
+
+async def _record(conn: Conn, migration: Migration) -> None:
+    await conn.execute(
+        "INSERT INTO powertools_schema_versions (version, name) VALUES (%s, %s)",
+        (migration.version, migration.name),
+    )
 
 
 async def rollback(database_url: str, prefix: str = "public") -> Migration | None:
     """Revert the latest applied migration (never oban's own schema). Returns what ran."""
     conn = await connect(database_url, prefix)
     try:
-        async with conn.transaction():
-            await _lock(conn, prefix)
+        await _acquire(conn)
+        try:
+            async with conn.transaction():
+                await _prepare(conn, prefix)
             applied = await _applied(conn)
             if not applied:
                 return None
@@ -146,10 +288,16 @@ async def rollback(database_url: str, prefix: str = "public") -> Migration | Non
                     "roll back with the release that applied it"
                 )
             migration = by_version[latest]
-            await conn.execute(migration.down)
-            await conn.execute(
-                "DELETE FROM powertools_schema_versions WHERE version = %s", (latest,)
-            )
+            delete = "DELETE FROM powertools_schema_versions WHERE version = %s"
+            if migration.down_in_transaction:
+                async with conn.transaction():
+                    await conn.execute(migration.down)
+                    await conn.execute(delete, (latest,))
+            else:
+                await _run_outside_transaction(conn, migration.down)
+                await conn.execute(delete, (latest,))
             return migration
+        finally:
+            await _release(conn)
     finally:
         await conn.close()

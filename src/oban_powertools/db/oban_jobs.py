@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, LiteralString
+from typing import Any, Literal, LiteralString
 
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from . import Conn
@@ -27,6 +28,12 @@ ORDER BY id
 
 JOB_SNAPSHOT_FOR_UPDATE: LiteralString = JOB_SNAPSHOT + " FOR UPDATE"
 
+# A bulk preview keeps only what drift is checked on (and the state, for the effect and
+# the audit summary): 100k full snapshots would be most of a bulk action's cost.
+JOB_DRIFT_KEYS: LiteralString = """
+SELECT id, state::text AS state, attempt FROM oban_jobs WHERE id = ANY(%(ids)s) ORDER BY id
+"""
+
 INSERT_JOB: LiteralString = """
 INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
                        scheduled_at)
@@ -35,9 +42,12 @@ VALUES (%(args)s, %(meta)s, %(queue)s, %(worker)s, %(priority)s, %(max_attempts)
 RETURNING id
 """
 
+# Each change is a SET clause and the states it applies to; the plain statements (by id)
+# and the checked ones (by id, only while state and attempt still match a preview) are
+# built from the same parts, so both keep oban's semantics.
+
 # Same as oban's retry_many_jobs.sql.
-RETRY_JOBS: LiteralString = """
-UPDATE oban_jobs
+RETRY_SET: LiteralString = """
 SET state = 'available'::oban_job_state,
     max_attempts = GREATEST(max_attempts, attempt + 1),
     scheduled_at = timezone('UTC', now()),
@@ -45,34 +55,72 @@ SET state = 'available'::oban_job_state,
     cancelled_at = NULL,
     discarded_at = NULL,
     meta = jsonb_set(meta, '{uniq_bmp}', '[]'::jsonb)
-WHERE id = ANY(%(ids)s) AND state NOT IN ('available', 'executing')
-RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 """
+RETRY_WHERE: LiteralString = " AND state NOT IN ('available', 'executing')"
 
 # Same as oban's cancel_many_jobs.sql: executing jobs keep their state and are told to
 # stop through the producer's pkill signal.
-CANCEL_JOBS: LiteralString = """
-UPDATE oban_jobs
+CANCEL_SET: LiteralString = """
 SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_state END,
     cancelled_at = CASE WHEN state = 'executing' THEN cancelled_at
                         ELSE timezone('UTC', now()) END,
     meta = CASE WHEN state = 'executing' THEN meta
                 ELSE meta || jsonb_build_object('cancel_attempted_at', timezone('UTC', now()))
            END
-WHERE id = ANY(%(ids)s)
-  AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')
-RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 """
+CANCEL_WHERE: LiteralString = (
+    " AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')"
+)
 
 # Discard: stop retrying a job that has not finished, keeping it for forensics.
-DISCARD_JOBS: LiteralString = """
-UPDATE oban_jobs
+DISCARD_SET: LiteralString = """
 SET state = 'discarded'::oban_job_state,
     discarded_at = timezone('UTC', now()),
     meta = meta || jsonb_build_object('discarded_by_operator', true)
-WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'retryable', 'suspended')
-RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 """
+DISCARD_WHERE: LiteralString = " AND state IN ('available', 'scheduled', 'retryable', 'suspended')"
+
+RETURNING: LiteralString = (
+    "\nRETURNING id, state::text AS state, queue, worker, attempt, max_attempts"
+)
+
+RETRY_JOBS: LiteralString = (
+    "UPDATE oban_jobs" + RETRY_SET + "WHERE id = ANY(%(ids)s)" + RETRY_WHERE + RETURNING
+)
+CANCEL_JOBS: LiteralString = (
+    "UPDATE oban_jobs" + CANCEL_SET + "WHERE id = ANY(%(ids)s)" + CANCEL_WHERE + RETURNING
+)
+DISCARD_JOBS: LiteralString = (
+    "UPDATE oban_jobs" + DISCARD_SET + "WHERE id = ANY(%(ids)s)" + DISCARD_WHERE + RETURNING
+)
+
+# The checked form: the expected state and attempt of each job come from the preview row
+# (locked by the pipeline in the same transaction), so 100k expectations never travel to
+# Python and back. A job changed since the preview no longer matches and is not updated;
+# the caller treats every target missing from RETURNING as drifted. Concurrent writers are
+# handled by PostgreSQL: an UPDATE that waits for a row lock re-checks the row's new version.
+CHECKED_FROM: LiteralString = """
+FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
+             (b.value->>'attempt')::int AS expected_attempt
+      FROM powertools_previews p, jsonb_each(p.before) AS b
+      WHERE p.token = %(token)s) expected
+WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
+  AND attempt = expected.expected_attempt
+"""
+CHECKED_RETURNING: LiteralString = (
+    "\nRETURNING id, expected_state, expected_attempt, state::text AS state, queue, worker,"
+    " attempt, max_attempts"
+)
+
+RETRY_JOBS_CHECKED: LiteralString = (
+    "UPDATE oban_jobs" + RETRY_SET + CHECKED_FROM + RETRY_WHERE + CHECKED_RETURNING
+)
+CANCEL_JOBS_CHECKED: LiteralString = (
+    "UPDATE oban_jobs" + CANCEL_SET + CHECKED_FROM + CANCEL_WHERE + CHECKED_RETURNING
+)
+DISCARD_JOBS_CHECKED: LiteralString = (
+    "UPDATE oban_jobs" + DISCARD_SET + CHECKED_FROM + DISCARD_WHERE + CHECKED_RETURNING
+)
 
 NOTIFY: LiteralString = "SELECT pg_notify(%(channel)s, %(payload)s)"
 
@@ -93,6 +141,43 @@ type JobRows = dict[int, dict[str, Any]]
 async def snapshot_jobs(conn: Conn, ids: Sequence[int], *, lock: bool) -> JobRows:
     cur = await conn.execute(JOB_SNAPSHOT_FOR_UPDATE if lock else JOB_SNAPSHOT, {"ids": list(ids)})
     return {row["id"]: row for row in await cur.fetchall()}
+
+
+async def drift_keys(conn: Conn, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+    """(state, attempt) of each job that exists; tuple rows, for 100k-job bulk previews."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(JOB_DRIFT_KEYS, {"ids": list(ids)})
+    return {job_id: (state, attempt) for job_id, state, attempt in await cur.fetchall()}
+
+
+type CheckedRow = tuple[int, str, int, str, str, str, int, int]
+type Change = Literal["retry", "cancel", "discard"]
+
+CHECKED: dict[str, LiteralString] = {
+    "retry": RETRY_JOBS_CHECKED,
+    "cancel": CANCEL_JOBS_CHECKED,
+    "discard": DISCARD_JOBS_CHECKED,
+}
+
+
+async def change_checked(conn: Conn, prefix: str, change: Change, token: str) -> list[CheckedRow]:
+    """Retry, cancel or discard the jobs of a preview that still match it.
+
+    Returns (id, expected state, expected attempt, then the after-state: state, queue,
+    worker, attempt, max_attempts) per changed job, and sends oban's notifications for
+    what changed, as the plain functions do (delivered on commit).
+    """
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(CHECKED[change], {"token": token})
+    rows: list[CheckedRow] = await cur.fetchall()
+    if change == "retry":
+        for queue in sorted({r[4] for r in rows}):
+            await notify(conn, prefix, "insert", {"queue": queue})
+    elif change == "cancel":
+        for r in rows:
+            if r[3] == "executing":
+                await notify(conn, prefix, "signal", {"action": "pkill", "job_id": r[0]})
+    return rows
 
 
 async def insert_job(

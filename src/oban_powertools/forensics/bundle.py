@@ -205,7 +205,8 @@ async def _audit(
     conn: Conn, display: Display, resource_type: str, resource_id: str
 ) -> tuple[list[AuditRow], bool]:
     page = await audit_queries.events_for(conn, resource_type, resource_id, limit=AUDIT_LIMIT)
-    return [audit_row(display, e) for e in page.events], page.next_before is not None
+    rows = [audit_row(display, e, full=False) for e in page.events]
+    return rows, page.next_before is not None
 
 
 async def build_bundle(

@@ -43,14 +43,17 @@ class AuditView:
     actions: list[str]
 
 
-def audit_row(display: Display, event: AuditEvent) -> AuditRow:
+def audit_row(display: Display, event: AuditEvent, *, full: bool = True) -> AuditRow:
+    """An event as pages show it. Lists pass ``full=False``: they show no snapshots, detail
+    or targets, and walking a bulk event's 100k targets through the display policy for a
+    table row would make every list as slow as its largest event."""
     resource = Resource(event.resource_type, event.resource_id)
     detail = dict(event.detail)
     effect = detail.pop("effect", None)
-    targets = [str(t) for t in detail.get("targets", [])]
+    targets = [str(t) for t in detail.get("targets", [])] if full else []
 
     def snapshot(value: object) -> str | None:
-        if value is None:
+        if value is None or not full:
             return None
         return display.json("snapshot", value, resource=resource)[0]
 
@@ -73,7 +76,7 @@ def audit_row(display: Display, event: AuditEvent) -> AuditRow:
         effect=display.optional("effect", effect, resource=resource, field="effect"),
         before_json=snapshot(event.before),
         after_json=snapshot(event.after),
-        detail_json=display.json("detail", detail, resource=resource)[0],
+        detail_json=display.json("detail", detail, resource=resource)[0] if full else "",
         targets=[display.text("target", t, resource=resource, field="target") for t in targets],
     )
 
@@ -89,7 +92,8 @@ async def audit_view(
     async with db.connection() as conn:
         page = await queries.list_events(conn, filters, before=before, limit=limit)
         actions = await queries.recent_actions(conn)
-    return AuditView([audit_row(display, e) for e in page.events], page.next_before, actions)
+    rows = [audit_row(display, e, full=False) for e in page.events]
+    return AuditView(rows, page.next_before, actions)
 
 
 async def audit_event(db: Database, display: Display, event_id: int) -> AuditRow | None:
@@ -101,4 +105,4 @@ async def audit_event(db: Database, display: Display, event_id: int) -> AuditRow
 async def recent_events(db: Database, display: Display, *, limit: int = 10) -> list[AuditRow]:
     async with db.connection() as conn:
         page = await queries.list_events(conn, limit=limit)
-    return [audit_row(display, e) for e in page.events]
+    return [audit_row(display, e, full=False) for e in page.events]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, LiteralString
+from zoneinfo import ZoneInfo
 
 from ..cron.expression import (
     CronExpression,
@@ -123,16 +125,27 @@ class CronEntryDetail:
     slots: list[SlotView]
 
 
-def schedule(
-    expression: str, timezone: str, now: datetime
-) -> tuple[str, datetime | None, str | None]:
-    """The expression in words and its next fire time, or why it cannot be evaluated."""
+@lru_cache(maxsize=4096)
+def _parsed(expression: str, timezone: str) -> tuple[CronExpression, ZoneInfo, str] | str:
+    """Parsed expression, zone and words, or the error. Entries share a few expressions, and
+    parsing them again for every row of every page view was half of the cron page's time."""
     try:
         expr = CronExpression.parse(expression)
         tz = load_timezone(timezone)
     except (CronExpressionError, CronTimezoneError) as exc:
-        return expression, None, str(exc)
-    return expr.describe(), next_fire(expr, tz, now), None
+        return str(exc)
+    return expr, tz, expr.describe()
+
+
+def schedule(
+    expression: str, timezone: str, now: datetime
+) -> tuple[str, datetime | None, str | None]:
+    """The expression in words and its next fire time, or why it cannot be evaluated."""
+    parsed = _parsed(expression, timezone)
+    if isinstance(parsed, str):
+        return expression, None, parsed
+    expr, tz, words = parsed
+    return words, next_fire(expr, tz, now), None
 
 
 def entry_view(display: Display, row: Mapping[str, Any], now: datetime) -> CronEntryView:

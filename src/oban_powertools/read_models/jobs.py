@@ -18,10 +18,12 @@ from ..display import Display, compact_json, error_line, merge_secrets
 from ..seams import Resource
 from .common import (
     COUNT_CAP,
+    EXACT_BELOW_FACTOR,
     JOB_STATES,
     PRODUCER_LIVE_SECONDS,
     Count,
-    state_counts,
+    bounded_count,
+    estimate_rows,
     utc,
 )
 
@@ -47,16 +49,21 @@ ORDER BY id DESC
 LIMIT %(limit)s
 """
 
-COUNT_JOBS: LiteralString = """
-SELECT count(*)::bigint AS n FROM (
-    SELECT 1 FROM oban_jobs
-    WHERE (%(state)s::text IS NULL OR state = %(state)s::text::oban_job_state)
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-      AND (%(worker)s::text IS NULL OR worker = %(worker)s::text)
-      AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
-    LIMIT %(cap)s
-) capped
+# The rows a filter matches. ``state = ANY(states)`` lists every state when none is chosen:
+# it changes no result, but lets a queue-only filter use oban's (state, queue, ...) index.
+FILTERED_JOBS: LiteralString = """
+SELECT 1 FROM oban_jobs
+WHERE state = ANY(%(states)s::oban_job_state[])
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(worker)s::text IS NULL OR worker = %(worker)s::text)
+  AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
 """
+
+COUNT_JOBS: LiteralString = (
+    "SELECT count(*)::bigint AS n FROM ("  # noqa: S608 (LiteralString constants only)
+    + FILTERED_JOBS
+    + " LIMIT %(cap)s) capped"
+)
 
 GET_JOB: LiteralString = """
 SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, tags, args,
@@ -73,13 +80,15 @@ SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority,
 FROM oban_jobs WHERE id = %(id)s
 """
 
-# Failures worth an operator's look: every retryable job (they are failing now) and jobs
-# discarded within the window, each side read through its own index and capped.
+# Failures worth an operator's look: the latest retryable jobs (they are failing now) and
+# jobs discarded within the window, each side read newest first through its own index
+# (Powertools' (state, attempted_at) index of migration 0002; oban's discarded_at index)
+# and capped, so the cost does not depend on how many have piled up.
 FAILING_WORKERS: LiteralString = """
 WITH recent AS (
     (SELECT id, worker, queue, state::text AS state, attempted_at, discarded_at
      FROM oban_jobs WHERE state = 'retryable'
-     ORDER BY scheduled_at DESC LIMIT %(sample)s)
+     ORDER BY attempted_at DESC NULLS LAST LIMIT %(sample)s)
     UNION ALL
     (SELECT id, worker, queue, state::text AS state, attempted_at, discarded_at
      FROM oban_jobs
@@ -105,34 +114,44 @@ LAST_ERRORS: LiteralString = """
 SELECT id, args, meta, errors->-1->>'error' AS last_error FROM oban_jobs WHERE id = ANY(%(ids)s)
 """
 
+# The oldest executing jobs (Powertools' (state, attempted_at) index), each checked against
+# the live producers, which are read once (a handful of rows) rather than once per job. At
+# most ``scan`` executing jobs are looked at.
 STUCK_JOBS: LiteralString = """
+WITH live AS (
+    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
+           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
+    FROM oban_producers
+    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(live)s)
+)
 SELECT * FROM (
     SELECT j.id, j.queue, j.worker, j.attempt, j.max_attempts, j.attempted_at, j.attempted_by,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds,
-           EXISTS (SELECT 1 FROM oban_producers p
-                   WHERE p.updated_at > timezone('UTC', now())
-                                        - make_interval(secs => %(live)s)
-                     AND CASE WHEN cardinality(j.attempted_by) >= 2
-                              THEN p.uuid::text = j.attempted_by[2]
-                              ELSE p.node = j.attempted_by[1] AND p.queue = j.queue END
-           ) AS producer_live
-    FROM oban_jobs j
+           CASE WHEN cardinality(j.attempted_by) >= 2
+                THEN j.attempted_by[2] = ANY(live.uuids)
+                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
+                              false) END AS producer_live
+    FROM oban_jobs j, live
     WHERE j.state = 'executing'
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(scan)s
 ) executing
 WHERE running_seconds > %(stuck_after)s OR NOT producer_live
    OR running_seconds IS NULL
-ORDER BY running_seconds DESC NULLS FIRST
+-- The scan's own order (oldest attempt first is longest running first), so the planner
+-- stops at the first ``limit`` matches instead of reading the whole scan.
+ORDER BY attempted_at ASC NULLS FIRST
 LIMIT %(limit)s
 """
 
+# Newest first through oban's discarded_at index (read backwards, which is the order of
+# ``DESC``; ``NULLS LAST`` would force a sort of every discarded job).
 RECENT_DISCARDED: LiteralString = """
 SELECT id, queue, worker, attempt, max_attempts, discarded_at, args, meta,
        errors->-1->>'error' AS last_error
-FROM oban_jobs WHERE state = 'discarded'
-ORDER BY discarded_at DESC NULLS LAST LIMIT %(limit)s
+FROM oban_jobs WHERE state = 'discarded' AND discarded_at IS NOT NULL
+ORDER BY discarded_at DESC LIMIT %(limit)s
 """
 
 
@@ -364,8 +383,11 @@ async def list_jobs(
     async with db.connection() as conn:
         while True:
             batch_size = SEARCH_BATCH if needle else limit + 1
+            # Never prepared: a generic plan could not tell which filters are set.
             cur = await conn.execute(
-                LIST_JOBS, filters.params() | {"before": cursor, "limit": batch_size}
+                LIST_JOBS,
+                filters.params() | {"before": cursor, "limit": batch_size},
+                prepare=False,
             )
             batch = await cur.fetchall()
             for raw in batch:
@@ -398,16 +420,15 @@ async def list_jobs(
 
 
 async def _count(conn: Conn, filters: JobFilters) -> Count:
-    cur = await conn.execute(COUNT_JOBS, filters.params() | {"cap": COUNT_CAP + 1})
+    """The planner's estimate when it is large (nothing is read), else a capped exact count."""
+    params = filters.params() | {"states": [filters.state] if filters.state else list(JOB_STATES)}
+    estimate = await estimate_rows(conn, FILTERED_JOBS, params)
+    if estimate > COUNT_CAP * EXACT_BELOW_FACTOR:
+        return Count(estimate, "estimate")
+    cur = await conn.execute(COUNT_JOBS, params | {"cap": COUNT_CAP + 1}, prepare=False)
     row = await cur.fetchone()
     n = int(row["n"]) if row else 0
-    if n <= COUNT_CAP:
-        return Count(n)
-    if filters.state and not (filters.worker or filters.tag):
-        # Only state (and queue) narrow it: oban's planner estimate applies.
-        counts = await state_counts(conn, [filters.state], queue=filters.queue)
-        return counts[filters.state]
-    return Count(COUNT_CAP, "at_least")
+    return bounded_count(n, estimate, COUNT_CAP)
 
 
 async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:

@@ -15,7 +15,7 @@ from typing import Any, LiteralString
 from ..db import Conn, Database
 from ..display import Display
 from ..seams import Resource
-from .common import PRODUCER_LIVE_SECONDS, Count, utc
+from .common import EXACT_BELOW_FACTOR, PRODUCER_LIVE_SECONDS, Count, bounded_count, utc
 
 QUEUE_STATES = ("available", "scheduled", "executing", "retryable")
 QUEUE_COUNT_CAP = 1000
@@ -40,17 +40,22 @@ WHERE queue = ANY(%(queues)s)
 ORDER BY queue, node, started_at
 """
 
+# Per queue and state, one statement: oban's planner estimate (reads no rows), and a capped
+# exact count through oban's (state, queue, ...) index only where the estimate is small.
 QUEUE_COUNTS: LiteralString = """
-SELECT q.queue, s.state,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM oban_jobs j
-            WHERE j.state = s.state::oban_job_state AND j.queue = q.queue
-            LIMIT %(cap)s) capped)::bigint AS n
-FROM unnest(%(queues)s::text[]) AS q(queue)
-CROSS JOIN unnest(%(states)s::text[]) AS s(state)
+SELECT p.queue, p.state, p.estimate,
+       CASE WHEN p.estimate <= %(exact_below)s THEN
+           (SELECT count(*) FROM (
+                SELECT 1 FROM oban_jobs j
+                WHERE j.state = p.state::oban_job_state AND j.queue = p.queue
+                -- oban's index order, so the capped count never becomes a table scan.
+                ORDER BY j.state, j.queue, j.priority, j.scheduled_at, j.id
+                LIMIT %(cap)s + 1) capped)
+       END AS n
+FROM (SELECT q.queue, s.state, oban_count_estimate(s.state, q.queue)::bigint AS estimate
+      FROM unnest(%(queues)s::text[]) AS q(queue)
+      CROSS JOIN unnest(%(states)s::text[]) AS s(state)) p
 """
-
-ESTIMATE: LiteralString = "SELECT oban_count_estimate(%(state)s, %(queue)s)::bigint AS n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,21 +119,17 @@ async def queue_counts(conn: Conn, queues: Sequence[str]) -> dict[str, dict[str,
         return {}
     cur = await conn.execute(
         QUEUE_COUNTS,
-        {"queues": list(queues), "states": list(QUEUE_STATES), "cap": QUEUE_COUNT_CAP + 1},
+        {
+            "queues": list(queues),
+            "states": list(QUEUE_STATES),
+            "cap": QUEUE_COUNT_CAP,
+            "exact_below": QUEUE_COUNT_CAP * EXACT_BELOW_FACTOR,
+        },
     )
     counts: dict[str, dict[str, Count]] = {q: {} for q in queues}
     for row in await cur.fetchall():
-        n = int(row["n"])
-        if n <= QUEUE_COUNT_CAP:
-            counts[row["queue"]][row["state"]] = Count(n)
-            continue
-        est = await conn.execute(ESTIMATE, {"state": row["state"], "queue": row["queue"]})
-        estimate_row = await est.fetchone()
-        estimate = int(estimate_row["n"]) if estimate_row else 0
-        counts[row["queue"]][row["state"]] = (
-            Count(estimate, "estimate")
-            if estimate > QUEUE_COUNT_CAP
-            else Count(QUEUE_COUNT_CAP, "at_least")
+        counts[row["queue"]][row["state"]] = bounded_count(
+            row["n"], row["estimate"], QUEUE_COUNT_CAP
         )
     return counts
 

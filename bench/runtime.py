@@ -1,0 +1,223 @@
+"""The Powertools runtime inside oban against bare oban, and the scheduler at 10k entries.
+
+    python -m bench.runtime [--jobs 20000] [--rounds 2] [--entries 10000]
+
+1. Throughput: N no-op jobs are inserted (one statement), then an Oban instance with one
+   queue (limit 20) is started and the time until every job has completed is measured.
+   "bare" is plain oban; "powertools" is ``Oban(..., **powertools.oban_options())`` with
+   Powertools' cron scheduler over 200 entries and persisted queue decisions (20 rows,
+   one for the benchmark queue). Each side runs in a fresh database; the two alternate for
+   ``--rounds`` rounds and the best round of each is compared. Target: >= 0.95x bare.
+2. Scheduler: 10,000 entries (mixed expressions and time zones), evaluated with an explicit
+   ``now`` by ``CronScheduler.evaluate``: cold (nothing cached) on a quiet minute, warm on
+   the next quiet minute, warm at the top of the hour (a third of the entries due), and a
+   stress case where every entry is due. Target: < 1 s.
+
+Results go to the ``runtime`` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from oban import Job, Oban, worker
+from oban.worker import worker_name
+from psycopg_pool import AsyncConnectionPool
+
+from bench.actions import BenchAuth, PlainDisplay
+from bench.common import machine, scratch_database
+from bench.report import table, write_section
+from oban_powertools import Config, Powertools
+from oban_powertools.cron.scheduler import CronScheduler
+from oban_powertools.db import Database, migrate
+from oban_powertools.runtime import Runtime
+
+QUEUE = "bench_runtime"
+LIMIT = 20
+
+
+@worker(queue=QUEUE)
+class Noop:
+    async def process(self, job: Job) -> None:
+        return None
+
+
+INSERT_JOBS = """
+INSERT INTO oban_jobs (worker, queue, args, state, scheduled_at)
+SELECT %(worker)s, %(queue)s, jsonb_build_object('n', g), 'available', timezone('UTC', now())
+FROM generate_series(1, %(n)s) AS g
+"""
+
+# 200 runtime entries on other queues: most minutes a few of them fire, as in production.
+INSERT_ENTRIES = """
+INSERT INTO powertools_cron_entries (name, source, worker, queue, expression, timezone,
+                                     overlap_policy)
+SELECT 'entry_' || g, 'runtime', 'app.workers.Cron' || (g %% 20), 'cron_' || (g %% 10),
+       CASE WHEN g %% 50 = 0 THEN '* * * * *' ELSE (g %% 60) || ' * * * *' END,
+       (ARRAY['Etc/UTC', 'Europe/Berlin', 'America/Chicago'])[1 + g %% 3],
+       (ARRAY['allow', 'skip', 'queue_one'])[1 + g %% 3]
+FROM generate_series(1, %(entries)s) AS g
+"""
+
+INSERT_QUEUE_STATES = """
+INSERT INTO powertools_queue_states (queue, paused, limit_override, changed_by_id, reason)
+SELECT CASE WHEN g = 1 THEN %(queue)s ELSE 'other_' || g END, false,
+       CASE WHEN g = 1 THEN %(limit)s END, 'bench', 'benchmark decision'
+FROM generate_series(1, 20) AS g
+"""
+
+REMAINING = "SELECT count(*) FROM oban_jobs WHERE queue = %(queue)s AND state <> 'completed'"
+
+
+async def throughput(jobs: int, with_powertools: bool) -> float:
+    """Seconds from starting oban until all ``jobs`` have completed."""
+    with scratch_database("bench_rt") as url:
+        await migrate.apply(url)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as raw:
+            await raw.execute(
+                INSERT_JOBS,
+                {"worker": worker_name(Noop), "queue": QUEUE, "n": jobs},
+            )
+            if with_powertools:
+                await raw.execute(INSERT_ENTRIES, {"entries": 200})
+                await raw.execute(INSERT_QUEUE_STATES, {"queue": QUEUE, "limit": LIMIT})
+            await raw.execute("VACUUM ANALYZE")
+            pool = AsyncConnectionPool(url, min_size=2, max_size=10, open=False)
+            pt = Powertools(Config(database_url=url, auth=BenchAuth(), display=PlainDisplay()))
+            options = {}
+            if with_powertools:
+                runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+                options = runtime.oban_options()
+            await pool.open()
+            oban = Oban(pool=pool, node="bench", queues={QUEUE: LIMIT}, **options)
+            started = time.perf_counter()
+            await oban.start()
+            try:
+                while True:
+                    await asyncio.sleep(0.05)
+                    row = await (await raw.execute(REMAINING, {"queue": QUEUE})).fetchone()
+                    if row is not None and row[0] == 0:
+                        break
+                elapsed = time.perf_counter() - started
+            finally:
+                await oban.stop()
+                await pool.close()
+    return elapsed
+
+
+class Leader:
+    is_leader = True
+
+
+SCHEDULER_ENTRIES = """
+INSERT INTO powertools_cron_entries (name, source, worker, queue, expression, timezone,
+                                     overlap_policy, catch_up_policy, evaluated_through)
+SELECT 'entry_' || g, 'runtime', 'app.workers.Cron' || (g %% 200), 'cron_' || (g %% 20),
+       CASE g %% 5 WHEN 0 THEN (g %% 60) || ' * * * *'
+                   WHEN 1 THEN (g %% 60) || ' ' || (g %% 24) || ' * * *'
+                   WHEN 2 THEN '*/' || (2 + g %% 13) || ' * * * *'
+                   WHEN 3 THEN (g %% 60) || ' 9-17 * * 1-5'
+                   ELSE '@hourly' END,
+       (ARRAY['Etc/UTC', 'Europe/Berlin', 'America/Chicago', 'Asia/Tokyo'])[1 + g %% 4],
+       (ARRAY['allow', 'skip', 'queue_one', 'cancel_previous'])[1 + g %% 4],
+       (ARRAY['none', 'latest', 'all'])[1 + g %% 3],
+       %(through)s
+FROM generate_series(1, %(entries)s) AS g
+"""
+
+
+async def scheduler(entries: int) -> dict[str, tuple[float, int, int]]:
+    """(seconds, examined, enqueued) of a cold, a warm and an all-due evaluation."""
+    t0 = datetime(2031, 1, 6, 10, 0, tzinfo=UTC)  # a Monday
+    minute = timedelta(minutes=1)
+    out: dict[str, tuple[float, int, int]] = {}
+    with scratch_database("bench_sched") as url:
+        await migrate.apply(url)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as raw:
+            await raw.execute(SCHEDULER_ENTRIES, {"entries": entries, "through": t0})
+            await raw.execute("VACUUM ANALYZE")
+        async with Database(url) as db:
+            sched = CronScheduler(db, leader=Leader(), node="bench")
+            # Every minute from 10:01 to 11:00, as the leader's loop would run them.
+            runs = [await sched.evaluate(now=t0 + m * minute) for m in range(1, 61)]
+            cold, quiet, top = runs[0], sorted(runs[1:-1], key=lambda e: e.seconds), runs[-1]
+            out["cold, 10:01 (nothing cached)"] = (cold.seconds, cold.examined, cold.enqueued)
+            mid = quiet[len(quiet) // 2]
+            out["warm, median of 10:02-10:59"] = (mid.seconds, mid.examined, mid.enqueued)
+            out["warm, slowest of 10:02-10:59"] = (
+                quiet[-1].seconds,
+                quiet[-1].examined,
+                quiet[-1].enqueued,
+            )
+            out["warm, top of the hour (11:00)"] = (top.seconds, top.examined, top.enqueued)
+            async with db.connection() as conn:
+                await conn.execute("UPDATE powertools_cron_entries SET expression = '* * * * *'")
+            due = await sched.evaluate(now=t0 + 61 * minute)
+            out["stress: every entry due (11:01)"] = (due.seconds, due.examined, due.enqueued)
+    return out
+
+
+async def main(jobs: int, rounds: int, entries: int, section: str) -> None:
+    print(f"# bench.runtime — {machine()}")
+    bare: list[float] = []
+    ours: list[float] = []
+    for _ in range(rounds):
+        bare.append(await throughput(jobs, False))
+        ours.append(await throughput(jobs, True))
+        print(f"bare {jobs / bare[-1]:8.0f} jobs/s   powertools {jobs / ours[-1]:8.0f} jobs/s")
+    bare_rate, our_rate = jobs / min(bare), jobs / min(ours)
+    ratio = our_rate / bare_rate
+    print(f"throughput ratio powertools/bare (best rounds): {ratio:.2f}x  (target >= 0.95x)")
+    evals = await scheduler(entries)
+    for label, (seconds, _examined, enqueued) in evals.items():
+        print(f"scheduler {entries} entries, {label}: {seconds * 1000:.0f} ms, {enqueued} enqueued")
+    rows = [
+        [
+            f"{jobs:,} no-op jobs, bare oban",
+            f"{bare_rate:,.0f} jobs/s",
+            ", ".join(f"{jobs / b:,.0f}" for b in bare),
+            "",
+        ],
+        [
+            f"{jobs:,} no-op jobs, with the Powertools runtime",
+            f"{our_rate:,.0f} jobs/s",
+            ", ".join(f"{jobs / o:,.0f}" for o in ours),
+            "",
+        ],
+        [
+            "throughput ratio (best rounds)",
+            f"{ratio:.2f}x",
+            "",
+            "yes" if ratio >= 0.95 else "**no**",
+        ],
+    ]
+    for label, (seconds, examined, enqueued) in evals.items():
+        rows.append(
+            [
+                f"scheduler, {examined:,} entries, {label}",
+                f"{seconds * 1000:.0f} ms",
+                f"{enqueued:,} jobs enqueued",
+                "yes" if seconds < 1.0 else "**no**",
+            ]
+        )
+    body = (
+        f"Queue limit {LIMIT}; {rounds} alternating rounds per side, each in a fresh database; "
+        "the powertools side runs the cron scheduler over 200 entries and applies 20 persisted "
+        "queue decisions. Targets: throughput >= 0.95x bare, 10,000 entries evaluated in < 1 s."
+        "\n\n" + table(["measure", "result", "all rounds / detail", "met"], rows)
+    )
+    write_section(section, "Runtime: throughput and the cron scheduler", body)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--section", default="runtime", help="RESULTS.md section to (re)write")
+    args = parser.parse_args()
+    asyncio.run(main(args.jobs, args.rounds, args.entries, args.section))

@@ -1,0 +1,3 @@
+-- powertools: no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS powertools_oban_jobs_attempted_index;
+DROP INDEX CONCURRENTLY IF EXISTS powertools_audit_events_targets_index;
