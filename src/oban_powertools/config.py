@@ -44,6 +44,9 @@ class Config:
     reason_min_length: int = 3
     reason_max_length: int = 1000
     pool_max_size: int = 5
+    # How long a request waits for a database connection before it is answered with 503
+    # ("the database is unavailable") instead of hanging: psycopg's default is 30 s.
+    pool_timeout: float = 10.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +95,16 @@ def validate(config: Config) -> None:
             "reason_min_length/reason_max_length",
             "must satisfy 1 <= min <= max <= 10000",
             "Pick e.g. reason_min_length=3, reason_max_length=1000.",
+        )
+    if not (
+        isinstance(config.pool_timeout, int | float)
+        and not isinstance(config.pool_timeout, bool)
+        and 0 < config.pool_timeout <= 600
+    ):
+        raise ConfigError(
+            "pool_timeout",
+            f"{config.pool_timeout!r} is not a number of seconds between 0 and 600",
+            "Use e.g. pool_timeout=10.0.",
         )
     if config.preview_ttl <= timedelta(0):
         raise ConfigError("preview_ttl", "must be positive", "Use e.g. timedelta(minutes=10).")

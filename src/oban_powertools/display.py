@@ -37,11 +37,13 @@ MIN_KNOWN_SECRET_LENGTH = 4
 MAX_DEPTH = 32
 
 # A key followed by a value, in the notations that job data shows up in when it is printed:
-# JSON ("k": "v"), Python reprs ('k': 'v', k='v'), Elixir maps ("k" => "v") and their
-# HTML-escaped forms inside bridged pages. The key group is a plain identifier; the value
-# is a quoted string (in the same quote as its key, possibly escaped) or a bare token. Keys
-# start only at a word boundary, which keeps the scan linear on long runs of letters.
-_QUOTE = r"(?:\"|'|&quot;|&\#34;|&\#39;|&\#x27;|&apos;)"
+# JSON ("k": "v"), Python reprs ('k': 'v', k='v'), Elixir maps ("k" => "v"), their
+# HTML-escaped forms inside bridged pages, and all of these escaped again inside strings
+# (\"k\": \"v\": JSON in a JSON error field, a few levels deep). The key group is a plain
+# identifier; the value is a quoted string (in the same quote as its key, possibly
+# escaped) or a bare token. Keys start only at a word boundary, which keeps the scan
+# linear on long runs of letters.
+_QUOTE = r"(?:\\{0,7}(?:\"|'|&quot;|&\#34;|&\#39;|&\#x27;|&apos;))"
 _PAIR = re.compile(
     rf"(?P<kq>{_QUOTE})?(?<![A-Za-z0-9_\-])(?P<key>[A-Za-z_][A-Za-z0-9_\-]{{0,63}})(?P=kq)?"
     rf"(?P<sep>\s*(?::|=&gt;|=>|=)\s*)"
@@ -217,20 +219,32 @@ class Display:
         html_escaped: bool = False,
     ) -> str:
         """Offer each ``key: value`` pair found in ``text`` to the policy under its key."""
-
-        def replace(match: re.Match[str]) -> str:
+        parts: list[str] = []
+        pos = 0
+        while (match := _PAIR.search(text, pos)) is not None:
+            parts.append(text[pos : match.start()])
+            pos = match.end()
             key = match["key"]
             raw = match["qval"] if match["vq"] is not None else match["bare"]
             value = html.unescape(raw) if html_escaped else raw
             shown = self._ask(kind, value, resource, key)
-            if shown is None:
-                return match[0]
-            masked = html.escape(shown, quote=True) if html_escaped else shown
             quote = match["vq"] or ""
-            key_quote = match["kq"] or ""
-            return f"{key_quote}{key}{key_quote}{match['sep']}{quote}{masked}{quote}"
-
-        return _PAIR.sub(replace, text)
+            head = f"{match['kq'] or ''}{key}{match['kq'] or ''}{match['sep']}"
+            if shown is not None:
+                masked = html.escape(shown, quote=True) if html_escaped else shown
+                parts.append(f"{head}{quote}{masked}{quote}")
+                continue
+            # The policy let this value through, but the value may hold or begin other
+            # pairs that the match swallowed: an error quoting a dict ('error: "failed
+            # for {'password': 'x'}"'), a bare value cut short ("args: password='x'"), a
+            # quoted string that is really the next key ('args: "password": "x"'). Keep
+            # the key as it is and scan again from the value's start, in the whole text.
+            # The scan always moves forward, so it ends.
+            value_start = match.start("vq") if match["vq"] is not None else match.start("bare")
+            parts.append(text[match.start() : value_start])
+            pos = value_start
+        parts.append(text[pos:])
+        return "".join(parts)
 
 
 def mask_known(text: str, known: Mapping[str, str], *, html_escaped: bool = False) -> str:

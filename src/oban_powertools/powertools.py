@@ -25,7 +25,12 @@ class Powertools:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.db = Database(config.database_url, config.prefix, max_size=config.pool_max_size)
+        self.db = Database(
+            config.database_url,
+            config.prefix,
+            max_size=config.pool_max_size,
+            timeout=config.pool_timeout,
+        )
         self.pipeline = Pipeline(self)
         self.operator = Operator(self.pipeline)
         self._started = False

@@ -208,7 +208,12 @@ class Runtime:
 
     def _new_database(self) -> Database:
         config = self.powertools.config
-        return Database(config.database_url, config.prefix, max_size=self._pool_max_size)
+        return Database(
+            config.database_url,
+            config.prefix,
+            max_size=self._pool_max_size,
+            timeout=config.pool_timeout,
+        )
 
     async def acquire(self) -> None:
         """Open the runtime's pool for one more running component."""

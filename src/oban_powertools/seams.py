@@ -63,7 +63,7 @@ class Auth(Protocol):
 class DisplayContext:
     """Where a value is about to be shown, so a policy can decide per surface."""
 
-    surface: str  # "page", "audit", "forensics", "export", "bridge", "log"
+    surface: str  # "page", "audit", "forensics", "export", "bridge", "api", "log"
     resource: Resource | None = None
     field: str | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)

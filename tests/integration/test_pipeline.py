@@ -168,6 +168,7 @@ async def test_not_applicable(pt: Powertools) -> None:
         ("no", errors.ReasonTooShort),
         ("x" * 1001, errors.ReasonTooLong),
         ("bad\x00reason", errors.InvalidReason),
+        ("lone \ud800 surrogate", errors.InvalidReason),
     ],
 )
 async def test_reason_rules_leave_the_preview_ready(
@@ -506,3 +507,10 @@ async def test_two_bulk_confirms_on_overlapping_sets_apply_one(pt: Powertools) -
         expected = "available" if str(job_id) in applied else "discarded"
         assert states[job_id] == expected
     assert len(await audit(pt)) == 1
+
+
+@pytest.mark.parametrize("token", ["", "abc\x00def", "x" * 101, "../etc", "tok en", "t\ud800"])
+async def test_malformed_tokens_are_not_found(pt: Powertools, token: str) -> None:
+    with pytest.raises(errors.PreviewNotFound):
+        await pt.pipeline.execute(OPERATOR, token, "a fine reason")
+    assert await pt.pipeline.get_preview(token) is None

@@ -127,6 +127,11 @@ def test_config_path(host_module: str) -> None:
         ({"bridge_url": "ftp://x"}, "bridge_url: 'ftp://x' is not an http(s) URL"),
         ({"require_reason": "sometimes"}, "require_reason: unknown policy"),
         ({"reason_min_length": 0}, "reason_min_length/reason_max_length"),
+        ({"pool_timeout": 0}, "pool_timeout: 0 is not a number of seconds"),
+        ({"pool_timeout": -1.5}, "pool_timeout: -1.5 is not a number of seconds"),
+        ({"pool_timeout": 601}, "pool_timeout: 601 is not a number of seconds"),
+        ({"pool_timeout": True}, "pool_timeout: True is not a number of seconds"),
+        ({"pool_timeout": "10"}, "pool_timeout: '10' is not a number of seconds"),
     ],
 )
 def test_invalid_settings(overrides: dict[str, Any], fragment: str) -> None:

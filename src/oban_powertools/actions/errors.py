@@ -124,5 +124,5 @@ class ReasonTooLong(ActionError):
 class InvalidReason(ActionError):
     code = "invalid_reason"
 
-    def __init__(self) -> None:
-        super().__init__("the reason contains control characters; write it as plain text")
+    def __init__(self, why: str = "contains control characters") -> None:
+        super().__init__(f"the reason {why}; write it as plain text")

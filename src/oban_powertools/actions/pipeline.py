@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import secrets
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,8 @@ WHERE token = %(token)s AND status = 'ready'
 """
 
 SURFACES = ("web", "api", "cli", "system")
+# secrets.token_urlsafe's alphabet; anything else cannot be one of our tokens.
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 SYSTEM_PRINCIPAL = Principal(id="system", type="system", label="oban-powertools")
 ANONYMOUS = Principal(id="anonymous", type="anonymous", label="anonymous")
 
@@ -257,12 +260,19 @@ class Pipeline:
             if action.destructive or config.require_reason == "all":
                 raise ReasonRequired(action.name)
             return None
-        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
-            raise InvalidReason()
+        # Length first: a megabyte of text is refused without scanning it.
         if len(text) < config.reason_min_length:
             raise ReasonTooShort(config.reason_min_length)
         if len(text) > config.reason_max_length:
             raise ReasonTooLong(config.reason_max_length)
+        for ch in text:
+            category = unicodedata.category(ch)
+            if category == "Cc" and ch not in "\n\t":
+                raise InvalidReason()
+            if category == "Cs":
+                # A lone surrogate cannot be encoded for the database; refuse it up front
+                # rather than fail mid-transaction.
+                raise InvalidReason("contains characters that are not text")
         return text
 
     def _targets(self, action: Action, raw: str | Sequence[str]) -> list[str]:
@@ -336,6 +346,8 @@ class Pipeline:
         return Preview.from_row({**row, "before": snapshots})
 
     async def get_preview(self, token: str) -> Preview | None:
+        if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
+            return None  # not a token we could have issued (e.g. a NUL byte from a form)
         async with self._pt.db.connection() as conn:
             cur = await conn.execute(GET_PREVIEW, {"token": token})
             row = await cur.fetchone()
@@ -347,7 +359,7 @@ class Pipeline:
         """Confirm a preview: the change, its consumption and its audit event commit together."""
         if surface not in SURFACES:
             raise ValueError(f"unknown surface {surface!r}")
-        if not isinstance(token, str) or not token or len(token) > 100:
+        if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
             raise PreviewNotFound()
         principal = await self.principal(actor)
         terminal: ActionError | None = None

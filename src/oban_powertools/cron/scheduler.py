@@ -87,6 +87,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, Protocol
 from zoneinfo import ZoneInfo
 
+import psycopg
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
@@ -237,6 +238,37 @@ class SystemClock:
         seconds = min(max((target - self.now()).total_seconds(), 0.0), limit)
         with suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as the scheduler logs it and records it on a slot.
+
+    For a database error only the class, SQLSTATE and primary message: PostgreSQL's DETAIL
+    (which ``str()`` includes) quotes the row it refused, e.g. "Failing row contains (...)"
+    with the job's args, and those may hold values the display policy redacts.
+    """
+    if isinstance(error, psycopg.Error):
+        primary = error.diag.message_primary if error.sqlstate else None
+        if primary is None:
+            # Raised by psycopg itself (no server message, no DETAIL): its text is ours.
+            primary = str(error).split("\n", 1)[0]
+        return f"{type(error).__name__} (SQLSTATE {error.sqlstate or 'none'}): {primary}"[:500]
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def transient(error: BaseException) -> bool:
+    """Whether an error says nothing about the entry: the database is unreachable or
+    restarting (connection errors, pool timeouts) or a lock conflict rolled it back."""
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def log_error(message: str, *args: object, error: BaseException) -> None:
+    """Log ``error`` without the database's DETAIL (see :func:`describe_error`); other
+    errors are bugs and keep their traceback."""
+    if isinstance(error, psycopg.Error):
+        logger.error(message + ": %s", *args, describe_error(error))
+    else:
+        logger.error(message, *args, exc_info=error)
 
 
 def floor_minute(value: datetime) -> datetime:
@@ -437,8 +469,10 @@ class CronScheduler:
                 await self._tick()
             except asyncio.CancelledError:
                 break
-            except Exception:
-                logger.exception("cron scheduler on %s failed; retrying", self.node)
+            except Exception as exc:
+                # The minute stays undecided (no coverage was recorded for it): the next
+                # tick evaluates it again, within the grace window as if it were late.
+                log_error("cron scheduler on %s failed; retrying", self.node, error=exc)
             now = self._clock.now()
             await self._clock.sleep_until(
                 floor_minute(now) + MINUTE, self._stopping, self._poll_interval
@@ -560,13 +594,13 @@ class CronScheduler:
                 await self._claim(conn, names, minute, live_from, part)
             ev.add(part)
             return
-        except Exception:
+        except Exception as exc:
             # One bad entry (or a deadlock with an operator's bulk lock) must not hold up
             # the others: retry each entry on its own once.
             logger.warning(
-                "cron: claiming %d entries together failed; retrying one by one",
+                "cron: claiming %d entries together failed (%s); retrying one by one",
                 len(names),
-                exc_info=True,
+                describe_error(exc),
             )
         for name in names:
             part = Evaluation(minute=minute, live_from=live_from)
@@ -575,6 +609,12 @@ class CronScheduler:
                     await self._claim(conn, [name], minute, live_from, part)
                 ev.add(part)
             except Exception as exc:
+                if transient(exc):
+                    # Not the entry's fault, and the database may be back in a moment:
+                    # recording its minutes as 'failed' would lose them for good. Stop the
+                    # evaluation instead; nothing of this entry was committed, so the next
+                    # one decides its minutes (within the grace window, as late ones).
+                    raise
                 await self._record_failure(name, minute, live_from, ev, exc)
 
     async def _record_failure(
@@ -588,7 +628,7 @@ class CronScheduler:
         """Claim the entry's due minutes as 'failed' so the error is visible in its
         history and is not retried every minute. If even that fails (database down),
         nothing is recorded and the minutes are decided at the next evaluation."""
-        logger.error("cron: entry %r could not be scheduled at %s", name, minute, exc_info=error)
+        log_error("cron: entry %r could not be scheduled at %s", name, minute, error=error)
         ev.failed.append(name)
         try:
             async with self.database.transaction() as conn:
@@ -609,7 +649,7 @@ class CronScheduler:
                 )
                 if plan is None:
                     return
-                text = f"{type(error).__name__}: {error}"[:500]
+                text = describe_error(error)
                 for slot_at, kind, _late in plan.slots:
                     await conn.execute(
                         entries.INSERT_SLOT,
@@ -632,8 +672,8 @@ class CronScheduler:
                         "follow_up": [row["follow_up_slot_at"]],
                     },
                 )
-        except Exception:
-            logger.exception("cron: could not record the failure of %r", name)
+        except Exception as exc:
+            log_error("cron: could not record the failure of %r", name, error=exc)
 
     async def _claim(
         self,

@@ -27,10 +27,18 @@ def connect_kwargs(prefix: str) -> dict[str, Any]:
 class Database:
     """A pool bound to one schema. Open it with ``await db.open()`` or ``async with``."""
 
-    def __init__(self, database_url: str, prefix: str = "public", *, max_size: int = 5) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        prefix: str = "public",
+        *,
+        max_size: int = 5,
+        timeout: float = 10.0,
+    ) -> None:
         self.database_url = database_url
         self.prefix = prefix
         self.max_size = max_size
+        self.timeout = timeout
         self.pool = self._new_pool()
         self._used = False
 
@@ -42,6 +50,13 @@ class Database:
             kwargs=connect_kwargs(self.prefix),
             open=False,
             name="oban-powertools",
+            # Bounded waits: with the database down a caller gets PoolTimeout (the pages
+            # answer 503) after ``timeout`` seconds instead of psycopg's default 30 s.
+            timeout=self.timeout,
+            # A pooled connection is checked (an empty query) before it is handed out, so
+            # connections broken by a database restart are replaced instead of failing the
+            # first requests after it: the pages recover as soon as the database is back.
+            check=AsyncConnectionPool.check_connection,
         )
 
     async def open(self) -> None:
@@ -50,7 +65,7 @@ class Database:
         if self._used:
             self.pool = self._new_pool()
         self._used = True
-        await self.pool.open(wait=True, timeout=10)
+        await self.pool.open(wait=True, timeout=self.timeout)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -1,4 +1,10 @@
-"""The control plane's ASGI app: routes, error pages, security headers, lazy start."""
+"""The control plane's ASGI app: routes, error pages, security headers, lazy start.
+
+Errors have pages of their own, in the shared layout for people and as JSON below
+``/api``: a database that is down or restarting answers 503 with what happened and what
+to do (the pages work again by themselves once it is back), anything unexpected a 500 that
+shows no detail.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
 from .routes import actions, api, audit, bridge, cron, forensics, jobs, overview, queues
-from .security import SecurityHeaders
-from .templating import Templates, is_htmx
+from .security import RequestLimits, SecurityHeaders, is_api_path
+from .templating import Templates, is_htmx, is_poll
 
 if TYPE_CHECKING:
     from ..powertools import Powertools
@@ -31,8 +38,43 @@ class ControlPlane(Starlette):
     """A Starlette app whose every response, error pages included, gets security headers."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        # Outside ServerErrorMiddleware, so even a 500 carries the headers.
-        return SecurityHeaders(super().build_middleware_stack())
+        # Outside ServerErrorMiddleware, so even a 500 carries the headers; the limits sit
+        # inside them so a refused request gets the headers too.
+        return SecurityHeaders(RequestLimits(super().build_middleware_stack()))
+
+
+RETRY_AFTER = "5"
+
+
+def unavailable_reason(exc: BaseException, *, mutation: bool) -> tuple[str, str]:
+    """What an operator is told when the database failed a request (headline, why).
+
+    A state-changing request that lost its connection may have lost it during COMMIT, so
+    for those nothing is claimed about the outcome (the page points to the audit log).
+    """
+    if isinstance(exc, psycopg.errors.TransactionRollback):
+        return (
+            "The database could not complete this request.",
+            "It conflicted with another change in progress and was rolled back. "
+            "Try again in a moment.",
+        )
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return (
+            "The database took too long to answer.",
+            "The request was cancelled. Try again in a moment.",
+        )
+    outcome = "" if mutation else "Nothing could be read or changed. "
+    return (
+        "The database is not reachable right now.",
+        f"{outcome}The console works again by itself once the database is back: try again "
+        "in a moment.",
+    )
+
+
+def api_error(status: int, code: str, message: str, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def create_app(powertools: Powertools) -> Starlette:
@@ -80,12 +122,44 @@ def create_app(powertools: Powertools) -> Starlette:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         detail = exc.detail if isinstance(exc, HTTPException) else "Error"
+        if is_api_path(request.scope):
+            code = "not_found" if status == 404 else f"http_{status}"
+            return api_error(status, code, str(detail), headers)
         return templates.render(
             request,
             "http_error.html",
             {"status": status, "detail": detail},
             status_code=status,
             headers=headers,
+        )
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # No viewer here: resolving one may need the database that just failed.
+        mutation = request.method == "POST"
+        headline, why = unavailable_reason(exc, mutation=mutation)
+        headers = {"retry-after": RETRY_AFTER}
+        if is_api_path(request.scope):
+            message = f"{headline} {why}"
+            if mutation:
+                message += (
+                    " An action is applied exactly when its audit event exists: check the "
+                    "audit log before repeating it."
+                )
+            return api_error(503, "database_unavailable", message, headers)
+        if is_poll(request):
+            # Keep what the page shows and let its polling go on: it recovers by itself.
+            return Response(status_code=503, headers={**headers, "HX-Reswap": "none"})
+        context = {"headline": headline, "why": why, "mutation": mutation}
+        name = "_unavailable.html" if is_htmx(request) else "unavailable.html"
+        return templates.render(request, name, context, status_code=503, headers=headers)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette still re-raises the exception to the server, which logs it; the
+        # response says nothing about it.
+        if is_api_path(request.scope):
+            return api_error(500, "server_error", "the request failed on the server", {})
+        return templates.render(
+            request, "server_error.html", {"mutation": request.method == "POST"}, status_code=500
         )
 
     @asynccontextmanager
@@ -104,6 +178,9 @@ def create_app(powertools: Powertools) -> Starlette:
             Forbidden: forbidden,
             CsrfRejected: csrf_rejected,
             HTTPException: http_error,
+            # PoolTimeout and PoolClosed are OperationalErrors too.
+            psycopg.OperationalError: database_unavailable,
+            Exception: server_error,
         },
         lifespan=lifespan,
     )

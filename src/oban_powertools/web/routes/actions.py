@@ -9,8 +9,10 @@ action navigates to its result page (POST-redirect-GET either way).
 
 from __future__ import annotations
 
+import logging
 import re
 
+import psycopg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -20,6 +22,7 @@ from ...actions import ActionError
 from ...actions.errors import (
     InvalidReason,
     PreviewConsumed,
+    PreviewNotFound,
     ReasonRequired,
     ReasonTooLong,
     ReasonTooShort,
@@ -30,7 +33,10 @@ from ...read_models.actions import PreviewView, back_path, preview_view
 from ...seams import Resource
 from ..access import Forbidden, Viewer, check_csrf, plane_of, require_actor
 from ..pages import not_found, page, templates_of
+from ..params import positive_id, preview_token
 from ..templating import href, is_htmx
+
+logger = logging.getLogger(__name__)
 
 # Mount-relative paths only: no scheme, no "//host", nothing a redirect could abuse.
 RETURN_PATH = re.compile(r"^/(?!/)[A-Za-z0-9_.:~/?=&%+-]{0,500}$")
@@ -80,6 +86,29 @@ def _message(viewer: Viewer, exc: ActionError) -> str:
     return text[:1].upper() + text[1:]
 
 
+def database_refused(exc: psycopg.Error, step: str) -> str:
+    """The operator's message when the database rejected a preview or confirm.
+
+    Only errors other than OperationalError get here (those are a 503: the connection may
+    have dropped during COMMIT, so the outcome is unknown). Anything else failed inside
+    the pipeline's transaction, which rolled back: nothing changed, nothing was audited.
+    The log line names the error class and SQLSTATE only: the database's message and
+    detail can quote the row it refused, job arguments included.
+    """
+    logger.error(
+        "action %s refused by the database (%s, SQLSTATE %s); rolled back",
+        step,
+        type(exc).__name__,
+        exc.sqlstate or "?",
+    )
+    # The panel prefixes "Nothing was changed." and ends the sentence.
+    return (
+        f"The database refused this {step} ({type(exc).__name__}) and rolled it back, so no "
+        "audit event was written either. Try again once the database accepts changes (its "
+        "log has the error)"
+    )
+
+
 async def preview(request: Request) -> Response:
     viewer = await require_actor(request)
     form = await request.form()
@@ -106,6 +135,17 @@ async def preview(request: Request) -> Response:
             error=_message(viewer, exc),
             status_code=exc.status,
         )
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return await _panel(
+            request,
+            viewer,
+            preview=None,
+            return_to=return_to,
+            error=database_refused(exc, "preview"),
+            status_code=500,
+        )
     view = preview_view(
         plane.display, stored, require_reason_for_all=plane.config.require_reason == "all"
     )
@@ -118,10 +158,37 @@ async def confirm(request: Request) -> Response:
     await check_csrf(request, form, viewer)
     plane = plane_of(request)
     pipeline = plane.powertools.pipeline
-    token = _text(form, "token", 100)
+    token = preview_token(form.get("token"))
     reason = _text(form, "reason")
     try:
+        if token is None:
+            # Not shaped like a token (empty, too long, a NUL...): no preview can match.
+            raise PreviewNotFound()
+        if "\ufffd" in reason:
+            # The form decoder puts U+FFFD where the bytes were not UTF-8: binary posted
+            # as a reason. Refused like control characters, before it becomes evidence.
+            raise InvalidReason("holds bytes that are not text (not UTF-8)")
         result = await pipeline.execute(viewer.actor, token, reason, surface="web")
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        stored = await pipeline.get_preview(token) if token else None
+        mine = stored is not None and stored.actor_id == viewer.principal.id
+        view = None
+        if stored is not None and mine and stored.status == "ready":
+            view = preview_view(
+                plane.display, stored, require_reason_for_all=plane.config.require_reason == "all"
+            )
+        fallback = back_path(stored.resource_type, stored.targets) if stored and mine else "/"
+        return await _panel(
+            request,
+            viewer,
+            preview=view,
+            return_to=_return_to(form, fallback),
+            error=database_refused(exc, "confirm"),
+            reason=reason if view else "",
+            status_code=500,
+        )
     except ActionError as exc:
         stored = await pipeline.get_preview(token) if token else None
         mine = stored is not None and stored.actor_id == viewer.principal.id
@@ -159,10 +226,11 @@ async def result(request: Request) -> Response:
     viewer = await require_actor(request)
     plane = plane_of(request)
     raw = str(request.path_params["event_id"])
+    event_id = positive_id(raw)
     event = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+    if event_id is not None:
         async with plane.powertools.db.connection() as conn:
-            event = await audit_queries.get_event(conn, int(raw))
+            event = await audit_queries.get_event(conn, event_id)
     if event is None:
         return await not_found(request, viewer, "action result", section="")
     # The operator who acted sees their result; anyone else needs audit access.

@@ -10,22 +10,32 @@ Authentication is the host's seam, as for pages (a session cookie, or whatever t
 only ``application/json`` bodies are accepted, which a cross-site form cannot send and a
 cross-site script cannot send without a CORS preflight this app never answers; and a
 browser's Origin, when present, must be this site.
+
+Free text in responses (a preview's effect, error messages) passes the display policy on
+the ``api`` surface, as it passes it on the pages.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ...actions.errors import ActionError, PreviewConsumed, PreviewDrifted
+from ...actions.errors import ActionError, PreviewConsumed, PreviewDrifted, PreviewNotFound
 from ...actions.pipeline import Preview
+from ...display import Display
+from ...seams import Resource
 from ..access import Viewer, current_viewer, plane_of
+from ..params import preview_token
 from ..security import same_origin
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY = 2 * 1024 * 1024  # a bulk set of 100k ids fits
 
@@ -34,13 +44,18 @@ def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
 
-def preview_json(preview: Preview) -> dict[str, Any]:
+def _display(request: Request) -> Display:
+    return plane_of(request).display.on("api")
+
+
+def preview_json(display: Display, preview: Preview) -> dict[str, Any]:
+    resource = Resource(preview.resource_type, preview.resource_id)
     return {
         "token": preview.token,
         "action": preview.action,
         "resource": preview.resource,
         "targets": preview.targets,
-        "effect": preview.effect,
+        "effect": display.free_text("effect", preview.effect, resource=resource, field="effect"),
         "status": preview.status,
         "expires_at": preview.expires_at.isoformat(),
         "audit_event_id": preview.audit_event_id,
@@ -63,18 +78,49 @@ async def _viewer_and_body(request: Request) -> tuple[Viewer, Mapping[str, Any]]
         payload = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
         return error(400, "invalid_json", "the body is not valid JSON")
+    except RecursionError:
+        # json's decoder recurses per level: "[[[[..." a megabyte deep exhausts the stack.
+        return error(400, "invalid_json", "the body is nested too deeply")
     if not isinstance(payload, dict):
         return error(400, "invalid_json", "the body must be a JSON object")
+    try:
+        # JSON may escape lone surrogates ("\ud800"), which no database text can hold:
+        # refuse them here rather than fail half-way through a transaction.
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return error(400, "invalid_json", "the body holds text that is not valid Unicode")
     return viewer, payload
 
 
-def action_error(exc: ActionError) -> JSONResponse:
+def action_error(display: Display, exc: ActionError) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, PreviewConsumed):
         extra["audit_event_id"] = exc.audit_event_id
     if isinstance(exc, PreviewDrifted):
         extra["drifted"] = exc.drifted
-    return error(exc.status, exc.code, str(exc), **extra)
+    message = display.free_text("error", str(exc), field="error")
+    return error(exc.status, exc.code, message, **extra)
+
+
+def database_refused(exc: psycopg.Error, step: str) -> JSONResponse:
+    """A non-operational database error inside the pipeline's transaction: rolled back.
+
+    (OperationalError is left to the app's 503 handler: a connection lost during COMMIT
+    leaves the outcome unknown.) Logged by class and SQLSTATE only, since the database's
+    message can quote the refused row.
+    """
+    logger.error(
+        "api %s refused by the database (%s, SQLSTATE %s); rolled back",
+        step,
+        type(exc).__name__,
+        exc.sqlstate or "?",
+    )
+    return error(
+        500,
+        "database_refused",
+        f"the database refused this {step} ({type(exc).__name__}) and rolled it back: "
+        "nothing was changed and no audit event was written",
+    )
 
 
 async def preview(request: Request) -> JSONResponse:
@@ -92,13 +138,18 @@ async def preview(request: Request) -> JSONResponse:
     if not isinstance(params, dict):
         return error(400, "invalid_request", "'params' must be an object")
     pipeline = plane_of(request).powertools.pipeline
+    display = _display(request)
     try:
         stored = await pipeline.preview(
             viewer.actor, action, [str(t) for t in targets], params, surface="api"
         )
     except ActionError as exc:
-        return action_error(exc)
-    return JSONResponse(preview_json(stored), status_code=201)
+        return action_error(display, exc)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return database_refused(exc, "preview")
+    return JSONResponse(preview_json(display, stored), status_code=201)
 
 
 async def confirm(request: Request) -> JSONResponse:
@@ -110,12 +161,19 @@ async def confirm(request: Request) -> JSONResponse:
     if not isinstance(token, str) or (reason is not None and not isinstance(reason, str)):
         return error(400, "invalid_request", "'token' (and 'reason', if given) must be strings")
     pipeline = plane_of(request).powertools.pipeline
+    display = _display(request)
     try:
+        if preview_token(token) is None:
+            raise PreviewNotFound()  # not shaped like a token: no preview can match
         result = await pipeline.execute(viewer.actor, token, reason, surface="api")
     except ActionError as exc:
-        return action_error(exc)
+        return action_error(display, exc)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return database_refused(exc, "confirm")
     return JSONResponse(
-        {"audit_event_id": result.audit_event_id, "preview": preview_json(result.preview)}
+        {"audit_event_id": result.audit_event_id, "preview": preview_json(display, result.preview)}
     )
 
 
@@ -123,12 +181,12 @@ async def show_preview(request: Request) -> JSONResponse:
     viewer = await current_viewer(request)
     if viewer is None:
         return error(401, "not_signed_in", "sign in first")
-    token = request.path_params["token"]
-    stored = await plane_of(request).powertools.pipeline.get_preview(token[:100])
+    token = preview_token(request.path_params["token"])
+    stored = await plane_of(request).powertools.pipeline.get_preview(token) if token else None
     # Someone else's preview is reported exactly like a missing one: tokens are secrets.
     if stored is None or stored.actor_id != viewer.principal.id:
         return error(404, "preview_not_found", "no such preview")
-    return JSONResponse(preview_json(stored))
+    return JSONResponse(preview_json(_display(request), stored))
 
 
 routes = [

@@ -14,6 +14,7 @@ from ...read_models import audit as audit_model
 from ...seams import Resource
 from ..access import plane_of, require
 from ..pages import not_found, page
+from ..params import positive_id
 from ..templating import is_poll
 
 FILTER_FIELDS = ("resource_type", "resource_id", "action", "actor", "outcome", "since", "until")
@@ -62,6 +63,10 @@ async def audit_list(request: Request) -> Response:
     query = {k: request.query_params.get(k, "") for k in FILTER_FIELDS}
     try:
         filters = parse_filters(request.query_params)
+        raw_before = request.query_params.get("before")
+        before = positive_id(raw_before) if raw_before else None
+        if raw_before and before is None:
+            raise BadFilter("before must be an audit event id from a page link")
     except BadFilter as exc:
         return await page(
             request,
@@ -71,8 +76,6 @@ async def audit_list(request: Request) -> Response:
             section="audit",
             status_code=400,
         )
-    raw_before = request.query_params.get("before", "")
-    before = int(raw_before) if raw_before.isascii() and raw_before.isdigit() else None
     view = await audit_model.audit_view(plane.powertools.db, plane.display, filters, before=before)
     context = {"view": view, "query": query, "error": None, "outcomes": OUTCOMES}
     name = "audit_live.html" if is_poll(request) else "audit.html"
@@ -83,9 +86,10 @@ async def audit_event(request: Request) -> Response:
     raw = str(request.path_params["event_id"])
     viewer = await require(request, "view_audit", Resource("audit", raw))
     plane = plane_of(request)
+    event_id = positive_id(raw)
     row = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        row = await audit_model.audit_event(plane.powertools.db, plane.display, int(raw))
+    if event_id is not None:
+        row = await audit_model.audit_event(plane.powertools.db, plane.display, event_id)
     if row is None:
         return await not_found(request, viewer, "audit event", section="audit")
     return await page(request, viewer, "audit_event.html", {"event": row}, section="audit")

@@ -12,13 +12,20 @@ from ...read_models.common import JOB_STATES
 from ...seams import Resource
 from ..access import plane_of, require
 from ..pages import not_found, page
+from ..params import positive_id
 from ..templating import is_poll
 
 
-def _cursor(raw: str | None) -> int | None:
-    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 19:
-        return int(raw)
-    return None
+def cursor(raw: str | None, what: str) -> int | None:
+    """The ``before`` cursor of a paged list: absent, or an id from a page link. Anything
+    else is refused rather than ignored, which would show the first page as if it were
+    the one asked for."""
+    if not raw:
+        return None
+    value = positive_id(raw)
+    if value is None:
+        raise jobs_model.FilterError(f"before must be a {what} id from a page link")
+    return value
 
 
 async def job_list(request: Request) -> Response:
@@ -26,6 +33,7 @@ async def job_list(request: Request) -> Response:
     plane = plane_of(request)
     try:
         filters = jobs_model.JobFilters.from_query(request.query_params)
+        before = cursor(request.query_params.get("before"), "job")
     except jobs_model.FilterError as exc:
         return await page(
             request,
@@ -45,7 +53,7 @@ async def job_list(request: Request) -> Response:
         plane.powertools.db,
         plane.display,
         filters,
-        before=_cursor(request.query_params.get("before")),
+        before=before,
     )
     family = Resource("job")
     bulk = {name: await viewer.can(name, family) for name in jobs_model.JOB_ACTIONS}
@@ -66,7 +74,7 @@ async def job_detail(request: Request) -> Response:
     raw = str(request.path_params["job_id"])
     viewer = await require(request, "view_jobs", Resource("job", raw))
     plane = plane_of(request)
-    job_id = _cursor(raw)
+    job_id = positive_id(raw)
     job = (
         await jobs_model.job_detail(plane.powertools.db, plane.display, job_id) if job_id else None
     )
