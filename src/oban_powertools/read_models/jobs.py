@@ -332,6 +332,19 @@ def _record_secrets(display: Display, resource: Resource, row: Mapping[str, Any]
     )
 
 
+def shown_identity(display: Display, row: Mapping[str, Any], resource: Resource) -> dict[str, Any]:
+    """The job fields every view shows, each passed through the display policy here, once,
+    so the list and the detail page cannot disagree about what is redacted."""
+    return {
+        "queue": display.text("queue", row["queue"], resource=resource, field="queue"),
+        "worker": display.text("worker", row["worker"], resource=resource, field="worker"),
+        "attempt": row["attempt"],
+        "max_attempts": row["max_attempts"],
+        "priority": row["priority"],
+        "tags": [display.text("tag", t, resource=resource, field="tags") for t in row["tags"]],
+    }
+
+
 def _job_row(display: Display, row: Mapping[str, Any]) -> tuple[JobRow, str]:
     resource = Resource("job", str(row["id"]))
     args = display.tree("args", row["args"], resource=resource)
@@ -349,12 +362,7 @@ def _job_row(display: Display, row: Mapping[str, Any]) -> tuple[JobRow, str]:
     job = JobRow(
         id=row["id"],
         state=row["state"],
-        queue=display.text("queue", row["queue"], resource=resource, field="queue"),
-        worker=display.text("worker", row["worker"], resource=resource, field="worker"),
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        priority=row["priority"],
-        tags=[display.text("tag", t, resource=resource, field="tags") for t in row["tags"]],
+        **shown_identity(display, row, resource),
         args_preview=preview,
         last_error=last_error,
         at=at,
@@ -465,12 +473,7 @@ def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
     return JobDetail(
         id=row["id"],
         state=row["state"],
-        queue=display.text("queue", row["queue"], resource=resource, field="queue"),
-        worker=display.text("worker", row["worker"], resource=resource, field="worker"),
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        priority=row["priority"],
-        tags=[display.text("tag", t, resource=resource, field="tags") for t in row["tags"]],
+        **shown_identity(display, row, resource),
         args_json=args_json,
         meta_json=meta_json,
         errors=errors,
