@@ -231,6 +231,13 @@ async def test_preview_belongs_to_its_actor(pt: Powertools) -> None:
     with pytest.raises(errors.PreviewOtherActor):
         await pt.pipeline.execute(None, preview.token, "anonymous attempt")
     assert (await entry(pt))["paused"] is False
+    denials = [(e["action"], e["principal_id"], e["outcome"]) for e in await audit(pt)]
+    assert denials == [
+        ("security.denied", "ops-other", "denied"),
+        ("security.denied", "anonymous", "denied"),
+    ]
+    stored = await pt.pipeline.get_preview(preview.token)
+    assert stored is not None and stored.status == "ready"  # the owner can still confirm
 
 
 async def test_authorization_is_checked_again_at_execute(pt: Powertools) -> None:

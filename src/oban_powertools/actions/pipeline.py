@@ -380,8 +380,9 @@ class Pipeline:
                 if preview.status == "drifted":
                     raise PreviewDrifted(preview.targets)
                 if actor is None or preview.actor_id != principal.id:
-                    raise PreviewOtherActor()
-                if not await self._authorized(actor, action, preview.targets):
+                    # Someone holding another operator's token: refused and recorded.
+                    terminal = PreviewOtherActor()
+                elif not await self._authorized(actor, action, preview.targets):
                     terminal = Unauthorized(action.name, preview.resource)
                 else:
                     text = self._check_reason(action, reason)
@@ -413,6 +414,10 @@ class Pipeline:
             raise PreviewDrifted(drift.targets) from None
         if isinstance(terminal, Unauthorized):
             await self._record_denial(actor, action, preview.targets, surface, "execute")
+        elif isinstance(terminal, PreviewOtherActor):
+            await self._record_denial(
+                actor, action, preview.targets, surface, "execute: another operator's preview"
+            )
         assert terminal is not None
         raise terminal
 
