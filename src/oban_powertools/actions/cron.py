@@ -80,7 +80,9 @@ class PauseCronEntry(CronAction):
         (name,) = snapshots
         minutes = params.get("expires_in_minutes")
         expires_at = ctx.now + timedelta(minutes=minutes) if minutes else None
-        await entries.pause_entry(conn, name, ctx.principal, ctx.reason, expires_at)
+        after = await entries.pause_entry(conn, name, ctx.principal, ctx.reason, expires_at)
+        if after is not None:  # always, under the pipeline's row lock; the UPDATE returns it
+            return {name: after}
         return await _after(conn, name)
 
 
@@ -111,7 +113,9 @@ class ResumeCronEntry(CronAction):
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
         (name,) = snapshots
-        await entries.resume_entry(conn, name)
+        after = await entries.resume_entry(conn, name)
+        if after is not None:
+            return {name: after}
         return await _after(conn, name)
 
 

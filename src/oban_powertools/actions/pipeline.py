@@ -457,8 +457,8 @@ class Pipeline:
                 "plan_hash": preview.plan_hash,
                 **({} if single else {"targets": targets}),
             },
+            consume_preview=True,
         )
-        await self._resolve(conn, preview.token, "consumed", reason, event_id)
         consumed = replace(
             preview,
             before=preview.before or applied.before,

@@ -37,7 +37,9 @@ SET paused = true, paused_at = clock_timestamp(), paused_by_id = %(by_id)s,
     paused_by_label = %(by_label)s, paused_reason = %(reason)s,
     pause_expires_at = %(expires_at)s, version = version + 1, updated_at = clock_timestamp()
 WHERE name = %(name)s AND NOT paused
-RETURNING name
+RETURNING name, source, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
+       max_catch_up, paused, paused_at, paused_by_id, paused_by_label, paused_reason,
+       pause_expires_at, last_slot_at, last_job_id, version
 """
 
 RESUME_ENTRY: LiteralString = """
@@ -46,7 +48,9 @@ SET paused = false, paused_at = NULL, paused_by_id = NULL, paused_by_label = NUL
     paused_reason = NULL, pause_expires_at = NULL, version = version + 1,
     updated_at = clock_timestamp()
 WHERE name = %(name)s AND paused
-RETURNING name
+RETURNING name, source, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
+       max_catch_up, paused, paused_at, paused_by_id, paused_by_label, paused_reason,
+       pause_expires_at, last_slot_at, last_job_id, version
 """
 
 UPSERT_ENTRY: LiteralString = """
@@ -174,7 +178,8 @@ async def snapshot_entries(
 
 async def pause_entry(
     conn: Conn, name: str, by: Principal, reason: str | None, expires_at: datetime | None
-) -> bool:
+) -> dict[str, Any] | None:
+    """Pause; returns the entry's new snapshot (None if it was already paused)."""
     cur = await conn.execute(
         PAUSE_ENTRY,
         {
@@ -185,12 +190,15 @@ async def pause_entry(
             "expires_at": expires_at,
         },
     )
-    return (await cur.fetchone()) is not None
+    row = await cur.fetchone()
+    return _jsonable(row) if row else None
 
 
-async def resume_entry(conn: Conn, name: str) -> bool:
+async def resume_entry(conn: Conn, name: str) -> dict[str, Any] | None:
+    """Resume; returns the entry's new snapshot (None if it was not paused)."""
     cur = await conn.execute(RESUME_ENTRY, {"name": name})
-    return (await cur.fetchone()) is not None
+    row = await cur.fetchone()
+    return _jsonable(row) if row else None
 
 
 ENTRY_JOB_TEMPLATE: LiteralString = """
