@@ -31,6 +31,14 @@ class CronAction(Action):
         return snapshot["version"]
 
 
+def _changed(name: str, after: Snapshot | None) -> Snapshot:
+    # The pipeline holds the entry's row lock and checked its version, so the UPDATE always
+    # matches; if it ever did not, raising rolls back rather than audit a change not made.
+    if after is None:
+        raise RuntimeError(f"cron entry {name} changed under the pipeline's lock")
+    return after
+
+
 async def _after(conn: Conn, name: str) -> dict[str, Snapshot]:
     return await entries.snapshot_entries(conn, [name], lock=False)
 
@@ -81,9 +89,7 @@ class PauseCronEntry(CronAction):
         minutes = params.get("expires_in_minutes")
         expires_at = ctx.now + timedelta(minutes=minutes) if minutes else None
         after = await entries.pause_entry(conn, name, ctx.principal, ctx.reason, expires_at)
-        if after is not None:  # always, under the pipeline's row lock; the UPDATE returns it
-            return {name: after}
-        return await _after(conn, name)
+        return {name: _changed(name, after)}
 
 
 @register
@@ -114,9 +120,7 @@ class ResumeCronEntry(CronAction):
     ) -> dict[str, Snapshot]:
         (name,) = snapshots
         after = await entries.resume_entry(conn, name)
-        if after is not None:
-            return {name: after}
-        return await _after(conn, name)
+        return {name: _changed(name, after)}
 
 
 @register

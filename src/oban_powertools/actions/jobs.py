@@ -89,13 +89,15 @@ class JobAction(Action):
     def describe(self, what: str) -> str:
         raise NotImplementedError
 
-    @staticmethod
-    def _after(
-        changed: oban_jobs.JobRows, snapshots: Mapping[str, Snapshot]
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
-        # Targets the statement did not change keep their before-state (e.g. a cancelled
-        # executing job stays executing until its worker stops).
-        return {t: changed.get(int(t), snapshots[t]) for t in snapshots}
+        # Never reached: apply_checked above checks drift and changes in one statement.
+        raise TypeError(f"{self.name} applies through apply_checked")
 
 
 @register
@@ -109,16 +111,6 @@ class RetryJob(JobAction):
 
     def describe(self, what: str) -> str:
         return f"Makes {what} available to run now; exhausted jobs get one more attempt."
-
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        changed = await oban_jobs.retry_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
-        return self._after(changed, snapshots)
 
 
 @register
@@ -137,16 +129,6 @@ class CancelJob(JobAction):
             "(its worker must check for cancellation)."
         )
 
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        changed = await oban_jobs.cancel_jobs(conn, ctx.prefix, [int(t) for t in snapshots])
-        return self._after(changed, snapshots)
-
 
 @register
 class DiscardJob(JobAction):
@@ -160,13 +142,3 @@ class DiscardJob(JobAction):
 
     def describe(self, what: str) -> str:
         return f"Discards {what}: no further attempts; the job stays for forensics."
-
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        changed = await oban_jobs.discard_jobs(conn, [int(t) for t in snapshots])
-        return self._after(changed, snapshots)

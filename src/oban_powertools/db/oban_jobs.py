@@ -84,14 +84,8 @@ RETURNING: LiteralString = (
     "\nRETURNING id, state::text AS state, queue, worker, attempt, max_attempts"
 )
 
-RETRY_JOBS: LiteralString = (
-    "UPDATE oban_jobs" + RETRY_SET + "WHERE id = ANY(%(ids)s)" + RETRY_WHERE + RETURNING
-)
 CANCEL_JOBS: LiteralString = (
     "UPDATE oban_jobs" + CANCEL_SET + "WHERE id = ANY(%(ids)s)" + CANCEL_WHERE + RETURNING
-)
-DISCARD_JOBS: LiteralString = (
-    "UPDATE oban_jobs" + DISCARD_SET + "WHERE id = ANY(%(ids)s)" + DISCARD_WHERE + RETURNING
 )
 
 # The checked form: the expected state and attempt of each job come from the preview row
@@ -210,15 +204,6 @@ async def insert_job(
     return int(row["id"])
 
 
-async def retry_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> JobRows:
-    """Retry; returns the changed jobs' after-state (what RETURNING saw, no re-read)."""
-    cur = await conn.execute(RETRY_JOBS, {"ids": list(ids)})
-    rows = {r["id"]: r for r in await cur.fetchall()}
-    for queue in sorted({r["queue"] for r in rows.values()}):
-        await notify(conn, prefix, "insert", {"queue": queue})
-    return rows
-
-
 async def cancel_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> JobRows:
     cur = await conn.execute(CANCEL_JOBS, {"ids": list(ids)})
     rows = {r["id"]: r for r in await cur.fetchall()}
@@ -226,8 +211,3 @@ async def cancel_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> JobRows:
         if row["state"] == "executing":
             await notify(conn, prefix, "signal", {"action": "pkill", "job_id": row["id"]})
     return rows
-
-
-async def discard_jobs(conn: Conn, ids: Sequence[int]) -> JobRows:
-    cur = await conn.execute(DISCARD_JOBS, {"ids": list(ids)})
-    return {r["id"]: r for r in await cur.fetchall()}
