@@ -28,7 +28,6 @@ import asyncio
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+
+from examples.fastapi_host.launch import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 MOUNT = "/ops/jobs"
@@ -128,65 +129,6 @@ def prepare(database_url: str, operators: int) -> None:
                     },
                 )
         conn.execute("ANALYZE")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def example_host(database_url: str, log_dir: Path) -> Iterator[str]:
-    """The worker and the web process, as the demo runs them; yields the base URL."""
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, command in (
-            ("worker", [sys.executable, "-m", "examples.fastapi_host.worker"]),
-            (
-                "web",
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "examples.fastapi_host.app:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-            ),
-        ):
-            log = (log_dir / f"{name}.log").open("wb")
-            procs.append(
-                subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"the example host exited early; see {log_dir}")
-            try:
-                httpx.get(base + "/login", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the example host did not answer; see {log_dir}") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 # -- the operators -------------------------------------------------------------------------
@@ -499,7 +441,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="load-logs-") as logs:
         with scratch_database(args.keep) as database_url:
             prepare(database_url, args.operators)
-            with example_host(database_url, Path(logs)) as base:
+            with serve(database_url, Path(logs)) as base:
                 code = asyncio.run(run(args.operators, args.seconds, database_url, base))
             if code:
                 for name in ("web", "worker"):

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
+from examples.fastapi_host.launch import serve
 from tests.support.db import ROOT, TEMPLATE, admin_execute, with_database
 
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -46,25 +44,6 @@ class LiveHost:
         return self.base_url + path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"host exited early:\n{log.read_text()[-4000:]}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"host did not answer at {url}:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def live_host(
     server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -73,7 +52,6 @@ def live_host(
     admin_execute(server_url, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     database_url = with_database(server_url, name)
     log_dir = tmp_path_factory.mktemp("host-logs")
-    port = _free_port()
     env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
     subprocess.run(
         [sys.executable, "-m", "examples.fastapi_host.seed"],
@@ -82,49 +60,10 @@ def live_host(
         check=True,
         capture_output=True,
     )
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        worker_log = log_dir / "worker.log"
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "examples.fastapi_host.worker"],
-                cwd=ROOT,
-                env=env,
-                stdout=worker_log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        web_log = log_dir / "web.log"
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "examples.fastapi_host.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=web_log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(web)
-        base = f"http://127.0.0.1:{port}"
-        _wait_for(base + "/login", web, web_log)
-        yield LiveHost(base, database_url, log_dir)
+        with serve(database_url, log_dir) as base:
+            yield LiveHost(base, database_url, log_dir)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         admin_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

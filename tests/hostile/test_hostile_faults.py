@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +46,7 @@ from tests.hostile.world import (
 )
 from tests.support.db import ROOT, admin_execute, with_database
 from tests.support.seams import make_powertools
+from tests.support.waiting import eventually
 from tests.web.helpers import MOUNT, host_app, insert_job
 
 USER = OPERATOR.username
@@ -131,16 +132,6 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(ROOT / ".tmp" / f"pg-{name}", ignore_errors=True)
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     async with await psycopg.AsyncConnection.connect(
@@ -210,7 +201,7 @@ async def test_pages_answer_503_while_the_database_is_down_then_recover(
                 return (await ops.get(f"{MOUNT}/cron")).status_code == 200
 
             # Nobody restarts the app: the pool replaces its broken connections.
-            await eventually(back, what="pages answer again after the restart")
+            await eventually(back, within=30, what="pages answer again after the restart")
             for path in ("/", "/jobs", "/audit", "/forensics"):
                 assert (await ops.get(MOUNT + path)).status_code == 200, path
             # Nothing was applied during the outage; the preview is still good.
@@ -251,7 +242,7 @@ async def test_a_host_started_while_the_database_is_down_answers_503_then_recove
             async def back() -> bool:
                 return (await ops.get(f"{MOUNT}/cron")).status_code == 200
 
-            await eventually(back, what="the first pool open after the restart")
+            await eventually(back, within=30, what="the first pool open after the restart")
     finally:
         await powertools.stop()
 
@@ -307,7 +298,7 @@ async def test_the_scheduler_resumes_after_a_database_restart_without_gaps_or_do
             last = scheduler.last_evaluation
             return last is not None and last.minute == minute
 
-        await eventually(done, what=f"evaluation of {minute}")
+        await eventually(done, within=30, what=f"evaluation of {minute}")
 
     try:
         for i in range(4):

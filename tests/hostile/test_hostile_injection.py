@@ -23,7 +23,7 @@ from tests.hostile.world import (
     REASON_MARK,
     VIEWER,
     HostileAuth,
-    RedactingPolicy,
+    RedactingDisplay,
     assert_security_headers,
     build,
     changed,
@@ -505,7 +505,7 @@ async def test_security_headers_on_every_kind_of_response(pt: Powertools, conn: 
         check(await ops.post(API_CONFIRM, json={"token": token, "reason": "again"}))  # 409
     # An unexpected failure: a display policy that breaks its contract on one value.
 
-    class Broken(RedactingPolicy):
+    class Broken(RedactingDisplay):
         def display(self, kind: str, value: Any, context: Any) -> Any:
             return 42 if kind == "worker" else super().display(kind, value, context)
 

@@ -26,7 +26,7 @@ from oban_powertools.display import Display
 from tests.hostile.world import (
     OPERATOR,
     SECRET,
-    RedactingPolicy,
+    RedactingDisplay,
     Upstream,
     client,
     csrf_for,
@@ -135,7 +135,7 @@ async def test_a_redacted_value_leaves_through_no_surface(
 ) -> None:
     jobs = await seed_secrets(conn)
     policy = bridged.config.display
-    assert isinstance(policy, RedactingPolicy)
+    assert isinstance(policy, RedactingDisplay)
     app = host_app(bridged)
     responses: list[tuple[str, httpx.Response]] = []
 
@@ -277,7 +277,7 @@ async def test_a_redacted_value_leaves_through_no_surface(
 def test_pairs_inside_a_value_the_policy_let_through_are_offered_too() -> None:
     """Free text (errors, bridged pages) quotes data as "key: value" pairs; a pair can sit
     inside another pair's value, and must be judged on its own."""
-    display = Display(RedactingPolicy(), "bridge")
+    display = Display(RedactingDisplay(), "bridge")
     texts = {
         f"args: password={SECRET} note=x": "args: password=[redacted] note=x",
         f"error: \"login failed for {{'password': '{SECRET}'}}\"": (
@@ -333,7 +333,7 @@ def test_property_a_redacted_pair_is_caught_in_any_free_text(
     """However an error message or a bridged page quotes a redacted field (any notation,
     nested in other strings, HTML-escaped), its value does not come out."""
     text = f"{before} {WRAPS[wrap](notation.format(s=SECRET))} {after}"
-    display = Display(RedactingPolicy(), "bridge")
+    display = Display(RedactingDisplay(), "bridge")
     if escaped:
         shown = html.unescape(
             display.scrub_pairs("bridge", html.escape(text, quote=True), html_escaped=True)

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 from psycopg import sql
 
-from oban_powertools import Config, DisplayContext, Powertools, Principal, Resource
+from oban_powertools import Config, Powertools, Principal, Resource
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
 from oban_powertools.web.security import SECURITY_HEADERS, Csrf
+from tests.support.seams import RedactingDisplay
 from tests.web.helpers import ORIGIN, insert_job, insert_producer
 
 CSRF_SECRET = "hostile-csrf-secret"
@@ -107,27 +108,11 @@ def allowed(
     return not actor.scoped or str(resource) in set(scope)
 
 
-class RedactingPolicy:
-    """Redacts fields named like secrets at any depth, on every surface; remembers the
-    surfaces it was asked about."""
-
-    fields = frozenset({"password", "api_key"})
-
-    def __init__(self) -> None:
-        self.surfaces: set[str] = set()
-
-    def display(self, kind: str, value: Any, context: DisplayContext) -> str | None:
-        self.surfaces.add(context.surface)
-        if context.field is not None and context.field.lower() in self.fields:
-            return "[redacted]"
-        return None
-
-
 def build(db_url: str, **overrides: Any) -> Powertools:
     settings: dict[str, Any] = {
         "database_url": db_url,
         "auth": HostileAuth(),
-        "display": RedactingPolicy(),
+        "display": RedactingDisplay(),
         "extra": {"csrf_secret": CSRF_SECRET},
     }
     settings.update(overrides)

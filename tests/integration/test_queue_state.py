@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from oban_powertools import Powertools
 from oban_powertools.db import oban_jobs
 from oban_powertools.runtime import Runtime
 from tests.support.seams import OPERATOR, make_powertools
+from tests.support.waiting import eventually
 
 RAN: list[int] = []
 
@@ -72,19 +72,6 @@ async def nodes() -> AsyncIterator[list[Node]]:
     yield started
     for node in started:
         await node.stop()
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def enqueue(pt: Powertools, count: int) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database
 from oban_powertools.runtime import Runtime
 from tests.support.seams import make_powertools
+from tests.support.waiting import eventually
 
 T0 = datetime(2031, 1, 6, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -106,19 +107,6 @@ async def nodes() -> AsyncIterator[list[Node]]:
     yield started
     for node in started:
         await node.stop()
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def runtime(pt: Powertools, clock: Any) -> Runtime:

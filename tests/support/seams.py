@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from oban_powertools import Config, DisplayContext, Powertools, Principal, Resource
@@ -62,13 +62,17 @@ class RoleAuth:
         return Principal(id=actor.id, type="user", label=actor.label)
 
 
-@dataclass
 class RedactingDisplay:
-    """Redacts any field named in ``secret_fields``."""
+    """Redacts any field named like a secret, at any depth, on every surface; remembers
+    the surfaces it was asked about (so tests can see a surface was covered)."""
 
-    secret_fields: frozenset[str] = field(default_factory=lambda: frozenset({"password"}))
+    secret_fields = frozenset({"password", "api_key"})
+
+    def __init__(self) -> None:
+        self.surfaces: set[str] = set()
 
     def display(self, kind: str, value: Any, context: DisplayContext) -> str | None:
+        self.surfaces.add(context.surface)
         if context.field is not None and context.field.lower() in self.secret_fields:
             return "[redacted]"
         return None

@@ -16,8 +16,9 @@ from psycopg.types.json import Jsonb
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from oban_powertools import Config, DisplayContext, Powertools, Principal, Resource
+from oban_powertools import Config, Powertools, Principal, Resource
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
+from tests.support.seams import RedactingDisplay
 
 MOUNT = "/ops/jobs"
 ORIGIN = "http://testserver"
@@ -75,21 +76,6 @@ class HeaderAuth:
 
     def audit_principal(self, actor: Any) -> Principal:
         return Principal(id=actor.username, type="user", label=actor.display_name)
-
-
-class RedactingDisplay:
-    """Redacts any field named like a secret, at any depth, on every surface."""
-
-    secret_fields = frozenset({"password", "api_key"})
-
-    def __init__(self) -> None:
-        self.surfaces: set[str] = set()
-
-    def display(self, kind: str, value: Any, context: DisplayContext) -> str | None:
-        self.surfaces.add(context.surface)
-        if context.field is not None and context.field.lower() in self.secret_fields:
-            return "[redacted]"
-        return None
 
 
 def build_powertools(db_url: str, **overrides: Any) -> Powertools:
