@@ -224,6 +224,38 @@ async def test_drifted_preview(pt: Powertools) -> None:
     assert len(await audit(pt)) == 1
 
 
+async def test_pause_drifts_when_the_entry_was_paused_and_resumed_in_between(
+    pt: Powertools,
+) -> None:
+    # Unpaused again when the confirm comes (A -> B -> A): the version says it changed.
+    mine = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    await pt.operator.pause_cron_entry(OTHER_OPERATOR, "nightly_sync", reason="their hold")
+    await pt.operator.resume_cron_entry(OTHER_OPERATOR, "nightly_sync")
+    with pytest.raises(errors.PreviewDrifted, match="nightly_sync"):
+        await pt.pipeline.execute(OPERATOR, mine.token, "my reason")
+    current = await entry(pt)
+    assert current["paused"] is False and current["version"] == 3
+    assert [e["command"] for e in await audit(pt)] == ["pause_cron_entry", "resume_cron_entry"]
+
+
+async def test_pause_audits_the_locked_row_as_before_and_the_change_as_after(
+    pt: Powertools,
+) -> None:
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    # A column drift ignores (the scheduler's bookkeeping) changes after the preview: the
+    # audited before-state is the row as locked at confirm time, not the preview's copy.
+    async with pt.db.connection() as conn:
+        await conn.execute(
+            "UPDATE powertools_cron_entries SET last_job_id = 4242 WHERE name = 'nightly_sync'"
+        )
+    result = await pt.pipeline.execute(OPERATOR, preview.token, "upstream outage")
+    (event,) = await audit(pt)
+    assert event["before"]["last_job_id"] == 4242 and event["before"]["paused"] is False
+    assert event["after"]["paused"] is True and event["after"]["version"] == 2
+    assert event["before"]["version"] == 1
+    assert result.after["nightly_sync"] == event["after"]
+
+
 async def test_preview_belongs_to_its_actor(pt: Powertools) -> None:
     preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
     with pytest.raises(errors.PreviewOtherActor):

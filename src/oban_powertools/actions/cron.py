@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ..cron import entries
 from ..db import Conn
-from .base import Action, ApplyContext, Snapshot, register
+from .base import Action, Applied, ApplyContext, Snapshot, register
 from .errors import InvalidParams, InvalidTargets
 
 MAX_PAUSE_MINUTES = 60 * 24 * 90  # a pause may expire after at most 90 days
@@ -31,12 +32,50 @@ class CronAction(Action):
         return snapshot["version"]
 
 
-def _changed(name: str, after: Snapshot | None) -> Snapshot:
-    # The pipeline holds the entry's row lock and checked its version, so the UPDATE always
-    # matches; if it ever did not, raising rolls back rather than audit a change not made.
-    if after is None:
-        raise RuntimeError(f"cron entry {name} changed under the pipeline's lock")
-    return after
+class VersionedChange(CronAction):
+    """Pause and resume: the drift check, the row lock and the change are one statement
+    that changes the entry only while it is at the version the preview saw."""
+
+    @abstractmethod
+    async def change(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        name: str,
+        params: Mapping[str, Any],
+        version: int | None,
+    ) -> entries.Changed | None: ...
+
+    async def apply_checked(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Mapping[str, Any],
+        expected: Mapping[str, Snapshot] | None,
+    ) -> Applied:
+        (name,) = targets
+        if expected is None or name not in expected:
+            return Applied({}, {}, [name])  # nothing previewed to compare with: drifted
+        changed = await self.change(conn, ctx, name, params, int(expected[name]["version"]))
+        if changed is None:
+            return Applied({}, {}, [name])  # another version, or deleted, since the preview
+        return Applied({name: changed.before}, {name: changed.after}, [])
+
+    async def apply(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        snapshots: Mapping[str, Snapshot],
+        params: Mapping[str, Any],
+    ) -> dict[str, Snapshot]:
+        # Unchecked (no version): for callers that hold the row and checked it themselves.
+        (name,) = snapshots
+        changed = await self.change(conn, ctx, name, params, None)
+        if changed is None:
+            # Raising rolls back rather than audit a change not made.
+            raise RuntimeError(f"cron entry {name} changed under the caller's lock")
+        return {name: changed.after}
 
 
 async def _after(conn: Conn, name: str) -> dict[str, Snapshot]:
@@ -44,7 +83,7 @@ async def _after(conn: Conn, name: str) -> dict[str, Snapshot]:
 
 
 @register
-class PauseCronEntry(CronAction):
+class PauseCronEntry(VersionedChange):
     name = "pause_cron_entry"
     event = "cron.paused"
     label = "Pause cron entry"
@@ -78,22 +117,23 @@ class PauseCronEntry(CronAction):
         )
         return f"Future claims stop until resumed{tail}. Jobs already enqueued are not affected."
 
-    async def apply(
+    async def change(
         self,
         conn: Conn,
         ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
+        name: str,
         params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        (name,) = snapshots
+        version: int | None,
+    ) -> entries.Changed | None:
         minutes = params.get("expires_in_minutes")
         expires_at = ctx.now + timedelta(minutes=minutes) if minutes else None
-        after = await entries.pause_entry(conn, name, ctx.principal, ctx.reason, expires_at)
-        return {name: _changed(name, after)}
+        return await entries.pause_entry(
+            conn, name, ctx.principal, ctx.reason, expires_at, version=version
+        )
 
 
 @register
-class ResumeCronEntry(CronAction):
+class ResumeCronEntry(VersionedChange):
     name = "resume_cron_entry"
     event = "cron.resumed"
     label = "Resume cron entry"
@@ -111,16 +151,15 @@ class ResumeCronEntry(CronAction):
         name = entry["catch_up_policy"]
         return f"Claims resume at the next due minute; {policy} (catch-up policy '{name}')."
 
-    async def apply(
+    async def change(
         self,
         conn: Conn,
         ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
+        name: str,
         params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        (name,) = snapshots
-        after = await entries.resume_entry(conn, name)
-        return {name: _changed(name, after)}
+        version: int | None,
+    ) -> entries.Changed | None:
+        return await entries.resume_entry(conn, name, version=version)
 
 
 @register

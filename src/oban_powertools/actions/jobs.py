@@ -6,10 +6,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..db import Conn, oban_jobs
-from .base import Action, Applied, ApplyContext, Snapshot, register
+from .base import Action, Applied, ApplyContext, RowSnapshots, Snapshot, register
 from .errors import InvalidTargets
 
 MAX_BULK = 100_000
+
+# Where the after-state is in a row of oban_jobs.change_checked.
+AFTER_COLUMNS = {
+    "id": 0,
+    "state": 3,
+    "queue": 4,
+    "worker": 5,
+    "attempt": 6,
+    "max_attempts": 7,
+}
 
 
 class JobAction(Action):
@@ -53,25 +63,22 @@ class JobAction(Action):
         if len(rows) < len(targets):
             changed = {str(r[0]) for r in rows}
             return Applied({}, {}, [t for t in targets if t not in changed])
-        before: dict[str, Snapshot] = {}
-        after: dict[str, Snapshot] = {}
-        for job_id, was, was_attempt, state, queue, worker, attempt, max_attempts in rows:
-            key = str(job_id)
-            after[key] = {
-                "id": job_id,
-                "state": state,
-                "queue": queue,
-                "worker": worker,
-                "attempt": attempt,
-                "max_attempts": max_attempts,
-            }
-            # The preview's snapshot: equal on the drift keys, which the statement checked.
-            before[key] = (
-                dict(expected[key])
-                if expected is not None and key in expected
-                else {"state": was, "attempt": was_attempt}
-            )
-        return Applied(before, after, [])
+        if len(targets) > 1:
+            # What a bulk preview holds of each job (state, attempt; equal on what the
+            # statement checked), and the after-state, read from the rows when asked for.
+            before = RowSnapshots(rows, {"state": 1, "attempt": 2})
+            after = RowSnapshots(rows, AFTER_COLUMNS)
+            return Applied(before, after, [])
+        # One job: the preview's full snapshot is the before-state.
+        (row,) = rows
+        key = str(row[0])
+        was = {"state": row[1], "attempt": row[2]}
+        expected_row = expected.get(key) if expected is not None else None
+        return Applied(
+            {key: dict(expected_row) if expected_row is not None else was},
+            {key: {name: row[i] for name, i in AFTER_COLUMNS.items()}},
+            [],
+        )
 
     def drift_key(self, snapshot: Snapshot) -> Any:
         return [snapshot["state"], snapshot["attempt"]]

@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb
 
 from ..audit import write_event
 from ..seams import Principal, Resource, resolve
-from .base import Action, Applied, ApplyContext, Snapshot, get_action
+from .base import Action, Applied, ApplyContext, RowSnapshots, Snapshot, get_action
 from .errors import (
     ActionError,
     InvalidReason,
@@ -109,7 +109,7 @@ class Preview:
     resource_id: str
     targets: list[str]
     params: dict[str, Any]
-    before: dict[str, Snapshot]
+    before: Mapping[str, Snapshot]
     effect: str
     plan_hash: str
     status: str
@@ -152,7 +152,7 @@ class Preview:
 class ActionResult:
     preview: Preview
     audit_event_id: int
-    after: dict[str, Snapshot]
+    after: Mapping[str, Snapshot]
 
 
 def plan_hash(
@@ -180,6 +180,8 @@ def audit_snapshot(snapshots: Mapping[str, Snapshot], targets: Sequence[str]) ->
     """
     if len(targets) == 1:
         return snapshots.get(targets[0])
+    if isinstance(snapshots, RowSnapshots):
+        return {"count": len(targets), "states": snapshots.count_by("state")}
     states: dict[str, int] = {}
     for target in targets:
         state = str(snapshots.get(target, {}).get("state", "unknown"))

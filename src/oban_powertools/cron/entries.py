@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, LiteralString
 
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from ..db import Conn
@@ -22,36 +23,60 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
 OVERLAP_POLICIES = ("allow", "skip", "queue_one", "cancel_previous")
 CATCH_UP_POLICIES = ("none", "latest", "all")
 
-ENTRY_SNAPSHOT: LiteralString = """
-SELECT name, source, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
-       max_catch_up, paused, paused_at, paused_by_id, paused_by_label, paused_reason,
-       pause_expires_at, last_slot_at, last_job_id, version
-FROM powertools_cron_entries WHERE name = ANY(%(names)s)
+# What an action snapshots of an entry (and compares, shows and audits).
+ENTRY_COLUMNS: LiteralString = """
+name, source, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
+max_catch_up, paused, paused_at, paused_by_id, paused_by_label, paused_reason,
+pause_expires_at, last_slot_at, last_job_id, version
 """
+SNAPSHOT_NAMES = tuple(column.strip() for column in ENTRY_COLUMNS.split(","))
+# The same columns of the updated row, for RETURNING beside the locked old one.
+NEW_COLUMNS: LiteralString = ", ".join("e." + column for column in SNAPSHOT_NAMES)
+
+# Composed of module constants only (LiteralString keeps it so); S608 cannot tell.
+ENTRY_SNAPSHOT: LiteralString = (
+    "SELECT " + ENTRY_COLUMNS + " FROM powertools_cron_entries WHERE name = ANY(%(names)s)"  # noqa: S608
+)
 
 ENTRY_SNAPSHOT_FOR_UPDATE: LiteralString = ENTRY_SNAPSHOT + " FOR UPDATE"
 
-PAUSE_ENTRY: LiteralString = """
-UPDATE powertools_cron_entries
-SET paused = true, paused_at = clock_timestamp(), paused_by_id = %(by_id)s,
-    paused_by_label = %(by_label)s, paused_reason = %(reason)s,
-    pause_expires_at = %(expires_at)s, version = version + 1, updated_at = clock_timestamp()
-WHERE name = %(name)s AND NOT paused
-RETURNING name, source, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
-       max_catch_up, paused, paused_at, paused_by_id, paused_by_label, paused_reason,
-       pause_expires_at, last_slot_at, last_job_id, version
+# Pause and resume lock the row, keep its before-state and change it in one statement (one
+# round trip of a confirm), and only while the entry is still at the version the preview
+# saw when one is given. It returns the before-state (``old.*``), then the after-state.
+CHANGE_HEAD: LiteralString = (
+    "WITH old AS (SELECT "  # noqa: S608 (module constants only)
+    + ENTRY_COLUMNS
+    + " FROM powertools_cron_entries WHERE name = %(name)s FOR UPDATE)"
+    + " UPDATE powertools_cron_entries e"
+)
+CHANGE_TAIL: LiteralString = """
+FROM old
+WHERE e.name = old.name AND (%(version)s::bigint IS NULL OR old.version = %(version)s::bigint)
 """
 
-RESUME_ENTRY: LiteralString = """
-UPDATE powertools_cron_entries
-SET paused = false, paused_at = NULL, paused_by_id = NULL, paused_by_label = NULL,
-    paused_reason = NULL, pause_expires_at = NULL, version = version + 1,
-    updated_at = clock_timestamp()
-WHERE name = %(name)s AND paused
-RETURNING name, source, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
-       max_catch_up, paused, paused_at, paused_by_id, paused_by_label, paused_reason,
-       pause_expires_at, last_slot_at, last_job_id, version
+PAUSE_ENTRY: LiteralString = (
+    CHANGE_HEAD
+    + """
+SET paused = true, paused_at = clock_timestamp(), paused_by_id = %(by_id)s,
+    paused_by_label = %(by_label)s, paused_reason = %(reason)s,
+    pause_expires_at = %(expires_at)s, version = e.version + 1, updated_at = clock_timestamp()
 """
+    + CHANGE_TAIL
+    + " AND NOT old.paused RETURNING old.*, "
+    + NEW_COLUMNS
+)
+
+RESUME_ENTRY: LiteralString = (
+    CHANGE_HEAD
+    + """
+SET paused = false, paused_at = NULL, paused_by_id = NULL, paused_by_label = NULL,
+    paused_reason = NULL, pause_expires_at = NULL, version = e.version + 1,
+    updated_at = clock_timestamp()
+"""
+    + CHANGE_TAIL
+    + " AND old.paused RETURNING old.*, "
+    + NEW_COLUMNS
+)
 
 UPSERT_ENTRY: LiteralString = """
 INSERT INTO powertools_cron_entries (
@@ -176,29 +201,53 @@ async def snapshot_entries(
     return {row["name"]: _jsonable(row) for row in await cur.fetchall()}
 
 
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """An entry's snapshot before and after a pause or resume."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+async def _change(conn: Conn, query: LiteralString, params: dict[str, Any]) -> Changed | None:
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(query, params)
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    # Positional (reading cursor.description cost a tenth of a millisecond per confirm).
+    width = len(SNAPSHOT_NAMES)
+    before = dict(zip(SNAPSHOT_NAMES, row[:width], strict=True))
+    after = dict(zip(SNAPSHOT_NAMES, row[width:], strict=True))
+    return Changed(_jsonable(before), _jsonable(after))
+
+
 async def pause_entry(
-    conn: Conn, name: str, by: Principal, reason: str | None, expires_at: datetime | None
-) -> dict[str, Any] | None:
-    """Pause; returns the entry's new snapshot (None if it was already paused)."""
-    cur = await conn.execute(
-        PAUSE_ENTRY,
-        {
-            "name": name,
-            "by_id": by.id,
-            "by_label": by.label,
-            "reason": reason,
-            "expires_at": expires_at,
-        },
-    )
-    row = await cur.fetchone()
-    return _jsonable(row) if row else None
+    conn: Conn,
+    name: str,
+    by: Principal,
+    reason: str | None,
+    expires_at: datetime | None,
+    *,
+    version: int | None = None,
+) -> Changed | None:
+    """Pause (only at ``version`` when given). None if the entry is missing, already
+    paused or at another version."""
+    params = {
+        "name": name,
+        "by_id": by.id,
+        "by_label": by.label,
+        "reason": reason,
+        "expires_at": expires_at,
+        "version": version,
+    }
+    return await _change(conn, PAUSE_ENTRY, params)
 
 
-async def resume_entry(conn: Conn, name: str) -> dict[str, Any] | None:
-    """Resume; returns the entry's new snapshot (None if it was not paused)."""
-    cur = await conn.execute(RESUME_ENTRY, {"name": name})
-    row = await cur.fetchone()
-    return _jsonable(row) if row else None
+async def resume_entry(conn: Conn, name: str, *, version: int | None = None) -> Changed | None:
+    """Resume (only at ``version`` when given). None if the entry is missing, not paused
+    or at another version."""
+    return await _change(conn, RESUME_ENTRY, {"name": name, "version": version})
 
 
 ENTRY_JOB_TEMPLATE: LiteralString = """

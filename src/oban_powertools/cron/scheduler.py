@@ -892,11 +892,11 @@ class CronScheduler:
             expired = {row["name"]: row["pause_expires_at"] for row in await cur.fetchall()}
             if not expired:
                 return []
-            names = sorted(expired)
-            before = await entries.snapshot_entries(conn, names, lock=False)
-            resumed = [name for name in names if await entries.resume_entry(conn, name)]
-            after = await entries.snapshot_entries(conn, resumed, lock=False)
+            changes = {name: await entries.resume_entry(conn, name) for name in sorted(expired)}
+            resumed = [name for name, changed in changes.items() if changed]
             for name in resumed:
+                changed = changes[name]
+                assert changed is not None
                 await write_event(
                     conn,
                     action="cron.resumed",
@@ -907,8 +907,8 @@ class CronScheduler:
                     surface="system",
                     outcome="succeeded",
                     reason="pause expired",
-                    before=before.get(name),
-                    after=after.get(name),
+                    before=changed.before,
+                    after=changed.after,
                     detail={
                         "pause_expires_at": _iso(expired[name]),
                         "resumed_by_node": self.node,
