@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -387,6 +388,43 @@ async def test_bulk_preview_rejects_inapplicable_targets(pt: Powertools) -> None
         await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
     with pytest.raises(errors.UnknownTarget):
         await pt.pipeline.preview(OPERATOR, "retry_job", [str(ids[0]), "999999"])
+
+
+async def test_set_preview_is_checked_and_stored_in_one_statement(pt: Powertools) -> None:
+    ids = await insert_jobs(pt, ["discarded", "retryable", "completed"])
+    preview = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
+    (stored,) = await rows(pt, "SELECT * FROM powertools_previews")
+    attempts = {r["id"]: r["attempt"] for r in await rows(pt, "SELECT id, attempt FROM oban_jobs")}
+    states = ["discarded", "retryable", "completed"]
+    assert stored["before"] == {
+        str(i): {"state": s, "attempt": attempts[i]} for i, s in zip(ids, states, strict=True)
+    }
+    assert stored["targets"] == [str(i) for i in ids]
+    assert stored["effect"] == preview.effect and "exactly these 3 jobs" in preview.effect
+    # The documented plan hash of a set: action and params, then id:state:attempt in order.
+    plan = '{"action": "retry_job", "params": {}}|' + ",".join(
+        f"{i}:{s}:{attempts[i]}" for i, s in zip(ids, states, strict=True)
+    )
+    assert preview.plan_hash == hashlib.sha256(plan.encode()).hexdigest()
+    assert stored["plan_hash"] == preview.plan_hash
+    assert (stored["actor_id"], stored["surface"], stored["status"]) == ("ops-demo", "api", "ready")
+
+
+async def test_set_preview_names_missing_and_inapplicable_targets_and_stores_nothing(
+    pt: Powertools,
+) -> None:
+    waiting = await insert_jobs(pt, ["available"] * 12)
+    done = await insert_jobs(pt, ["completed"])
+    with pytest.raises(errors.UnknownTarget) as missing:
+        await pt.pipeline.preview(OPERATOR, "retry_job", ["999998", str(done[0]), "999999"])
+    assert missing.value.ids == ["999998", "999999"]
+    with pytest.raises(errors.NotApplicable) as problems:
+        await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in done + waiting])
+    message = str(problems.value)
+    assert message.startswith("12 target(s) cannot take this action")
+    assert f"{waiting[9]}: a available job cannot be retried" in message
+    assert f"{waiting[10]}: " not in message  # ten examples, then the count says the rest
+    assert await rows(pt, "SELECT * FROM powertools_previews") == []
 
 
 @asynccontextmanager

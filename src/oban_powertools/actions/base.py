@@ -86,6 +86,41 @@ class RowSnapshots(Mapping[str, Snapshot]):
         return dict(Counter(str(row[self._columns[name]]) for row in self._rows))
 
 
+# A preview row's columns except ``before``, which comes back with the row neither from
+# INSERT ... RETURNING nor from the confirm's lock: the caller has the before-state at
+# hand, or (a large bulk set) the apply reads it in SQL.
+PREVIEW_COLUMNS: LiteralString = """
+token, action, resource_type, resource_id, targets, params, effect, plan_hash, status,
+actor_id, actor_type, actor_label, surface, reason, created_at, expires_at, resolved_at,
+audit_event_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewFields:
+    """What the pipeline decided about a preview before its targets are looked at."""
+
+    token: str
+    resource_id: str
+    actor_id: str
+    actor_type: str
+    actor_label: str
+    surface: str
+    ttl: Any  # a timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSetPreview:
+    """The outcome of :meth:`Action.store_set_preview`: the stored row, or why nothing was
+    stored (targets that do not exist; up to ten targets the action does not apply to,
+    with the reason, and how many there are in all)."""
+
+    row: Mapping[str, Any] | None
+    missing: list[str]
+    problems: list[tuple[str, str]]
+    problem_count: int
+
+
 # A preview's stored before-state, for checks that need it in Python (the pipeline leaves
 # a large bulk preview's before-state in the database unless an action asks for it).
 PREVIEW_BEFORE: LiteralString = "SELECT before FROM powertools_previews WHERE token = %(token)s"
@@ -126,6 +161,14 @@ class Action(ABC):
     @abstractmethod
     def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
         """The intended effect in words, shown on the preview."""
+
+    async def store_set_preview(
+        self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
+    ) -> StoredSetPreview | None:
+        """Snapshot, check and store the preview of a set of targets in the database, in
+        one statement; None when the action has no such path (the default), and the
+        pipeline snapshots in Python instead. Used for sets of more than one target."""
+        return None
 
     @abstractmethod
     async def apply(

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, LiteralString
+
+from psycopg.types.json import Jsonb
 
 from ..db import Conn, oban_jobs
-from .base import Action, Applied, ApplyContext, RowSnapshots, Snapshot, register
+from .base import (
+    PREVIEW_COLUMNS,
+    Action,
+    Applied,
+    ApplyContext,
+    PreviewFields,
+    RowSnapshots,
+    Snapshot,
+    StoredSetPreview,
+    register,
+)
 from .errors import InvalidTargets
 
 MAX_BULK = 100_000
@@ -20,6 +33,58 @@ AFTER_COLUMNS = {
     "attempt": 6,
     "max_attempts": 7,
 }
+
+
+# The preview of a set of jobs in one statement: each target's (state, attempt) is read
+# next to its position in the list, the set is checked (missing jobs; jobs in a state the
+# action does not apply to), and only when both are clear is the preview stored, its
+# before-state and plan hash built by PostgreSQL. The plan hash of a set is the SHA-256 of
+# the action and its parameters (JSON, from Python) followed by ``id:state:attempt`` of
+# every target in order. Up to ten problems come back as examples, with the counts.
+_SET_PREVIEW_HEAD: LiteralString = """
+WITH snap AS MATERIALIZED (
+    SELECT t.ord, t.id, j.state::text AS state, j.attempt
+    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS t(id, ord)
+    LEFT JOIN oban_jobs j ON j.id = t.id
+),
+verdict AS (
+    SELECT count(*) FILTER (WHERE state IS NULL) AS missing,
+           count(*) FILTER (WHERE NOT (state = ANY(%(applies_to)s::text[]))) AS problems
+    FROM snap
+),
+stored AS (
+    INSERT INTO powertools_previews (
+        token, action, resource_type, resource_id, targets, params, before, effect,
+        plan_hash, actor_id, actor_type, actor_label, surface, expires_at
+    )
+    SELECT %(token)s, %(action)s, 'job', %(resource_id)s, %(targets)s, %(params)s,
+           (SELECT jsonb_object_agg(id::text,
+                                    jsonb_build_object('state', state, 'attempt', attempt))
+            FROM snap),
+           %(effect)s,
+           (SELECT encode(sha256(convert_to(
+                       %(plan)s || string_agg(id || ':' || state || ':' || attempt, ','
+                                              ORDER BY ord), 'UTF8')), 'hex')
+            FROM snap),
+           %(actor_id)s, %(actor_type)s, %(actor_label)s, %(surface)s,
+           clock_timestamp() + %(ttl)s
+    FROM verdict WHERE missing = 0 AND problems = 0
+    RETURNING """
+_SET_PREVIEW_TAIL: LiteralString = """
+)
+SELECT verdict.missing, verdict.problems,
+       CASE WHEN verdict.missing > 0 THEN
+           (SELECT array_agg(id::text ORDER BY ord) FROM snap WHERE state IS NULL) END
+           AS missing_ids,
+       CASE WHEN verdict.problems > 0 THEN
+           (SELECT array_agg(ARRAY[id::text, state] ORDER BY ord) FROM (
+                SELECT ord, id, state FROM snap
+                WHERE NOT (state = ANY(%(applies_to)s::text[])) ORDER BY ord LIMIT 10) p) END
+           AS problem_examples,
+       stored.*
+FROM verdict LEFT JOIN stored ON true
+"""
+STORE_SET_PREVIEW: LiteralString = _SET_PREVIEW_HEAD + PREVIEW_COLUMNS + _SET_PREVIEW_TAIL
 
 
 class JobAction(Action):
@@ -46,6 +111,42 @@ class JobAction(Action):
             return {str(i): {"state": s, "attempt": a} for i, (s, a) in keys.items()}
         rows = await oban_jobs.snapshot_jobs(conn, ids, lock=lock)
         return {str(job_id): row for job_id, row in rows.items()}
+
+    async def store_set_preview(
+        self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
+    ) -> StoredSetPreview | None:
+        plan = json.dumps({"action": self.name, "params": params}, sort_keys=True)
+        cur = await conn.execute(
+            STORE_SET_PREVIEW,
+            {
+                "ids": [int(t) for t in targets],
+                "applies_to": sorted(self.applies_to),
+                "token": fields.token,
+                "action": self.name,
+                "resource_id": fields.resource_id,
+                "targets": Jsonb(list(targets)),
+                "params": Jsonb(dict(params)),
+                "effect": self.describe(f"exactly these {len(targets)} jobs"),
+                "plan": plan + "|",
+                "actor_id": fields.actor_id,
+                "actor_type": fields.actor_type,
+                "actor_label": fields.actor_label,
+                "surface": fields.surface,
+                "ttl": fields.ttl,
+            },
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        problems = [
+            (job_id, self.check({"state": state}, params) or state)
+            for job_id, state in row["problem_examples"] or []
+        ]
+        return StoredSetPreview(
+            row=row if row["token"] is not None else None,
+            missing=list(row["missing_ids"] or []),
+            problems=problems,
+            problem_count=int(row["problems"]),
+        )
 
     async def apply_checked(
         self,

@@ -29,7 +29,16 @@ from psycopg.types.json import Jsonb
 
 from ..audit import write_event
 from ..seams import Principal, Resource, resolve
-from .base import Action, Applied, ApplyContext, RowSnapshots, Snapshot, get_action
+from .base import (
+    PREVIEW_COLUMNS,
+    Action,
+    Applied,
+    ApplyContext,
+    PreviewFields,
+    RowSnapshots,
+    Snapshot,
+    get_action,
+)
 from .errors import (
     ActionError,
     InvalidReason,
@@ -50,13 +59,6 @@ from .errors import (
 if TYPE_CHECKING:
     from ..powertools import Powertools
 
-# Everything but ``before`` comes back with the row (INSERT ... RETURNING, the lock): the
-# caller has the before-state at hand, or (a large bulk set) the apply reads it in SQL.
-PREVIEW_COLUMNS: LiteralString = """
-token, action, resource_type, resource_id, targets, params, effect, plan_hash, status,
-actor_id, actor_type, actor_label, surface, reason, created_at, expires_at, resolved_at,
-audit_event_id
-"""
 
 INSERT_PREVIEW: LiteralString = (
     """
@@ -189,6 +191,11 @@ def audit_snapshot(snapshots: Mapping[str, Snapshot], targets: Sequence[str]) ->
     return {"count": len(targets), "states": states}
 
 
+def not_applicable(problems: Sequence[tuple[str, str]], count: int) -> str:
+    listed = "; ".join(f"{t}: {why}" for t, why in problems[:10])
+    return f"{count} target(s) cannot take this action: {listed}"
+
+
 def resource_id_for(targets: Sequence[str]) -> str:
     return targets[0] if len(targets) == 1 else f"bulk:{len(targets)}"
 
@@ -311,6 +318,27 @@ class Pipeline:
             raise Unauthorized(action.name, f"{action.resource_type}:{resource_id_for(target_ids)}")
         parsed = action.parse_params(params or {})
         principal = await self.principal(actor)
+        fields = PreviewFields(
+            token=secrets.token_urlsafe(24),
+            resource_id=resource_id_for(target_ids),
+            actor_id=principal.id,
+            actor_type=principal.type,
+            actor_label=principal.label,
+            surface=surface,
+            ttl=self._pt.config.preview_ttl,
+        )
+        if len(target_ids) > 1:
+            # A set (up to 100k jobs): snapshot, check and store in the database, so the
+            # snapshots never travel to Python and back.
+            async with self._pt.db.connection() as conn:
+                stored = await action.store_set_preview(conn, target_ids, parsed, fields)
+            if stored is not None:
+                if stored.missing:
+                    raise UnknownTarget(action.resource_type, stored.missing)
+                if stored.problems:
+                    raise NotApplicable(not_applicable(stored.problems, stored.problem_count))
+                assert stored.row is not None
+                return Preview.from_row({**stored.row, "before": {}})
         # No transaction: the snapshot is one statement and locks nothing, and the preview
         # row is one insert, so BEGIN and COMMIT would only add round trips.
         async with self._pt.db.connection() as conn:
@@ -322,25 +350,24 @@ class Pipeline:
             if problems:
                 if len(target_ids) == 1:
                     raise NotApplicable(problems[0][1])
-                listed = "; ".join(f"{t}: {why}" for t, why in problems[:10])
-                raise NotApplicable(f"{len(problems)} target(s) cannot take this action: {listed}")
+                raise NotApplicable(not_applicable(problems[:10], len(problems)))
             cur = await conn.execute(
                 INSERT_PREVIEW,
                 {
-                    "token": secrets.token_urlsafe(24),
+                    "token": fields.token,
                     "action": action.name,
                     "resource_type": action.resource_type,
-                    "resource_id": resource_id_for(target_ids),
+                    "resource_id": fields.resource_id,
                     "targets": Jsonb(target_ids),
                     "params": Jsonb(parsed),
                     "before": Jsonb(snapshots),
                     "effect": action.effect(snapshots, parsed),
                     "plan_hash": plan_hash(action, target_ids, parsed, snapshots),
-                    "actor_id": principal.id,
-                    "actor_type": principal.type,
-                    "actor_label": principal.label,
-                    "surface": surface,
-                    "ttl": self._pt.config.preview_ttl,
+                    "actor_id": fields.actor_id,
+                    "actor_type": fields.actor_type,
+                    "actor_label": fields.actor_label,
+                    "surface": fields.surface,
+                    "ttl": fields.ttl,
                 },
             )
             row = await cur.fetchone()
