@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,16 @@ from oban import Oban
 from oban_powertools import Powertools
 from oban_powertools.actions import errors
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
-from tests.support.seams import GUEST, OPERATOR, OTHER_OPERATOR, VIEWER, Actor, make_powertools
+from oban_powertools.seams import Resource
+from tests.support.seams import (
+    GUEST,
+    OPERATOR,
+    OTHER_OPERATOR,
+    VIEWER,
+    Actor,
+    RoleAuth,
+    make_powertools,
+)
 
 NIGHTLY = CronEntrySpec(
     name="nightly_sync",
@@ -425,6 +434,61 @@ async def test_set_preview_names_missing_and_inapplicable_targets_and_stores_not
     assert f"{waiting[9]}: a available job cannot be retried" in message
     assert f"{waiting[10]}: " not in message  # ten examples, then the count says the rest
     assert await rows(pt, "SELECT * FROM powertools_previews") == []
+
+
+class BatchAuth(RoleAuth):
+    """RoleAuth with the optional batch method: answers a whole set in one call, async,
+    as a host that looks permissions up in its database would."""
+
+    def __init__(self, answer: Callable[[list[Resource]], Any] | None = None) -> None:
+        super().__init__()
+        self.batches: list[tuple[str, int]] = []
+        self.direct = 0  # calls of authorize itself
+        self.answer = answer
+
+    def authorize(self, actor: Any, action: str, resource: Resource) -> bool:
+        self.direct += 1
+        return super().authorize(actor, action, resource)
+
+    async def authorize_many(self, actor: Any, action: str, resources: list[Resource]) -> Any:
+        self.batches.append((action, len(resources)))
+        if self.answer is not None:
+            return self.answer(resources)
+        return [RoleAuth.authorize(self, actor, action, r) for r in resources]
+
+
+async def test_bulk_actions_ask_authorize_many_once_per_set(db_url: str) -> None:
+    auth = BatchAuth()
+    async with make_powertools(db_url, auth=auth) as pt:
+        *ids, spare = await insert_jobs(pt, ["discarded"] * 5)
+        preview = await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
+        await pt.pipeline.execute(OPERATOR, preview.token, "retry after fix")
+        # Preview and confirm each asked once for the set, never per job.
+        assert auth.batches == [("retry_job", 4), ("retry_job", 4)] and auth.direct == 0
+        one = await pt.pipeline.preview(OPERATOR, "retry_job", str(spare))
+        assert one.resource_id == str(spare)
+        assert len(auth.batches) == 2 and auth.direct == 1  # one target: authorize itself
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda rs: [True] * (len(rs) - 1),  # one answer short
+        lambda rs: [True] * (len(rs) + 1),  # one too many
+        lambda rs: [True] * (len(rs) - 1) + [1],  # truthy is not True
+        lambda rs: True,  # not one answer per resource
+        lambda rs: None,
+    ],
+)
+async def test_a_malformed_batch_answer_denies_and_writes_only_the_denial(
+    db_url: str, answer: Callable[[list[Resource]], Any]
+) -> None:
+    async with make_powertools(db_url, auth=BatchAuth(answer)) as pt:
+        ids = await insert_jobs(pt, ["discarded"] * 3)
+        with pytest.raises(errors.Unauthorized):
+            await pt.pipeline.preview(OPERATOR, "retry_job", [str(i) for i in ids])
+        assert await rows(pt, "SELECT * FROM powertools_previews") == []
+        assert [e["action"] for e in await audit(pt)] == ["security.denied"]
 
 
 @asynccontextmanager
