@@ -19,12 +19,14 @@ lint:
 # a few rounds: minutes); `bench-full` measures 100k, 1M and 10M jobs and keeps the seeded
 # databases in the private 'bench' cluster for the next run (seeding 10M takes minutes).
 bench:
+	tools/bootstrap
 	.venv/bin/python -m bench.pages --sizes 100000 --rounds 10 --naive-rounds 2 --section pages-quick
 	.venv/bin/python -m bench.actions --rounds 50 --section actions-quick
 	.venv/bin/python -m bench.runtime --jobs 10000 --rounds 1 --section runtime-quick
 
 .PHONY: bench-full
 bench-full:
+	tools/bootstrap
 	.venv/bin/python -m bench.pages --sizes 100000,1000000,10000000 --rounds 30 --naive-rounds 3 --keep
 	.venv/bin/python -m bench.actions --rounds 200 --bulk 100000
 	.venv/bin/python -m bench.runtime --jobs 20000 --rounds 3
