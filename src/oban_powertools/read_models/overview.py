@@ -61,6 +61,9 @@ class Attention:
     why: str
     since: datetime | None
     next: list[NextPath] = field(default_factory=list)
+    # The one resource the item is about (None for aggregates such as a failing worker):
+    # the page shows the item only to viewers who may view that resource.
+    subject: Resource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,7 @@ def _paused_entry(display: Display, e: Mapping[str, Any], now: datetime, bridge:
     if bridge:
         paths.append(NextPath("Inspect cron in Oban Web", BRIDGE, "/oban/crons"))
     return Attention(
-        "cron_paused", "warning", f"Cron entry {shown} is paused", why, paused_at, paths
+        "cron_paused", "warning", f"Cron entry {shown} is paused", why, paused_at, paths, resource
     )
 
 
@@ -204,7 +207,8 @@ def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge:
     ]
     if bridge:
         paths.append(NextPath("Inspect queue in Oban Web", BRIDGE, "/oban/queues"))
-    return Attention("queue_paused", "warning", f"Queue {shown} is paused", why, since, paths)
+    title = f"Queue {shown} is paused"
+    return Attention("queue_paused", "warning", title, why, since, paths, resource)
 
 
 def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attention:
@@ -237,6 +241,7 @@ def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attenti
                 note="Node restarts and capacity are host-owned.",
             ),
         ],
+        Resource("job", str(job.id)),
     )
 
 
@@ -301,4 +306,8 @@ def _discarded(
         paths.append(
             NextPath("Browse discarded jobs in Oban Web", BRIDGE, "/oban/jobs?state=discarded")
         )
-    return Attention("discarded", "info", "Discarded jobs", why, latest.discarded_at, paths)
+    # It names the latest job: shown to viewers who may view that job.
+    subject = Resource("job", str(latest.id))
+    return Attention(
+        "discarded", "info", "Discarded jobs", why, latest.discarded_at, paths, subject
+    )

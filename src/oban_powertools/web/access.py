@@ -8,7 +8,7 @@ turn them into a login redirect or 401, a 403 page without data, or a refused fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -90,6 +90,34 @@ class Viewer:
             # Only a real True grants: a truthy non-bool from a sloppy seam is a denial.
             self._answers[key] = answer is True
         return self._answers[key]
+
+    async def visible[T](
+        self, permission: str, kind: str, items: Sequence[T], key: Callable[[T], str]
+    ) -> tuple[list[T], int]:
+        """The items of a list page this viewer may view one by one (``permission`` on
+        ``Resource(kind, key(item))``), and how many were left out.
+
+        The page itself was allowed for the family; a host that grants views per resource
+        must not see rows in a list that the row's own page would refuse. With the seam's
+        optional ``authorize_many`` the page asks once; otherwise once per row (memoised).
+        """
+        resources = [Resource(kind, key(item)) for item in items]
+        unknown = [r for r in resources if (permission, r.type, r.id) not in self._answers]
+        batch = getattr(self.plane.config.auth, "authorize_many", None)
+        if len(unknown) > 1 and callable(batch):
+            answers = await resolve(batch(self.actor, permission, unknown))
+            # One True per resource, or nothing is shown: a malformed answer denies.
+            try:
+                valid = len(answers) == len(unknown)
+            except TypeError:
+                valid = False
+            for i, resource in enumerate(unknown):
+                granted = valid and answers[i] is True
+                self._answers[(permission, resource.type, resource.id)] = granted
+        shown = [
+            item for item, r in zip(items, resources, strict=True) if await self.can(permission, r)
+        ]
+        return shown, len(items) - len(shown)
 
     async def can_any(self, checks: Iterable[tuple[str, Resource]]) -> bool:
         for action, resource in checks:

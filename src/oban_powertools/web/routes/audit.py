@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -72,12 +73,26 @@ async def audit_list(request: Request) -> Response:
             request,
             viewer,
             "audit.html",
-            {"view": None, "query": query, "error": str(exc), "outcomes": OUTCOMES},
+            {
+                "view": None,
+                "query": query,
+                "error": str(exc),
+                "outcomes": OUTCOMES,
+                "hidden": 0,
+            },
             section="audit",
             status_code=400,
         )
     view = await audit_model.audit_view(plane.powertools.db, plane.display, filters, before=before)
-    context = {"view": view, "query": query, "error": None, "outcomes": OUTCOMES}
+    rows, hidden = await viewer.visible("view_audit", "audit", view.rows, lambda e: str(e.id))
+    view = replace(view, rows=rows)
+    context = {
+        "view": view,
+        "query": query,
+        "error": None,
+        "outcomes": OUTCOMES,
+        "hidden": hidden,
+    }
     name = "audit_live.html" if is_poll(request) else "audit.html"
     return await page(request, viewer, name, context, section="audit")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -45,6 +47,7 @@ async def job_list(request: Request) -> Response:
                 "listing": None,
                 "states": JOB_STATES,
                 "bulk": {},
+                "hidden": 0,
             },
             section="jobs",
             status_code=400,
@@ -55,11 +58,14 @@ async def job_list(request: Request) -> Response:
         filters,
         before=before,
     )
+    rows, hidden = await viewer.visible("view_jobs", "job", listing.rows, lambda j: str(j.id))
+    listing = replace(listing, rows=rows)
     family = Resource("job")
     bulk = {name: await viewer.can(name, family) for name in jobs_model.JOB_ACTIONS}
     context = {
         "filters": filters,
         "listing": listing,
+        "hidden": hidden,
         "states": JOB_STATES,
         "bulk": bulk,
         "error": None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -9,9 +11,37 @@ from starlette.routing import Route
 from ...actions import all_actions
 from ...read_models import overview as overview_model
 from ...seams import Resource
-from ..access import plane_of, require
+from ..access import Viewer, plane_of, require
 from ..pages import page
 from ..templating import is_poll
+
+# The page permission that lets a viewer see one resource of each kind the overview names.
+VIEW_OF = {"cron_entry": "view_cron", "queue": "view_queues", "job": "view_jobs"}
+
+
+async def visible_parts(
+    viewer: Viewer, data: overview_model.Overview
+) -> tuple[overview_model.Overview, int]:
+    """The overview without the items and rows about resources this viewer may not view
+    one by one, and how many were left out (aggregates such as counts stay)."""
+    attention = [
+        item
+        for item in data.attention
+        if item.subject is None
+        or await viewer.can(VIEW_OF.get(item.subject.type, "view_overview"), item.subject)
+    ]
+    stuck, hidden_stuck = await viewer.visible("view_jobs", "job", data.stuck, lambda j: str(j.id))
+    discarded, hidden_discarded = await viewer.visible(
+        "view_jobs", "job", data.discarded, lambda j: str(j.id)
+    )
+    recent, hidden_recent = await viewer.visible(
+        "view_audit", "audit", data.recent_actions, lambda e: str(e.id)
+    )
+    hidden = len(data.attention) - len(attention) + hidden_stuck + hidden_discarded + hidden_recent
+    parts = replace(
+        data, attention=attention, stuck=stuck, discarded=discarded, recent_actions=recent
+    )
+    return parts, hidden
 
 
 async def overview(request: Request) -> Response:
@@ -24,13 +54,19 @@ async def overview(request: Request) -> Response:
         extra=plane.config.extra,
         include_audit=await viewer.can("view_audit", Resource("audit")),
     )
+    data, hidden = await visible_parts(viewer, data)
     # The overview links to native actions; say up front when this actor cannot take any.
     read_only = not await viewer.can_any(
         (action.name, Resource(action.resource_type)) for action in all_actions()
     )
     name = "overview_live.html" if is_poll(request) else "overview.html"
     return await page(
-        request, viewer, name, {"data": data}, section="overview", read_only=read_only
+        request,
+        viewer,
+        name,
+        {"data": data, "hidden": hidden},
+        section="overview",
+        read_only=read_only,
     )
 
 

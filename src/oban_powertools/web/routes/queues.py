@@ -27,7 +27,8 @@ async def controls(viewer: Viewer, queue: queues_model.QueueView) -> dict[str, b
 async def queue_list(request: Request) -> Response:
     viewer = await require(request, "view_queues", Resource("queue"))
     plane = plane_of(request)
-    queues = await queues_model.list_queues(plane.powertools.db, plane.display)
+    listed = await queues_model.list_queues(plane.powertools.db, plane.display)
+    queues, hidden = await viewer.visible("view_queues", "queue", listed, lambda q: q.key)
     allowed = {q.key: await controls(viewer, q) for q in queues}
     resources = [Resource("queue", q.key) for q in queues] or [Resource("queue")]
     read_only = not await viewer.can_any((a, r) for r in resources for a in QUEUE_ACTIONS)
@@ -36,7 +37,7 @@ async def queue_list(request: Request) -> Response:
         request,
         viewer,
         name,
-        {"queues": queues, "controls": allowed},
+        {"queues": queues, "controls": allowed, "hidden": hidden},
         section="queues",
         read_only=read_only,
     )
