@@ -278,6 +278,24 @@ def job_meta(name: str, expression: str, slot_at: datetime, kind: str) -> dict[s
     }
 
 
+def job_fields(
+    template: Mapping[str, Any], name: str, slot_at: datetime, kind: str
+) -> dict[str, Any]:
+    """The columns of the entry's job for one slot, from its row (``worker``, ``queue``,
+    ``args``, ``job_options``, ``expression``): the one place both the slot-by-slot and
+    the scheduler's set-based insert take them from, so their jobs are identical."""
+    options = template["job_options"]
+    return {
+        "worker": template["worker"],
+        "queue": template["queue"],
+        "args": template["args"],
+        "meta": job_meta(name, template["expression"], slot_at, kind),
+        "priority": int(options.get("priority", 0)),
+        "max_attempts": int(options.get("max_attempts", 20)),
+        "tags": sorted({t.lower() for t in options.get("tags", [])}),
+    }
+
+
 async def enqueue_for_entry(
     conn: Conn, prefix: str, name: str, slot_at: datetime, kind: str
 ) -> int:
@@ -288,18 +306,7 @@ async def enqueue_for_entry(
     row = await cur.fetchone()
     if row is None:
         raise CronEntryError(f"no cron entry {name!r}")
-    options = row["job_options"]
-    job_id = await oban_jobs.insert_job(
-        conn,
-        prefix,
-        worker=row["worker"],
-        queue=row["queue"],
-        args=row["args"],
-        meta=job_meta(name, row["expression"], slot_at, kind),
-        priority=int(options.get("priority", 0)),
-        max_attempts=int(options.get("max_attempts", 20)),
-        tags=list(options.get("tags", [])),
-    )
+    job_id = await oban_jobs.insert_job(conn, prefix, **job_fields(row, name, slot_at, kind))
     await conn.execute(RECORD_LAST_JOB, {"name": name, "job_id": job_id})
     return job_id
 

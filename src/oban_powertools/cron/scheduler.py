@@ -18,6 +18,13 @@ row lock, and the second sees the advanced ``evaluated_through`` and the claimed
 A pause committed before the lock is taken wins: the locked re-read sees it and claims
 nothing, so **a paused entry gets no new slot until it is resumed.**
 
+Claiming is set-based: a chunk's decisions are made slot by slot in Python (overlap,
+catch-up and follow-ups depend on the slots before), then its jobs, slot rows and entry
+updates are written in a few statements, still in the chunk's one transaction. Should one
+of those slots turn out to be claimed already (an entry redefined in the minute it fired
+starts its evaluation over), the chunk is rolled back and decided again one slot at a
+time, so every decision after that slot sees that it did not fire.
+
 Cheap when nothing is due
 =========================
 
@@ -78,6 +85,7 @@ event by the system principal in the same transaction.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -129,9 +137,11 @@ SELECT name, expression, timezone, evaluated_through, follow_up_slot_at
 FROM powertools_cron_entries WHERE NOT paused
 """
 
+# With the job template (worker, queue, args, job_options, expression): the locked row is
+# what the entry's jobs are made of, so claiming needs no second read per slot.
 LOCK_ENTRIES: LiteralString = """
-SELECT name, worker, queue, expression, timezone, overlap_policy, catch_up_policy,
-       max_catch_up, paused, evaluated_through, last_slot_at, last_job_id,
+SELECT name, worker, queue, args, job_options, expression, timezone, overlap_policy,
+       catch_up_policy, max_catch_up, paused, evaluated_through, last_slot_at, last_job_id,
        follow_up_slot_at, updated_at
 FROM powertools_cron_entries WHERE name = ANY(%(names)s)
 ORDER BY name
@@ -140,16 +150,46 @@ FOR UPDATE
 
 # Scheduler bookkeeping does not bump version or updated_at: firing is not a change an
 # operator's preview should drift on, and updated_at marks definition and pause changes.
+# One JSON row per entry (see INSERT_JOBS); last_job is null where nothing was enqueued or
+# the job already recorded itself. ``e.name = ANY(...)`` lets the planner find the rows by
+# primary key: joined only to the JSON rows, it hashes a scan of every entry.
 ADVANCE_ENTRIES: LiteralString = """
 UPDATE powertools_cron_entries e
 SET evaluated_through = u.through,
     last_slot_at = GREATEST(e.last_slot_at, u.last_slot_at),
+    last_job_id = COALESCE(u.last_job, e.last_job_id),
     follow_up_slot_at = u.follow_up
-FROM unnest(%(names)s::text[], %(through)s::timestamptz[], %(last_slot)s::timestamptz[],
-            %(follow_up)s::timestamptz[]) AS u(name, through, last_slot_at, follow_up)
-WHERE e.name = u.name
+FROM jsonb_to_recordset(%(entries)s) AS u(name text, through timestamptz,
+                                          last_slot_at timestamptz, last_job bigint,
+                                          follow_up timestamptz)
+WHERE e.name = u.name AND e.name = ANY(%(names)s::text[])
 """
 
+
+def _advance(
+    changes: Mapping[str, tuple[datetime, datetime | None, int | None, datetime | None]],
+) -> dict[str, Any]:
+    """ADVANCE_ENTRIES's parameters: (through, last slot, last job, follow-up) per entry."""
+    return {
+        "names": list(changes),
+        "entries": Jsonb(
+            [
+                {
+                    "name": name,
+                    "through": _iso(through),
+                    "last_slot_at": _iso(last_slot),
+                    "last_job": last_job,
+                    "follow_up": _iso(follow_up),
+                }
+                for name, (through, last_slot, last_job, follow_up) in changes.items()
+            ]
+        ),
+    }
+
+
+# Statements that look rows up in oban_jobs or the slot history by an array are planned
+# at each execution (``prepare=False``): a generic plan cached while the table was small
+# scans all of it for every element once it has grown, until the next ANALYZE.
 ACTIVE_BY_ID: LiteralString = """
 SELECT id FROM oban_jobs
 WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'executing', 'retryable')
@@ -168,12 +208,72 @@ SET_SLOT_JOB: LiteralString = """
 UPDATE powertools_cron_slots SET job_id = %(job_id)s WHERE id = %(id)s
 """
 
+ADD_SLOT_DETAIL: LiteralString = """
+UPDATE powertools_cron_slots SET detail = detail || %(detail)s WHERE id = %(id)s
+"""
+
 RELEASE_FOLLOW_UP: LiteralString = """
 UPDATE powertools_cron_slots
 SET outcome = 'enqueued', detail = detail || %(detail)s
 WHERE entry_name = %(name)s AND slot_at = %(slot_at)s AND kind <> 'manual'
   AND outcome = 'deferred'
 RETURNING id, kind
+"""
+
+# -- a chunk's decisions written set-based (see _Batch) ---------------------------------
+
+# The rows of a chunk travel as one JSON array each: one json.dumps in Python instead of
+# a dump and an escape per array element, which cost more than the statements themselves.
+
+# The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order.
+INSERT_JOBS: LiteralString = """
+INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
+                       scheduled_at)
+SELECT j.args, j.meta, j.queue, j.worker, j.priority, j.max_attempts, j.tags, 'available',
+       timezone('UTC', now())
+FROM ROWS FROM (jsonb_to_recordset(%(jobs)s) AS (args jsonb, meta jsonb, queue text,
+                worker text, priority smallint, max_attempts smallint, tags text[]))
+     WITH ORDINALITY AS j(args, meta, queue, worker, priority, max_attempts, tags, n)
+ORDER BY j.n
+RETURNING id, meta->>'cron_name' AS name, meta->>'cron_at' AS at
+"""
+
+# oban_jobs.notify's statement, once per queue in one round trip.
+NOTIFY_EACH: LiteralString = """
+SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload
+"""
+
+# Every slot row of a chunk. A row that conflicts was claimed before: the caller compares
+# the count with what it planned and rolls the chunk back when they differ.
+INSERT_SLOTS: LiteralString = """
+WITH claimed AS (
+    INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id,
+                                       claimed_by, detail)
+    SELECT s.name, s.slot_at, s.kind, s.outcome, s.job_id, %(claimed_by)s, s.detail
+    FROM ROWS FROM (jsonb_to_recordset(%(slots)s) AS (name text, slot_at timestamptz,
+                    kind text, outcome text, job_id bigint, detail jsonb))
+         WITH ORDINALITY AS s(name, slot_at, kind, outcome, job_id, detail, n)
+    ORDER BY s.n
+    ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) AS claimed FROM claimed
+"""
+
+# RELEASE_FOLLOW_UP for several entries at once.
+RELEASE_FOLLOW_UPS: LiteralString = """
+UPDATE powertools_cron_slots s
+SET outcome = 'enqueued', detail = s.detail || %(detail)s
+FROM unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS u(name, slot_at)
+WHERE s.entry_name = u.name AND s.slot_at = u.slot_at AND s.kind <> 'manual'
+  AND s.outcome = 'deferred'
+RETURNING s.id, s.entry_name, s.kind
+"""
+
+SET_SLOT_JOBS: LiteralString = """
+UPDATE powertools_cron_slots s SET job_id = u.job_id
+FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS u(id, job_id)
+WHERE s.id = u.id
 """
 
 EXPIRED_PAUSES: LiteralString = """
@@ -303,11 +403,14 @@ def plan_slots(
     live_from: datetime,
     catch_up_policy: str,
     max_catch_up: int,
+    first_due: datetime | None = None,
 ) -> SlotPlan | None:
     """The slots an entry claims when evaluated at ``now_minute``; None if already done.
 
     Pure: the decisions of the module docstring without the database, so they can be
-    tested minute by minute.
+    tested minute by minute. ``first_due``, when the caller knows it, must be
+    ``next_fire(expr, tz, evaluated_through)``: nothing fires before it, so those minutes
+    are not searched (the scheduler caches it; without it the result is the same).
     """
     now = now_minute
     if evaluated_through is None:
@@ -322,11 +425,17 @@ def plan_slots(
         live_floor = max(live_floor, ceil_minute(updated_at.astimezone(UTC)))
     live_floor = max(min(live_floor, now), through + MINUTE)
     span = int((now - live_floor) / MINUTE) + 1
-    live = due_minutes(expr, tz, live_floor - MINUTE, now, limit=span)
+    if first_due is None or first_due < live_floor:
+        live = due_minutes(expr, tz, live_floor - MINUTE, now, limit=span)
+    elif first_due <= now:
+        # The first live minute is first_due; at the top of the hour it is usually now.
+        live = [first_due, *due_minutes(expr, tz, first_due, now, limit=span - 1)]
+    else:
+        live = []
     slots: list[tuple[datetime, str, bool]] = []
     skipped: tuple[datetime, dict[str, Any]] | None = None
     gap_last = live_floor - MINUTE
-    if gap_last > through:
+    if gap_last > through and (first_due is None or first_due <= gap_last):
         gap = {"gap_from": _iso(through + MINUTE), "gap_to": _iso(gap_last)}
         if catch_up_policy == "none":
             latest = latest_due(expr, tz, through, gap_last)
@@ -395,6 +504,300 @@ class _Cached:
     key: tuple[str, str, datetime | None]
     next_fire: datetime | None
     valid: bool = True
+
+
+class _Claimed(Exception):
+    """A slot that :class:`_Batch` planned had been claimed before; the chunk rolls back."""
+
+
+class _Writer(Protocol):
+    """Where :meth:`CronScheduler._claim` puts its decisions, in the order it makes them.
+
+    :class:`_Batch` collects a chunk's decisions and writes them set-based; :class:`_Direct`
+    writes each one as it is made. Both take the job's columns from the locked entry row,
+    so the decisions, and what ends up in the database, do not depend on the writer.
+    """
+
+    async def prepare(self, follow_ups: Sequence[tuple[str, datetime]]) -> None:
+        """Before any decision: the (entry, slot) follow-ups ``release`` will be asked for."""
+        ...
+
+    async def slot(
+        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
+    ) -> bool:
+        """Claim a slot that gets no job. False if it was claimed before."""
+        ...
+
+    async def enqueue(
+        self,
+        row: Mapping[str, Any],
+        slot_at: datetime,
+        kind: str,
+        outcome: str,
+        detail: dict[str, Any],
+        replacing: list[int],
+    ) -> int | None:
+        """Claim a slot and enqueue its job, cancelling ``replacing`` (the entry's active
+        jobs, for cancel_previous) first. The job's id; None if claimed before."""
+        ...
+
+    async def release(self, row: Mapping[str, Any], slot_at: datetime) -> int | None:
+        """Enqueue the entry's deferred slot at ``slot_at``. The job's id; None if the
+        deferred row is gone (entry history pruned)."""
+        ...
+
+    async def finish(self) -> dict[str, int]:
+        """Write what is still pending. Returns the newest job of each entry that enqueued
+        one, for ``last_job_id``, unless the jobs recorded themselves."""
+        ...
+
+
+class _Direct:
+    """Each decision written as it is made: a slot row, then its job, a few statements per
+    slot. Every decision sees whether the slots before it were claimed before, so this
+    path decides the chunks :class:`_Batch` gives back."""
+
+    def __init__(self, conn: Conn, prefix: str, node: str) -> None:
+        self.conn = conn
+        self.prefix = prefix
+        self.node = node
+
+    async def prepare(self, follow_ups: Sequence[tuple[str, datetime]]) -> None:
+        return None
+
+    async def _insert(
+        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
+    ) -> int | None:
+        cur = await self.conn.execute(
+            entries.INSERT_SLOT,
+            {
+                "name": name,
+                "slot_at": slot_at,
+                "kind": kind,
+                "outcome": outcome,
+                "job_id": None,
+                "claimed_by": self.node,
+                "detail": Jsonb(detail),
+            },
+        )
+        row = await cur.fetchone()
+        return None if row is None else int(row["id"])
+
+    async def slot(
+        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
+    ) -> bool:
+        return await self._insert(name, slot_at, kind, outcome, detail) is not None
+
+    async def enqueue(
+        self,
+        row: Mapping[str, Any],
+        slot_at: datetime,
+        kind: str,
+        outcome: str,
+        detail: dict[str, Any],
+        replacing: list[int],
+    ) -> int | None:
+        name = row["name"]
+        slot_id = await self._insert(name, slot_at, kind, outcome, detail)
+        if slot_id is None:
+            return None  # already claimed (by an earlier evaluation)
+        if replacing:
+            # The ids of the jobs it cancelled (or signalled, when executing).
+            cancelled = sorted(await oban_jobs.cancel_jobs(self.conn, self.prefix, replacing))
+            await self.conn.execute(
+                ADD_SLOT_DETAIL, {"id": slot_id, "detail": Jsonb({"cancelled_jobs": cancelled})}
+            )
+        job_id = await entries.enqueue_for_entry(self.conn, self.prefix, name, slot_at, kind)
+        await self.conn.execute(SET_SLOT_JOB, {"id": slot_id, "job_id": job_id})
+        return job_id
+
+    async def release(self, row: Mapping[str, Any], slot_at: datetime) -> int | None:
+        name = row["name"]
+        cur = await self.conn.execute(
+            RELEASE_FOLLOW_UP,
+            {
+                "name": name,
+                "slot_at": slot_at,
+                "detail": Jsonb({"released_at": datetime.now(UTC).isoformat()}),
+            },
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return None
+        job_id = await entries.enqueue_for_entry(
+            self.conn, self.prefix, name, slot_at, found["kind"]
+        )
+        await self.conn.execute(SET_SLOT_JOB, {"id": found["id"], "job_id": job_id})
+        return job_id
+
+    async def finish(self) -> dict[str, int]:
+        return {}  # enqueue_for_entry recorded each job as its entry's last
+
+
+@dataclass(slots=True)
+class _PlannedSlot:
+    name: str
+    slot_at: datetime
+    kind: str
+    outcome: str
+    detail: dict[str, Any]
+    job: int | None  # a placeholder (see _Batch)
+    replacing: list[int]
+
+
+class _Batch:
+    """A chunk's decisions, collected and written by :meth:`finish` in a handful of
+    set-based statements (jobs, one notification per queue, cancellations, slot rows)
+    instead of about six per slot.
+
+    Until then a new job is known by a placeholder, -1 for the first, -2 for the second
+    (oban's ids are positive), wherever a decision uses it: the active jobs a later slot
+    of the entry sees (``active_jobs`` in its detail), the jobs cancel_previous replaces,
+    the entry's last job. :meth:`finish` puts the ids in before writing those.
+
+    Every planned slot is assumed unclaimed, as it almost always is: the entries are
+    locked and their ``evaluated_through`` only moves with their slot rows. A slot claimed
+    before (an entry redefined in the minute it fired, which restarts its evaluation) is
+    found when the rows are inserted, and :meth:`finish` raises :class:`_Claimed`: the
+    decisions after that slot assumed it fired, so the chunk is rolled back and decided
+    again by :class:`_Direct`.
+    """
+
+    def __init__(self, conn: Conn, prefix: str, node: str) -> None:
+        self.conn = conn
+        self.prefix = prefix
+        self.node = node
+        self._slots: list[_PlannedSlot] = []
+        self._jobs: list[dict[str, Any]] = []
+        self._keys: set[tuple[str, str]] = set()
+        self._clash = False
+        self._last: dict[str, int] = {}
+        self._deferred: dict[str, tuple[int, str]] = {}
+        self._released: list[tuple[int, int]] = []  # (slot row id, job placeholder)
+
+    def _job(self, row: Mapping[str, Any], slot_at: datetime, kind: str) -> int:
+        name = row["name"]
+        fields = entries.job_fields(row, name, slot_at, kind)
+        # The inserted rows are matched back by (entry, cron_at); the same pair twice
+        # means a slot and a follow-up of one minute, so one of them was claimed before.
+        key = (name, fields["meta"]["cron_at"])
+        self._clash = self._clash or key in self._keys
+        self._keys.add(key)
+        self._jobs.append(fields)
+        placeholder = self._last[name] = -len(self._jobs)
+        return placeholder
+
+    async def prepare(self, follow_ups: Sequence[tuple[str, datetime]]) -> None:
+        if not follow_ups:
+            return
+        cur = await self.conn.execute(
+            RELEASE_FOLLOW_UPS,
+            {
+                "names": [name for name, _ in follow_ups],
+                "slot_ats": [slot_at for _, slot_at in follow_ups],
+                "detail": Jsonb({"released_at": datetime.now(UTC).isoformat()}),
+            },
+            prepare=False,
+        )
+        self._deferred = {r["entry_name"]: (r["id"], r["kind"]) for r in await cur.fetchall()}
+
+    async def slot(
+        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
+    ) -> bool:
+        self._slots.append(_PlannedSlot(name, slot_at, kind, outcome, detail, None, []))
+        return True
+
+    async def enqueue(
+        self,
+        row: Mapping[str, Any],
+        slot_at: datetime,
+        kind: str,
+        outcome: str,
+        detail: dict[str, Any],
+        replacing: list[int],
+    ) -> int | None:
+        job = self._job(row, slot_at, kind)
+        self._slots.append(
+            _PlannedSlot(row["name"], slot_at, kind, outcome, detail, job, list(replacing))
+        )
+        return job
+
+    async def release(self, row: Mapping[str, Any], slot_at: datetime) -> int | None:
+        found = self._deferred.pop(row["name"], None)
+        if found is None:
+            return None
+        slot_id, kind = found
+        job = self._job(row, slot_at, kind)
+        self._released.append((slot_id, job))
+        return job
+
+    async def finish(self) -> dict[str, int]:
+        if self._clash:
+            raise _Claimed
+        conn = self.conn
+        ids: list[int] = []
+        if self._jobs:
+            jobs = self._jobs
+            returned = conn.cursor(row_factory=tuple_row)
+            await returned.execute(INSERT_JOBS, {"jobs": Jsonb(jobs)})
+            inserted = {(name, at): int(job_id) for job_id, name, at in await returned.fetchall()}
+            ids = [inserted[j["meta"]["cron_name"], j["meta"]["cron_at"]] for j in jobs]
+            # What oban_jobs.notify sends for each insert, once per queue.
+            await conn.execute(
+                NOTIFY_EACH,
+                {
+                    "channel": oban_jobs.channel(self.prefix, "insert"),
+                    "payloads": [
+                        json.dumps({"queue": q}) for q in sorted({j["queue"] for j in jobs})
+                    ],
+                },
+            )
+
+        def real(job: int) -> int:
+            return ids[-job - 1] if job < 0 else job
+
+        # One statement for every job replaced in the chunk: the active ones read before
+        # and those enqueued above by an earlier slot of the same entry (still available,
+        # so always cancelled). A job is active for one entry only (its meta.cron_name).
+        replaced = sorted({real(j) for slot in self._slots for j in slot.replacing})
+        cancelled = (
+            set(await oban_jobs.cancel_jobs(conn, self.prefix, replaced)) if replaced else set()
+        )
+        if self._slots:
+            planned = []
+            for slot in self._slots:
+                detail = slot.detail
+                if "active_jobs" in detail:
+                    detail = {**detail, "active_jobs": [real(j) for j in detail["active_jobs"]]}
+                if slot.replacing:
+                    done = sorted(j for j in map(real, slot.replacing) if j in cancelled)
+                    detail = {**detail, "cancelled_jobs": done}
+                planned.append(
+                    {
+                        "name": slot.name,
+                        "slot_at": slot.slot_at.isoformat(),
+                        "kind": slot.kind,
+                        "outcome": slot.outcome,
+                        "job_id": None if slot.job is None else real(slot.job),
+                        "detail": detail,
+                    }
+                )
+            cur = await conn.execute(
+                INSERT_SLOTS, {"claimed_by": self.node, "slots": Jsonb(planned)}
+            )
+            claimed = await cur.fetchone()
+            if claimed is None or claimed["claimed"] != len(planned):
+                raise _Claimed
+        if self._released:
+            await conn.execute(
+                SET_SLOT_JOBS,
+                {
+                    "ids": [slot_id for slot_id, _ in self._released],
+                    "job_ids": [real(job) for _, job in self._released],
+                },
+                prepare=False,
+            )
+        return {name: real(job) for name, job in self._last.items()}
 
 
 class CronScheduler:
@@ -588,11 +991,8 @@ class CronScheduler:
     async def _process(
         self, names: Sequence[str], minute: datetime, live_from: datetime, ev: Evaluation
     ) -> None:
-        part = Evaluation(minute=minute, live_from=live_from)
         try:
-            async with self.database.transaction() as conn:
-                await self._claim(conn, names, minute, live_from, part)
-            ev.add(part)
+            ev.add(await self._claim_chunk(names, minute, live_from))
             return
         except Exception as exc:
             # One bad entry (or a deadlock with an operator's bulk lock) must not hold up
@@ -603,11 +1003,8 @@ class CronScheduler:
                 describe_error(exc),
             )
         for name in names:
-            part = Evaluation(minute=minute, live_from=live_from)
             try:
-                async with self.database.transaction() as conn:
-                    await self._claim(conn, [name], minute, live_from, part)
-                ev.add(part)
+                ev.add(await self._claim_chunk([name], minute, live_from))
             except Exception as exc:
                 if transient(exc):
                     # Not the entry's fault, and the database may be back in a moment:
@@ -616,6 +1013,33 @@ class CronScheduler:
                     # one decides its minutes (within the grace window, as late ones).
                     raise
                 await self._record_failure(name, minute, live_from, ev, exc)
+
+    async def _claim_chunk(
+        self, names: Sequence[str], minute: datetime, live_from: datetime
+    ) -> Evaluation:
+        """Claim ``names`` in one transaction; what it did, once committed.
+
+        Set-based (:class:`_Batch`); if one of the slots turns out to have been claimed
+        before, the chunk is rolled back and decided again slot by slot (:class:`_Direct`).
+        """
+        part = Evaluation(minute=minute, live_from=live_from)
+        try:
+            async with self.database.transaction() as conn:
+                await self._claim(
+                    conn, _Batch(conn, self.prefix, self.node), names, minute, live_from, part
+                )
+            return part
+        except _Claimed:
+            logger.info(
+                "cron: %d entries had a slot claimed before; deciding them slot by slot",
+                len(names),
+            )
+        part = Evaluation(minute=minute, live_from=live_from)
+        async with self.database.transaction() as conn:
+            await self._claim(
+                conn, _Direct(conn, self.prefix, self.node), names, minute, live_from, part
+            )
+        return part
 
     async def _record_failure(
         self,
@@ -665,12 +1089,7 @@ class CronScheduler:
                     )
                 await conn.execute(
                     ADVANCE_ENTRIES,
-                    {
-                        "names": [name],
-                        "through": [minute],
-                        "last_slot": [None],
-                        "follow_up": [row["follow_up_slot_at"]],
-                    },
+                    _advance({name: (minute, None, None, row["follow_up_slot_at"])}),
                 )
         except Exception as exc:
             log_error("cron: could not record the failure of %r", name, error=exc)
@@ -678,6 +1097,7 @@ class CronScheduler:
     async def _claim(
         self,
         conn: Conn,
+        writer: _Writer,
         names: Sequence[str],
         minute: datetime,
         live_from: datetime,
@@ -691,6 +1111,9 @@ class CronScheduler:
             if row["paused"]:
                 continue  # paused since the unlocked read: the pause wins
             expr, tz = self._parsed(row["expression"], row["timezone"])
+            # The next fire _candidates cached, if the locked row is still what it read.
+            cached = self._next.get(row["name"])
+            key = (row["expression"], row["timezone"], row["evaluated_through"])
             plan = plan_slots(
                 expr,
                 tz,
@@ -700,6 +1123,7 @@ class CronScheduler:
                 live_from=live_from,
                 catch_up_policy=row["catch_up_policy"],
                 max_catch_up=row["max_catch_up"],
+                first_due=cached.next_fire if cached is not None and cached.key == key else None,
             )
             if plan is None and row["follow_up_slot_at"] is None:
                 continue
@@ -715,6 +1139,14 @@ class CronScheduler:
                 and (row["follow_up_slot_at"] is not None or (plan is not None and plan.slots))
             ],
         )
+        # A pending follow-up is released once its entry has no active job (below).
+        await writer.prepare(
+            [
+                (row["name"], row["follow_up_slot_at"])
+                for row, _ in work
+                if row["follow_up_slot_at"] is not None and not active.get(row["name"])
+            ]
+        )
         advance: dict[str, tuple[datetime, datetime | None, datetime | None]] = {}
         for row, plan in work:
             name = row["name"]
@@ -722,7 +1154,7 @@ class CronScheduler:
             follow_up: datetime | None = row["follow_up_slot_at"]
             last_slot: datetime | None = None
             if follow_up is not None and not jobs:
-                job_id = await self._release_follow_up(conn, name, follow_up)
+                job_id = await writer.release(row, follow_up)
                 if job_id is not None:
                     jobs = [job_id]
                     last_slot = follow_up
@@ -732,14 +1164,12 @@ class CronScheduler:
             if plan is not None:
                 if plan.skipped is not None:
                     slot_at, detail = plan.skipped
-                    if await self._insert_slot(
-                        conn, name, slot_at, "catch_up", "skipped_catch_up", detail
-                    ):
+                    if await writer.slot(name, slot_at, "catch_up", "skipped_catch_up", detail):
                         ev.skipped += 1
                 for slot_at, kind, late in plan.slots:
                     detail = {"late": True} if late else {}
                     fired, follow_up = await self._place(
-                        conn, row, slot_at, kind, detail, jobs, follow_up, ev
+                        writer, row, slot_at, kind, detail, jobs, follow_up, ev
                     )
                     if fired:
                         last_slot = slot_at
@@ -747,21 +1177,22 @@ class CronScheduler:
                 continue  # only waited for a follow-up that is still blocked: nothing to write
             through = plan.through if plan is not None else row["evaluated_through"]
             advance[name] = (through, last_slot, follow_up)
+        last_jobs = await writer.finish()
         if not advance:
             return
         await conn.execute(
             ADVANCE_ENTRIES,
-            {
-                "names": list(advance),
-                "through": [v[0] for v in advance.values()],
-                "last_slot": [v[1] for v in advance.values()],
-                "follow_up": [v[2] for v in advance.values()],
-            },
+            _advance(
+                {
+                    name: (through, last_slot, last_jobs.get(name), follow_up)
+                    for name, (through, last_slot, follow_up) in advance.items()
+                }
+            ),
         )
 
     async def _place(
         self,
-        conn: Conn,
+        writer: _Writer,
         row: Mapping[str, Any],
         slot_at: datetime,
         kind: str,
@@ -776,80 +1207,33 @@ class CronScheduler:
         policy = row["overlap_policy"]
         if jobs and policy == "skip":
             detail = {**detail, "active_jobs": jobs[:20]}
-            if await self._insert_slot(conn, name, slot_at, kind, "skipped_overlap", detail):
+            if await writer.slot(name, slot_at, kind, "skipped_overlap", detail):
                 ev.skipped += 1
             return False, follow_up
         if jobs and policy == "queue_one":
             if follow_up is None:
                 detail = {**detail, "active_jobs": jobs[:20]}
-                if await self._insert_slot(conn, name, slot_at, kind, "deferred", detail):
+                if await writer.slot(name, slot_at, kind, "deferred", detail):
                     ev.deferred += 1
                     return False, slot_at
                 return False, follow_up
             detail = {**detail, "active_jobs": jobs[:20], "pending_follow_up": _iso(follow_up)}
-            if await self._insert_slot(conn, name, slot_at, kind, "skipped_overlap", detail):
+            if await writer.slot(name, slot_at, kind, "skipped_overlap", detail):
                 ev.skipped += 1
             return False, follow_up
         replacing = bool(jobs) and policy == "cancel_previous"
         outcome = "replaced_previous" if replacing else "enqueued"
-        slot_id = await self._insert_slot(conn, name, slot_at, kind, outcome, detail)
-        if slot_id is None:
+        job_id = await writer.enqueue(
+            row, slot_at, kind, outcome, detail, list(jobs) if replacing else []
+        )
+        if job_id is None:
             return False, follow_up  # already claimed (by an earlier evaluation)
         if replacing:
-            # The ids of the jobs it cancelled (or signalled, when executing).
-            cancelled = sorted(await oban_jobs.cancel_jobs(conn, self.prefix, jobs))
-            await conn.execute(
-                "UPDATE powertools_cron_slots SET detail = detail || %(detail)s WHERE id = %(id)s",
-                {"id": slot_id, "detail": Jsonb({"cancelled_jobs": cancelled})},
-            )
             ev.replaced += 1
             jobs.clear()
-        job_id = await entries.enqueue_for_entry(conn, self.prefix, name, slot_at, kind)
-        await conn.execute(SET_SLOT_JOB, {"id": slot_id, "job_id": job_id})
         jobs.append(job_id)
         ev.enqueued += 1
         return True, follow_up
-
-    async def _insert_slot(
-        self,
-        conn: Conn,
-        name: str,
-        slot_at: datetime,
-        kind: str,
-        outcome: str,
-        detail: Mapping[str, Any],
-    ) -> int | None:
-        cur = await conn.execute(
-            entries.INSERT_SLOT,
-            {
-                "name": name,
-                "slot_at": slot_at,
-                "kind": kind,
-                "outcome": outcome,
-                "job_id": None,
-                "claimed_by": self.node,
-                "detail": Jsonb(dict(detail)),
-            },
-        )
-        row = await cur.fetchone()
-        return None if row is None else int(row["id"])
-
-    async def _release_follow_up(self, conn: Conn, name: str, slot_at: datetime) -> int | None:
-        """Enqueue a deferred slot now that the entry's previous run has finished."""
-        cur = await conn.execute(
-            RELEASE_FOLLOW_UP,
-            {
-                "name": name,
-                "slot_at": slot_at,
-                "detail": Jsonb({"released_at": datetime.now(UTC).isoformat()}),
-            },
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return None  # the deferred row is gone (entry history pruned): drop it
-        job_id = await entries.enqueue_for_entry(conn, self.prefix, name, slot_at, row["kind"])
-        await conn.execute(SET_SLOT_JOB, {"id": row["id"], "job_id": job_id})
-        return job_id
 
     async def _active_jobs(
         self, conn: Conn, rows: Sequence[Mapping[str, Any]]
@@ -860,7 +1244,7 @@ class CronScheduler:
         active: dict[str, list[int]] = {}
         last_ids = {row["last_job_id"]: row["name"] for row in rows if row["last_job_id"]}
         if last_ids:
-            cur = await conn.execute(ACTIVE_BY_ID, {"ids": list(last_ids)})
+            cur = await conn.execute(ACTIVE_BY_ID, {"ids": list(last_ids)}, prepare=False)
             for found in await cur.fetchall():
                 active[last_ids[found["id"]]] = [found["id"]]
         # cancel_previous must see every active job; the others only need a yes or no.
@@ -876,6 +1260,7 @@ class CronScheduler:
                     "queues": sorted({row["queue"] for row in rest}),
                     "names": [row["name"] for row in rest],
                 },
+                prepare=False,
             )
             wanted = {row["name"] for row in rest}
             for found in await cur.fetchall():
