@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from oban import Oban
 
 from oban_powertools import Powertools
 from oban_powertools.actions import errors
+from oban_powertools.actions.base import ConfirmStatement, get_action
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
 from oban_powertools.seams import Resource
 from tests.support.seams import (
@@ -264,6 +266,83 @@ async def test_pause_audits_the_locked_row_as_before_and_the_change_as_after(
     assert event["after"]["paused"] is True and event["after"]["version"] == 2
     assert event["before"]["version"] == 1
     assert result.after["nightly_sync"] == event["after"]
+
+
+async def test_pause_preview_is_checked_and_stored_in_one_statement(pt: Powertools) -> None:
+    preview = await pt.pipeline.preview(
+        OPERATOR, "pause_cron_entry", "nightly_sync", {"expires_in_minutes": "30"}
+    )
+    (stored,) = await rows(pt, "SELECT * FROM powertools_previews")
+    current = await entry(pt)
+    before = stored["before"]["nightly_sync"]
+    assert before["version"] == current["version"] and before["paused"] is False
+    assert before["expression"] == "0 2 * * *" and before["catch_up_policy"] == "latest"
+    assert preview.before == stored["before"]
+    assert "for 30 minutes" in stored["effect"] and stored["params"] == {"expires_in_minutes": 30}
+    # The documented plan hash: action, parameters and target, then the entry's version.
+    plan = json.dumps(
+        {
+            "action": "pause_cron_entry",
+            "params": {"expires_in_minutes": 30},
+            "target": "nightly_sync",
+        },
+        sort_keys=True,
+    )
+    expected = hashlib.sha256(f"{plan}|{current['version']}".encode()).hexdigest()
+    assert preview.plan_hash == stored["plan_hash"] == expected
+    await pt.pipeline.execute(OPERATOR, preview.token, "upstream outage")
+    with pytest.raises(errors.NotApplicable, match="already paused"):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    with pytest.raises(errors.UnknownTarget):
+        await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "no_such_entry")
+    assert len(await rows(pt, "SELECT * FROM powertools_previews")) == 1
+
+
+async def test_one_statement_and_transaction_confirms_record_the_same_event(
+    pt: Powertools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = await pt.operator.pause_cron_entry(OPERATOR, "nightly_sync", reason="first")
+    await pt.operator.resume_cron_entry(OPERATOR, "nightly_sync")
+    # The same action through the transaction path (what actions without a statement use).
+    action = get_action("pause_cron_entry")
+    monkeypatch.setattr(type(action), "confirm_statement", lambda *args: None)
+    slow = await pt.operator.pause_cron_entry(OPERATOR, "nightly_sync", reason="second")
+    events = {e["id"]: e for e in await audit(pt)}
+    one, other = events[fast.audit_event_id], events[slow.audit_event_id]
+    ignored = {"id", "occurred_at", "reason", "preview_token", "detail", "before", "after"}
+    assert {k: v for k, v in one.items() if k not in ignored} == {
+        k: v for k, v in other.items() if k not in ignored
+    }
+    assert one["detail"].keys() == other["detail"].keys()
+    for key in ("before", "after"):
+        assert one[key].keys() == other[key].keys()
+        for field in ("name", "paused", "paused_by_id", "paused_reason", "queue"):
+            if key == "after" and field == "paused_reason":
+                continue
+            assert one[key][field] == other[key][field], (key, field)
+    assert one["after"]["version"] == 2 and other["after"]["version"] == 4
+    assert fast.after["nightly_sync"]["paused"] is slow.after["nightly_sync"]["paused"] is True
+    assert {p["status"] for p in await rows(pt, "SELECT status FROM powertools_previews")} == {
+        "consumed"
+    }
+
+
+async def test_an_action_statement_may_not_use_the_pipelines_parameter_names(
+    pt: Powertools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    action = get_action("pause_cron_entry")
+    real = type(action).confirm_statement
+
+    def clashing(self: Any, *args: Any) -> ConfirmStatement | None:
+        statement = real(self, *args)
+        assert statement is not None
+        return ConfirmStatement(statement.sql, {**statement.params, "audit_reason": "forged"})
+
+    monkeypatch.setattr(type(action), "confirm_statement", clashing)
+    preview = await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync")
+    with pytest.raises(ValueError, match="reserved"):
+        await pt.pipeline.execute(OPERATOR, preview.token, "upstream outage")
+    assert (await entry(pt))["paused"] is False and await audit(pt) == []
 
 
 async def test_preview_belongs_to_its_actor(pt: Powertools) -> None:

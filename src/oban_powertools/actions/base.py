@@ -110,9 +110,25 @@ class PreviewFields:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredSetPreview:
-    """The outcome of :meth:`Action.store_set_preview`: the stored row, or why nothing was
-    stored (targets that do not exist; up to ten targets the action does not apply to,
+class ConfirmStatement:
+    """An action's change as CTEs of the pipeline's one-statement confirm.
+
+    ``sql`` continues a ``WITH`` list after the pipeline's ``guard`` CTE (one row: the
+    preview, locked, ready, unexpired, the confirming actor's): it must change nothing
+    unless ``guard`` has a row and the targets are as previewed, and it must end with a CTE
+    ``applied(before jsonb, after jsonb)`` holding one row when the change was made (none
+    when a target drifted). ``params`` are its parameters; the names ``token``,
+    ``actor_id`` and ``audit_*`` belong to the pipeline.
+    """
+
+    sql: LiteralString
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPreview:
+    """The outcome of :meth:`Action.store_preview`: the stored row (with ``before``), or
+    why nothing was stored (targets that do not exist; up to ten targets the action does not apply to,
     with the reason, and how many there are in all)."""
 
     row: Mapping[str, Any] | None
@@ -162,12 +178,24 @@ class Action(ABC):
     def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
         """The intended effect in words, shown on the preview."""
 
-    async def store_set_preview(
+    def confirm_statement(
+        self,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Mapping[str, Any],
+        expected: Mapping[str, Snapshot] | None,
+    ) -> ConfirmStatement | None:
+        """The change as part of a one-statement confirm (see :class:`ConfirmStatement`),
+        or None (the default): the pipeline then confirms in a transaction through
+        :meth:`apply_checked`, a few round trips more."""
+        return None
+
+    async def store_preview(
         self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
-    ) -> StoredSetPreview | None:
-        """Snapshot, check and store the preview of a set of targets in the database, in
-        one statement; None when the action has no such path (the default), and the
-        pipeline snapshots in Python instead. Used for sets of more than one target."""
+    ) -> StoredPreview | None:
+        """Snapshot, check and store the preview in the database in one statement; None
+        when the action has no such path for these targets (the default), and the pipeline
+        snapshots in Python, checks, and stores the preview with a second statement."""
         return None
 
     @abstractmethod

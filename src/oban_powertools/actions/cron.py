@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar, LiteralString
+
+from psycopg.types.json import Jsonb
 
 from ..cron import entries
 from ..db import Conn
-from .base import Action, Applied, ApplyContext, Snapshot, register
+from .base import (
+    PREVIEW_COLUMNS,
+    Action,
+    Applied,
+    ApplyContext,
+    ConfirmStatement,
+    PreviewFields,
+    Snapshot,
+    StoredPreview,
+    register,
+)
 from .errors import InvalidParams, InvalidTargets
 
 MAX_PAUSE_MINUTES = 60 * 24 * 90  # a pause may expire after at most 90 days
@@ -32,9 +45,16 @@ class CronAction(Action):
         return snapshot["version"]
 
 
+PAUSE_PREVIEW = entries.pause_preview_sql(PREVIEW_COLUMNS)
+
+
 class VersionedChange(CronAction):
     """Pause and resume: the drift check, the row lock and the change are one statement
-    that changes the entry only while it is at the version the preview saw."""
+    that changes the entry only while it is at the version the preview saw. Confirmed
+    through the pipeline, that statement also locks the preview, writes the audit event and
+    consumes the preview (:meth:`confirm_statement`)."""
+
+    confirm_sql: ClassVar[LiteralString]
 
     @abstractmethod
     async def change(
@@ -45,6 +65,25 @@ class VersionedChange(CronAction):
         params: Mapping[str, Any],
         version: int | None,
     ) -> entries.Changed | None: ...
+
+    def change_params(self, ctx: ApplyContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The statement's parameters besides the entry's name and version."""
+        return {}
+
+    def confirm_statement(
+        self,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Mapping[str, Any],
+        expected: Mapping[str, Snapshot] | None,
+    ) -> ConfirmStatement | None:
+        (name,) = targets
+        if expected is None or name not in expected:
+            return None  # nothing previewed to compare with: the checked path says drifted
+        version = int(expected[name]["version"])
+        return ConfirmStatement(
+            self.confirm_sql, {"name": name, "version": version, **self.change_params(ctx, params)}
+        )
 
     async def apply_checked(
         self,
@@ -117,6 +156,49 @@ class PauseCronEntry(VersionedChange):
         )
         return f"Future claims stop until resumed{tail}. Jobs already enqueued are not affected."
 
+    confirm_sql = entries.PAUSE_CONFIRM
+
+    async def store_preview(
+        self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
+    ) -> StoredPreview | None:
+        (name,) = targets
+        plan = json.dumps({"action": self.name, "params": params, "target": name}, sort_keys=True)
+        cur = await conn.execute(
+            PAUSE_PREVIEW,
+            {
+                "name": name,
+                "token": fields.token,
+                "action": self.name,
+                "targets": Jsonb([name]),
+                "params": Jsonb(dict(params)),
+                "effect": self.effect({}, params),
+                "plan": plan + "|",
+                "actor_id": fields.actor_id,
+                "actor_type": fields.actor_type,
+                "actor_label": fields.actor_label,
+                "surface": fields.surface,
+                "ttl": fields.ttl,
+            },
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        if not row["found"]:
+            return StoredPreview(None, [name], [], 0)
+        if row["token"] is None:
+            why = self.check({"paused": True}, params)
+            assert why is not None
+            return StoredPreview(None, [], [(name, why)], 1)
+        return StoredPreview(row, [], [], 0)
+
+    def change_params(self, ctx: ApplyContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        minutes = params.get("expires_in_minutes")
+        return {
+            "by_id": ctx.principal.id,
+            "by_label": ctx.principal.label,
+            "reason": ctx.reason,
+            "expires_at": ctx.now + timedelta(minutes=minutes) if minutes else None,
+        }
+
     async def change(
         self,
         conn: Conn,
@@ -125,10 +207,14 @@ class PauseCronEntry(VersionedChange):
         params: Mapping[str, Any],
         version: int | None,
     ) -> entries.Changed | None:
-        minutes = params.get("expires_in_minutes")
-        expires_at = ctx.now + timedelta(minutes=minutes) if minutes else None
+        changing = self.change_params(ctx, params)
         return await entries.pause_entry(
-            conn, name, ctx.principal, ctx.reason, expires_at, version=version
+            conn,
+            name,
+            ctx.principal,
+            changing["reason"],
+            changing["expires_at"],
+            version=version,
         )
 
 
@@ -150,6 +236,8 @@ class ResumeCronEntry(VersionedChange):
         }[entry["catch_up_policy"]]
         name = entry["catch_up_policy"]
         return f"Claims resume at the next due minute; {policy} (catch-up policy '{name}')."
+
+    confirm_sql = entries.RESUME_CONFIRM
 
     async def change(
         self,

@@ -17,7 +17,7 @@ from .base import (
     PreviewFields,
     RowSnapshots,
     Snapshot,
-    StoredSetPreview,
+    StoredPreview,
     register,
 )
 from .errors import InvalidTargets
@@ -112,9 +112,11 @@ class JobAction(Action):
         rows = await oban_jobs.snapshot_jobs(conn, ids, lock=lock)
         return {str(job_id): row for job_id, row in rows.items()}
 
-    async def store_set_preview(
+    async def store_preview(
         self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
-    ) -> StoredSetPreview | None:
+    ) -> StoredPreview | None:
+        if len(targets) == 1:
+            return None  # one job: the full snapshot, through the pipeline's own path
         plan = json.dumps({"action": self.name, "params": params}, sort_keys=True)
         cur = await conn.execute(
             STORE_SET_PREVIEW,
@@ -141,8 +143,8 @@ class JobAction(Action):
             (job_id, self.check({"state": state}, params) or state)
             for job_id, state in row["problem_examples"] or []
         ]
-        return StoredSetPreview(
-            row=row if row["token"] is not None else None,
+        return StoredPreview(
+            row={**row, "before": {}} if row["token"] is not None else None,
             missing=list(row["missing_ids"] or []),
             problems=problems,
             problem_count=int(row["problems"]),

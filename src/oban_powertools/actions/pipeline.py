@@ -27,20 +27,21 @@ from typing import TYPE_CHECKING, Any, LiteralString
 
 from psycopg.types.json import Jsonb
 
-from ..audit import write_event
+from ..audit.writer import EVENT_FROM_APPLIED, event_params, write_event
+from ..db import Conn
 from ..seams import Principal, Resource, resolve
 from .base import (
     PREVIEW_COLUMNS,
     Action,
     Applied,
     ApplyContext,
+    ConfirmStatement,
     PreviewFields,
     RowSnapshots,
     Snapshot,
     get_action,
 )
 from .errors import (
-    ActionError,
     InvalidReason,
     InvalidTargets,
     NotApplicable,
@@ -86,6 +87,20 @@ LOCK_PREVIEW: LiteralString = (
 FROM powertools_previews WHERE token = %(token)s FOR UPDATE
 """
 )
+
+# The same columns without the lock: what execute decides on before it changes anything.
+READ_PREVIEW: LiteralString = LOCK_PREVIEW.replace("FOR UPDATE", "")
+
+# The head of the one-statement confirm (see ConfirmStatement): the preview, locked, and
+# only while it is still ready, unexpired and the confirming actor's.
+CONFIRM_GUARD: LiteralString = """
+WITH guard AS (
+    SELECT token FROM powertools_previews
+    WHERE token = %(token)s AND status = 'ready' AND actor_id = %(actor_id)s
+      AND expires_at > clock_timestamp()
+    FOR UPDATE
+),
+"""
 
 GET_PREVIEW: LiteralString = "SELECT * FROM powertools_previews WHERE token = %(token)s"
 
@@ -189,6 +204,28 @@ def audit_snapshot(snapshots: Mapping[str, Snapshot], targets: Sequence[str]) ->
         state = str(snapshots.get(target, {}).get("state", "unknown"))
         states[state] = states.get(state, 0) + 1
     return {"count": len(targets), "states": states}
+
+
+def raise_for_status(preview: Preview) -> None:
+    """Refuse a preview that was confirmed or resolved already, saying why."""
+    if preview.status == "consumed":
+        raise PreviewConsumed(preview.audit_event_id)
+    if preview.status == "expired":
+        raise PreviewExpired()
+    if preview.status == "drifted":
+        raise PreviewDrifted(preview.targets)
+
+
+def event_detail(preview: Preview) -> dict[str, Any]:
+    """The detail of a confirmed action's audit event (a bulk event lists its targets)."""
+    detail: dict[str, Any] = {
+        "effect": preview.effect,
+        "params": preview.params,
+        "plan_hash": preview.plan_hash,
+    }
+    if len(preview.targets) > 1:
+        detail["targets"] = preview.targets
+    return detail
 
 
 def not_applicable(problems: Sequence[tuple[str, str]], count: int) -> str:
@@ -339,50 +376,61 @@ class Pipeline:
             surface=surface,
             ttl=self._pt.config.preview_ttl,
         )
-        if len(target_ids) > 1:
-            # A set (up to 100k jobs): snapshot, check and store in the database, so the
-            # snapshots never travel to Python and back.
-            async with self._pt.db.connection() as conn:
-                stored = await action.store_set_preview(conn, target_ids, parsed, fields)
-            if stored is not None:
-                if stored.missing:
-                    raise UnknownTarget(action.resource_type, stored.missing)
-                if stored.problems:
-                    raise NotApplicable(not_applicable(stored.problems, stored.problem_count))
-                assert stored.row is not None
-                return Preview.from_row({**stored.row, "before": {}})
-        # No transaction: the snapshot is one statement and locks nothing, and the preview
-        # row is one insert, so BEGIN and COMMIT would only add round trips.
+        # Where the action can (a set of up to 100k jobs, a cron pause), the database
+        # snapshots, checks and stores the preview in one statement: one round trip, and a
+        # large set's snapshots never travel to Python and back. Otherwise the snapshot is
+        # one statement and the preview row another; neither needs BEGIN and COMMIT.
         async with self._pt.db.connection() as conn:
-            snapshots = await action.snapshot(conn, target_ids, lock=False)
-            missing = [t for t in target_ids if t not in snapshots]
-            if missing:
-                raise UnknownTarget(action.resource_type, missing)
-            problems = [(t, why) for t in target_ids if (why := action.check(snapshots[t], parsed))]
-            if problems:
-                if len(target_ids) == 1:
-                    raise NotApplicable(problems[0][1])
-                raise NotApplicable(not_applicable(problems[:10], len(problems)))
-            cur = await conn.execute(
-                INSERT_PREVIEW,
-                {
-                    "token": fields.token,
-                    "action": action.name,
-                    "resource_type": action.resource_type,
-                    "resource_id": fields.resource_id,
-                    "targets": Jsonb(target_ids),
-                    "params": Jsonb(parsed),
-                    "before": Jsonb(snapshots),
-                    "effect": action.effect(snapshots, parsed),
-                    "plan_hash": plan_hash(action, target_ids, parsed, snapshots),
-                    "actor_id": fields.actor_id,
-                    "actor_type": fields.actor_type,
-                    "actor_label": fields.actor_label,
-                    "surface": fields.surface,
-                    "ttl": fields.ttl,
-                },
-            )
-            row = await cur.fetchone()
+            stored = await action.store_preview(conn, target_ids, parsed, fields)
+            if stored is None:
+                return await self._store_preview(conn, action, target_ids, parsed, fields)
+        if stored.missing:
+            raise UnknownTarget(action.resource_type, stored.missing)
+        if stored.problems:
+            if len(target_ids) == 1:
+                raise NotApplicable(stored.problems[0][1])
+            raise NotApplicable(not_applicable(stored.problems, stored.problem_count))
+        assert stored.row is not None
+        return Preview.from_row(stored.row)
+
+    async def _store_preview(
+        self,
+        conn: Conn,
+        action: Action,
+        target_ids: list[str],
+        parsed: dict[str, Any],
+        fields: PreviewFields,
+    ) -> Preview:
+        """Snapshot the targets in Python, check them, and store the preview."""
+        snapshots = await action.snapshot(conn, target_ids, lock=False)
+        missing = [t for t in target_ids if t not in snapshots]
+        if missing:
+            raise UnknownTarget(action.resource_type, missing)
+        problems = [(t, why) for t in target_ids if (why := action.check(snapshots[t], parsed))]
+        if problems:
+            if len(target_ids) == 1:
+                raise NotApplicable(problems[0][1])
+            raise NotApplicable(not_applicable(problems[:10], len(problems)))
+        cur = await conn.execute(
+            INSERT_PREVIEW,
+            {
+                "token": fields.token,
+                "action": action.name,
+                "resource_type": action.resource_type,
+                "resource_id": fields.resource_id,
+                "targets": Jsonb(target_ids),
+                "params": Jsonb(parsed),
+                "before": Jsonb(snapshots),
+                "effect": action.effect(snapshots, parsed),
+                "plan_hash": plan_hash(action, target_ids, parsed, snapshots),
+                "actor_id": fields.actor_id,
+                "actor_type": fields.actor_type,
+                "actor_label": fields.actor_label,
+                "surface": fields.surface,
+                "ttl": fields.ttl,
+            },
+        )
+        row = await cur.fetchone()
         assert row is not None
         return Preview.from_row({**row, "before": snapshots})
 
@@ -397,13 +445,115 @@ class Pipeline:
     async def execute(
         self, actor: Any, token: str, reason: str | None = None, *, surface: str = "api"
     ) -> ActionResult:
-        """Confirm a preview: the change, its consumption and its audit event commit together."""
+        """Confirm a preview: the change, its consumption and its audit event commit together.
+
+        The preview is read first, without a lock: its action, targets and actor never
+        change once stored, so who may confirm it is decided on that read. Its status is
+        then checked again where it is locked, in the statement or transaction that makes
+        the change, so two confirms of one token can never both apply.
+        """
         if surface not in SURFACES:
             raise ValueError(f"unknown surface {surface!r}")
         if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
             raise PreviewNotFound()
         principal = await self.principal(actor)
-        terminal: ActionError | None = None
+        async with self._pt.db.connection() as conn:
+            cur = await conn.execute(READ_PREVIEW, {"token": token, "inline": INLINE_BEFORE_MAX})
+            row = await cur.fetchone()
+        if row is None:
+            raise PreviewNotFound()
+        preview = Preview.from_row(row)
+        action = get_action(preview.action)
+        raise_for_status(preview)
+        if actor is None or preview.actor_id != principal.id:
+            # Someone holding another operator's token: refused and recorded.
+            await self._record_denial(
+                actor, action, preview.targets, surface, "execute: another operator's preview"
+            )
+            raise PreviewOtherActor()
+        if not await self._authorized(actor, action, preview.targets):
+            await self._record_denial(actor, action, preview.targets, surface, "execute")
+            raise Unauthorized(action.name, preview.resource)
+        text = self._check_reason(action, reason)
+        if row["is_expired"]:
+            await self._resolve_alone(token, "expired", text)
+            raise PreviewExpired()
+        ctx = ApplyContext(
+            principal, surface, text, self._pt.config.prefix, datetime.now(UTC), token
+        )
+        expected = row["before"]
+        statement = action.confirm_statement(ctx, preview.targets, preview.params, expected)
+        if statement is not None:
+            return await self._confirm_in_one_statement(
+                action, preview, principal, surface, text, statement
+            )
+        return await self._confirm_in_transaction(action, preview, principal, surface, text, ctx)
+
+    async def _confirm_in_one_statement(
+        self,
+        action: Action,
+        preview: Preview,
+        principal: Principal,
+        surface: str,
+        text: str | None,
+        statement: ConfirmStatement,
+    ) -> ActionResult:
+        """Lock the preview, change, audit and consume in one statement: no BEGIN or
+        COMMIT round trips (PostgreSQL runs a single statement as its own transaction)."""
+        reserved = {"token", "actor_id"}
+        clash = (reserved | {k for k in statement.params if k.startswith("audit_")}) & set(
+            statement.params
+        )
+        if clash:
+            raise ValueError(f"{action.name}: parameter names reserved by the pipeline: {clash}")
+        params = {
+            **statement.params,
+            **event_params(
+                action=action.event,
+                command=action.name,
+                resource_type=action.resource_type,
+                resource_id=preview.resource_id,
+                principal=principal,
+                surface=surface,
+                reason=text,
+                detail=event_detail(preview),
+            ),
+            "token": preview.token,
+            "actor_id": principal.id,
+        }
+        async with self._pt.db.connection() as conn:
+            cur = await conn.execute(CONFIRM_GUARD + statement.sql + EVENT_FROM_APPLIED, params)
+            row = await cur.fetchone()
+        assert row is not None
+        if row["guarded"] == 0:
+            # Not ready any more since it was read: another confirm won, or it expired.
+            current = await self.get_preview(preview.token)
+            if current is None:
+                raise PreviewNotFound()
+            raise_for_status(current)
+            await self._resolve_alone(preview.token, "expired", text)
+            raise PreviewExpired()
+        if row["event_id"] is None:
+            # Locked and ready, but a target is no longer as previewed: nothing changed.
+            await self._resolve_alone(preview.token, "drifted", text)
+            raise PreviewDrifted(preview.targets)
+        event_id = int(row["event_id"])
+        (target,) = preview.targets
+        consumed = replace(preview, status="consumed", reason=text, audit_event_id=event_id)
+        return ActionResult(consumed, event_id, {target: dict(row["after"])})
+
+    async def _confirm_in_transaction(
+        self,
+        action: Action,
+        preview: Preview,
+        principal: Principal,
+        surface: str,
+        text: str | None,
+        ctx: ApplyContext,
+    ) -> ActionResult:
+        """Lock the preview, check it again, apply, audit and consume in one transaction."""
+        token = preview.token
+        expired = False
         try:
             async with self._pt.db.transaction() as conn:
                 cur = await conn.execute(
@@ -412,55 +562,25 @@ class Pipeline:
                 row = await cur.fetchone()
                 if row is None:
                     raise PreviewNotFound()
-                preview = Preview.from_row(row)
-                action = get_action(preview.action)
-                if preview.status == "consumed":
-                    raise PreviewConsumed(preview.audit_event_id)
-                if preview.status == "expired":
-                    raise PreviewExpired()
-                if preview.status == "drifted":
-                    raise PreviewDrifted(preview.targets)
-                if actor is None or preview.actor_id != principal.id:
-                    # Someone holding another operator's token: refused and recorded.
-                    terminal = PreviewOtherActor()
-                elif not await self._authorized(actor, action, preview.targets):
-                    terminal = Unauthorized(action.name, preview.resource)
+                raise_for_status(Preview.from_row(row))  # another confirm won meanwhile
+                if row["is_expired"]:
+                    expired = True
                 else:
-                    text = self._check_reason(action, reason)
-                    if row["is_expired"]:
-                        await self._resolve(conn, token, "expired", text, None)
-                        terminal = PreviewExpired()
-                    else:
-                        ctx = ApplyContext(
-                            principal,
-                            surface,
-                            text,
-                            self._pt.config.prefix,
-                            datetime.now(UTC),
-                            token,
-                        )
-                        expected = row["before"]
-                        applied = await action.apply_checked(
-                            conn, ctx, preview.targets, preview.params, expected
-                        )
-                        if applied.drifted:
-                            raise _Drifted(applied.drifted, text)
-                        return await self._consume(
-                            conn, action, preview, principal, surface, text, applied
-                        )
+                    applied = await action.apply_checked(
+                        conn, ctx, preview.targets, preview.params, row["before"]
+                    )
+                    if applied.drifted:
+                        raise _Drifted(applied.drifted, text)
+                    return await self._consume(
+                        conn, action, preview, principal, surface, text, applied
+                    )
         except _Drifted as drift:
             # The transaction rolled back: nothing of the set was applied. Record why.
-            async with self._pt.db.transaction() as conn:
-                await self._resolve(conn, token, "drifted", drift.reason, None)
+            await self._resolve_alone(token, "drifted", drift.reason)
             raise PreviewDrifted(drift.targets) from None
-        if isinstance(terminal, Unauthorized):
-            await self._record_denial(actor, action, preview.targets, surface, "execute")
-        elif isinstance(terminal, PreviewOtherActor):
-            await self._record_denial(
-                actor, action, preview.targets, surface, "execute: another operator's preview"
-            )
-        assert terminal is not None
-        raise terminal
+        assert expired
+        await self._resolve_alone(token, "expired", text)
+        raise PreviewExpired()
 
     async def _consume(
         self,
@@ -492,12 +612,7 @@ class Pipeline:
             after=applied.after.get(targets[0])
             if single
             else audit_snapshot(applied.after, targets),
-            detail={
-                "effect": preview.effect,
-                "params": preview.params,
-                "plan_hash": preview.plan_hash,
-                **({} if single else {"targets": targets}),
-            },
+            detail=event_detail(preview),
             consume_preview=True,
         )
         consumed = replace(
@@ -509,13 +624,13 @@ class Pipeline:
         )
         return ActionResult(consumed, event_id, applied.after)
 
-    async def _resolve(
-        self, conn: Any, token: str, status: str, reason: str | None, event_id: int | None
-    ) -> None:
-        await conn.execute(
-            RESOLVE_PREVIEW,
-            {"token": token, "status": status, "reason": reason, "audit_event_id": event_id},
-        )
+    async def _resolve_alone(self, token: str, status: str, reason: str | None) -> None:
+        """Record a terminal outcome (expired, drifted) on a preview still ready."""
+        async with self._pt.db.connection() as conn:
+            await conn.execute(
+                RESOLVE_PREVIEW,
+                {"token": token, "status": status, "reason": reason, "audit_event_id": None},
+            )
 
     async def run(
         self,

@@ -1,7 +1,9 @@
 """The only code that inserts audit events.
 
 It takes the caller's connection so the event commits or rolls back with the change it
-records: no audit, no change. The table itself refuses UPDATE, DELETE and TRUNCATE.
+records: no audit, no change. The table itself refuses UPDATE, DELETE and TRUNCATE. The
+pipeline's one-statement confirm writes its event with :data:`EVENT_FROM_APPLIED`, also
+from here.
 """
 
 from __future__ import annotations
@@ -52,6 +54,40 @@ consumed AS (
 SELECT event.id, event.occurred_at, (SELECT count(*) FROM consumed) AS consumed FROM event
 """
 
+# The audit half of the pipeline's one-statement confirm (see Pipeline.execute): it follows
+# the pipeline's ``guard`` CTE (the preview, locked: ready, unexpired, the actor's) and the
+# action's CTEs, which end with ``applied(before jsonb, after jsonb)``, one row when the
+# change was made. The event is written from that row and the preview consumed by it, so
+# the change, its event and the consumption commit together or not at all, as one
+# statement needs no BEGIN or COMMIT. Parameters are prefixed ``audit_``.
+EVENT_FROM_APPLIED: LiteralString = """,
+event AS (
+    INSERT INTO powertools_audit_events (
+        action, command, resource_type, resource_id, principal_id, principal_type,
+        principal_label, reason, preview_token, before, after, surface, outcome, detail
+    )
+    SELECT %(audit_action)s, %(audit_command)s, %(audit_resource_type)s,
+           %(audit_resource_id)s, %(audit_principal_id)s, %(audit_principal_type)s,
+           %(audit_principal_label)s, %(audit_reason)s, guard.token, applied.before,
+           applied.after, %(audit_surface)s, 'succeeded', %(audit_detail)s
+    FROM applied, guard
+    RETURNING id, preview_token
+),
+consumed AS (
+    UPDATE powertools_previews p
+    SET status = 'consumed', reason = %(audit_reason)s, resolved_at = clock_timestamp(),
+        audit_event_id = event.id
+    FROM event
+    WHERE p.token = event.preview_token
+    RETURNING p.token
+)
+SELECT (SELECT count(*) FROM guard) AS guarded, event.id AS event_id,
+       applied.before, applied.after, (SELECT count(*) FROM consumed) AS consumed
+FROM (SELECT) AS one
+LEFT JOIN event ON true
+LEFT JOIN applied ON true
+"""
+
 SURFACES = frozenset({"web", "api", "cli", "system"})
 OUTCOMES = frozenset({"succeeded", "denied", "failed"})
 
@@ -74,6 +110,34 @@ class AuditEvent:
     surface: str
     outcome: str
     detail: Mapping[str, Any]
+
+
+def event_params(
+    *,
+    action: str,
+    command: str,
+    resource_type: str,
+    resource_id: str,
+    principal: Principal,
+    surface: str,
+    reason: str | None,
+    detail: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``audit_`` parameters of :data:`EVENT_FROM_APPLIED`, checked as write_event's."""
+    if surface not in SURFACES:
+        raise ValueError(f"unknown audit surface {surface!r}")
+    return {
+        "audit_action": action,
+        "audit_command": command,
+        "audit_resource_type": resource_type,
+        "audit_resource_id": resource_id,
+        "audit_principal_id": principal.id,
+        "audit_principal_type": principal.type,
+        "audit_principal_label": principal.label,
+        "audit_reason": reason,
+        "audit_surface": surface,
+        "audit_detail": Jsonb(dict(detail)),
+    }
 
 
 async def write_event(

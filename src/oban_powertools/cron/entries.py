@@ -31,7 +31,7 @@ pause_expires_at, last_slot_at, last_job_id, version
 """
 SNAPSHOT_NAMES = tuple(column.strip() for column in ENTRY_COLUMNS.split(","))
 # The same columns of the updated row, for RETURNING beside the locked old one.
-NEW_COLUMNS: LiteralString = ", ".join("e." + column for column in SNAPSHOT_NAMES)
+NEW_COLUMNS: LiteralString = ", ".join(f"e.{column} AS {column}" for column in SNAPSHOT_NAMES)
 
 # Composed of module constants only (LiteralString keeps it so); S608 cannot tell.
 ENTRY_SNAPSHOT: LiteralString = (
@@ -54,29 +54,80 @@ FROM old
 WHERE e.name = old.name AND (%(version)s::bigint IS NULL OR old.version = %(version)s::bigint)
 """
 
-PAUSE_ENTRY: LiteralString = (
-    CHANGE_HEAD
-    + """
+PAUSE_SET: LiteralString = """
 SET paused = true, paused_at = clock_timestamp(), paused_by_id = %(by_id)s,
     paused_by_label = %(by_label)s, paused_reason = %(reason)s,
     pause_expires_at = %(expires_at)s, version = e.version + 1, updated_at = clock_timestamp()
 """
-    + CHANGE_TAIL
-    + " AND NOT old.paused RETURNING old.*, "
-    + NEW_COLUMNS
-)
+PAUSE_WHERE: LiteralString = " AND NOT old.paused"
 
-RESUME_ENTRY: LiteralString = (
-    CHANGE_HEAD
-    + """
+RESUME_SET: LiteralString = """
 SET paused = false, paused_at = NULL, paused_by_id = NULL, paused_by_label = NULL,
     paused_reason = NULL, pause_expires_at = NULL, version = e.version + 1,
     updated_at = clock_timestamp()
 """
-    + CHANGE_TAIL
-    + " AND old.paused RETURNING old.*, "
-    + NEW_COLUMNS
+RESUME_WHERE: LiteralString = " AND old.paused"
+
+PAUSE_ENTRY: LiteralString = (
+    CHANGE_HEAD + PAUSE_SET + CHANGE_TAIL + PAUSE_WHERE + " RETURNING old.*, " + NEW_COLUMNS
 )
+RESUME_ENTRY: LiteralString = (
+    CHANGE_HEAD + RESUME_SET + CHANGE_TAIL + RESUME_WHERE + " RETURNING old.*, " + NEW_COLUMNS
+)
+
+# The same changes as the action's part of the pipeline's one-statement confirm: the row is
+# locked and changed only when the pipeline's ``guard`` CTE (the locked, ready preview)
+# has a row, at the previewed version; ``applied`` holds the before- and after-state.
+_CONFIRM_OLD_HEAD: LiteralString = "old AS (SELECT "
+_CONFIRM_OLD_TAIL: LiteralString = """
+FROM powertools_cron_entries WHERE name = %(name)s AND EXISTS (SELECT FROM guard) FOR UPDATE),
+changed AS (UPDATE powertools_cron_entries e"""
+_RETURNING: LiteralString = " RETURNING "
+_CONFIRM_APPLIED_TAIL: LiteralString = """),
+applied AS (SELECT to_jsonb(old) AS before, to_jsonb(changed) AS after FROM old, changed)"""
+CONFIRM_OLD: LiteralString = _CONFIRM_OLD_HEAD + ENTRY_COLUMNS + _CONFIRM_OLD_TAIL
+CONFIRM_APPLIED: LiteralString = _RETURNING + NEW_COLUMNS + _CONFIRM_APPLIED_TAIL
+PAUSE_CONFIRM: LiteralString = CONFIRM_OLD + PAUSE_SET + CHANGE_TAIL + PAUSE_WHERE + CONFIRM_APPLIED
+RESUME_CONFIRM: LiteralString = (
+    CONFIRM_OLD + RESUME_SET + CHANGE_TAIL + RESUME_WHERE + CONFIRM_APPLIED
+)
+
+# A pause's preview in one statement (its effect does not depend on the entry, so Python
+# need not see the snapshot first): the entry is read, and the preview stored only when it
+# is not paused. The before-state is the row as JSON; the plan hash the SHA-256 of the
+# action, parameters and target (JSON, from Python), "|" and the entry's version.
+_PAUSE_PREVIEW_HEAD: LiteralString = "WITH snap AS (SELECT "
+_PAUSE_PREVIEW_BODY: LiteralString = """
+FROM powertools_cron_entries WHERE name = %(name)s),
+stored AS (
+    INSERT INTO powertools_previews (
+        token, action, resource_type, resource_id, targets, params, before, effect,
+        plan_hash, actor_id, actor_type, actor_label, surface, expires_at
+    )
+    SELECT %(token)s, %(action)s, 'cron_entry', %(name)s, %(targets)s, %(params)s,
+           jsonb_build_object(snap.name, to_jsonb(snap)), %(effect)s,
+           encode(sha256(convert_to(%(plan)s || snap.version, 'UTF8')), 'hex'),
+           %(actor_id)s, %(actor_type)s, %(actor_label)s, %(surface)s,
+           clock_timestamp() + %(ttl)s
+    FROM snap WHERE NOT snap.paused
+    RETURNING before, """
+_PAUSE_PREVIEW_TAIL: LiteralString = """
+)
+SELECT (SELECT count(*) FROM snap) AS found, stored.*
+FROM (SELECT) AS one LEFT JOIN stored ON true
+"""
+
+
+def pause_preview_sql(preview_columns: LiteralString) -> LiteralString:
+    """PAUSE_PREVIEW's statement, returning the preview's ``preview_columns``."""
+    return (
+        _PAUSE_PREVIEW_HEAD
+        + ENTRY_COLUMNS
+        + _PAUSE_PREVIEW_BODY
+        + preview_columns
+        + _PAUSE_PREVIEW_TAIL
+    )
+
 
 UPSERT_ENTRY: LiteralString = """
 INSERT INTO powertools_cron_entries (
