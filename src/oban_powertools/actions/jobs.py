@@ -162,7 +162,9 @@ class JobAction(Action):
         a job whose state or attempt differs from the preview is not changed, and its
         absence from the result names it as drifted."""
         assert ctx.preview_token is not None
-        rows = await oban_jobs.change_checked(conn, ctx.prefix, self.change, ctx.preview_token)
+        rows = await oban_jobs.change_checked(
+            conn, ctx.prefix, self.change, ctx.preview_token, size=len(targets)
+        )
         if len(rows) < len(targets):
             changed = {str(r[0]) for r in rows}
             return Applied({}, {}, [t for t in targets if t not in changed])

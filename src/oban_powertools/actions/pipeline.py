@@ -78,18 +78,23 @@ RETURNING """
 # A bulk preview's stored before-state is only shipped to Python up to this many targets.
 INLINE_BEFORE_MAX = 1000
 
-LOCK_PREVIEW: LiteralString = (
+# What execute decides on, read without a lock: the preview's action, targets and actor
+# never change once stored. A large set's before-state stays in the database.
+READ_PREVIEW: LiteralString = (
     "SELECT "
     + PREVIEW_COLUMNS
     + """,
        CASE WHEN jsonb_array_length(targets) <= %(inline)s THEN before END AS before,
        expires_at <= clock_timestamp() AS is_expired
-FROM powertools_previews WHERE token = %(token)s FOR UPDATE
+FROM powertools_previews WHERE token = %(token)s
 """
 )
 
-# The same columns without the lock: what execute decides on before it changes anything.
-READ_PREVIEW: LiteralString = LOCK_PREVIEW.replace("FOR UPDATE", "")
+# The transaction path's lock: only what can have changed since the read.
+LOCK_PREVIEW: LiteralString = """
+SELECT status, audit_event_id, expires_at <= clock_timestamp() AS is_expired
+FROM powertools_previews WHERE token = %(token)s FOR UPDATE
+"""
 
 # The head of the one-statement confirm (see ConfirmStatement): the preview, locked, and
 # only while it is still ready, unexpired and the confirming actor's.
@@ -487,7 +492,9 @@ class Pipeline:
             return await self._confirm_in_one_statement(
                 action, preview, principal, surface, text, statement
             )
-        return await self._confirm_in_transaction(action, preview, principal, surface, text, ctx)
+        return await self._confirm_in_transaction(
+            action, preview, principal, surface, text, ctx, expected
+        )
 
     async def _confirm_in_one_statement(
         self,
@@ -550,24 +557,26 @@ class Pipeline:
         surface: str,
         text: str | None,
         ctx: ApplyContext,
+        expected: Mapping[str, Snapshot] | None,
     ) -> ActionResult:
         """Lock the preview, check it again, apply, audit and consume in one transaction."""
         token = preview.token
         expired = False
         try:
             async with self._pt.db.transaction() as conn:
-                cur = await conn.execute(
-                    LOCK_PREVIEW, {"token": token, "inline": INLINE_BEFORE_MAX}
-                )
+                cur = await conn.execute(LOCK_PREVIEW, {"token": token})
                 row = await cur.fetchone()
                 if row is None:
                     raise PreviewNotFound()
-                raise_for_status(Preview.from_row(row))  # another confirm won meanwhile
+                # Another confirm may have won since the read.
+                raise_for_status(
+                    replace(preview, status=row["status"], audit_event_id=row["audit_event_id"])
+                )
                 if row["is_expired"]:
                     expired = True
                 else:
                     applied = await action.apply_checked(
-                        conn, ctx, preview.targets, preview.params, row["before"]
+                        conn, ctx, preview.targets, preview.params, expected
                     )
                     if applied.drifted:
                         raise _Drifted(applied.drifted, text)
