@@ -697,3 +697,35 @@ def test_search_agrees_with_minute_by_minute_reference() -> None:
             for minute in reference:
                 assert minute.tzinfo is UTC
     assert cases >= 200
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Pacific/Apia", "Asia/Kolkata"],
+)
+def test_the_owner_shortcut_agrees_with_the_search(zone: str) -> None:
+    # _owner answers ordinary wall times without searching; the search is the reference.
+    # Walls near every transition of 2010-2030 (where the shortcut must step aside) plus
+    # random ones; Lord Howe shifts by 30 minutes, Apia skipped a whole day in 2011.
+    from oban_powertools.cron.expression import _owner, _owner_by_search
+
+    tz = ZoneInfo(zone)
+    walls: list[datetime] = []
+    instant = datetime(2010, 1, 1, tzinfo=UTC)
+    previous = instant.astimezone(tz).utcoffset()
+    while instant < datetime(2031, 1, 1, tzinfo=UTC):
+        offset = instant.astimezone(tz).utcoffset()
+        if offset != previous:
+            local = instant.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
+            walls += [local + timedelta(minutes=m) for m in range(-150, 150, 7)]
+            previous = offset
+        instant += timedelta(hours=1)
+    rng = random.Random(7)
+    walls += [
+        datetime(2010, 1, 1) + timedelta(minutes=rng.randrange(0, 21 * 365 * 24 * 60))
+        for _ in range(2000)
+    ]
+    for wall in walls:
+        first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+        assert _owner(wall, tz) == _owner_by_search(wall, tz, first, second), wall

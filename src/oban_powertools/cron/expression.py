@@ -686,6 +686,17 @@ def _owner(wall: datetime, tz: ZoneInfo) -> datetime:
     """
     first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second and not first.second and not first.microsecond:
+        # Almost every wall time: it exists exactly once (no gap, no repeat), so every
+        # earlier UTC minute shows an earlier wall time and this instant owns it. The
+        # search below is for the minutes around a transition (and offsets in seconds).
+        return first
+    return _owner_by_search(wall, tz, first, second)
+
+
+def _owner_by_search(wall: datetime, tz: ZoneInfo, first: datetime, second: datetime) -> datetime:
+    """:func:`_owner` by bisection, for any wall time (``first``/``second``: ``wall`` in
+    UTC with ``fold`` 0 and 1)."""
     # For a skipped time, fold=0 resolves with the pre-gap offset (after the
     # transition in UTC) and fold=1 with the post-gap offset (before it).
     high = _ceil_minute(first)
