@@ -73,20 +73,23 @@ def machine_line(database_url: str | None = None) -> str:
 
 
 def git_revision() -> str:
+    """The commit measured; "+ uncommitted changes" when code differs from it (the results
+    file itself, which a multi-part run rewrites as it goes, does not count)."""
+    root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
-            cwd=RESULTS.parent,
+            cwd=root,
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":!bench/RESULTS.md"],
             capture_output=True,
             text=True,
             check=True,
-            cwd=RESULTS.parent,
+            cwd=root,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown revision"
