@@ -26,6 +26,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from . import presence
 from .config import ENV_PREFIX, PREFIX_PATTERN, Config, from_env
 from .db import connect_kwargs
 from .db import migrate as migrations
@@ -402,7 +403,33 @@ async def check_leader(conn: AsyncConnection[DictRow]) -> Check:
             "(leadership is on by default when it has queues).",
         )
     leaders = ", ".join(f"{r['node']} leads {r['name']!r}" for r in rows)
+    try:
+        missing = await presence.nodes_without_runtime(conn)
+    except psycopg.errors.UndefinedTable:
+        missing = []  # migration 0003 pending: the migrations check says so
+    if missing:
+        return Check("leader", "fail", *runtime_missing(missing))
     return Check("leader", "ok", f"{leaders} (lease renewed within the last {window}s)")
+
+
+def runtime_missing(nodes: list[presence.NodeWithoutRuntime]) -> tuple[str, str]:
+    """What is wrong, and the fix, when nodes of an instance that uses the runtime run
+    without it."""
+    parts = []
+    for n in nodes:
+        role = "leads" if n.leads else "runs queues of"
+        queues = f" ({', '.join(n.queues)})" if n.queues and not n.leads else ""
+        parts.append(f"{n.node} {role} {n.name!r}{queues}")
+    detail = (
+        f"{'; '.join(parts)} without the Powertools runtime. A leader without it runs oban's "
+        "own cron scheduler, which ignores the database entries and operators' pauses; a node "
+        "without it does not re-apply stored queue decisions when it restarts"
+    )
+    fix = (
+        "Pass **powertools.oban_options() to Oban(...) on every node of that instance "
+        "(same name), then restart those nodes."
+    )
+    return detail, fix
 
 
 async def run(

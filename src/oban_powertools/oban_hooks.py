@@ -129,6 +129,13 @@ def _node_of(leader: Any) -> str:
     return node if isinstance(node, str) and node else f"{socket.gethostname()}.{os.getpid()}"
 
 
+def _name_of(leader: Any) -> str:
+    # The instance name (oban's ``name``, "oban" by default), which oban's Leader keeps in
+    # _name; it keys oban_leaders and oban_producers rows.
+    name = getattr(leader, "_name", None)
+    return name if isinstance(name, str) and name else "oban"
+
+
 def _prefix_of(query: Any) -> str:
     prefix = getattr(query, "_prefix", "public")
     return prefix if isinstance(prefix, str) else "public"
@@ -142,7 +149,11 @@ def wrap_scheduler_build(previous: Build) -> Build:
         if runtime is None:
             return previous(config, leader=leader, notifier=notifier, query=query)
         return runtime.build_scheduler(
-            rest, leader=leader, node=_node_of(leader), prefix=_prefix_of(query)
+            rest,
+            leader=leader,
+            node=_node_of(leader),
+            prefix=_prefix_of(query),
+            name=_name_of(leader),
         )
 
     setattr(build, _MARK, True)

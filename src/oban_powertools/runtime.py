@@ -35,6 +35,7 @@ from .cron.expression import CronTimezoneError, load_timezone
 from .cron.scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
 from .db import Database
 from .errors import ConfigError
+from .presence import Presence
 from .queues.applier import NotifierLike, ProducerLike, QueueStateApplier
 
 if TYPE_CHECKING:
@@ -114,11 +115,18 @@ class Runtime:
         }
 
     def build_scheduler(
-        self, config: Mapping[str, Any], *, leader: LeaderLike, node: str, prefix: str
+        self,
+        config: Mapping[str, Any],
+        *,
+        leader: LeaderLike,
+        node: str,
+        prefix: str,
+        name: str = "oban",
     ) -> SchedulerService:
         """Called by the ``scheduler.build`` hook with oban's scheduler config (our key
-        removed). oban's ``timezone`` option becomes the default zone of imported
-        ``@worker(cron=...)`` declarations, as it was for oban's scheduler."""
+        removed) and the instance's ``name``. oban's ``timezone`` option becomes the
+        default zone of imported ``@worker(cron=...)`` declarations, as it was for oban's
+        scheduler."""
         if self.scheduler is not None:
             raise ConfigError(
                 "oban_options",
@@ -149,7 +157,8 @@ class Runtime:
             grace=self._grace,
             poll_interval=self._leader_poll_interval,
         )
-        return SchedulerService(self, self.scheduler)
+        presence = Presence(lambda: self.database, name=name, node=node)
+        return SchedulerService(self, self.scheduler, presence)
 
     def build_stager(
         self,
@@ -238,19 +247,23 @@ class Runtime:
 
 
 class SchedulerService:
-    """The looper oban starts and stops in place of its scheduler."""
+    """The looper oban starts and stops in place of its scheduler. It also records that
+    this node runs the runtime (:mod:`.presence`)."""
 
-    def __init__(self, runtime: Runtime, scheduler: CronScheduler) -> None:
+    def __init__(self, runtime: Runtime, scheduler: CronScheduler, presence: Presence) -> None:
         self.runtime = runtime
         self.scheduler = scheduler
+        self.presence = presence
         self._started = False
 
     async def start(self) -> None:
         await self.runtime.acquire()
         try:
+            await self.presence.start()
             await self.runtime.sync_declarations()
             await self.scheduler.start()
         except BaseException:
+            await self.presence.stop()
             await self.runtime.release()
             raise
         self._started = True
@@ -260,6 +273,7 @@ class SchedulerService:
             return
         self._started = False
         try:
+            await self.presence.stop()
             await self.scheduler.stop()
         finally:
             await self.runtime.release()

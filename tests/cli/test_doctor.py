@@ -376,3 +376,30 @@ def test_leader_is_judged_by_recent_renewal(
     assert leader["status"] == status
     if status == "ok":
         assert leader["detail"].startswith("web-1.42 leads 'Oban'")
+
+
+def test_a_leader_without_the_runtime_fails_with_the_fix(
+    runner: CliRunner, project: Path, db_url: str
+) -> None:
+    installed(runner, project)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # worker-1 ran the runtime; worker-2 leads the same instance without it.
+        conn.execute(
+            "INSERT INTO powertools_runtime_nodes (name, node, version) "
+            "VALUES ('oban', 'worker-1', '0.1.0')"
+        )
+        conn.execute(
+            "INSERT INTO oban_leaders (name, node, elected_at, expires_at) VALUES "
+            "('oban', 'worker-2', timezone('UTC', now()), timezone('UTC', now()))"
+        )
+    leader = checks(doctor(runner, project, "--json", DATABASE_URL=db_url))["leader"]
+    assert leader["status"] == "fail"
+    assert leader["detail"].startswith("worker-2 leads 'oban' without the Powertools runtime")
+    assert "**powertools.oban_options()" in leader["fix"]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO powertools_runtime_nodes (name, node, version) "
+            "VALUES ('oban', 'worker-2', '0.1.0')"
+        )
+    leader = checks(doctor(runner, project, "--json", DATABASE_URL=db_url))["leader"]
+    assert leader["status"] == "ok" and leader["detail"].startswith("worker-2 leads 'oban'")

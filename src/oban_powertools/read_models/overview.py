@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, LiteralString
 from urllib.parse import urlencode
 
+from .. import presence
 from ..db import Database
 from ..display import Display
 from ..seams import Resource
@@ -104,10 +105,13 @@ async def overview(
         stuck = await jobs_model.stuck_jobs(conn, display, stuck_after=stuck_after)
         discarded = await jobs_model.recent_discarded(conn, display)
         counts = await state_counts(conn)
+        without_runtime = await presence.nodes_without_runtime(conn)
     # Audit rows name actors and reasons: only for viewers who may read the audit log.
     recent = await audit_model.recent_events(db, display, limit=8) if include_audit else []
 
     items: list[Attention] = []
+    if without_runtime:
+        items.append(_runtime_missing(display, without_runtime))
     for e in paused_entries:
         items.append(_paused_entry(display, e, now, bridge))
     for q in paused_queues:
@@ -135,10 +139,46 @@ async def overview(
             "producer",
             "failing workers (retryable now, discarded in the last 24 hours)",
             "discarded jobs",
+            "nodes leading or running queues without the Powertools runtime",
         ],
         generated_at=now,
         stuck_after=stuck_after,
     )
+
+
+def _runtime_missing(display: Display, nodes: list[presence.NodeWithoutRuntime]) -> Attention:
+    leader = next((n for n in nodes if n.leads), None)
+    shown = [display.text("node", n.node, field="node") for n in nodes]
+    if leader is not None:
+        title = f"Node {shown[0]} leads {leader.name!r} without the Powertools runtime"
+        why = (
+            "As oban's leader it runs oban's own cron scheduler: the entries stored in "
+            "Powertools are not scheduled and a paused entry declared in code still fires."
+        )
+        severity: Severity = "critical"
+    else:
+        title = (
+            f"Node {shown[0]} runs queues without the Powertools runtime"
+            if len(nodes) == 1
+            else f"{len(nodes)} nodes run queues without the Powertools runtime"
+        )
+        why = (
+            "Should one become oban's leader, it runs oban's own cron scheduler (no pauses, "
+            "no database entries), and after a restart it does not re-apply the stored "
+            "queue decisions (a paused queue fetches again)."
+        )
+        severity = "warning"
+    others = [f"{node} ({n.name!r})" for node, n in zip(shown, nodes, strict=True)]
+    why += f" Nodes: {', '.join(others)}."
+    paths = [
+        NextPath(
+            "Pass **powertools.oban_options() to Oban(...) on every node, then restart them",
+            HOST,
+            note="How the workers are started is host-owned; oban-powertools doctor checks it.",
+        ),
+        NextPath("Queue decisions and nodes", NATIVE, "/queues"),
+    ]
+    return Attention("runtime_missing", severity, title, why, None, paths)
 
 
 def _paused_entry(display: Display, e: Mapping[str, Any], now: datetime, bridge: bool) -> Attention:

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS powertools_runtime_nodes;
