@@ -1,7 +1,7 @@
 """The one module that touches oban's private extension registry (``oban._extensions``).
 
 oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
-process-global registry. Powertools registers two of them:
+process-global registry. Powertools registers three of them:
 
 ``scheduler.build``
     For an instance whose ``scheduler`` config carries a runtime
@@ -13,8 +13,12 @@ process-global registry. Powertools registers two of them:
     previous hook (or oban's default) builds from the rest of the config, and return it
     together with the queue-state applier as one looper. This is the hook that receives
     the instance's ``producers``.
+``metrics.build``
+    For an instance whose ``metrics`` config carries a runtime (metrics are off unless
+    the host turns them on), build oban's metrics looper and make its crontab broadcast
+    (what Oban Web's cron view shows) list the entries stored in Powertools.
 
-Both wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
+All three wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
 without a runtime to it untouched, with the config unchanged. The runtime is taken out of
 a copy of the config before anything else sees it; the host's dict is not modified.
 :func:`install` is idempotent.
@@ -49,12 +53,13 @@ __all__ = [
     "ensure_no_oban_pro",
     "install",
     "installed",
+    "wrap_metrics_build",
     "wrap_scheduler_build",
     "wrap_stager_build",
 ]
 
 CONFIG_KEY = "powertools"
-HOOKS = ("scheduler.build", "stager.build")
+HOOKS = ("scheduler.build", "stager.build", "metrics.build")
 SUPPORTED_OBAN = (0, 7)
 _MARK = "__oban_powertools_hook__"
 
@@ -90,12 +95,14 @@ def install() -> None:
     ensure_no_oban_pro()
     _ensure_supported_oban()
     from oban._extensions import get_ext, put_ext
+    from oban._metrics import build_metrics
     from oban._scheduler import build_scheduler
     from oban._stager import build_stager
 
     for name, default, wrap in (
         ("scheduler.build", build_scheduler, wrap_scheduler_build),
         ("stager.build", build_stager, wrap_stager_build),
+        ("metrics.build", build_metrics, wrap_metrics_build),
     ):
         current = get_ext(name, default)
         if not getattr(current, _MARK, False):
@@ -172,6 +179,39 @@ def wrap_stager_build(previous: Build) -> Build:
         return runtime.build_stager(
             stager, producers=producers, notifier=notifier, prefix=_prefix_of(query)
         )
+
+    setattr(build, _MARK, True)
+    build.previous = previous  # type: ignore[attr-defined]
+    return build
+
+
+def wrap_metrics_build(previous: Build) -> Build:
+    """``metrics.build`` that broadcasts the stored cron entries to Oban Web, for
+    instances whose ``metrics`` config carries a runtime."""
+
+    def build(
+        config: dict[str, Any],
+        *,
+        leader: Any,
+        name: str,
+        node: str,
+        notifier: Any,
+        producers: Any,
+        query: Any,
+    ) -> Any:
+        runtime, rest = _split(config)
+        common = {
+            "leader": leader,
+            "name": name,
+            "node": node,
+            "notifier": notifier,
+            "producers": producers,
+            "query": query,
+        }
+        if runtime is None:
+            return previous(config, **common)
+        metrics = previous(rest, **common)
+        return runtime.build_metrics(metrics, notifier=notifier, name=name, node=node)
 
     setattr(build, _MARK, True)
     build.previous = previous  # type: ignore[attr-defined]

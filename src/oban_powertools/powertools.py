@@ -65,12 +65,17 @@ class Powertools:
             oban = Oban(pool=pool, queues={"default": 10}, node="web-1",
                         **powertools.oban_options())
 
-        ``scheduler=`` and ``stager=`` carry oban's own sub-configs along (e.g.
-        ``stager={"interval": 1.0}``); the other options go to ``Runtime``. Call it once
-        per Oban instance. Raises ``ConfigError`` when oban_pro is installed.
+        ``scheduler=``, ``stager=`` and ``metrics=`` carry oban's own sub-configs along
+        (e.g. ``stager={"interval": 1.0}``; ``metrics=True`` turns oban's metrics on for
+        Oban Web, whose cron view then lists the stored entries); the other options go to
+        ``Runtime``. Call it once per Oban instance. Raises ``ConfigError`` when oban_pro
+        is installed.
         """
         from .runtime import Runtime
 
         scheduler = options.pop("scheduler", None)
         stager = options.pop("stager", None)
-        return Runtime(self, **options).oban_options(scheduler=scheduler, stager=stager)
+        metrics = options.pop("metrics", None)
+        return Runtime(self, **options).oban_options(
+            scheduler=scheduler, stager=stager, metrics=metrics
+        )

@@ -27,7 +27,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 
 from .cron.declarations import SyncResult, code_entries, sync_declarations
 from .cron.entries import CronEntrySpec
@@ -103,16 +103,23 @@ class Runtime:
         *,
         scheduler: Mapping[str, Any] | None = None,
         stager: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | bool | None = None,
     ) -> dict[str, Any]:
-        """The keyword arguments to pass to ``Oban(...)``; ``scheduler`` and ``stager``
-        are oban's own sub-configs (e.g. ``stager={"interval": 1.0}``) to carry along."""
+        """The keyword arguments to pass to ``Oban(...)``; ``scheduler``, ``stager`` and
+        ``metrics`` are oban's own sub-configs (e.g. ``stager={"interval": 1.0}``) to carry
+        along. Pass ``metrics`` here rather than to ``Oban`` (``True`` or oban's metrics
+        options) to turn oban's metrics on for Oban Web: its cron view then lists the
+        entries stored in Powertools, paused ones marked, instead of only the code ones."""
         from . import oban_hooks
 
         oban_hooks.install()
-        return {
+        options: dict[str, Any] = {
             "scheduler": {**(scheduler or {}), CONFIG_KEY: self},
             "stager": {**(stager or {}), CONFIG_KEY: self},
         }
+        if metrics:
+            options["metrics"] = {**({} if metrics is True else dict(metrics)), CONFIG_KEY: self}
+        return options
 
     def build_scheduler(
         self,
@@ -181,6 +188,11 @@ class Runtime:
             self.database, producers, notifier=notifier, interval=self._queue_state_interval
         )
         return StagerService(self, stager, self.applier)
+
+    def build_metrics(self, metrics: Any, *, notifier: Any, name: str, node: str) -> MetricsService:
+        """Called by the ``metrics.build`` hook with the metrics looper oban (or a previous
+        hook) built; its crontab broadcast is replaced by one of the stored entries."""
+        return MetricsService(self, metrics, notifier=notifier, name=name, node=node)
 
     def _check_prefix(self, prefix: str) -> None:
         if prefix != self.prefix:
@@ -313,5 +325,71 @@ class StagerService:
         try:
             await self.stager.stop()
             await self.applier.stop()
+        finally:
+            await self.runtime.release()
+
+
+# What Oban Web's cron view is told about each entry: oban's cronitor format, [expression,
+# worker, options], with the entry's name (oban names code entries by a hash; stored
+# entries have names of their own) and whether an operator paused it.
+CRONTAB: LiteralString = """
+SELECT name, expression, worker, timezone, paused FROM powertools_cron_entries ORDER BY name
+"""
+
+
+class MetricsService:
+    """oban's metrics looper, broadcasting the stored cron entries in its crontab.
+
+    oban's ``Metrics`` broadcasts the ``@worker(cron=...)`` registry every
+    ``cronitor_interval`` seconds through ``_broadcast_crontab``; the runtime schedules the
+    stored entries instead (code ones included), so that method is replaced on this
+    instance, and the runtime's pool is held open while the looper runs.
+    """
+
+    def __init__(self, runtime: Runtime, metrics: Any, *, notifier: Any, name: str, node: str):
+        self.runtime = runtime
+        self.metrics = metrics
+        self._notifier = notifier
+        self._name = name
+        self._node = node
+        self._started = False
+        metrics._broadcast_crontab = self.broadcast_crontab
+
+    async def crontab(self) -> list[list[Any]]:
+        async with self.runtime.database.connection() as conn:
+            cur = await conn.execute(CRONTAB)
+            rows = await cur.fetchall()
+        return [
+            [
+                r["expression"],
+                r["worker"],
+                {"name": r["name"], "timezone": r["timezone"], "paused": r["paused"]},
+            ]
+            for r in rows
+        ]
+
+    async def broadcast_crontab(self) -> None:
+        crontab = await self.crontab()
+        if not crontab:
+            return  # as oban: nothing to announce
+        await self._notifier.notify(
+            "cronitor", {"crontab": crontab, "name": self._name, "node": self._node}
+        )
+
+    async def start(self) -> None:
+        await self.runtime.acquire()
+        try:
+            await self.metrics.start()
+        except BaseException:
+            await self.runtime.release()
+            raise
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            await self.metrics.stop()
         finally:
             await self.runtime.release()

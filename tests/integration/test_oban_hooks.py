@@ -16,14 +16,16 @@ import oban._scheduler as oban_scheduler
 import pytest
 from oban import Oban, worker
 from oban._extensions import _extensions, get_ext, put_ext
+from oban._metrics import Metrics
 from oban._scheduler import Scheduler
 from oban._stager import Stager
 from psycopg_pool import AsyncConnectionPool
 
 from oban_powertools import ConfigError, Powertools, oban_hooks
 from oban_powertools.cron.entries import CronEntrySpec
-from oban_powertools.runtime import Runtime, SchedulerService, StagerService
+from oban_powertools.runtime import MetricsService, Runtime, SchedulerService, StagerService
 from tests.support.seams import make_powertools
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -150,6 +152,53 @@ async def test_stager_build_runs_obans_stager_and_the_queue_state_applier(
         assert oban._stager.stager._loop_task is not None  # oban's stager runs too
     finally:
         await oban.stop()
+
+
+# -- metrics.build ---------------------------------------------------------------------------
+
+
+async def test_metrics_build_broadcasts_the_stored_entries_to_oban_web(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    paused = CronEntrySpec(name="nightly_sync", worker="app.NightlySync", expression="0 2 * * *")
+    digest = CronEntrySpec(
+        name="hourly_digest", worker="app.Digest", expression="@hourly", timezone="Europe/Berlin"
+    )
+    runtime = Runtime(pt, declarations=[paused, digest], import_oban_cron=False)
+    options = runtime.oban_options(metrics={"interval": 0.05, "cronitor_interval": 0.05})
+    oban = Oban(pool=pool, name="Oban", node="hooks-m", queues={"default": 1}, **options)
+    assert isinstance(oban._metrics, MetricsService)
+    assert type(oban._metrics.metrics) is Metrics  # oban's own looper, built by oban
+    assert oban._metrics.metrics._interval == 0.05
+
+    crontabs: list[dict[str, Any]] = []
+    await oban.start()
+    try:
+        async with pt.db.connection() as conn:
+            await conn.execute("UPDATE powertools_cron_entries SET paused = true, paused_at = now() "
+                               "WHERE name = 'nightly_sync'")  # fmt: skip
+        await oban._notifier.listen("cronitor", lambda _c, payload: crontabs.append(payload))
+        await eventually(lambda: any(c.get("node") == "hooks-m" for c in crontabs))
+    finally:
+        await oban.stop()
+    mine = [c for c in crontabs if c.get("node") == "hooks-m"]
+    assert mine[-1]["name"] == "Oban"
+    assert mine[-1]["crontab"] == [
+        ["@hourly", "app.Digest", {"name": "hourly_digest", "paused": False,
+                                   "timezone": "Europe/Berlin"}],
+        ["0 2 * * *", "app.NightlySync", {"name": "nightly_sync", "paused": True,
+                                          "timezone": "Etc/UTC"}],
+    ]  # fmt: skip
+
+
+async def test_without_metrics_asked_for_oban_builds_none(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    options = Runtime(pt, declarations=[]).oban_options()
+    assert "metrics" not in options  # metrics stay off unless the host turns them on
+    assert Oban(pool=pool, node="hooks-n", **options)._metrics is None
 
 
 # -- chaining, idempotence, refusals -------------------------------------------------------------
