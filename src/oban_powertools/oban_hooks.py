@@ -115,18 +115,52 @@ def installed() -> bool:
     return all(getattr(get_ext(name, lambda: None), _MARK, False) for name in HOOKS)
 
 
-def _split(config: Mapping[str, Any] | None) -> tuple[Runtime | None, dict[str, Any]]:
-    from .runtime import Runtime
+# Runtimes named by import path (oban.toml), one per path: the scheduler, stager and
+# metrics sections of one instance name the same path and must share one runtime.
+_BY_PATH: dict[str, Runtime] = {}
 
+
+def _split(config: Mapping[str, Any] | None) -> tuple[Runtime | None, dict[str, Any]]:
     rest = dict(config or {})
     runtime = rest.pop(CONFIG_KEY, None)
+    if isinstance(runtime, str):
+        runtime = runtime_at(runtime)
+    from .runtime import Runtime
+
     if runtime is not None and not isinstance(runtime, Runtime):
         raise ConfigError(
             CONFIG_KEY,
             f"expected an oban_powertools Runtime, got {type(runtime).__name__}",
-            "Pass **powertools.oban_options() to Oban(...) instead of building the dict.",
+            "Pass **powertools.oban_options() to Oban(...) instead of building the dict, or "
+            "an import path ('package.module:attribute') in oban.toml.",
         )
     return runtime, rest
+
+
+def runtime_at(path: str) -> Runtime:
+    """The runtime an oban.toml section names by import path: the object there, a
+    ``Runtime`` or a ``Powertools`` (a runtime with default options is made for it), or a
+    callable returning one of them. Resolved once per path and process."""
+    from .config import load_object
+    from .powertools import Powertools
+    from .runtime import Runtime
+
+    found = _BY_PATH.get(path)
+    if found is not None:
+        return found
+    obj = load_object(path, CONFIG_KEY)
+    if callable(obj) and not isinstance(obj, Runtime | Powertools):
+        obj = obj()
+    if isinstance(obj, Powertools):
+        obj = Runtime(obj)
+    if not isinstance(obj, Runtime):
+        raise ConfigError(
+            CONFIG_KEY,
+            f"{path!r} is a {type(obj).__name__}, not a Runtime or Powertools",
+            "Point it at a Powertools, a Runtime, or a function returning one.",
+        )
+    _BY_PATH[path] = obj
+    return obj
 
 
 def _node_of(leader: Any) -> str:
@@ -137,10 +171,10 @@ def _node_of(leader: Any) -> str:
 
 
 def _name_of(leader: Any) -> str:
-    # The instance name (oban's ``name``, "oban" by default), which oban's Leader keeps in
+    # The instance name (oban's ``name``, "Oban" by default), which oban's Leader keeps in
     # _name; it keys oban_leaders and oban_producers rows.
     name = getattr(leader, "_name", None)
-    return name if isinstance(name, str) and name else "oban"
+    return name if isinstance(name, str) and name else "Oban"
 
 
 def _prefix_of(query: Any) -> str:

@@ -128,7 +128,7 @@ class Runtime:
         leader: LeaderLike,
         node: str,
         prefix: str,
-        name: str = "oban",
+        name: str = "Oban",
     ) -> SchedulerService:
         """Called by the ``scheduler.build`` hook with oban's scheduler config (our key
         removed) and the instance's ``name``. oban's ``timezone`` option becomes the

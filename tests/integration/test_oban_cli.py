@@ -1,0 +1,119 @@
+"""Workers started with oban's own CLI (``oban start`` and ``oban.toml``) run the runtime."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from oban_powertools import ConfigError, oban_hooks
+from oban_powertools.runtime import Runtime
+from tests.support.db import ROOT
+from tests.support.seams import make_powertools
+
+APP = """
+import os
+
+from oban_powertools.cron.declarations import declare
+from oban_powertools.cron.entries import CronEntrySpec
+from tests.support.seams import make_powertools
+
+powertools = make_powertools(os.environ["CLIAPP_DATABASE_URL"])
+declare(CronEntrySpec(name="cli_nightly", worker="cliapp.Nightly", expression="0 2 * * *"))
+"""
+
+
+def query(url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+
+
+def test_oban_start_with_oban_toml_runs_the_runtime(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "cliapp.py").write_text(APP)
+    (tmp_path / "oban.toml").write_text(
+        textwrap.dedent(
+            f"""
+            dsn = "{db_url}"
+            node = "cli-node-1"
+            queues = {{ default = 2 }}
+
+            [scheduler]
+            powertools = "cliapp:powertools"
+
+            [stager]
+            powertools = "cliapp:powertools"
+            """
+        )
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        "CLIAPP_DATABASE_URL": db_url,
+        "OBAN_CRON_MODULES": "oban_powertools.oban_cli,cliapp",
+    }
+    oban = Path(sys.executable).parent / "oban"
+    process = subprocess.Popen(
+        [str(oban), "start", "--config", str(tmp_path / "oban.toml")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        nodes: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and process.poll() is None:
+            nodes = query(db_url, "SELECT name, node FROM powertools_runtime_nodes")
+            if nodes:
+                break
+            time.sleep(0.2)
+        assert nodes == [{"name": "Oban", "node": "cli-node-1"}], process.poll()
+        entries = query(db_url, "SELECT name, source FROM powertools_cron_entries")
+        assert entries == [{"name": "cli_nightly", "source": "code"}]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+
+
+@pytest.fixture
+def fresh_paths() -> Iterator[None]:
+    saved = dict(oban_hooks._BY_PATH)
+    oban_hooks._BY_PATH.clear()
+    yield
+    oban_hooks._BY_PATH.clear()
+    oban_hooks._BY_PATH.update(saved)
+
+
+def test_an_import_path_gives_one_runtime_per_path(
+    db_url: str, fresh_paths: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = type(sys)("pathapp")
+    module.powertools = make_powertools(db_url)  # type: ignore[attr-defined]
+    module.runtime = Runtime(module.powertools)  # type: ignore[attr-defined]
+    module.build = lambda: module.powertools  # type: ignore[attr-defined]
+    module.other = "not a runtime"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pathapp", module)
+
+    made = oban_hooks.runtime_at("pathapp:powertools")
+    assert isinstance(made, Runtime) and made.powertools is module.powertools  # type: ignore[attr-defined]
+    assert oban_hooks.runtime_at("pathapp:powertools") is made  # scheduler and stager share it
+    assert oban_hooks.runtime_at("pathapp:runtime") is module.runtime  # type: ignore[attr-defined]
+    assert oban_hooks.runtime_at("pathapp:build").powertools is module.powertools  # type: ignore[attr-defined]
+    rest = oban_hooks._split({"powertools": "pathapp:powertools", "timezone": "UTC"})
+    assert rest == (made, {"timezone": "UTC"})
+    with pytest.raises(ConfigError, match="not a Runtime or Powertools"):
+        oban_hooks.runtime_at("pathapp:other")
+    with pytest.raises(ConfigError, match="no attribute"):
+        oban_hooks.runtime_at("pathapp:missing")
