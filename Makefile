@@ -27,9 +27,9 @@ bench:
 .PHONY: bench-full
 bench-full:
 	tools/bootstrap
-	.venv/bin/python -m bench.pages --sizes 100000,1000000,10000000 --rounds 30 --naive-rounds 3 --keep
+	.venv/bin/python -m bench.pages --sizes 100000,1000000,10000000 --rounds 50 --naive-rounds 3 --keep
 	.venv/bin/python -m bench.actions --rounds 200 --bulk 100000
-	.venv/bin/python -m bench.runtime --jobs 20000 --rounds 5
+	.venv/bin/python -m bench.runtime --jobs 20000 --rounds 7
 
 doctor:
 	.venv/bin/oban-powertools doctor --config examples.fastapi_host.powertools_config:build_config --url http://127.0.0.1:$(PORT)/ops/jobs/

@@ -8,8 +8,9 @@
    "bare" is plain oban; "powertools" is ``Oban(..., **powertools.oban_options())`` with
    Powertools' cron scheduler over 200 entries and persisted queue decisions (20 rows,
    one for the benchmark queue). Each side runs in a fresh database; the two alternate for
-   ``--rounds`` rounds (which goes first alternates too) and both the medians and the best
-   rounds are compared. Target: >= 0.95x bare.
+   ``--rounds`` rounds (which goes first alternates too); the headline is the median of
+   the rounds' ratios (each round's two runs are back to back), the best rounds are shown
+   beside it. Target: >= 0.95x bare.
 2. Scheduler: 10,000 entries (mixed expressions and time zones), evaluated with an explicit
    ``now`` by ``CronScheduler.evaluate``: cold (nothing cached) on a quiet minute, warm on
    the next quiet minute, warm at the top of the hour (a third of the entries due), and a
@@ -183,10 +184,14 @@ async def main(jobs: int, rounds: int, entries: int, section: str, only: str | N
             print(f"bare {jobs / bare[-1]:8.0f} jobs/s   powertools {jobs / ours[-1]:8.0f} jobs/s")
         bare_rate, our_rate = jobs / min(bare), jobs / min(ours)
         ratio = our_rate / bare_rate
-        median_ratio = statistics.median(bare) / statistics.median(ours)
+        # Each round's two runs are back to back: the ratio within a round cancels the
+        # machine's slower and faster stretches, which the rounds' spread shows are large.
+        round_ratios = [b / o for b, o in zip(bare, ours, strict=True)]
+        median_ratio = statistics.median(round_ratios)
         print(
-            f"throughput ratio powertools/bare: best rounds {ratio:.2f}x, medians "
-            f"{median_ratio:.2f}x  (target >= 0.95x)"
+            f"throughput ratio powertools/bare: median of the rounds' ratios "
+            f"{median_ratio:.2f}x ({', '.join(f'{r:.2f}' for r in round_ratios)}), best rounds "
+            f"{ratio:.2f}x  (target >= 0.95x)"
         )
         rows += [
             [
@@ -202,9 +207,9 @@ async def main(jobs: int, rounds: int, entries: int, section: str, only: str | N
                 "",
             ],
             [
-                "throughput ratio (medians of the rounds)",
+                "throughput ratio (median of the rounds' ratios)",
                 f"{median_ratio:.2f}x",
-                "",
+                ", ".join(f"{r:.2f}" for r in round_ratios),
                 "yes" if median_ratio >= 0.95 else "**no**",
             ],
             [
