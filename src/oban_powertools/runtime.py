@@ -258,24 +258,25 @@ class Runtime:
                 await self.database.close()
 
 
-class SchedulerService:
-    """The looper oban starts and stops in place of its scheduler. It also records that
-    this node runs the runtime (:mod:`.presence`)."""
+class _Service:
+    """A looper oban starts and stops in place of one of its own: it holds the runtime's
+    pool open from before its parts start until after they stopped."""
 
-    def __init__(self, runtime: Runtime, scheduler: CronScheduler, presence: Presence) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.scheduler = scheduler
-        self.presence = presence
         self._started = False
+
+    async def _start_parts(self) -> None:
+        raise NotImplementedError
+
+    async def _stop_parts(self) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
         await self.runtime.acquire()
         try:
-            await self.presence.start()
-            await self.runtime.sync_declarations()
-            await self.scheduler.start()
+            await self._start_parts()
         except BaseException:
-            await self.presence.stop()
             await self.runtime.release()
             raise
         self._started = True
@@ -285,13 +286,37 @@ class SchedulerService:
             return
         self._started = False
         try:
-            await self.presence.stop()
-            await self.scheduler.stop()
+            await self._stop_parts()
         finally:
             await self.runtime.release()
 
 
-class StagerService:
+class SchedulerService(_Service):
+    """The looper oban starts and stops in place of its scheduler. It also records that
+    this node runs the runtime (:mod:`.presence`)."""
+
+    def __init__(self, runtime: Runtime, scheduler: CronScheduler, presence: Presence) -> None:
+        super().__init__(runtime)
+        self.scheduler = scheduler
+        self.presence = presence
+
+    async def _start_parts(self) -> None:
+        await self.presence.start()
+        try:
+            await self.runtime.sync_declarations()
+            await self.scheduler.start()
+        except BaseException:
+            await self.presence.stop()
+            raise
+
+    async def _stop_parts(self) -> None:
+        try:
+            await self.presence.stop()
+        finally:
+            await self.scheduler.stop()
+
+
+class StagerService(_Service):
     """oban's stager and the queue-state applier as one looper.
 
     The applier starts first: its initial apply pauses/scales the producers before the
@@ -299,34 +324,23 @@ class StagerService:
     """
 
     def __init__(self, runtime: Runtime, stager: Any, applier: QueueStateApplier) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.stager = stager
         self.applier = applier
-        self._started = False
 
-    async def start(self) -> None:
-        await self.runtime.acquire()
+    async def _start_parts(self) -> None:
+        await self.applier.start()
         try:
-            await self.applier.start()
-            try:
-                await self.stager.start()
-            except BaseException:
-                await self.applier.stop()
-                raise
+            await self.stager.start()
         except BaseException:
-            await self.runtime.release()
+            await self.applier.stop()
             raise
-        self._started = True
 
-    async def stop(self) -> None:
-        if not self._started:
-            return
-        self._started = False
+    async def _stop_parts(self) -> None:
         try:
             await self.stager.stop()
-            await self.applier.stop()
         finally:
-            await self.runtime.release()
+            await self.applier.stop()
 
 
 # What Oban Web's cron view is told about each entry: oban's cronitor format, [expression,
@@ -337,7 +351,7 @@ SELECT name, expression, worker, timezone, paused FROM powertools_cron_entries O
 """
 
 
-class MetricsService:
+class MetricsService(_Service):
     """oban's metrics looper, broadcasting the stored cron entries in its crontab.
 
     oban's ``Metrics`` broadcasts the ``@worker(cron=...)`` registry every
@@ -347,12 +361,11 @@ class MetricsService:
     """
 
     def __init__(self, runtime: Runtime, metrics: Any, *, notifier: Any, name: str, node: str):
-        self.runtime = runtime
+        super().__init__(runtime)
         self.metrics = metrics
         self._notifier = notifier
         self._name = name
         self._node = node
-        self._started = False
         metrics._broadcast_crontab = self.broadcast_crontab
 
     async def crontab(self) -> list[list[Any]]:
@@ -376,20 +389,8 @@ class MetricsService:
             "cronitor", {"crontab": crontab, "name": self._name, "node": self._node}
         )
 
-    async def start(self) -> None:
-        await self.runtime.acquire()
-        try:
-            await self.metrics.start()
-        except BaseException:
-            await self.runtime.release()
-            raise
-        self._started = True
+    async def _start_parts(self) -> None:
+        await self.metrics.start()
 
-    async def stop(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        try:
-            await self.metrics.stop()
-        finally:
-            await self.runtime.release()
+    async def _stop_parts(self) -> None:
+        await self.metrics.stop()

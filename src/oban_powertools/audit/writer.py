@@ -23,9 +23,10 @@ INSERT INTO powertools_audit_events (
     action, command, resource_type, resource_id, principal_id, principal_type,
     principal_label, reason, preview_token, before, after, surface, outcome, detail
 ) VALUES (
-    %(action)s, %(command)s, %(resource_type)s, %(resource_id)s, %(principal_id)s,
-    %(principal_type)s, %(principal_label)s, %(reason)s, %(preview_token)s, %(before)s,
-    %(after)s, %(surface)s, %(outcome)s, %(detail)s
+    %(audit_action)s, %(audit_command)s, %(audit_resource_type)s, %(audit_resource_id)s,
+    %(audit_principal_id)s, %(audit_principal_type)s, %(audit_principal_label)s,
+    %(audit_reason)s, %(audit_preview_token)s, %(audit_before)s, %(audit_after)s,
+    %(audit_surface)s, %(audit_outcome)s, %(audit_detail)s
 )
 RETURNING id, occurred_at
 """
@@ -38,17 +39,18 @@ WITH event AS (
         action, command, resource_type, resource_id, principal_id, principal_type,
         principal_label, reason, preview_token, before, after, surface, outcome, detail
     ) VALUES (
-        %(action)s, %(command)s, %(resource_type)s, %(resource_id)s, %(principal_id)s,
-        %(principal_type)s, %(principal_label)s, %(reason)s, %(preview_token)s, %(before)s,
-        %(after)s, %(surface)s, %(outcome)s, %(detail)s
+        %(audit_action)s, %(audit_command)s, %(audit_resource_type)s, %(audit_resource_id)s,
+        %(audit_principal_id)s, %(audit_principal_type)s, %(audit_principal_label)s,
+        %(audit_reason)s, %(audit_preview_token)s, %(audit_before)s, %(audit_after)s,
+        %(audit_surface)s, %(audit_outcome)s, %(audit_detail)s
     )
     RETURNING id, occurred_at
 ),
 consumed AS (
     UPDATE powertools_previews
-    SET status = 'consumed', reason = %(reason)s, resolved_at = clock_timestamp(),
+    SET status = 'consumed', reason = %(audit_reason)s, resolved_at = clock_timestamp(),
         audit_event_id = (SELECT id FROM event)
-    WHERE token = %(preview_token)s AND status = 'ready'
+    WHERE token = %(audit_preview_token)s AND status = 'ready'
     RETURNING token
 )
 SELECT event.id, event.occurred_at, (SELECT count(*) FROM consumed) AS consumed FROM event
@@ -123,7 +125,8 @@ def event_params(
     reason: str | None,
     detail: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The ``audit_`` parameters of :data:`EVENT_FROM_APPLIED`, checked as write_event's."""
+    """The ``audit_`` parameters every event insert takes (:func:`write_event` adds the
+    outcome, preview token and snapshots; :data:`EVENT_FROM_APPLIED` takes these)."""
     if surface not in SURFACES:
         raise ValueError(f"unknown audit surface {surface!r}")
     return {
@@ -159,30 +162,28 @@ async def write_event(
 ) -> int:
     """Insert one event; with ``consume_preview`` also mark ``preview_token``'s preview
     consumed by it (the caller holds that preview's row lock, so it must still be ready)."""
-    if surface not in SURFACES:
-        raise ValueError(f"unknown audit surface {surface!r}")
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     if consume_preview and not preview_token:
         raise ValueError("consume_preview needs the preview_token")
+    params = event_params(
+        action=action,
+        command=command,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        principal=principal,
+        surface=surface,
+        reason=reason,
+        detail=detail or {},
+    )
+    params.update(
+        audit_preview_token=preview_token,
+        audit_before=None if before is None else Jsonb(before),
+        audit_after=None if after is None else Jsonb(after),
+        audit_outcome=outcome,
+    )
     cur = await conn.execute(
-        INSERT_EVENT_CONSUMING_PREVIEW if consume_preview else INSERT_EVENT,
-        {
-            "action": action,
-            "command": command,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "principal_id": principal.id,
-            "principal_type": principal.type,
-            "principal_label": principal.label,
-            "reason": reason,
-            "preview_token": preview_token,
-            "before": None if before is None else Jsonb(before),
-            "after": None if after is None else Jsonb(after),
-            "surface": surface,
-            "outcome": outcome,
-            "detail": Jsonb(dict(detail or {})),
-        },
+        INSERT_EVENT_CONSUMING_PREVIEW if consume_preview else INSERT_EVENT, params
     )
     row = await cur.fetchone()
     assert row is not None
