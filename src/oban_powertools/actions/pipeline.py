@@ -1,15 +1,19 @@
 """The one mutation pipeline: authorize → preview → confirm with reason → execute.
 
-Every surface (page, JSON API, Python API, CLI) calls these functions. Execute runs in a
-single transaction: lock the preview, re-authorize, check status, expiry and drift, apply
-the change, consume the preview, write the audit event. Any failure rolls all of it back,
+Every surface (page, JSON API, Python API, CLI) calls these functions. Execute reads the
+preview (its action, targets and actor never change once stored), re-authorizes and
+checks the reason, then makes the change in one transaction: the preview locked and
+checked again (ready, unexpired), the targets checked for drift, the change applied, the
+preview consumed and the audit event written. Actions that can express all of that as one
+statement (:class:`~.base.ConfirmStatement`: cron pause and resume) do, which spares the
+BEGIN and COMMIT round trips; the others use a transaction. Any failure leaves nothing,
 except the terminal outcomes ``expired`` and ``drifted``, which are recorded on the
 preview (and nothing else changes) so a retry with the same token says why it failed.
 
 Drift is checked by the apply itself (:meth:`Action.apply_checked`): job actions run one
 ``UPDATE`` that changes a job only while its state and attempt still match the preview, and
 a target it did not change has drifted. Then the whole transaction rolls back (nothing of
-the set is applied) and a second, short transaction records ``drifted`` on the preview.
+the set is applied) and a second, short statement records ``drifted`` on the preview.
 """
 
 from __future__ import annotations
