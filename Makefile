@@ -38,4 +38,5 @@ clean:
 	-.venv/bin/python tools/pgcluster.py stop test
 	-.venv/bin/python tools/pgcluster.py stop demo
 	-.venv/bin/python tools/pgcluster.py stop bench
+	-.venv/bin/python tools/pgcluster.py stop load
 	rm -rf .tmp .venv .tools
