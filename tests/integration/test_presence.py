@@ -143,3 +143,16 @@ async def test_the_presence_loop_renews_and_survives_a_failing_write(pt: Powerto
     assert calls >= 4  # the failed renewal was logged, and the loop went on
     (row,) = await execute(pt, "SELECT node FROM powertools_runtime_nodes")
     assert row["node"] == "worker-1"
+
+
+async def test_node_and_instance_names_go_through_the_display_policy(pt: Powertools) -> None:
+    class Labels:
+        def display(self, kind: str, value: Any, context: Any) -> str | None:
+            return {"node": "worker #2 (eu-west)", "oban_instance": "Main"}.get(kind)
+
+    await Presence(lambda: pt.db, name="oban", node="worker-1").record()
+    await leader(pt, "worker-2")
+    data = await overview(pt.db, Display(Labels(), "page"))
+    (item,) = [a for a in data.attention if a.kind == "runtime_missing"]
+    assert item.title == "Node worker #2 (eu-west) leads 'Main' without the Powertools runtime"
+    assert "worker-2" not in item.title + item.why

@@ -149,8 +149,9 @@ async def overview(
 def _runtime_missing(display: Display, nodes: list[presence.NodeWithoutRuntime]) -> Attention:
     leader = next((n for n in nodes if n.leads), None)
     shown = [display.text("node", n.node, field="node") for n in nodes]
+    names = [display.text("oban_instance", n.name, field="name") for n in nodes]
     if leader is not None:
-        title = f"Node {shown[0]} leads {leader.name!r} without the Powertools runtime"
+        title = f"Node {shown[0]} leads '{names[0]}' without the Powertools runtime"
         why = (
             "As oban's leader it runs oban's own cron scheduler: the entries stored in "
             "Powertools are not scheduled and a paused entry declared in code still fires."
@@ -168,7 +169,7 @@ def _runtime_missing(display: Display, nodes: list[presence.NodeWithoutRuntime])
             "queue decisions (a paused queue fetches again)."
         )
         severity = "warning"
-    others = [f"{node} ({n.name!r})" for node, n in zip(shown, nodes, strict=True)]
+    others = [f"{node} ('{name}')" for node, name in zip(shown, names, strict=True)]
     why += f" Nodes: {', '.join(others)}."
     paths = [
         NextPath(
