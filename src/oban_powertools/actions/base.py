@@ -198,7 +198,6 @@ class Action(ABC):
         snapshots in Python, checks, and stores the preview with a second statement."""
         return None
 
-    @abstractmethod
     async def apply(
         self,
         conn: Conn,
@@ -206,7 +205,11 @@ class Action(ABC):
         snapshots: Mapping[str, Snapshot],
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
-        """Make the change inside the pipeline's transaction; return the after-snapshots."""
+        """Make the change inside the pipeline's transaction, the targets locked and checked
+        by :meth:`apply_checked`; return the after-snapshots. An action that overrides
+        :meth:`apply_checked` with a statement that checks and changes together (the job
+        actions) has nothing to put here."""
+        raise NotImplementedError(f"{self.name} applies through apply_checked")
 
     async def apply_checked(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, LiteralString
@@ -15,7 +14,6 @@ from ..db import Conn
 from .base import (
     PREVIEW_COLUMNS,
     Action,
-    Applied,
     ApplyContext,
     ConfirmStatement,
     PreviewFields,
@@ -49,25 +47,16 @@ PAUSE_PREVIEW = entries.pause_preview_sql(PREVIEW_COLUMNS)
 
 
 class VersionedChange(CronAction):
-    """Pause and resume: the drift check, the row lock and the change are one statement
-    that changes the entry only while it is at the version the preview saw. Confirmed
-    through the pipeline, that statement also locks the preview, writes the audit event and
-    consumes the preview (:meth:`confirm_statement`)."""
+    """Pause and resume. Confirmed through the pipeline, one statement locks the preview,
+    changes the entry only at the version the preview saw, writes the audit event and
+    consumes the preview (:meth:`confirm_statement`). Without that statement the pipeline's
+    transaction locks and checks the entry first, then :meth:`apply` changes it."""
 
-    confirm_sql: ClassVar[LiteralString]
-
-    @abstractmethod
-    async def change(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        name: str,
-        params: Mapping[str, Any],
-        version: int | None,
-    ) -> entries.Changed | None: ...
+    confirm_sql: ClassVar[LiteralString]  # the change as CTEs of the one-statement confirm
+    apply_sql: ClassVar[LiteralString]  # the same change on its own
 
     def change_params(self, ctx: ApplyContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The statement's parameters besides the entry's name and version."""
+        """The statements' parameters besides the entry's name and version."""
         return {}
 
     def confirm_statement(
@@ -79,27 +68,11 @@ class VersionedChange(CronAction):
     ) -> ConfirmStatement | None:
         (name,) = targets
         if expected is None or name not in expected:
-            return None  # nothing previewed to compare with: the checked path says drifted
+            return None  # the transaction path reads the preview's before-state itself
         version = int(expected[name]["version"])
         return ConfirmStatement(
             self.confirm_sql, {"name": name, "version": version, **self.change_params(ctx, params)}
         )
-
-    async def apply_checked(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        targets: Sequence[str],
-        params: Mapping[str, Any],
-        expected: Mapping[str, Snapshot] | None,
-    ) -> Applied:
-        (name,) = targets
-        if expected is None or name not in expected:
-            return Applied({}, {}, [name])  # nothing previewed to compare with: drifted
-        changed = await self.change(conn, ctx, name, params, int(expected[name]["version"]))
-        if changed is None:
-            return Applied({}, {}, [name])  # another version, or deleted, since the preview
-        return Applied({name: changed.before}, {name: changed.after}, [])
 
     async def apply(
         self,
@@ -108,12 +81,13 @@ class VersionedChange(CronAction):
         snapshots: Mapping[str, Snapshot],
         params: Mapping[str, Any],
     ) -> dict[str, Snapshot]:
-        # Unchecked (no version): for callers that hold the row and checked it themselves.
+        # The pipeline holds the entry's row lock and checked its version.
         (name,) = snapshots
-        changed = await self.change(conn, ctx, name, params, None)
+        changing = {"name": name, "version": None, **self.change_params(ctx, params)}
+        changed = await entries.change(conn, self.apply_sql, changing)
         if changed is None:
             # Raising rolls back rather than audit a change not made.
-            raise RuntimeError(f"cron entry {name} changed under the caller's lock")
+            raise RuntimeError(f"cron entry {name} changed under the pipeline's lock")
         return {name: changed.after}
 
 
@@ -157,6 +131,7 @@ class PauseCronEntry(VersionedChange):
         return f"Future claims stop until resumed{tail}. Jobs already enqueued are not affected."
 
     confirm_sql = entries.PAUSE_CONFIRM
+    apply_sql = entries.PAUSE_ENTRY
 
     async def store_preview(
         self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
@@ -199,24 +174,6 @@ class PauseCronEntry(VersionedChange):
             "expires_at": ctx.now + timedelta(minutes=minutes) if minutes else None,
         }
 
-    async def change(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        name: str,
-        params: Mapping[str, Any],
-        version: int | None,
-    ) -> entries.Changed | None:
-        changing = self.change_params(ctx, params)
-        return await entries.pause_entry(
-            conn,
-            name,
-            ctx.principal,
-            changing["reason"],
-            changing["expires_at"],
-            version=version,
-        )
-
 
 @register
 class ResumeCronEntry(VersionedChange):
@@ -238,16 +195,7 @@ class ResumeCronEntry(VersionedChange):
         return f"Claims resume at the next due minute; {policy} (catch-up policy '{name}')."
 
     confirm_sql = entries.RESUME_CONFIRM
-
-    async def change(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        name: str,
-        params: Mapping[str, Any],
-        version: int | None,
-    ) -> entries.Changed | None:
-        return await entries.resume_entry(conn, name, version=version)
+    apply_sql = entries.RESUME_ENTRY
 
 
 @register

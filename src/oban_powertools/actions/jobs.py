@@ -201,16 +201,6 @@ class JobAction(Action):
     def describe(self, what: str) -> str:
         raise NotImplementedError
 
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        # Never reached: apply_checked above checks drift and changes in one statement.
-        raise TypeError(f"{self.name} applies through apply_checked")
-
 
 @register
 class RetryJob(JobAction):

@@ -260,7 +260,9 @@ class Changed:
     after: dict[str, Any]
 
 
-async def _change(conn: Conn, query: LiteralString, params: dict[str, Any]) -> Changed | None:
+async def change(conn: Conn, query: LiteralString, params: dict[str, Any]) -> Changed | None:
+    """Run PAUSE_ENTRY or RESUME_ENTRY (``version`` None: at any version). None if the
+    entry is missing, not in the state the change needs, or at another version."""
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(query, params)
     row = await cur.fetchone()
@@ -274,31 +276,23 @@ async def _change(conn: Conn, query: LiteralString, params: dict[str, Any]) -> C
 
 
 async def pause_entry(
-    conn: Conn,
-    name: str,
-    by: Principal,
-    reason: str | None,
-    expires_at: datetime | None,
-    *,
-    version: int | None = None,
+    conn: Conn, name: str, by: Principal, reason: str | None, expires_at: datetime | None
 ) -> Changed | None:
-    """Pause (only at ``version`` when given). None if the entry is missing, already
-    paused or at another version."""
+    """Pause; None if the entry is missing or already paused."""
     params = {
         "name": name,
         "by_id": by.id,
         "by_label": by.label,
         "reason": reason,
         "expires_at": expires_at,
-        "version": version,
+        "version": None,
     }
-    return await _change(conn, PAUSE_ENTRY, params)
+    return await change(conn, PAUSE_ENTRY, params)
 
 
-async def resume_entry(conn: Conn, name: str, *, version: int | None = None) -> Changed | None:
-    """Resume (only at ``version`` when given). None if the entry is missing, not paused
-    or at another version."""
-    return await _change(conn, RESUME_ENTRY, {"name": name, "version": version})
+async def resume_entry(conn: Conn, name: str) -> Changed | None:
+    """Resume; None if the entry is missing or not paused."""
+    return await change(conn, RESUME_ENTRY, {"name": name, "version": None})
 
 
 ENTRY_JOB_TEMPLATE: LiteralString = """
