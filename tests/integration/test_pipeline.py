@@ -148,8 +148,10 @@ async def test_input_errors_write_nothing(pt: Powertools) -> None:
         await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "x'; DROP TABLE oban_jobs; --")
     with pytest.raises(errors.InvalidTargets):
         await pt.pipeline.preview(OPERATOR, "pause_cron_entry", ["nightly_sync", "other"])
-    with pytest.raises(errors.InvalidParams):
+    with pytest.raises(errors.InvalidParams, match="takes expires_in_minutes, not bogus"):
         await pt.pipeline.preview(OPERATOR, "pause_cron_entry", "nightly_sync", {"bogus": 1})
+    with pytest.raises(errors.InvalidParams, match="resume_cron_entry takes no parameters"):
+        await pt.pipeline.preview(OPERATOR, "resume_cron_entry", "nightly_sync", {"limit": 2})
     with pytest.raises(errors.InvalidParams, match="between 1 and"):
         await pt.pipeline.preview(
             OPERATOR, "pause_cron_entry", "nightly_sync", {"expires_in_minutes": "0"}

@@ -152,9 +152,15 @@ class Action(ABC):
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the action's parameters. The default accepts none."""
-        if raw:
-            raise InvalidParams(f"{self.name} takes no parameters, got {', '.join(sorted(raw))}")
+        self.refuse_unknown(raw, frozenset())
         return {}
+
+    def refuse_unknown(self, raw: Mapping[str, Any], accepted: frozenset[str]) -> None:
+        """Raise InvalidParams naming any parameter the action does not take."""
+        unknown = set(raw) - accepted
+        if unknown:
+            takes = f"takes {', '.join(sorted(accepted))}" if accepted else "takes no parameters"
+            raise InvalidParams(f"{self.name} {takes}, not {', '.join(sorted(unknown))}")
 
     def parse_target(self, raw: str) -> str:
         """Normalise one target id, raising InvalidTargets when it cannot be one."""

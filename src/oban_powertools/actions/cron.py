@@ -103,9 +103,7 @@ class PauseCronEntry(VersionedChange):
     destructive = True
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = set(raw) - {"expires_in_minutes"}
-        if unknown:
-            raise InvalidParams(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown(raw, frozenset({"expires_in_minutes"}))
         value = raw.get("expires_in_minutes")
         if value in (None, ""):
             return {}

@@ -129,9 +129,7 @@ class ScaleQueue(QueueAction):
     destructive = True
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = set(raw) - {"limit"}
-        if unknown:
-            raise InvalidParams(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown(raw, frozenset({"limit"}))
         try:
             limit = int(str(raw.get("limit", "")).strip())
         except ValueError:
