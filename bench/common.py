@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def server_url() -> str:
-    """DATABASE_URL's server, or the private 'bench' cluster (started if needed)."""
+    """DATABASE_URL's server, or the private 'bench' cluster (started if needed, with
+    PostgreSQL's durability on, so commit costs are measured against a flushed WAL)."""
     if url := os.environ.get("DATABASE_URL"):
         return url
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "pgcluster.py"), "start", "bench"],
+        [sys.executable, str(ROOT / "tools" / "pgcluster.py"), "start", "bench", "--durable"],
         check=True,
         capture_output=True,
         text=True,

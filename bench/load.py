@@ -62,7 +62,7 @@ def server_url() -> str:
     if url := os.environ.get("DATABASE_URL"):
         return url
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "pgcluster.py"), "start", "load"],
+        [sys.executable, str(ROOT / "tools" / "pgcluster.py"), "start", "load", "--durable"],
         check=True,
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@
 
 Stdlib only, so it runs before the project's environment exists:
 
-    python tools/pgcluster.py start [NAME]   # prints the server URL (postgresql://...)
+    python tools/pgcluster.py start [NAME] [--durable]   # prints the server URL
     python tools/pgcluster.py url [NAME]
     python tools/pgcluster.py stop [NAME]
 
@@ -11,6 +11,12 @@ stops the other. The cluster lives in a gitignored folder (``.tmp/pg-NAME``), li
 127.0.0.1 at a free port with trust auth, and is owned by an unprivileged user:
 PostgreSQL refuses to run as root, so as root it runs as ``postgres`` (installing
 Debian's ``postgresql`` package first when the server binaries are missing).
+
+Test and demo clusters hold throwaway data and run with durability off (fsync,
+synchronous_commit, full_page_writes), which makes them much faster. ``--durable`` keeps
+PostgreSQL's defaults: the benchmarks use it, because a commit's cost is only meaningful
+against the real floor of a flushed WAL. A running cluster started the other way is
+restarted with the requested settings.
 """
 
 from __future__ import annotations
@@ -106,14 +112,18 @@ def _ready(port: int) -> bool:
     return res.returncode == 0
 
 
-def start(name: str = "dev") -> str:
+def start(name: str = "dev", *, durable: bool = False) -> str:
     home = _home(name)
     data = home / "data"
     bindir = _bindir()
     prefix = _run_as()
     port_file = home / "port"
+    mode_file = home / "mode"
+    mode = "durable" if durable else "fast"
     if port_file.exists() and _ready(int(port_file.read_text())):
-        return url(name)
+        if mode_file.exists() and mode_file.read_text().strip() == mode:
+            return url(name)
+        stop(name)
     if not (data / "PG_VERSION").exists():
         subprocess.run(
             [
@@ -131,12 +141,12 @@ def start(name: str = "dev") -> str:
             stdout=subprocess.DEVNULL,
         )
     port = _free_port()
-    # Throwaway data: durability settings off make tests much faster.
     opts = (
-        f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+        f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c max_connections=300 "
         "-c shared_buffers=256MB"
     )
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         [
             *prefix,
@@ -156,6 +166,7 @@ def start(name: str = "dev") -> str:
         stdout=subprocess.DEVNULL,
     )
     port_file.write_text(str(port))
+    mode_file.write_text(mode)
     deadline = time.monotonic() + 30
     while not _ready(port):
         if time.monotonic() > deadline:
@@ -174,20 +185,26 @@ def stop(name: str = "dev") -> None:
             stdout=subprocess.DEVNULL,
         )
     (home / "port").unlink(missing_ok=True)
+    (home / "mode").unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:
-    command = argv[1] if len(argv) > 1 else "start"
-    name = argv[2] if len(argv) > 2 else "dev"
+    flags = {a for a in argv[1:] if a.startswith("--")}
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    command = args[0] if args else "start"
+    name = args[1] if len(args) > 1 else "dev"
+    if flags - {"--durable"} or (flags and command != "start"):
+        print("usage: pgcluster.py start [NAME] [--durable] | url|stop [NAME]", file=sys.stderr)
+        return 2
     try:
         if command == "start":
-            print(start(name))
+            print(start(name, durable="--durable" in flags))
         elif command == "url":
             print(url(name))
         elif command == "stop":
             stop(name)
         else:
-            print("usage: pgcluster.py start|url|stop [NAME]", file=sys.stderr)
+            print("usage: pgcluster.py start [NAME] [--durable] | url|stop [NAME]", file=sys.stderr)
             return 2
     except (ClusterError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
