@@ -26,6 +26,7 @@ from tests.hostile.world import (
     seed_markers,
     token_in,
 )
+from tests.support.waiting import eventually
 from tests.web.helpers import MOUNT, host_app, insert_job
 
 PREVIEW = f"{MOUNT}/actions/preview"
@@ -209,10 +210,7 @@ async def test_bulk_actions_racing_a_real_worker_apply_exactly_their_set(
             )
             return (await cur.fetchone())["n"] == 0
 
-        deadline = time.monotonic() + 30
-        while not await settled():
-            assert time.monotonic() < deadline, "the worker did not finish the jobs"
-            await asyncio.sleep(0.05)
+        await eventually(settled, within=30, what="the worker finishes the jobs")
     finally:
         await oban.stop()
         await pool.close()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from oban_powertools.db import Database
+from tests.support.waiting import eventually
 
 
 async def backend_pid(db: Database) -> int:
@@ -39,7 +38,13 @@ async def test_healthy_checkouts_are_not_probed_and_a_killed_connection_is_repla
 
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(%s)", (first,))
-        await asyncio.sleep(0.2)  # the server's goodbye reaches the idle socket
+
+            # The backend has exited, so its goodbye has reached the idle socket.
+            async def gone() -> bool:
+                cur = await admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,))
+                return await cur.fetchone() is None
+
+            await eventually(gone, what=f"backend {first} exits")
 
         # The next checkout sees the closed socket, probes it, and the pool hands out a
         # fresh connection instead of failing this request.

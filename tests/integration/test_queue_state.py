@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from oban import Job, Oban, worker
+from oban import Job, Oban, telemetry, worker
 from oban.worker import worker_name
 from psycopg_pool import AsyncConnectionPool
 
@@ -119,7 +121,10 @@ async def test_a_paused_queue_stays_paused_across_a_restart(
     restarted = await Node(db_url, pt, "worker-1").start()
     nodes.append(restarted)
     assert restarted.queue().paused  # before oban's stager could wake the producer
-    await asyncio.sleep(1.0)  # several stager passes: nothing is fetched
+    # Several stager passes (each one notifies the queue's producers): nothing is fetched.
+    passes = StagerPasses()
+    with passes.attached():
+        await eventually(lambda: passes.count >= 5, what="five stager passes")
     assert await states(pt, ids) == ["available"] * 3 and RAN == []
     # the producer state published in oban_producers says so too
     await eventually(lambda: _meta_says(pt, "worker-1", "paused", True))
@@ -160,7 +165,10 @@ async def test_a_lost_notification_is_repaired_within_seconds(
 
     # Between decisions the applier does not fight the host's own calls ...
     await node.oban.resume_queue("mailers")
-    await asyncio.sleep(0.6)
+    # Let the applier's periodic pass (the one that repaired the lost notification) run
+    # a few more times: it must leave the host's resume alone.
+    passes = count_calls(node.runtime.applier, "apply")
+    await eventually(lambda: passes.count >= 3, what="three applier passes")
     assert not node.queue().paused
     # ... and the next decision (a new version) is applied again.
     async with pt.db.connection() as conn:
@@ -168,6 +176,45 @@ async def test_a_lost_notification_is_repaired_within_seconds(
             "UPDATE powertools_queue_states SET paused = true, version = version + 1"
         )
     await eventually(lambda: node.queue().paused, within=2)
+
+
+class StagerPasses:
+    """Counts completed passes of oban's stager through its telemetry span."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._id = f"test-stager-{uuid.uuid4().hex[:8]}"
+
+    def _handle(self, _event: str, _meta: dict[str, Any]) -> None:
+        self.count += 1
+
+    @contextmanager
+    def attached(self) -> Iterator[None]:
+        telemetry.attach(self._id, ["oban.stager.stage.stop"], self._handle)
+        try:
+            yield
+        finally:
+            telemetry.detach(self._id)
+
+
+@dataclass
+class CallCount:
+    count: int = 0
+
+
+def count_calls(obj: Any, method: str) -> CallCount:
+    """Wrap one bound method of ``obj`` to count its calls (the object still does the work)."""
+    calls = CallCount()
+    original = getattr(obj, method)
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            calls.count += 1
+
+    setattr(obj, method, counted)
+    return calls
 
 
 async def _meta_says(pt: Powertools, node: str, key: str, value: Any) -> bool:

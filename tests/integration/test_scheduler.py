@@ -27,6 +27,7 @@ from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database
 from oban_powertools.seams import Principal
 from tests.support.seams import OPERATOR, make_powertools
+from tests.support.waiting import eventually
 
 T0 = datetime(2031, 1, 6, 10, 0, tzinfo=UTC)  # a Monday, safely in the future
 MINUTE = timedelta(minutes=1)
@@ -212,7 +213,17 @@ async def test_a_pause_committed_during_evaluation_wins(db: Database) -> None:
         await pause_entry(conn, "nightly_sync", Principal("x", "user", "X"), "hold", None)
         # The scheduler read the entry as unpaused and now waits for the row lock.
         evaluation = asyncio.create_task(sched.evaluate(now=T0 + MINUTE))
-        await asyncio.sleep(0.3)
+
+        async def blocked_on_our_lock() -> bool:
+            # Inside a transaction pg_stat_activity is a snapshot: take a new one each time.
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            cur = await conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            )
+            return await cur.fetchone() is not None
+
+        await eventually(blocked_on_our_lock, what="the evaluation waits for the entry's lock")
         assert not evaluation.done()
     result = await evaluation
     assert result.locked == 1 and result.enqueued == 0

@@ -135,6 +135,15 @@ async def job_minutes(pt: Powertools, name: str) -> list[datetime]:
         return sorted(datetime.fromisoformat(r["at"]) for r in await cur.fetchall())
 
 
+async def has_jobs(pt: Powertools, name: str, count: int) -> bool:
+    return len(await job_minutes(pt, name)) >= count
+
+
+def loop_evaluated(node: Node, minute: datetime) -> bool:
+    last = node.scheduler.last_evaluation
+    return last is not None and last.minute == minute
+
+
 async def test_two_nodes_racing_with_a_leader_change_claim_each_minute_once(
     pt: Powertools, db_url: str, nodes: list[Node]
 ) -> None:
@@ -161,7 +170,12 @@ async def test_two_nodes_racing_with_a_leader_change_claim_each_minute_once(
         # Explicit evaluations from every running node race each other and the loops.
         live = [n for n in (a, b) if n.running]
         await asyncio.gather(*(n.scheduler.evaluate(now=clock.current) for n in live))
-        await asyncio.sleep(0.05)
+        # ... and the leader's own loop takes its turn at the same minute before the next.
+        leader = next(n for n in live if n.oban.is_leader)
+        await eventually(
+            lambda leader=leader, minute=minute: loop_evaluated(leader, minute),
+            what=f"the leader's loop at {minute}",
+        )
 
     assert await job_minutes(pt, "every_minute") == minutes
     assert await job_minutes(pt, "every_3") == [T0]  # queue_one: T0 is still available
@@ -201,11 +215,14 @@ async def test_real_run_on_a_fast_clock_with_the_leader_stopping(
     await eventually(lambda: a.oban.is_leader)
     b = await Node(db_url, "node-b", runtime(pt, clock)).start()
     nodes.append(b)
-    await asyncio.sleep(3.0)
+    await eventually(lambda: has_jobs(pt, "every_minute", 4), within=30, what="4 minutes led by a")
     assert b.scheduler.last_evaluation is None  # not the leader: it never evaluated
     await a.stop()
-    await eventually(lambda: b.oban.is_leader)
-    await asyncio.sleep(3.0)
+    await eventually(lambda: b.oban.is_leader, within=30)
+    led_by_a = len(await job_minutes(pt, "every_minute"))
+    await eventually(
+        lambda: has_jobs(pt, "every_minute", led_by_a + 4), within=30, what="4 minutes led by b"
+    )
     await b.stop()
 
     minutes = await job_minutes(pt, "every_minute")
