@@ -24,8 +24,21 @@ def minutes(n: int) -> timedelta:
     return timedelta(minutes=n)
 
 
-def test_the_labels_are_the_contract_words() -> None:
-    assert LABELS == ("complete", "partial evidence", "history unavailable", "unknown")
+def test_the_rules_speak_the_contract_words_and_no_others() -> None:
+    # The product contract's completeness vocabulary, word for word: a rule that returned
+    # another spelling (or a label the pages do not know) would break the wording contract.
+    produced = {
+        queue_completeness(known=known, live_nodes=live, stale_nodes=stale).label
+        for known in (False, True)
+        for live in (0, 2)
+        for stale in (0, 1)
+    } | {
+        job_completeness(exists=exists, has_audit=audit, state="completed", attempt=2).label
+        for exists in (False, True)
+        for audit in (False, True)
+    }
+    assert produced == {"complete", "partial evidence", "history unavailable", "unknown"}
+    assert produced == set(LABELS)
 
 
 def test_full_coverage_has_no_gap() -> None:
