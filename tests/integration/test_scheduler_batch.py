@@ -1,10 +1,10 @@
 """The scheduler's set-based claiming: many slots per chunk in a few statements.
 
-A chunk's decisions are made one slot at a time in Python and written together; a chunk
-that meets a slot claimed before is rolled back and decided again slot by slot. These
-tests check the jobs and slot rows that come out, that the result is the same as the
-slot-by-slot path's on a scenario with every policy, and that a conflict never gives a
-slot a second job.
+A chunk's decisions are made one slot at a time in Python and written together; the slots
+claimed before are read under the entry locks first, so a decision after such a slot sees
+it did not fire. These tests check the jobs and slot rows that come out, that the result
+does not depend on how entries are chunked on a scenario with every policy, and that a
+claimed slot never gets a second job.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ async def test_a_busy_minute_gives_each_due_entry_one_job_like_enqueue_for_entry
 # -- a slot claimed before ---------------------------------------------------------------------
 
 
-async def test_a_chunk_meeting_a_claimed_slot_is_decided_slot_by_slot(
+async def test_a_chunk_meeting_a_claimed_slot_skips_exactly_that_slot(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     await declare(
@@ -207,10 +207,11 @@ async def test_a_chunk_meeting_a_claimed_slot_is_decided_slot_by_slot(
 
     with caplog.at_level(logging.INFO, logger=scheduler_module.__name__):
         result = await evaluate(sched, T0 + MINUTE)
-    assert "had a slot claimed before; deciding them slot by slot" in caplog.text
+    # Decided in the chunk's one pass: nothing was rolled back and retried.
+    assert "retrying one by one" not in caplog.text
 
     # Had T0 been taken as fired, it would have a second job and T0+1 would be skipped for
-    # overlapping with it. Slot by slot, T0 is seen as claimed and T0+1 runs.
+    # overlapping with it. T0 is seen as claimed and T0+1 runs.
     found = await rows(
         db,
         "SELECT slot_at, kind, outcome, job_id FROM powertools_cron_slots "
@@ -240,7 +241,7 @@ async def test_a_chunk_meeting_a_claimed_slot_is_decided_slot_by_slot(
     assert entry["evaluated_through"] == T0 + MINUTE
 
 
-# -- the same result as slot by slot ----------------------------------------------------------
+# -- the same result however the entries are chunked ------------------------------------------
 
 POLICIES = ("allow", "skip", "queue_one", "cancel_previous")
 
@@ -273,13 +274,13 @@ def scenario_specs() -> list[CronEntrySpec]:
     return specs
 
 
-async def run_scenario(db: Database) -> list[tuple[int, ...]]:
+async def run_scenario(db: Database, chunk_size: int) -> list[tuple[int, ...]]:
     """Minutes with everything the scheduler decides: first looks, late minutes, downtime
     with catch-up, overlaps, follow-ups released, replaced runs (one executing), an entry
     redefined in a minute it already fired, and a pause."""
     specs = scenario_specs()
     await declare(db, *specs)
-    sched = CronScheduler(db, leader=Leader(), node="node-a", chunk_size=17)
+    sched = CronScheduler(db, leader=Leader(), node="node-a", chunk_size=chunk_size)
     counts: list[tuple[int, ...]] = []
 
     async def step(at: datetime, live_from: datetime | None = None) -> None:
@@ -388,29 +389,28 @@ async def snapshot(db: Database) -> dict[str, Any]:
     }
 
 
-async def test_set_based_claiming_writes_what_slot_by_slot_claiming_writes(
+async def test_claiming_writes_the_same_whether_entries_share_a_chunk_or_not(
     db: Database,
     other_db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # 17 entries a chunk: jobs, notifications, cancellations and slot rows of different
+    # entries written together, and placeholders resolved across them.
     with caplog.at_level(logging.INFO, logger=scheduler_module.__name__):
-        batched_counts = await run_scenario(db)
-    # The redefined entry's claimed slot sent its chunk down the slot-by-slot path.
-    assert "had a slot claimed before; deciding them slot by slot" in caplog.text
+        batched_counts = await run_scenario(db, chunk_size=17)
+    # The redefined entries met their claimed slots without a rollback.
+    assert "retrying one by one" not in caplog.text
     batched = await snapshot(db)
 
-    with monkeypatch.context() as patch:
-        # Every chunk through the slot-by-slot writer, as before set-based claiming.
-        patch.setattr(scheduler_module, "_Batch", scheduler_module._Direct)
-        async with Database(other_db_url) as other:
-            direct_counts = await run_scenario(other)
-            direct = await snapshot(other)
+    # One entry a chunk: nothing of one entry can leak into another's decisions.
+    async with Database(other_db_url) as other:
+        single_counts = await run_scenario(other, chunk_size=1)
+        single = await snapshot(other)
 
-    assert batched_counts == direct_counts
-    assert batched["entries"] == direct["entries"]
-    assert batched["slots"] == direct["slots"]
-    assert batched["jobs"] == direct["jobs"]
+    assert batched_counts == single_counts
+    assert batched["entries"] == single["entries"]
+    assert batched["slots"] == single["slots"]
+    assert batched["jobs"] == single["jobs"]
     # The scenario reached every decision (so the comparison covers them).
     outcomes = {s[3] for s in batched["slots"]}
     assert outcomes == {

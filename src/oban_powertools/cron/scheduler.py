@@ -20,10 +20,10 @@ nothing, so **a paused entry gets no new slot until it is resumed.**
 
 Claiming is set-based: a chunk's decisions are made slot by slot in Python (overlap,
 catch-up and follow-ups depend on the slots before), then its jobs, slot rows and entry
-updates are written in a few statements, still in the chunk's one transaction. Should one
-of those slots turn out to be claimed already (an entry redefined in the minute it fired
-starts its evaluation over), the chunk is rolled back and decided again one slot at a
-time, so every decision after that slot sees that it did not fire.
+updates are written in a few statements, still in the chunk's one transaction. Which of
+the planned slots were claimed already (an entry redefined in the minute it fired starts
+its evaluation over) is read under the entry locks before any decision, so every decision
+after such a slot sees that it did not fire.
 
 Cheap when nothing is due
 =========================
@@ -204,22 +204,6 @@ WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
 ORDER BY id
 """
 
-SET_SLOT_JOB: LiteralString = """
-UPDATE powertools_cron_slots SET job_id = %(job_id)s WHERE id = %(id)s
-"""
-
-ADD_SLOT_DETAIL: LiteralString = """
-UPDATE powertools_cron_slots SET detail = detail || %(detail)s WHERE id = %(id)s
-"""
-
-RELEASE_FOLLOW_UP: LiteralString = """
-UPDATE powertools_cron_slots
-SET outcome = 'enqueued', detail = detail || %(detail)s
-WHERE entry_name = %(name)s AND slot_at = %(slot_at)s AND kind <> 'manual'
-  AND outcome = 'deferred'
-RETURNING id, kind
-"""
-
 # -- a chunk's decisions written set-based (see _Batch) ---------------------------------
 
 # The rows of a chunk travel as one JSON array each: one json.dumps in Python instead of
@@ -243,8 +227,17 @@ NOTIFY_EACH: LiteralString = """
 SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload
 """
 
-# Every slot row of a chunk. A row that conflicts was claimed before: the caller compares
-# the count with what it planned and rolls the chunk back when they differ.
+# Which of the planned (entry, minute) slots have a row already. Read with the entries
+# locked, so no evaluation can claim one of them until the chunk commits.
+CLAIMED_SLOTS: LiteralString = """
+SELECT s.entry_name, s.slot_at FROM powertools_cron_slots s
+JOIN unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS c(name, slot_at)
+  ON s.entry_name = c.name AND s.slot_at = c.slot_at AND s.kind <> 'manual'
+"""
+
+# Every slot row of a chunk. A row that conflicts was claimed without the entry's lock
+# (which no writer does): the caller compares the count with what it planned and rolls
+# the chunk back when they differ.
 INSERT_SLOTS: LiteralString = """
 WITH claimed AS (
     INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id,
@@ -260,7 +253,7 @@ WITH claimed AS (
 SELECT count(*) AS claimed FROM claimed
 """
 
-# RELEASE_FOLLOW_UP for several entries at once.
+# The deferred slots (follow-ups) to release, for several entries at once.
 RELEASE_FOLLOW_UPS: LiteralString = """
 UPDATE powertools_cron_slots s
 SET outcome = 'enqueued', detail = s.detail || %(detail)s
@@ -507,131 +500,7 @@ class _Cached:
 
 
 class _Claimed(Exception):
-    """A slot that :class:`_Batch` planned had been claimed before; the chunk rolls back."""
-
-
-class _Writer(Protocol):
-    """Where :meth:`CronScheduler._claim` puts its decisions, in the order it makes them.
-
-    :class:`_Batch` collects a chunk's decisions and writes them set-based; :class:`_Direct`
-    writes each one as it is made. Both take the job's columns from the locked entry row,
-    so the decisions, and what ends up in the database, do not depend on the writer.
-    """
-
-    async def prepare(self, follow_ups: Sequence[tuple[str, datetime]]) -> None:
-        """Before any decision: the (entry, slot) follow-ups ``release`` will be asked for."""
-        ...
-
-    async def slot(
-        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
-    ) -> bool:
-        """Claim a slot that gets no job. False if it was claimed before."""
-        ...
-
-    async def enqueue(
-        self,
-        row: Mapping[str, Any],
-        slot_at: datetime,
-        kind: str,
-        outcome: str,
-        detail: dict[str, Any],
-        replacing: list[int],
-    ) -> int | None:
-        """Claim a slot and enqueue its job, cancelling ``replacing`` (the entry's active
-        jobs, for cancel_previous) first. The job's id; None if claimed before."""
-        ...
-
-    async def release(self, row: Mapping[str, Any], slot_at: datetime) -> int | None:
-        """Enqueue the entry's deferred slot at ``slot_at``. The job's id; None if the
-        deferred row is gone (entry history pruned)."""
-        ...
-
-    async def finish(self) -> dict[str, int]:
-        """Write what is still pending. Returns the newest job of each entry that enqueued
-        one, for ``last_job_id``, unless the jobs recorded themselves."""
-        ...
-
-
-class _Direct:
-    """Each decision written as it is made: a slot row, then its job, a few statements per
-    slot. Every decision sees whether the slots before it were claimed before, so this
-    path decides the chunks :class:`_Batch` gives back."""
-
-    def __init__(self, conn: Conn, prefix: str, node: str) -> None:
-        self.conn = conn
-        self.prefix = prefix
-        self.node = node
-
-    async def prepare(self, follow_ups: Sequence[tuple[str, datetime]]) -> None:
-        return None
-
-    async def _insert(
-        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
-    ) -> int | None:
-        cur = await self.conn.execute(
-            entries.INSERT_SLOT,
-            {
-                "name": name,
-                "slot_at": slot_at,
-                "kind": kind,
-                "outcome": outcome,
-                "job_id": None,
-                "claimed_by": self.node,
-                "detail": Jsonb(detail),
-            },
-        )
-        row = await cur.fetchone()
-        return None if row is None else int(row["id"])
-
-    async def slot(
-        self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
-    ) -> bool:
-        return await self._insert(name, slot_at, kind, outcome, detail) is not None
-
-    async def enqueue(
-        self,
-        row: Mapping[str, Any],
-        slot_at: datetime,
-        kind: str,
-        outcome: str,
-        detail: dict[str, Any],
-        replacing: list[int],
-    ) -> int | None:
-        name = row["name"]
-        slot_id = await self._insert(name, slot_at, kind, outcome, detail)
-        if slot_id is None:
-            return None  # already claimed (by an earlier evaluation)
-        if replacing:
-            # The ids of the jobs it cancelled (or signalled, when executing).
-            cancelled = sorted(await oban_jobs.cancel_jobs(self.conn, self.prefix, replacing))
-            await self.conn.execute(
-                ADD_SLOT_DETAIL, {"id": slot_id, "detail": Jsonb({"cancelled_jobs": cancelled})}
-            )
-        job_id = await entries.enqueue_for_entry(self.conn, self.prefix, name, slot_at, kind)
-        await self.conn.execute(SET_SLOT_JOB, {"id": slot_id, "job_id": job_id})
-        return job_id
-
-    async def release(self, row: Mapping[str, Any], slot_at: datetime) -> int | None:
-        name = row["name"]
-        cur = await self.conn.execute(
-            RELEASE_FOLLOW_UP,
-            {
-                "name": name,
-                "slot_at": slot_at,
-                "detail": Jsonb({"released_at": datetime.now(UTC).isoformat()}),
-            },
-        )
-        found = await cur.fetchone()
-        if found is None:
-            return None
-        job_id = await entries.enqueue_for_entry(
-            self.conn, self.prefix, name, slot_at, found["kind"]
-        )
-        await self.conn.execute(SET_SLOT_JOB, {"id": found["id"], "job_id": job_id})
-        return job_id
-
-    async def finish(self) -> dict[str, int]:
-        return {}  # enqueue_for_entry recorded each job as its entry's last
+    """A slot that :class:`_Batch` wrote had been claimed meanwhile; the chunk rolls back."""
 
 
 @dataclass(slots=True)
@@ -655,12 +524,11 @@ class _Batch:
     of the entry sees (``active_jobs`` in its detail), the jobs cancel_previous replaces,
     the entry's last job. :meth:`finish` puts the ids in before writing those.
 
-    Every planned slot is assumed unclaimed, as it almost always is: the entries are
-    locked and their ``evaluated_through`` only moves with their slot rows. A slot claimed
-    before (an entry redefined in the minute it fired, which restarts its evaluation) is
-    found when the rows are inserted, and :meth:`finish` raises :class:`_Claimed`: the
-    decisions after that slot assumed it fired, so the chunk is rolled back and decided
-    again by :class:`_Direct`.
+    :meth:`prepare` reads which of the planned slots have a row already (an entry
+    redefined in the minute it fired restarts its evaluation, so it plans that minute
+    again): :meth:`slot` and :meth:`enqueue` refuse those, and the decisions after them
+    see that they did not fire. Should the insert still meet a claimed row, :meth:`finish`
+    raises :class:`_Claimed` and the chunk is rolled back.
     """
 
     def __init__(self, conn: Conn, prefix: str, node: str) -> None:
@@ -669,25 +537,36 @@ class _Batch:
         self.node = node
         self._slots: list[_PlannedSlot] = []
         self._jobs: list[dict[str, Any]] = []
-        self._keys: set[tuple[str, str]] = set()
-        self._clash = False
+        self._claimed: set[tuple[str, datetime]] = set()
         self._last: dict[str, int] = {}
         self._deferred: dict[str, tuple[int, str]] = {}
         self._released: list[tuple[int, int]] = []  # (slot row id, job placeholder)
 
     def _job(self, row: Mapping[str, Any], slot_at: datetime, kind: str) -> int:
         name = row["name"]
-        fields = entries.job_fields(row, name, slot_at, kind)
-        # The inserted rows are matched back by (entry, cron_at); the same pair twice
-        # means a slot and a follow-up of one minute, so one of them was claimed before.
-        key = (name, fields["meta"]["cron_at"])
-        self._clash = self._clash or key in self._keys
-        self._keys.add(key)
-        self._jobs.append(fields)
+        # The inserted rows are matched back by (entry, cron_at), which is unique here: a
+        # follow-up's minute has its deferred row, so no slot of that minute is planned.
+        self._jobs.append(entries.job_fields(row, name, slot_at, kind))
         placeholder = self._last[name] = -len(self._jobs)
         return placeholder
 
-    async def prepare(self, follow_ups: Sequence[tuple[str, datetime]]) -> None:
+    async def prepare(
+        self,
+        follow_ups: Sequence[tuple[str, datetime]],
+        planned: Sequence[tuple[str, datetime]],
+    ) -> None:
+        """Before any decision: release the (entry, slot) follow-ups :meth:`release` will
+        be asked for, and read which ``planned`` slots were claimed before."""
+        if planned:
+            cur = await self.conn.execute(
+                CLAIMED_SLOTS,
+                {
+                    "names": [name for name, _ in planned],
+                    "slot_ats": [slot_at for _, slot_at in planned],
+                },
+                prepare=False,
+            )
+            self._claimed = {(r["entry_name"], r["slot_at"]) for r in await cur.fetchall()}
         if not follow_ups:
             return
         cur = await self.conn.execute(
@@ -704,6 +583,9 @@ class _Batch:
     async def slot(
         self, name: str, slot_at: datetime, kind: str, outcome: str, detail: dict[str, Any]
     ) -> bool:
+        """Claim a slot that gets no job. False if it was claimed before."""
+        if (name, slot_at) in self._claimed:
+            return False
         self._slots.append(_PlannedSlot(name, slot_at, kind, outcome, detail, None, []))
         return True
 
@@ -716,6 +598,10 @@ class _Batch:
         detail: dict[str, Any],
         replacing: list[int],
     ) -> int | None:
+        """Claim a slot and enqueue its job, cancelling ``replacing`` (the entry's active
+        jobs, for cancel_previous) first. The job's placeholder; None if claimed before."""
+        if (row["name"], slot_at) in self._claimed:
+            return None
         job = self._job(row, slot_at, kind)
         self._slots.append(
             _PlannedSlot(row["name"], slot_at, kind, outcome, detail, job, list(replacing))
@@ -723,6 +609,8 @@ class _Batch:
         return job
 
     async def release(self, row: Mapping[str, Any], slot_at: datetime) -> int | None:
+        """Enqueue the entry's deferred slot at ``slot_at``. The job's placeholder; None
+        if the deferred row is gone (entry history pruned)."""
         found = self._deferred.pop(row["name"], None)
         if found is None:
             return None
@@ -732,8 +620,8 @@ class _Batch:
         return job
 
     async def finish(self) -> dict[str, int]:
-        if self._clash:
-            raise _Claimed
+        """Write the chunk. Returns the newest job of each entry that enqueued one, for
+        ``last_job_id``."""
         conn = self.conn
         ids: list[int] = []
         if self._jobs:
@@ -1017,27 +905,12 @@ class CronScheduler:
     async def _claim_chunk(
         self, names: Sequence[str], minute: datetime, live_from: datetime
     ) -> Evaluation:
-        """Claim ``names`` in one transaction; what it did, once committed.
-
-        Set-based (:class:`_Batch`); if one of the slots turns out to have been claimed
-        before, the chunk is rolled back and decided again slot by slot (:class:`_Direct`).
-        """
-        part = Evaluation(minute=minute, live_from=live_from)
-        try:
-            async with self.database.transaction() as conn:
-                await self._claim(
-                    conn, _Batch(conn, self.prefix, self.node), names, minute, live_from, part
-                )
-            return part
-        except _Claimed:
-            logger.info(
-                "cron: %d entries had a slot claimed before; deciding them slot by slot",
-                len(names),
-            )
+        """Claim ``names`` in one transaction (set-based, :class:`_Batch`); what it did,
+        once committed."""
         part = Evaluation(minute=minute, live_from=live_from)
         async with self.database.transaction() as conn:
             await self._claim(
-                conn, _Direct(conn, self.prefix, self.node), names, minute, live_from, part
+                conn, _Batch(conn, self.prefix, self.node), names, minute, live_from, part
             )
         return part
 
@@ -1097,7 +970,7 @@ class CronScheduler:
     async def _claim(
         self,
         conn: Conn,
-        writer: _Writer,
+        writer: _Batch,
         names: Sequence[str],
         minute: datetime,
         live_from: datetime,
@@ -1145,7 +1018,16 @@ class CronScheduler:
                 (row["name"], row["follow_up_slot_at"])
                 for row, _ in work
                 if row["follow_up_slot_at"] is not None and not active.get(row["name"])
-            ]
+            ],
+            [
+                (row["name"], slot_at)
+                for row, plan in work
+                if plan is not None
+                for slot_at in (
+                    *(slot[0] for slot in plan.slots),
+                    *((plan.skipped[0],) if plan.skipped is not None else ()),
+                )
+            ],
         )
         advance: dict[str, tuple[datetime, datetime | None, datetime | None]] = {}
         for row, plan in work:
@@ -1192,7 +1074,7 @@ class CronScheduler:
 
     async def _place(
         self,
-        writer: _Writer,
+        writer: _Batch,
         row: Mapping[str, Any],
         slot_at: datetime,
         kind: str,
