@@ -17,106 +17,14 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from . import Conn
+from .queries import sql
 
-# What an action snapshots of a job: enough to detect drift and to say what changed.
-# Kept small on purpose: a bulk action snapshots up to 100k of these.
-JOB_SNAPSHOT: LiteralString = """
-SELECT id, state::text AS state, queue, worker, attempt, max_attempts
-FROM oban_jobs WHERE id = ANY(%(ids)s)
-ORDER BY id
-"""
-
-JOB_SNAPSHOT_FOR_UPDATE: LiteralString = JOB_SNAPSHOT + " FOR UPDATE"
-
-# A bulk preview keeps only what drift is checked on (and the state, for the effect and
-# the audit summary): 100k full snapshots would be most of a bulk action's cost.
-JOB_DRIFT_KEYS: LiteralString = """
-SELECT id, state::text AS state, attempt FROM oban_jobs WHERE id = ANY(%(ids)s) ORDER BY id
-"""
-
-INSERT_JOB: LiteralString = """
-INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
-                       scheduled_at)
-VALUES (%(args)s, %(meta)s, %(queue)s, %(worker)s, %(priority)s, %(max_attempts)s,
-        %(tags)s, 'available', timezone('UTC', now()))
-RETURNING id
-"""
-
-# Each change is a SET clause and the states it applies to; the plain statements (by id)
-# and the checked ones (by id, only while state and attempt still match a preview) are
-# built from the same parts, so both keep oban's semantics.
-
-# Same as oban's retry_many_jobs.sql.
-RETRY_SET: LiteralString = """
-SET state = 'available'::oban_job_state,
-    max_attempts = GREATEST(max_attempts, attempt + 1),
-    scheduled_at = timezone('UTC', now()),
-    completed_at = NULL,
-    cancelled_at = NULL,
-    discarded_at = NULL,
-    meta = jsonb_set(meta, '{uniq_bmp}', '[]'::jsonb)
-"""
-RETRY_WHERE: LiteralString = " AND state NOT IN ('available', 'executing')"
-
-# Same as oban's cancel_many_jobs.sql: executing jobs keep their state and are told to
-# stop through the producer's pkill signal.
-CANCEL_SET: LiteralString = """
-SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_state END,
-    cancelled_at = CASE WHEN state = 'executing' THEN cancelled_at
-                        ELSE timezone('UTC', now()) END,
-    meta = CASE WHEN state = 'executing' THEN meta
-                ELSE meta || jsonb_build_object('cancel_attempted_at', timezone('UTC', now()))
-           END
-"""
-CANCEL_WHERE: LiteralString = (
-    " AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')"
-)
-
-# Discard: stop retrying a job that has not finished, keeping it for forensics.
-DISCARD_SET: LiteralString = """
-SET state = 'discarded'::oban_job_state,
-    discarded_at = timezone('UTC', now()),
-    meta = meta || jsonb_build_object('discarded_by_operator', true)
-"""
-DISCARD_WHERE: LiteralString = " AND state IN ('available', 'scheduled', 'retryable', 'suspended')"
-
-RETURNING: LiteralString = (
-    "\nRETURNING id, state::text AS state, queue, worker, attempt, max_attempts"
-)
-
-CANCEL_JOBS: LiteralString = (
-    "UPDATE oban_jobs" + CANCEL_SET + "WHERE id = ANY(%(ids)s)" + CANCEL_WHERE + RETURNING
-)
-
-# The checked form: the expected state and attempt of each job come from the preview row
-# (locked by the pipeline in the same transaction), so 100k expectations never travel to
-# Python and back. A job changed since the preview no longer matches and is not updated;
-# the caller treats every target missing from RETURNING as drifted. Concurrent writers are
-# handled by PostgreSQL: an UPDATE that waits for a row lock re-checks the row's new version.
-CHECKED_FROM: LiteralString = """
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
-WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
-  AND attempt = expected.expected_attempt
-"""
-CHECKED_RETURNING: LiteralString = (
-    "\nRETURNING id, expected_state, expected_attempt, state::text AS state, queue, worker,"
-    " attempt, max_attempts"
-)
-
-RETRY_JOBS_CHECKED: LiteralString = (
-    "UPDATE oban_jobs" + RETRY_SET + CHECKED_FROM + RETRY_WHERE + CHECKED_RETURNING
-)
-CANCEL_JOBS_CHECKED: LiteralString = (
-    "UPDATE oban_jobs" + CANCEL_SET + CHECKED_FROM + CANCEL_WHERE + CHECKED_RETURNING
-)
-DISCARD_JOBS_CHECKED: LiteralString = (
-    "UPDATE oban_jobs" + DISCARD_SET + CHECKED_FROM + DISCARD_WHERE + CHECKED_RETURNING
-)
-
-NOTIFY: LiteralString = "SELECT pg_notify(%(channel)s, %(payload)s)"
+JOB_SNAPSHOT = sql("oban_jobs", "job_snapshot")
+JOB_SNAPSHOT_FOR_UPDATE = sql("oban_jobs", "job_snapshot_for_update")
+JOB_DRIFT_KEYS = sql("oban_jobs", "job_drift_keys")
+INSERT_JOB = sql("oban_jobs", "insert_job")
+CANCEL_JOBS = sql("oban_jobs", "cancel_jobs")
+NOTIFY = sql("oban_jobs", "notify")
 
 
 def channel(prefix: str, name: str) -> str:
@@ -147,10 +55,11 @@ async def drift_keys(conn: Conn, ids: Sequence[int]) -> dict[int, tuple[str, int
 type CheckedRow = tuple[int, str, int, str, str, str, int, int]
 type Change = Literal["retry", "cancel", "discard"]
 
+# The checked forms: only the jobs of a preview that are still as previewed change.
 CHECKED: dict[str, LiteralString] = {
-    "retry": RETRY_JOBS_CHECKED,
-    "cancel": CANCEL_JOBS_CHECKED,
-    "discard": DISCARD_JOBS_CHECKED,
+    "retry": sql("oban_jobs", "retry_jobs_checked"),
+    "cancel": sql("oban_jobs", "cancel_jobs_checked"),
+    "discard": sql("oban_jobs", "discard_jobs_checked"),
 }
 
 
@@ -159,7 +68,7 @@ CHECKED: dict[str, LiteralString] = {
 # 15,000 targets. Above that the statement gets more memory for the rest of its
 # transaction, which cut the spill (and ~10% of a 100k-job confirm) here.
 LARGE_SET = 10_000
-LARGE_SET_WORK_MEM: LiteralString = "SET LOCAL work_mem = '64MB'"
+LARGE_SET_WORK_MEM = sql("oban_jobs", "large_set_work_mem")
 
 
 async def change_checked(

@@ -1,0 +1,115 @@
+-- The library's statements over oban-py's oban_jobs table. They keep oban's semantics
+-- (a contract test runs both on the same rows and compares) and notify oban's channels
+-- the way oban does.
+
+-- name: job_snapshot
+-- What an action snapshots of a job: enough to detect drift and to say what changed.
+-- Kept small on purpose: a bulk action snapshots up to 100k of these.
+SELECT id, state::text AS state, queue, worker, attempt, max_attempts
+FROM oban_jobs WHERE id = ANY(%(ids)s)
+ORDER BY id
+
+-- name: job_snapshot_for_update
+-- job_snapshot, with the rows locked for the caller's transaction.
+SELECT id, state::text AS state, queue, worker, attempt, max_attempts
+FROM oban_jobs WHERE id = ANY(%(ids)s)
+ORDER BY id
+FOR UPDATE
+
+-- name: job_drift_keys
+-- A bulk preview keeps only what drift is checked on (and the state, for the effect and
+-- the audit summary): 100k full snapshots would be most of a bulk action's cost.
+SELECT id, state::text AS state, attempt FROM oban_jobs WHERE id = ANY(%(ids)s) ORDER BY id
+
+-- name: insert_job
+-- One available job, as oban's insert_job.sql writes it.
+INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
+                       scheduled_at)
+VALUES (%(args)s, %(meta)s, %(queue)s, %(worker)s, %(priority)s, %(max_attempts)s,
+        %(tags)s, 'available', timezone('UTC', now()))
+RETURNING id
+
+-- name: cancel_jobs
+-- Same as oban's cancel_many_jobs.sql: executing jobs keep their state and are told to
+-- stop through the producer's pkill signal.
+UPDATE oban_jobs
+SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_state END,
+    cancelled_at = CASE WHEN state = 'executing' THEN cancelled_at
+                        ELSE timezone('UTC', now()) END,
+    meta = CASE WHEN state = 'executing' THEN meta
+                ELSE meta || jsonb_build_object('cancel_attempted_at', timezone('UTC', now()))
+           END
+WHERE id = ANY(%(ids)s)
+  AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')
+RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
+
+-- name: retry_jobs_checked
+-- oban's retry_many_jobs.sql over the jobs of a preview that are still as previewed. The
+-- expected state and attempt of each job come from the preview row (locked by the
+-- pipeline in the same transaction), so 100k expectations never travel to Python and
+-- back. A job changed since the preview does not match and is not updated; the caller
+-- treats every target missing from RETURNING as drifted. An UPDATE that waits for a row
+-- lock re-checks the row's new version, so concurrent writers are handled by PostgreSQL.
+UPDATE oban_jobs
+SET state = 'available'::oban_job_state,
+    max_attempts = GREATEST(max_attempts, attempt + 1),
+    scheduled_at = timezone('UTC', now()),
+    completed_at = NULL,
+    cancelled_at = NULL,
+    discarded_at = NULL,
+    meta = jsonb_set(meta, '{uniq_bmp}', '[]'::jsonb)
+FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
+             (b.value->>'attempt')::int AS expected_attempt
+      FROM powertools_previews p, jsonb_each(p.before) AS b
+      WHERE p.token = %(token)s) expected
+WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
+  AND attempt = expected.expected_attempt
+  AND state NOT IN ('available', 'executing')
+RETURNING id, expected_state, expected_attempt, state::text AS state, queue, worker,
+          attempt, max_attempts
+
+-- name: cancel_jobs_checked
+-- cancel_jobs over the jobs of a preview that are still as previewed (see
+-- retry_jobs_checked).
+UPDATE oban_jobs
+SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_state END,
+    cancelled_at = CASE WHEN state = 'executing' THEN cancelled_at
+                        ELSE timezone('UTC', now()) END,
+    meta = CASE WHEN state = 'executing' THEN meta
+                ELSE meta || jsonb_build_object('cancel_attempted_at', timezone('UTC', now()))
+           END
+FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
+             (b.value->>'attempt')::int AS expected_attempt
+      FROM powertools_previews p, jsonb_each(p.before) AS b
+      WHERE p.token = %(token)s) expected
+WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
+  AND attempt = expected.expected_attempt
+  AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')
+RETURNING id, expected_state, expected_attempt, state::text AS state, queue, worker,
+          attempt, max_attempts
+
+-- name: discard_jobs_checked
+-- Discard: stop retrying a job that has not finished, keeping it for forensics; over the
+-- jobs of a preview that are still as previewed (see retry_jobs_checked).
+UPDATE oban_jobs
+SET state = 'discarded'::oban_job_state,
+    discarded_at = timezone('UTC', now()),
+    meta = meta || jsonb_build_object('discarded_by_operator', true)
+FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
+             (b.value->>'attempt')::int AS expected_attempt
+      FROM powertools_previews p, jsonb_each(p.before) AS b
+      WHERE p.token = %(token)s) expected
+WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
+  AND attempt = expected.expected_attempt
+  AND state IN ('available', 'scheduled', 'retryable', 'suspended')
+RETURNING id, expected_state, expected_attempt, state::text AS state, queue, worker,
+          attempt, max_attempts
+
+-- name: notify
+-- One notification on one of oban's channels (delivered when the transaction commits).
+SELECT pg_notify(%(channel)s, %(payload)s)
+
+-- name: large_set_work_mem
+-- More memory for the rest of a transaction that reads a large preview's expectations
+-- (see oban_jobs.LARGE_SET).
+SET LOCAL work_mem = '64MB'

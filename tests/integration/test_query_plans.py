@@ -1,0 +1,41 @@
+"""Every named statement is valid SQL against the migrated schema: PostgreSQL plans it.
+
+Each statement is prepared with its parameters left for PostgreSQL to type, then
+EXPLAINed with NULL arguments, so nothing runs; settings (``SET LOCAL``) are run inside
+a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+
+from oban_powertools.db import queries
+
+PARAM = re.compile(r"%\((\w+)\)s")
+ALL = [(f, name) for f in queries.families() for name in queries.family(f)]
+
+
+def positional(text: str) -> tuple[str, int]:
+    """psycopg's named placeholders as PostgreSQL's $n (one number per name)."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${numbers.setdefault(match[1], len(numbers) + 1)}"
+
+    return PARAM.sub(number, text).replace("%%", "%"), len(numbers)
+
+
+@pytest.mark.parametrize(("family", "name"), ALL, ids=[f"{f}.{n}" for f, n in ALL])
+def test_postgresql_plans_the_statement(db_url: str, family: str, name: str) -> None:
+    text, count = positional(queries.family(family)[name].sql)
+    with psycopg.connect(db_url) as conn:  # one transaction, rolled back
+        if text.lstrip().upper().startswith("SET "):
+            conn.execute(text)
+        else:
+            conn.execute(f"PREPARE checked AS {text}")
+            args = ", ".join(["NULL"] * count)
+            conn.execute(f"EXPLAIN EXECUTE checked{f'({args})' if count else ''}")
+        conn.rollback()
