@@ -49,3 +49,13 @@ def test_every_statement_in_the_files_is_asked_for_by_some_module() -> None:
     assert defined, "no query files found"
     unused = sorted(defined - queries.asked())
     assert unused == [], f"statements no module uses (delete them): {unused}"
+
+
+def test_every_statement_says_what_it_is_for() -> None:
+    undocumented = [
+        f"{f}.{name}"
+        for f in queries.families()
+        for name, q in queries.family(f).items()
+        if not q.doc
+    ]
+    assert undocumented == []

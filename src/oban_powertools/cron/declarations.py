@@ -34,9 +34,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any
 
 from ..db import Conn
+from ..db.queries import sql
 from .entries import CronEntryError, CronEntrySpec, restart_evaluation, upsert_entry
 
 __all__ = [
@@ -52,13 +53,7 @@ __all__ = [
 
 _declared: list[CronEntrySpec] = []
 
-DEFINITIONS: LiteralString = """
-SELECT name, source, worker, queue, args, job_options, expression, timezone,
-       overlap_policy, catch_up_policy, max_catch_up, metadata
-FROM powertools_cron_entries WHERE name = ANY(%(names)s)
-ORDER BY name
-FOR UPDATE
-"""
+DEFINITIONS = sql("cron_entries", "definitions")
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 

@@ -92,7 +92,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, LiteralString, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -102,6 +102,7 @@ from psycopg.types.json import Jsonb
 from ..actions.pipeline import SYSTEM_PRINCIPAL
 from ..audit import write_event
 from ..db import Conn, Database, oban_jobs
+from ..db.queries import sql
 from . import entries
 from .expression import (
     CronExpression,
@@ -131,39 +132,9 @@ DEFAULT_GRACE = timedelta(minutes=3)
 # Long enough for an in-flight evaluation to commit, short enough not to hang shutdown.
 STOP_TIMEOUT = 5.0
 
-# The unlocked pass: everything needed to tell whether an entry has work, nothing more.
-CANDIDATES: LiteralString = """
-SELECT name, expression, timezone, evaluated_through, follow_up_slot_at
-FROM powertools_cron_entries WHERE NOT paused
-"""
-
-# With the job template (worker, queue, args, job_options, expression): the locked row is
-# what the entry's jobs are made of, so claiming needs no second read per slot.
-LOCK_ENTRIES: LiteralString = """
-SELECT name, worker, queue, args, job_options, expression, timezone, overlap_policy,
-       catch_up_policy, max_catch_up, paused, evaluated_through, last_slot_at, last_job_id,
-       follow_up_slot_at, updated_at
-FROM powertools_cron_entries WHERE name = ANY(%(names)s)
-ORDER BY name
-FOR UPDATE
-"""
-
-# Scheduler bookkeeping does not bump version or updated_at: firing is not a change an
-# operator's preview should drift on, and updated_at marks definition and pause changes.
-# One JSON row per entry (see INSERT_JOBS); last_job is null where nothing was enqueued or
-# the job already recorded itself. ``e.name = ANY(...)`` lets the planner find the rows by
-# primary key: joined only to the JSON rows, it hashes a scan of every entry.
-ADVANCE_ENTRIES: LiteralString = """
-UPDATE powertools_cron_entries e
-SET evaluated_through = u.through,
-    last_slot_at = GREATEST(e.last_slot_at, u.last_slot_at),
-    last_job_id = COALESCE(u.last_job, e.last_job_id),
-    follow_up_slot_at = u.follow_up
-FROM jsonb_to_recordset(%(entries)s) AS u(name text, through timestamptz,
-                                          last_slot_at timestamptz, last_job bigint,
-                                          follow_up timestamptz)
-WHERE e.name = u.name AND e.name = ANY(%(names)s::text[])
-"""
+CANDIDATES = sql("cron_entries", "candidates")
+LOCK_ENTRIES = sql("cron_entries", "lock_entries")
+ADVANCE_ENTRIES = sql("cron_entries", "advance_entries")
 
 
 def _advance(
@@ -187,120 +158,23 @@ def _advance(
     }
 
 
-# Statements that look rows up in oban_jobs or the slot history by an array are planned
-# at each execution (``prepare=False``): a generic plan cached while the table was small
-# scans all of it for every element once it has grown, until the next ANALYZE.
-ACTIVE_BY_ID: LiteralString = """
-SELECT id FROM oban_jobs
-WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'executing', 'retryable')
-"""
-
-# (state, queue) is the leading part of oban's main index, so this reads only the active
-# jobs of the entries' queues, not the job history.
-ACTIVE_BY_META: LiteralString = """
-SELECT id, meta->>'cron_name' AS name FROM oban_jobs
-WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
-  AND queue = ANY(%(queues)s) AND meta->>'cron_name' = ANY(%(names)s)
-ORDER BY id
-"""
+ACTIVE_BY_ID = sql("oban_jobs", "active_cron_jobs_by_id")
+ACTIVE_BY_META = sql("oban_jobs", "active_cron_jobs_by_entry")
 
 # -- a chunk's decisions written set-based (see _Batch) ---------------------------------
 
 # The rows of a chunk travel as one JSON array each: one json.dumps in Python instead of
 # a dump and an escape per array element, which cost more than the statements themselves.
 
-# The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order.
-INSERT_JOBS: LiteralString = """
-INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
-                       scheduled_at)
-SELECT j.args, j.meta, j.queue, j.worker, j.priority, j.max_attempts, j.tags, 'available',
-       timezone('UTC', now())
-FROM ROWS FROM (jsonb_to_recordset(%(jobs)s) AS (args jsonb, meta jsonb, queue text,
-                worker text, priority smallint, max_attempts smallint, tags text[]))
-     WITH ORDINALITY AS j(args, meta, queue, worker, priority, max_attempts, tags, n)
-ORDER BY j.n
-RETURNING id, meta->>'cron_name' AS name, meta->>'cron_at' AS at
-"""
-
-# oban_jobs.notify's statement, once per queue in one round trip.
-NOTIFY_EACH: LiteralString = """
-SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload
-"""
-
-# Which of the planned (entry, minute) slots have a row already. Read with the entries
-# locked, so no evaluation can claim one of them until the chunk commits.
-CLAIMED_SLOTS: LiteralString = """
-SELECT s.entry_name, s.slot_at FROM powertools_cron_slots s
-JOIN unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS c(name, slot_at)
-  ON s.entry_name = c.name AND s.slot_at = c.slot_at AND s.kind <> 'manual'
-"""
-
-# Every slot row of a chunk. A row that conflicts was claimed without the entry's lock
-# (which no writer does): the caller compares the count with what it planned and rolls
-# the chunk back when they differ.
-INSERT_SLOTS: LiteralString = """
-WITH claimed AS (
-    INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id,
-                                       claimed_by, detail)
-    SELECT s.name, s.slot_at, s.kind, s.outcome, s.job_id, %(claimed_by)s, s.detail
-    FROM ROWS FROM (jsonb_to_recordset(%(slots)s) AS (name text, slot_at timestamptz,
-                    kind text, outcome text, job_id bigint, detail jsonb))
-         WITH ORDINALITY AS s(name, slot_at, kind, outcome, job_id, detail, n)
-    ORDER BY s.n
-    ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) AS claimed FROM claimed
-"""
-
-# The deferred slots (follow-ups) to release, for several entries at once.
-RELEASE_FOLLOW_UPS: LiteralString = """
-UPDATE powertools_cron_slots s
-SET outcome = 'enqueued', detail = s.detail || %(detail)s
-FROM unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS u(name, slot_at)
-WHERE s.entry_name = u.name AND s.slot_at = u.slot_at AND s.kind <> 'manual'
-  AND s.outcome = 'deferred'
-RETURNING s.id, s.entry_name, s.kind
-"""
-
-SET_SLOT_JOBS: LiteralString = """
-UPDATE powertools_cron_slots s SET job_id = u.job_id
-FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS u(id, job_id)
-WHERE s.id = u.id
-"""
-
-EXPIRED_PAUSES: LiteralString = """
-SELECT name, pause_expires_at FROM powertools_cron_entries
-WHERE paused AND pause_expires_at <= %(now)s
-ORDER BY name
-LIMIT 100
-FOR UPDATE SKIP LOCKED
-"""
-
-LAST_COVERED: LiteralString = """
-SELECT max(last_minute) AS last_minute FROM powertools_scheduler_coverage
-"""
-
-# Extend this node's latest span when the new minutes touch or overlap it, else start a
-# new span. One statement, so a crash cannot leave half a decision.
-RECORD_COVERAGE: LiteralString = """
-WITH latest AS (
-    SELECT id, first_minute, last_minute FROM powertools_scheduler_coverage
-    WHERE node = %(node)s
-    ORDER BY last_minute DESC, id DESC
-    LIMIT 1
-), joined AS (
-    SELECT id, last_minute FROM latest
-    WHERE first_minute <= %(last)s AND last_minute >= %(first)s - interval '1 minute'
-), extended AS (
-    UPDATE powertools_scheduler_coverage c SET last_minute = %(last)s
-    FROM joined WHERE c.id = joined.id AND joined.last_minute < %(last)s
-    RETURNING c.id
-)
-INSERT INTO powertools_scheduler_coverage (node, first_minute, last_minute)
-SELECT %(node)s, %(first)s, %(last)s
-WHERE NOT EXISTS (SELECT 1 FROM joined)
-"""
+INSERT_JOBS = sql("oban_jobs", "insert_cron_jobs")
+NOTIFY_EACH = sql("oban_jobs", "notify_each")
+CLAIMED_SLOTS = sql("cron_slots", "claimed_slots")
+INSERT_SLOTS = sql("cron_slots", "insert_slots")
+RELEASE_FOLLOW_UPS = sql("cron_slots", "release_follow_ups")
+SET_SLOT_JOBS = sql("cron_slots", "set_slot_jobs")
+EXPIRED_PAUSES = sql("cron_entries", "expired_pauses")
+LAST_COVERED = sql("scheduler_coverage", "last_covered")
+RECORD_COVERAGE = sql("scheduler_coverage", "record_coverage")
 
 
 class LeaderLike(Protocol):

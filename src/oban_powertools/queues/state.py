@@ -4,53 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any
 
 from ..db import Conn
+from ..db.queries import sql
 
-QUEUE_SNAPSHOT: LiteralString = """
-SELECT q.name AS queue,
-       coalesce(s.paused, false) AS paused,
-       s.limit_override,
-       coalesce(s.version, 0) AS version,
-       s.changed_by_label,
-       s.reason,
-       (SELECT count(*) FROM oban_producers p WHERE p.queue = q.name) AS producers,
-       (SELECT max((p.meta->>'local_limit')::int) FROM oban_producers p
-         WHERE p.queue = q.name) AS configured_limit
-FROM unnest(%(queues)s::text[]) AS q(name)
-LEFT JOIN powertools_queue_states s ON s.queue = q.name
-"""
-
-KNOWN_QUEUES: LiteralString = """
-SELECT DISTINCT queue FROM (
-    SELECT queue FROM oban_producers
-    UNION ALL SELECT queue FROM powertools_queue_states
-) known WHERE queue = ANY(%(queues)s)
-"""
-
-SET_PAUSED: LiteralString = """
-INSERT INTO powertools_queue_states (queue, paused, changed_by_id, changed_by_label, reason)
-VALUES (%(queue)s, %(paused)s, %(by_id)s, %(by_label)s, %(reason)s)
-ON CONFLICT (queue) DO UPDATE SET
-    paused = EXCLUDED.paused, changed_by_id = EXCLUDED.changed_by_id,
-    changed_by_label = EXCLUDED.changed_by_label, reason = EXCLUDED.reason,
-    version = powertools_queue_states.version + 1, updated_at = clock_timestamp()
-"""
-
-SET_LIMIT: LiteralString = """
-INSERT INTO powertools_queue_states (queue, limit_override, changed_by_id, changed_by_label,
-                                     reason)
-VALUES (%(queue)s, %(limit)s, %(by_id)s, %(by_label)s, %(reason)s)
-ON CONFLICT (queue) DO UPDATE SET
-    limit_override = EXCLUDED.limit_override, changed_by_id = EXCLUDED.changed_by_id,
-    changed_by_label = EXCLUDED.changed_by_label, reason = EXCLUDED.reason,
-    version = powertools_queue_states.version + 1, updated_at = clock_timestamp()
-"""
-
-DESIRED_STATES: LiteralString = """
-SELECT queue, paused, limit_override, version FROM powertools_queue_states
-"""
+QUEUE_SNAPSHOT = sql("queue_states", "queue_snapshot")
+KNOWN_QUEUES = sql("queue_states", "known_queues")
+SET_PAUSED = sql("queue_states", "set_paused")
+SET_LIMIT = sql("queue_states", "set_limit")
+DESIRED_STATES = sql("queue_states", "desired_states")
 
 
 @dataclass(frozen=True, slots=True)

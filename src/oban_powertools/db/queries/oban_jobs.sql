@@ -113,3 +113,34 @@ SELECT pg_notify(%(channel)s, %(payload)s)
 -- More memory for the rest of a transaction that reads a large preview's expectations
 -- (see oban_jobs.LARGE_SET).
 SET LOCAL work_mem = '64MB'
+
+-- name: active_cron_jobs_by_id
+-- Statements that look rows up in oban_jobs or the slot history by an array are planned
+-- at each execution (``prepare=False``): a generic plan cached while the table was small
+-- scans all of it for every element once it has grown, until the next ANALYZE.
+SELECT id FROM oban_jobs
+WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'executing', 'retryable')
+
+-- name: active_cron_jobs_by_entry
+-- (state, queue) is the leading part of oban's main index, so this reads only the active
+-- jobs of the entries' queues, not the job history.
+SELECT id, meta->>'cron_name' AS name FROM oban_jobs
+WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
+  AND queue = ANY(%(queues)s) AND meta->>'cron_name' = ANY(%(names)s)
+ORDER BY id
+
+-- name: insert_cron_jobs
+-- The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order.
+INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
+                       scheduled_at)
+SELECT j.args, j.meta, j.queue, j.worker, j.priority, j.max_attempts, j.tags, 'available',
+       timezone('UTC', now())
+FROM ROWS FROM (jsonb_to_recordset(%(jobs)s) AS (args jsonb, meta jsonb, queue text,
+                worker text, priority smallint, max_attempts smallint, tags text[]))
+     WITH ORDINALITY AS j(args, meta, queue, worker, priority, max_attempts, tags, n)
+ORDER BY j.n
+RETURNING id, meta->>'cron_name' AS name, meta->>'cron_at' AS at
+
+-- name: notify_each
+-- oban_jobs.notify's statement, once per queue in one round trip.
+SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload

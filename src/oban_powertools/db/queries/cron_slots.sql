@@ -1,0 +1,41 @@
+-- Cron slots (powertools_cron_slots): one row per claimed minute of an entry, unique on
+-- (entry, minute), which is what makes a slot exactly-once.
+
+-- name: claimed_slots
+-- Which of the planned (entry, minute) slots have a row already. Read with the entries
+-- locked, so no evaluation can claim one of them until the chunk commits.
+SELECT s.entry_name, s.slot_at FROM powertools_cron_slots s
+JOIN unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS c(name, slot_at)
+  ON s.entry_name = c.name AND s.slot_at = c.slot_at AND s.kind <> 'manual'
+
+-- name: insert_slots
+-- Every slot row of a chunk. A row that conflicts was claimed without the entry's lock
+-- (which no writer does): the caller compares the count with what it planned and rolls
+-- the chunk back when they differ.
+WITH claimed AS (
+    INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id,
+                                       claimed_by, detail)
+    SELECT s.name, s.slot_at, s.kind, s.outcome, s.job_id, %(claimed_by)s, s.detail
+    FROM ROWS FROM (jsonb_to_recordset(%(slots)s) AS (name text, slot_at timestamptz,
+                    kind text, outcome text, job_id bigint, detail jsonb))
+         WITH ORDINALITY AS s(name, slot_at, kind, outcome, job_id, detail, n)
+    ORDER BY s.n
+    ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) AS claimed FROM claimed
+
+-- name: release_follow_ups
+-- The deferred slots (follow-ups) to release, for several entries at once.
+UPDATE powertools_cron_slots s
+SET outcome = 'enqueued', detail = s.detail || %(detail)s
+FROM unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS u(name, slot_at)
+WHERE s.entry_name = u.name AND s.slot_at = u.slot_at AND s.kind <> 'manual'
+  AND s.outcome = 'deferred'
+RETURNING s.id, s.entry_name, s.kind
+
+-- name: set_slot_jobs
+-- The jobs of released follow-ups, written onto their deferred slot rows.
+UPDATE powertools_cron_slots s SET job_id = u.job_id
+FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS u(id, job_id)
+WHERE s.id = u.id

@@ -1,0 +1,46 @@
+-- The operator's stored queue decisions (powertools_queue_states) and what oban's
+-- producers say about the same queues.
+
+-- name: queue_snapshot
+-- What an action snapshots of each queue: the stored decision and how many nodes run it.
+SELECT q.name AS queue,
+       coalesce(s.paused, false) AS paused,
+       s.limit_override,
+       coalesce(s.version, 0) AS version,
+       s.changed_by_label,
+       s.reason,
+       (SELECT count(*) FROM oban_producers p WHERE p.queue = q.name) AS producers,
+       (SELECT max((p.meta->>'local_limit')::int) FROM oban_producers p
+         WHERE p.queue = q.name) AS configured_limit
+FROM unnest(%(queues)s::text[]) AS q(name)
+LEFT JOIN powertools_queue_states s ON s.queue = q.name
+
+-- name: known_queues
+-- The queues some node runs or that have a stored decision.
+SELECT DISTINCT queue FROM (
+    SELECT queue FROM oban_producers
+    UNION ALL SELECT queue FROM powertools_queue_states
+) known WHERE queue = ANY(%(queues)s)
+
+-- name: set_paused
+-- Store a pause or resume decision; a new version, which every node applies.
+INSERT INTO powertools_queue_states (queue, paused, changed_by_id, changed_by_label, reason)
+VALUES (%(queue)s, %(paused)s, %(by_id)s, %(by_label)s, %(reason)s)
+ON CONFLICT (queue) DO UPDATE SET
+    paused = EXCLUDED.paused, changed_by_id = EXCLUDED.changed_by_id,
+    changed_by_label = EXCLUDED.changed_by_label, reason = EXCLUDED.reason,
+    version = powertools_queue_states.version + 1, updated_at = clock_timestamp()
+
+-- name: set_limit
+-- Store a scale decision; a new version, which every node applies.
+INSERT INTO powertools_queue_states (queue, limit_override, changed_by_id, changed_by_label,
+                                     reason)
+VALUES (%(queue)s, %(limit)s, %(by_id)s, %(by_label)s, %(reason)s)
+ON CONFLICT (queue) DO UPDATE SET
+    limit_override = EXCLUDED.limit_override, changed_by_id = EXCLUDED.changed_by_id,
+    changed_by_label = EXCLUDED.changed_by_label, reason = EXCLUDED.reason,
+    version = powertools_queue_states.version + 1, updated_at = clock_timestamp()
+
+-- name: desired_states
+-- Every stored decision, for the applier on each node.
+SELECT queue, paused, limit_override, version FROM powertools_queue_states
