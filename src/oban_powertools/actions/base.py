@@ -8,6 +8,7 @@ the change; the pipeline does everything else the same way for all of them.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any, ClassVar, LiteralString
 
 from ..db import Conn
+from ..db.queries import sql
 from ..seams import Principal
 from .errors import InvalidParams, UnknownAction
 
@@ -86,16 +88,6 @@ class RowSnapshots(Mapping[str, Snapshot]):
         return dict(Counter(str(row[self._columns[name]]) for row in self._rows))
 
 
-# A preview row's columns except ``before``, which comes back with the row neither from
-# INSERT ... RETURNING nor from the confirm's lock: the caller has the before-state at
-# hand, or (a large bulk set) the apply reads it in SQL.
-PREVIEW_COLUMNS: LiteralString = """
-token, action, resource_type, resource_id, targets, params, effect, plan_hash, status,
-actor_id, actor_type, actor_label, surface, reason, created_at, expires_at, resolved_at,
-audit_event_id
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class PreviewFields:
     """What the pipeline decided about a preview before its targets are looked at."""
@@ -111,18 +103,36 @@ class PreviewFields:
 
 @dataclass(frozen=True, slots=True)
 class ConfirmStatement:
-    """An action's change as CTEs of the pipeline's one-statement confirm.
-
-    ``sql`` continues a ``WITH`` list after the pipeline's ``guard`` CTE (one row: the
-    preview, locked, ready, unexpired, the confirming actor's): it must change nothing
-    unless ``guard`` has a row and the targets are as previewed, and it must end with a CTE
-    ``applied(before jsonb, after jsonb)`` holding one row when the change was made (none
-    when a target drifted). ``params`` are its parameters; the names ``token``,
-    ``actor_id`` and ``audit_*`` belong to the pipeline.
+    """An action's whole confirm as one named statement (see ``confirm_set_paused`` in
+    ``db/queries/cron_entries.sql``): it locks the preview while it is ready, unexpired and
+    the confirming actor's, changes the target only while it is as previewed, writes the
+    audit event from the change and consumes the preview. It returns one row: ``guarded``
+    (0 when the preview was not ready), ``event_id`` (NULL when a target drifted),
+    ``before`` and ``after``. ``params`` are the action's parameters; the pipeline adds
+    ``token``, ``actor_id`` and the ``audit_*`` ones, names an action may not use.
     """
 
     sql: LiteralString
     params: dict[str, Any]
+
+
+def plan_text(action: str, params: Mapping[str, Any]) -> str:
+    """The plan half of a preview's plan hash (``powertools_plan_hash``, migration 0004):
+    the action and its parameters as canonical JSON."""
+    return json.dumps(
+        {"action": action, "params": params}, sort_keys=True, separators=(",", ":"), default=str
+    )
+
+
+def drift_text(action: Action, targets: Sequence[str], snapshots: Mapping[str, Snapshot]) -> str:
+    """The state half of the plan hash: ``target:key[:key...]`` per target, in target
+    order. The statements that store a preview in SQL build the same text."""
+    parts = []
+    for target in targets:
+        key = action.drift_key(snapshots[target])
+        keys = key if isinstance(key, list | tuple) else [key]
+        parts.append(":".join([target, *(str(k) for k in keys)]))
+    return ",".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +147,7 @@ class StoredPreview:
     problem_count: int
 
 
-# A preview's stored before-state, for checks that need it in Python (the pipeline leaves
-# a large bulk preview's before-state in the database unless an action asks for it).
-PREVIEW_BEFORE: LiteralString = "SELECT before FROM powertools_previews WHERE token = %(token)s"
+PREVIEW_BEFORE = sql("previews", "preview_before")
 
 
 class Action(ABC):
@@ -191,9 +199,9 @@ class Action(ABC):
         params: Mapping[str, Any],
         expected: Mapping[str, Snapshot] | None,
     ) -> ConfirmStatement | None:
-        """The change as part of a one-statement confirm (see :class:`ConfirmStatement`),
-        or None (the default): the pipeline then confirms in a transaction through
-        :meth:`apply_checked`, a few round trips more."""
+        """The whole confirm as one statement (see :class:`ConfirmStatement`), or None
+        (the default): the pipeline then confirms in a transaction through
+        :meth:`apply_checked`, a few round trips more. An action has one or the other."""
         return None
 
     async def store_preview(

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar, LiteralString
+from typing import Any, ClassVar
 
 from psycopg.types.json import Jsonb
 
 from ..cron import entries
 from ..db import Conn
 from .base import (
-    PREVIEW_COLUMNS,
     Action,
     ApplyContext,
     ConfirmStatement,
     PreviewFields,
     Snapshot,
     StoredPreview,
+    plan_text,
     register,
 )
 from .errors import InvalidParams, InvalidTargets
@@ -43,21 +42,12 @@ class CronAction(Action):
         return snapshot["version"]
 
 
-PAUSE_PREVIEW = entries.pause_preview_sql(PREVIEW_COLUMNS)
+class SetPaused(CronAction):
+    """Pause and resume, each confirmed in one statement (``confirm_set_paused``): the
+    preview locked, the entry changed only at the version the preview saw, the audit
+    event written and the preview consumed together."""
 
-
-class VersionedChange(CronAction):
-    """Pause and resume. Confirmed through the pipeline, one statement locks the preview,
-    changes the entry only at the version the preview saw, writes the audit event and
-    consumes the preview (:meth:`confirm_statement`). Without that statement the pipeline's
-    transaction locks and checks the entry first, then :meth:`apply` changes it."""
-
-    confirm_sql: ClassVar[LiteralString]  # the change as CTEs of the one-statement confirm
-    apply_sql: ClassVar[LiteralString]  # the same change on its own
-
-    def change_params(self, ctx: ApplyContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The statements' parameters besides the entry's name and version."""
-        return {}
+    pause: ClassVar[bool]
 
     def confirm_statement(
         self,
@@ -67,28 +57,12 @@ class VersionedChange(CronAction):
         expected: Mapping[str, Snapshot] | None,
     ) -> ConfirmStatement | None:
         (name,) = targets
-        if expected is None or name not in expected:
-            return None  # the transaction path reads the preview's before-state itself
-        version = int(expected[name]["version"])
+        minutes = params.get("expires_in_minutes")
+        expires_at = ctx.now + timedelta(minutes=minutes) if minutes else None
         return ConfirmStatement(
-            self.confirm_sql, {"name": name, "version": version, **self.change_params(ctx, params)}
+            entries.CONFIRM_SET_PAUSED,
+            entries.set_paused_params(name, self.pause, ctx.principal, ctx.reason, expires_at),
         )
-
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        # The pipeline holds the entry's row lock and checked its version.
-        (name,) = snapshots
-        changing = {"name": name, "version": None, **self.change_params(ctx, params)}
-        changed = await entries.change(conn, self.apply_sql, changing)
-        if changed is None:
-            # Raising rolls back rather than audit a change not made.
-            raise RuntimeError(f"cron entry {name} changed under the pipeline's lock")
-        return {name: changed.after}
 
 
 async def _after(conn: Conn, name: str) -> dict[str, Snapshot]:
@@ -96,11 +70,12 @@ async def _after(conn: Conn, name: str) -> dict[str, Snapshot]:
 
 
 @register
-class PauseCronEntry(VersionedChange):
+class PauseCronEntry(SetPaused):
     name = "pause_cron_entry"
     event = "cron.paused"
     label = "Pause cron entry"
     destructive = True
+    pause = True
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         self.refuse_unknown(raw, frozenset({"expires_in_minutes"}))
@@ -128,16 +103,12 @@ class PauseCronEntry(VersionedChange):
         )
         return f"Future claims stop until resumed{tail}. Jobs already enqueued are not affected."
 
-    confirm_sql = entries.PAUSE_CONFIRM
-    apply_sql = entries.PAUSE_ENTRY
-
     async def store_preview(
         self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
     ) -> StoredPreview | None:
         (name,) = targets
-        plan = json.dumps({"action": self.name, "params": params, "target": name}, sort_keys=True)
         cur = await conn.execute(
-            PAUSE_PREVIEW,
+            entries.STORE_PAUSE_PREVIEW,
             {
                 "name": name,
                 "token": fields.token,
@@ -145,7 +116,7 @@ class PauseCronEntry(VersionedChange):
                 "targets": Jsonb([name]),
                 "params": Jsonb(dict(params)),
                 "effect": self.effect({}, params),
-                "plan": plan + "|",
+                "plan": plan_text(self.name, params),
                 "actor_id": fields.actor_id,
                 "actor_type": fields.actor_type,
                 "actor_label": fields.actor_label,
@@ -163,21 +134,13 @@ class PauseCronEntry(VersionedChange):
             return StoredPreview(None, [], [(name, why)], 1)
         return StoredPreview(row, [], [], 0)
 
-    def change_params(self, ctx: ApplyContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        minutes = params.get("expires_in_minutes")
-        return {
-            "by_id": ctx.principal.id,
-            "by_label": ctx.principal.label,
-            "reason": ctx.reason,
-            "expires_at": ctx.now + timedelta(minutes=minutes) if minutes else None,
-        }
-
 
 @register
-class ResumeCronEntry(VersionedChange):
+class ResumeCronEntry(SetPaused):
     name = "resume_cron_entry"
     event = "cron.resumed"
     label = "Resume cron entry"
+    pause = False
 
     def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
         return None if snapshot["paused"] else "the cron entry is not paused"
@@ -191,9 +154,6 @@ class ResumeCronEntry(VersionedChange):
         }[entry["catch_up_policy"]]
         name = entry["catch_up_policy"]
         return f"Claims resume at the next due minute; {policy} (catch-up policy '{name}')."
-
-    confirm_sql = entries.RESUME_CONFIRM
-    apply_sql = entries.RESUME_ENTRY
 
 
 @register

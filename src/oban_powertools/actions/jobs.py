@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any, LiteralString
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from ..db import Conn, oban_jobs
+from ..db.queries import sql
 from .base import (
-    PREVIEW_COLUMNS,
     Action,
     Applied,
     ApplyContext,
@@ -18,6 +17,7 @@ from .base import (
     RowSnapshots,
     Snapshot,
     StoredPreview,
+    plan_text,
     register,
 )
 from .errors import InvalidTargets
@@ -35,56 +35,7 @@ AFTER_COLUMNS = {
 }
 
 
-# The preview of a set of jobs in one statement: each target's (state, attempt) is read
-# next to its position in the list, the set is checked (missing jobs; jobs in a state the
-# action does not apply to), and only when both are clear is the preview stored, its
-# before-state and plan hash built by PostgreSQL. The plan hash of a set is the SHA-256 of
-# the action and its parameters (JSON, from Python) followed by ``id:state:attempt`` of
-# every target in order. Up to ten problems come back as examples, with the counts.
-_SET_PREVIEW_HEAD: LiteralString = """
-WITH snap AS MATERIALIZED (
-    SELECT t.ord, t.id, j.state::text AS state, j.attempt
-    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS t(id, ord)
-    LEFT JOIN oban_jobs j ON j.id = t.id
-),
-verdict AS (
-    SELECT count(*) FILTER (WHERE state IS NULL) AS missing,
-           count(*) FILTER (WHERE NOT (state = ANY(%(applies_to)s::text[]))) AS problems
-    FROM snap
-),
-stored AS (
-    INSERT INTO powertools_previews (
-        token, action, resource_type, resource_id, targets, params, before, effect,
-        plan_hash, actor_id, actor_type, actor_label, surface, expires_at
-    )
-    SELECT %(token)s, %(action)s, 'job', %(resource_id)s, %(targets)s, %(params)s,
-           (SELECT jsonb_object_agg(id::text,
-                                    jsonb_build_object('state', state, 'attempt', attempt))
-            FROM snap),
-           %(effect)s,
-           (SELECT encode(sha256(convert_to(
-                       %(plan)s || string_agg(id || ':' || state || ':' || attempt, ','
-                                              ORDER BY ord), 'UTF8')), 'hex')
-            FROM snap),
-           %(actor_id)s, %(actor_type)s, %(actor_label)s, %(surface)s,
-           clock_timestamp() + %(ttl)s
-    FROM verdict WHERE missing = 0 AND problems = 0
-    RETURNING """
-_SET_PREVIEW_TAIL: LiteralString = """
-)
-SELECT verdict.missing, verdict.problems,
-       CASE WHEN verdict.missing > 0 THEN
-           (SELECT array_agg(id::text ORDER BY ord) FROM snap WHERE state IS NULL) END
-           AS missing_ids,
-       CASE WHEN verdict.problems > 0 THEN
-           (SELECT array_agg(ARRAY[id::text, state] ORDER BY ord) FROM (
-                SELECT ord, id, state FROM snap
-                WHERE NOT (state = ANY(%(applies_to)s::text[])) ORDER BY ord LIMIT 10) p) END
-           AS problem_examples,
-       stored.*
-FROM verdict LEFT JOIN stored ON true
-"""
-STORE_SET_PREVIEW: LiteralString = _SET_PREVIEW_HEAD + PREVIEW_COLUMNS + _SET_PREVIEW_TAIL
+STORE_SET_PREVIEW = sql("previews", "store_job_set_preview")
 
 
 class JobAction(Action):
@@ -117,7 +68,6 @@ class JobAction(Action):
     ) -> StoredPreview | None:
         if len(targets) == 1:
             return None  # one job: the full snapshot, through the pipeline's own path
-        plan = json.dumps({"action": self.name, "params": params}, sort_keys=True)
         cur = await conn.execute(
             STORE_SET_PREVIEW,
             {
@@ -129,7 +79,7 @@ class JobAction(Action):
                 "targets": Jsonb(list(targets)),
                 "params": Jsonb(dict(params)),
                 "effect": self.describe(f"exactly these {len(targets)} jobs"),
-                "plan": plan + "|",
+                "plan": plan_text(self.name, params),
                 "actor_id": fields.actor_id,
                 "actor_type": fields.actor_type,
                 "actor_label": fields.actor_label,

@@ -18,24 +18,22 @@ the set is applied) and a second, short statement records ``drifted`` on the pre
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import re
 import secrets
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
-from ..audit.writer import EVENT_FROM_APPLIED, event_params, write_event
+from ..audit.writer import event_params, write_event
 from ..db import Conn
+from ..db.queries import sql
 from ..seams import Principal, Resource, resolve
 from .base import (
-    PREVIEW_COLUMNS,
     Action,
     Applied,
     ApplyContext,
@@ -43,7 +41,9 @@ from .base import (
     PreviewFields,
     RowSnapshots,
     Snapshot,
+    drift_text,
     get_action,
+    plan_text,
 )
 from .errors import (
     InvalidReason,
@@ -65,60 +65,14 @@ if TYPE_CHECKING:
     from ..powertools import Powertools
 
 
-INSERT_PREVIEW: LiteralString = (
-    """
-INSERT INTO powertools_previews (
-    token, action, resource_type, resource_id, targets, params, before, effect, plan_hash,
-    actor_id, actor_type, actor_label, surface, expires_at
-) VALUES (
-    %(token)s, %(action)s, %(resource_type)s, %(resource_id)s, %(targets)s, %(params)s,
-    %(before)s, %(effect)s, %(plan_hash)s, %(actor_id)s, %(actor_type)s, %(actor_label)s,
-    %(surface)s, clock_timestamp() + %(ttl)s
-)
-RETURNING """
-    + PREVIEW_COLUMNS
-)
+INSERT_PREVIEW = sql("previews", "insert_preview")
+READ_PREVIEW = sql("previews", "read_preview")
+LOCK_PREVIEW = sql("previews", "lock_preview")
+GET_PREVIEW = sql("previews", "get_preview")
+RESOLVE_PREVIEW = sql("previews", "resolve_preview")
 
 # A bulk preview's stored before-state is only shipped to Python up to this many targets.
 INLINE_BEFORE_MAX = 1000
-
-# What execute decides on, read without a lock: the preview's action, targets and actor
-# never change once stored. A large set's before-state stays in the database.
-READ_PREVIEW: LiteralString = (
-    "SELECT "
-    + PREVIEW_COLUMNS
-    + """,
-       CASE WHEN jsonb_array_length(targets) <= %(inline)s THEN before END AS before,
-       expires_at <= clock_timestamp() AS is_expired
-FROM powertools_previews WHERE token = %(token)s
-"""
-)
-
-# The transaction path's lock: only what can have changed since the read.
-LOCK_PREVIEW: LiteralString = """
-SELECT status, audit_event_id, expires_at <= clock_timestamp() AS is_expired
-FROM powertools_previews WHERE token = %(token)s FOR UPDATE
-"""
-
-# The head of the one-statement confirm (see ConfirmStatement): the preview, locked, and
-# only while it is still ready, unexpired and the confirming actor's.
-CONFIRM_GUARD: LiteralString = """
-WITH guard AS (
-    SELECT token FROM powertools_previews
-    WHERE token = %(token)s AND status = 'ready' AND actor_id = %(actor_id)s
-      AND expires_at > clock_timestamp()
-    FOR UPDATE
-),
-"""
-
-GET_PREVIEW: LiteralString = "SELECT * FROM powertools_previews WHERE token = %(token)s"
-
-RESOLVE_PREVIEW: LiteralString = """
-UPDATE powertools_previews
-SET status = %(status)s, reason = %(reason)s, resolved_at = clock_timestamp(),
-    audit_event_id = %(audit_event_id)s
-WHERE token = %(token)s AND status = 'ready'
-"""
 
 SURFACES = ("web", "api", "cli", "system")
 # secrets.token_urlsafe's alphabet; anything else cannot be one of our tokens.
@@ -179,22 +133,6 @@ class ActionResult:
     preview: Preview
     audit_event_id: int
     after: Mapping[str, Snapshot]
-
-
-def plan_hash(
-    action: Action,
-    targets: Sequence[str],
-    params: Mapping[str, Any],
-    snapshots: Mapping[str, Snapshot],
-) -> str:
-    plan = {
-        "action": action.name,
-        "targets": list(targets),
-        "params": params,
-        "drift": [action.drift_key(snapshots[t]) for t in targets],
-    }
-    encoded = json.dumps(plan, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def audit_snapshot(snapshots: Mapping[str, Snapshot], targets: Sequence[str]) -> Any:
@@ -431,7 +369,8 @@ class Pipeline:
                 "params": Jsonb(parsed),
                 "before": Jsonb(snapshots),
                 "effect": action.effect(snapshots, parsed),
-                "plan_hash": plan_hash(action, target_ids, parsed, snapshots),
+                "plan": plan_text(action.name, parsed),
+                "drift": drift_text(action, target_ids, snapshots),
                 "actor_id": fields.actor_id,
                 "actor_type": fields.actor_type,
                 "actor_label": fields.actor_label,
@@ -533,7 +472,7 @@ class Pipeline:
             "actor_id": principal.id,
         }
         async with self._pt.db.connection() as conn:
-            cur = await conn.execute(CONFIRM_GUARD + statement.sql + EVENT_FROM_APPLIED, params)
+            cur = await conn.execute(statement.sql, params)
             row = await cur.fetchone()
         assert row is not None
         if row["guarded"] == 0:

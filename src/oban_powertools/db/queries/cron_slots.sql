@@ -39,3 +39,11 @@ RETURNING s.id, s.entry_name, s.kind
 UPDATE powertools_cron_slots s SET job_id = u.job_id
 FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS u(id, job_id)
 WHERE s.id = u.id
+
+-- name: insert_slot
+-- Claim one slot (a failed minute, or an operator's manual run); no row when the minute
+-- was claimed before. Manual runs are not unique per minute.
+INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id, claimed_by, detail)
+VALUES (%(name)s, %(slot_at)s, %(kind)s, %(outcome)s, %(job_id)s, %(claimed_by)s, %(detail)s)
+ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
+RETURNING id

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS powertools_plan_hash(text, text);
