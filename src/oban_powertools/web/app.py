@@ -10,7 +10,7 @@ shows no detail. A database whose schema is missing or older than this release a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,14 +86,21 @@ class SchemaGate:
     current (a healthy request pays one attribute read: the answer is cached).
 
     Anonymous visitors pass through to the usual sign-in answer, which reads none of the
-    library's tables; so does a request when the database cannot be asked at all (the
-    handlers' own 503 says so).
+    library's tables. A database that cannot be asked at all gets the app's own "database
+    unavailable" answer here, rather than a second wait for it in the handler.
     """
 
-    def __init__(self, app: ASGIApp, plane: Plane, templates: Templates) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        plane: Plane,
+        templates: Templates,
+        unavailable: Callable[[Request, Exception], Awaitable[Response]],
+    ) -> None:
         self.app = app
         self.plane = plane
         self.templates = templates
+        self.unavailable = unavailable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gate = self.plane.powertools.schema
@@ -111,8 +118,8 @@ class SchemaGate:
         try:
             await plane.ensure_started()
             problem = await plane.powertools.schema.check()
-        except psycopg.OperationalError:
-            return None
+        except psycopg.OperationalError as exc:
+            return await self.unavailable(request, exc)
         if problem is None:
             return None
         if await resolve(plane.config.auth.current_actor(request)) is None:
@@ -235,7 +242,11 @@ def create_app(powertools: Powertools) -> Starlette:
             Exception: server_error,
         },
         lifespan=lifespan,
-        middleware=[Middleware(SchemaGate, plane=plane, templates=templates)],
+        middleware=[
+            Middleware(
+                SchemaGate, plane=plane, templates=templates, unavailable=database_unavailable
+            )
+        ],
     )
     app.state.plane = plane
     app.state.templates = templates
