@@ -16,12 +16,13 @@ import psycopg
 
 from . import doctor as doctor_checks
 from .actions.errors import ActionError
-from .config import Config, database_only, from_env
+from .config import Config, database_only
 from .db import migrate as migrations
 from .errors import PowertoolsError
 from .install import InstallError, InstallReport
 from .install import install as run_install
 from .powertools import Powertools
+from .project import find_project
 from .seams import resolve
 
 database_url_option = click.option(
@@ -124,18 +125,29 @@ def _print_install(report: InstallReport) -> None:
         click.echo("Nothing changed: every file is as install left it or as you edited it.")
         return
     auth_file = next(s.path for s in report.steps if s.path.endswith("ops_auth.py"))
+    config_module = f"{report.package.module}.powertools_config"
     serve = f"uvicorn {report.app_target}" if report.app_target else "your app"
     click.echo("Next:")
     click.echo(
         f"  1. Make {auth_file} yours: it denies everything until current_actor, authorize "
-        "and audit_principal know your users."
+        "and audit_principal (and actor_for_cli, for `oban-powertools action`) know your "
+        "users."
     )
     click.echo("  2. With DATABASE_URL set: oban-powertools migrate")
     click.echo(
-        f"  3. Start {serve} and your worker (an Oban instance with queues); "
-        "open /ops/jobs/ in the browser."
+        "  3. Give every worker the Powertools runtime (the cron scheduler and the queue "
+        "decisions): in each process that builds an Oban with queues,"
     )
-    click.echo("  4. oban-powertools doctor --url http://127.0.0.1:8000/ops/jobs/")
+    click.echo(f"         from {config_module} import powertools")
+    click.echo(
+        '         oban = Oban(pool=pool, queues={"default": 10}, **powertools.oban_options())'
+    )
+    click.echo(
+        "     or, for workers started with `oban start`, name it in oban.toml under both "
+        f'[scheduler] and [stager]: powertools = "{config_module}:powertools"'
+    )
+    click.echo(f"  4. Start {serve} and your worker; open /ops/jobs/ in the browser.")
+    click.echo("  5. oban-powertools doctor --url http://127.0.0.1:8000/ops/jobs/")
 
 
 @main.command()
@@ -247,10 +259,15 @@ async def _run_action(
     if not callable(actor_for_cli):
         raise click.ClickException(
             "the auth seam does not implement actor_for_cli(actor_id), so CLI actions are "
-            "disabled (deny by default). Add it to your seam to map an operator id to an actor."
+            "disabled (deny by default). Add it to your seam to map an operator id to an actor "
+            "(the starter ops_auth.py that install writes shows it)."
         )
     powertools = Powertools(config)
     async with powertools:
+        if problem := await powertools.schema.check():
+            raise click.ClickException(
+                f"{problem.describe()}. Run `{problem.command}`; nothing was changed."
+            )
         actor = await resolve(actor_for_cli(actor_id))
         if actor is None:
             raise click.ClickException(f"the auth seam knows no operator {actor_id!r}")
@@ -291,9 +308,10 @@ async def _run_action(
 @click.option(
     "--config",
     "config_path",
-    help="module:attribute of the host's Config (default: $OBAN_POWERTOOLS_CONFIG, or the "
-    "OBAN_POWERTOOLS_AUTH/_DISPLAY and DATABASE_URL variables).",
+    help="module:attribute of the host's Config or of a function returning one "
+    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
 )
+@project_dir_option
 def action(
     action_name: str,
     targets: tuple[str, ...],
@@ -302,6 +320,7 @@ def action(
     params: tuple[str, ...],
     assume_yes: bool,
     config_path: str | None,
+    project_dir: Path,
 ) -> None:
     """Preview an action, confirm it, and record it: the same pipeline as the pages.
 
@@ -309,12 +328,20 @@ def action(
     --reason "upstream outage" --yes
     """
     try:
-        config = from_env(config_path=config_path) if config_path else from_env()
-        code = asyncio.run(
-            _run_action(
-                config, actor_id, action_name, targets, _parse_params(params), reason, assume_yes
+        project = find_project(project_dir)
+        config, _ = project.load_config(config_path)
+        with project.importable():  # the seams may import more of the host lazily
+            code = asyncio.run(
+                _run_action(
+                    config,
+                    actor_id,
+                    action_name,
+                    targets,
+                    _parse_params(params),
+                    reason,
+                    assume_yes,
+                )
             )
-        )
     except ActionError as exc:
         raise click.ClickException(f"{exc.code}: {exc}") from exc
     except PowertoolsError as exc:

@@ -12,11 +12,9 @@ import inspect
 import ipaddress
 import json
 import os
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, LiteralString
@@ -27,12 +25,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from . import presence
-from .config import ENV_PREFIX, PREFIX_PATTERN, Config, from_env
+from .config import ENV_PREFIX, PREFIX_PATTERN, Config
 from .db import connect_kwargs
 from .db import migrate as migrations
 from .errors import ConfigError, PowertoolsError
 from .install.manifest import MANIFEST_NAME
-from .install.manifest import load as load_manifest
+from .project import find_project
 from .seams import AUTH_METHODS, DISPLAY_METHODS, DisplayContext, Resource
 
 Status = Literal["ok", "fail", "skip"]
@@ -61,17 +59,6 @@ SERVER_VERSION: LiteralString = "SELECT current_setting('server_version') AS ver
 OBAN_TABLES_PRESENT: LiteralString = """
 SELECT table_name FROM information_schema.tables
 WHERE table_schema = %(prefix)s AND table_name = ANY(%(tables)s)
-"""
-# A leader renews its oban_leaders row every interval/2 (15 s by default), but oban-py 0.7
-# writes the lease as `interval '%(ttl)s seconds'`, a placeholder inside a string literal,
-# so every lease is 1 s long: a live leader's row is expired most of the time. A row
-# renewed within this window therefore counts as a leader. (Times are UTC wall time
-# without a zone, as oban-py's election SQL writes them.)
-LEADER_RENEWAL_WINDOW_SECONDS = 45
-CURRENT_LEADERS: LiteralString = """
-SELECT name, node FROM oban_leaders
-WHERE expires_at > timezone('UTC', now()) - make_interval(secs => %(window)s)
-ORDER BY name
 """
 
 
@@ -104,64 +91,19 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-@contextmanager
-def _on_sys_path(folders: Sequence[Path]) -> Iterator[None]:
-    added = [str(f) for f in folders if str(f) not in sys.path]
-    sys.path[:0] = added
-    try:
-        yield
-    finally:
-        for folder in added:
-            if folder in sys.path:
-                sys.path.remove(folder)
-
-
 def _load_config(options: DoctorOptions) -> tuple[Config | None, Check]:
-    """The host's Config, found the way the host documented it, or why it cannot load."""
-    env = options.env
-    project_dir = options.project_dir.resolve()
-    folders = [project_dir]
+    """The host's Config, found as every command finds it (:mod:`.project`), or why not."""
     try:
-        manifest = load_manifest(project_dir)
+        project = find_project(options.project_dir)
     except PowertoolsError as exc:
         return None, Check("config", "fail", str(exc), f"Restore {MANIFEST_NAME} or pass --config.")
-    if manifest is not None:
-        folders.insert(0, (project_dir / manifest.import_root).resolve())
-    if options.config_path:
-        path, source = options.config_path, "--config"
-    elif env.get(ENV_PREFIX + "CONFIG"):
-        path, source = env[ENV_PREFIX + "CONFIG"], ENV_PREFIX + "CONFIG"
-    elif env.get(ENV_PREFIX + "AUTH") or env.get(ENV_PREFIX + "DISPLAY"):
-        path, source = None, f"{ENV_PREFIX}AUTH and {ENV_PREFIX}DISPLAY"
-    elif manifest is not None:
-        path, source = manifest.config, MANIFEST_NAME
-    else:
-        return None, Check(
-            "config",
-            "fail",
-            f"no configuration found (no --config, no {ENV_PREFIX}CONFIG, "
-            f"no {MANIFEST_NAME} in {project_dir})",
-            "Run `oban-powertools install` in the project (it writes powertools_config.py "
-            "and records it for doctor), or pass --config package.module:build_config, "
-            f"or set {ENV_PREFIX}CONFIG=package.module:build_config.",
-        )
     try:
-        with _on_sys_path(folders):
-            overrides: dict[str, Any] = {"config_path": path}
-            if path is None and options.database_url:
-                overrides["database_url"] = options.database_url
-            config = from_env(env, **overrides)
+        config, source = project.load_config(
+            options.config_path, options.env, database_url=options.database_url
+        )
     except ConfigError as exc:
         return None, Check("config", "fail", f"{exc.setting}: {exc.problem}", exc.fix)
-    except Exception as exc:  # the host's module may raise anything while importing
-        return None, Check(
-            "config",
-            "fail",
-            f"loading {path or 'the seams'} raised {type(exc).__name__}: {exc}",
-            "Fix the error in that module (run `python -c 'import <module>'` to see the "
-            "traceback).",
-        )
-    return config, Check("config", "ok", f"{path or 'seams'} (from {source})")
+    return config, Check("config", "ok", f"{source.path or 'seams'} (from {source.setting})")
 
 
 def _qualified(obj: object) -> str:
@@ -356,10 +298,6 @@ async def connect_database(
     return Check("database", "ok", f"{shown_url(url)} (PostgreSQL {version})"), conn
 
 
-def _migrate_command(prefix: str) -> str:
-    return "oban-powertools migrate" + ("" if prefix == "public" else f" --prefix {prefix}")
-
-
 async def check_oban_schema(conn: AsyncConnection[DictRow], prefix: str) -> Check:
     cur = await conn.execute(OBAN_TABLES_PRESENT, {"prefix": prefix, "tables": list(OBAN_TABLES)})
     present = {r["table_name"] for r in await cur.fetchall()}
@@ -368,7 +306,7 @@ async def check_oban_schema(conn: AsyncConnection[DictRow], prefix: str) -> Chec
             "oban_schema",
             "fail",
             f"schema {prefix!r} lacks {', '.join(missing)}",
-            f"Run `{_migrate_command(prefix)}`: it installs oban's schema when absent, then "
+            f"Run `{migrations.migrate_command(prefix)}`: it installs oban's schema when absent, then "
             "the library's migrations.",
         )
     return Check("oban_schema", "ok", f"{', '.join(OBAN_TABLES)} in schema {prefix!r}")
@@ -377,44 +315,90 @@ async def check_oban_schema(conn: AsyncConnection[DictRow], prefix: str) -> Chec
 async def check_migrations(url: str, prefix: str) -> Check:
     statuses = await migrations.status(url, prefix)
     if pending := [s for s in statuses if not s.applied]:
-        names = ", ".join(f"{s.version:04d} {s.name}" for s in pending)
         return Check(
             "migrations",
             "fail",
-            f"{len(pending)} of {len(statuses)} pending: {names}",
-            f"Run `{_migrate_command(prefix)}` (safe to re-run, and to run from two "
+            migrations.pending_words(pending, len(statuses)),
+            f"Run `{migrations.migrate_command(prefix)}` (safe to re-run, and to run from two "
             "processes at once).",
         )
     at = f"{statuses[-1].version:04d} {statuses[-1].name}" if statuses else "none"
     return Check("migrations", "ok", f"current ({len(statuses)} applied, latest {at})")
 
 
+# What a worker needs to run the runtime, in the two ways workers are started.
+RUNTIME_FIX = (
+    "Pass **powertools.oban_options() to Oban(...) in every worker process, e.g. "
+    "`Oban(pool=pool, queues={...}, **powertools.oban_options())` (for `oban start`, name "
+    'the runtime in oban.toml: powertools = "myapp.powertools_config:powertools" under '
+    "[scheduler] and [stager]), then restart the workers."
+)
+
+
 async def check_leader(conn: AsyncConnection[DictRow]) -> Check:
-    window = LEADER_RENEWAL_WINDOW_SECONDS
-    cur = await conn.execute(CURRENT_LEADERS, {"window": window})
-    rows = await cur.fetchall()
-    if not rows:
+    try:
+        status = await presence.runtime_status(conn)
+    except psycopg.errors.UndefinedTable:
+        status = None  # migration 0003 pending (the migrations check says so): oban alone
+    window = presence.LIVE_SECONDS
+    stopped = _stopped_note(status.stopped) if status else ""
+    if status is None or not status.leaders:
+        if status is None:
+            cur = await conn.execute(LEASES_RENEWED, {"window": window})
+            if rows := await cur.fetchall():
+                shown = ", ".join(f"{r['node']} leads {r['name']!r}" for r in rows)
+                return Check("leader", "ok", f"{shown} (lease renewed within the last {window}s)")
         return Check(
             "leader",
             "fail",
             f"no oban node renewed leadership in the last {window}s (oban_leaders), so "
-            "leader-run work such as the cron scheduler is not running",
+            f"leader-run work such as the cron scheduler is not running{stopped}",
             "Start your worker process: an Oban instance with queues against this database "
-            "(leadership is on by default when it has queues).",
+            "(leadership is on by default when it has queues), with "
+            "**powertools.oban_options().",
         )
-    leaders = ", ".join(f"{r['node']} leads {r['name']!r}" for r in rows)
-    try:
-        missing = await presence.nodes_without_runtime(conn)
-    except psycopg.errors.UndefinedTable:
-        missing = []  # migration 0003 pending: the migrations check says so
-    if missing:
-        return Check("leader", "fail", *runtime_missing(missing))
-    return Check("leader", "ok", f"{leaders} (lease renewed within the last {window}s)")
+    leaders = ", ".join(f"{n.node} leads {n.name!r}" for n in status.leaders)
+    if missing := status.without_runtime:
+        detail, fix = runtime_missing(missing)
+        return Check("leader", "fail", detail + stopped, fix)
+    if not status.runtime_running:
+        running = ", ".join(n.node for n in status.running)
+        return Check(
+            "leader",
+            "fail",
+            f"no node runs the Powertools runtime ({leaders}; running without it: {running}), so "
+            "nothing schedules the stored cron entries (the Cron page lists none until a "
+            f"node with the runtime starts){stopped}",
+            RUNTIME_FIX,
+        )
+    return Check(
+        "leader",
+        "ok",
+        f"{leaders} with the Powertools runtime (heartbeat within the last {window}s)" + stopped,
+    )
+
+
+# Before migration 0003 (no presence table): the leaders alone.
+LEASES_RENEWED: LiteralString = """
+SELECT name, node FROM oban_leaders
+WHERE expires_at > timezone('UTC', now()) - make_interval(secs => %(window)s)
+ORDER BY name
+"""
+
+
+def _stopped_note(nodes: Sequence[presence.ObanNode]) -> str:
+    """Nodes that stopped are information, not a failure: a restart leaves the old node's
+    rows behind until oban cleans them up."""
+    if not nodes:
+        return ""
+    shown = ", ".join(f"{n.node} (no heartbeat for {n.seen_seconds_ago}s)" for n in nodes[:5])
+    more = f" and {len(nodes) - 5} more" if len(nodes) > 5 else ""
+    return f"; stopped: {shown}{more}"
 
 
 def runtime_missing(nodes: list[presence.NodeWithoutRuntime]) -> tuple[str, str]:
-    """What is wrong, and the fix, when nodes of an instance that uses the runtime run
-    without it."""
+    """What is wrong, and the fix, when running nodes of an instance that uses the runtime
+    run without it."""
     parts = []
     for n in nodes:
         role = "leads" if n.leads else "runs queues of"
@@ -427,7 +411,9 @@ def runtime_missing(nodes: list[presence.NodeWithoutRuntime]) -> tuple[str, str]
     )
     fix = (
         "Pass **powertools.oban_options() to Oban(...) on every node of that instance "
-        "(same name), then restart those nodes."
+        "(same name), or name the runtime in oban.toml for `oban start`, then restart those "
+        "nodes. A node that has just stopped shows as stopped once its heartbeat is "
+        f"{presence.LIVE_SECONDS}s old."
     )
     return detail, fix
 

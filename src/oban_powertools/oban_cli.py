@@ -3,7 +3,7 @@
 ``oban start`` builds its Oban from ``oban.toml``, which cannot hold Python objects. Name
 the runtime by import path in the sections Powertools hooks into, and have the CLI import
 this module first (it registers the hooks; ``--cron-modules`` or ``OBAN_CRON_MODULES``
-imports modules before the instance is built)::
+imports modules in the order given, before the instance is built)::
 
     # oban.toml
     queues = { default = 10 }
@@ -16,12 +16,29 @@ imports modules before the instance is built)::
 
     $ OBAN_CRON_MODULES=oban_powertools.oban_cli,myapp.workers oban start
 
+Run it from the project's folder. The ``oban`` console script does not put the current
+directory on ``sys.path`` (``python -m`` would), so ``myapp`` would not import; this module
+puts the project there first, as every ``oban-powertools`` command finds it
+(:mod:`.project`: the folder, and the import root install recorded, e.g. ``src/``).
+
 A ``[metrics]`` section with the same ``powertools`` key also turns oban's metrics on
 with the stored cron entries in the crontab Oban Web shows.
 """
 
 from __future__ import annotations
 
-from . import oban_hooks
+import logging
+import os
+from pathlib import Path
 
+from . import oban_hooks
+from .errors import PowertoolsError
+from .project import HostProject, find_project
+
+try:
+    project = find_project()
+except PowertoolsError as exc:  # an unreadable manifest: the folder itself still counts
+    logging.getLogger(__name__).warning("%s", exc)
+    project = HostProject(Path(os.getcwd()).resolve(), None)
+project.put_on_sys_path()
 oban_hooks.install()

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from .actions.operator import Operator
 from .actions.pipeline import Pipeline
 from .config import Config
 from .db import Database
+from .db.schema_gate import SchemaGate
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+
+logger = logging.getLogger("oban_powertools")
 
 
 class Powertools:
@@ -33,12 +39,21 @@ class Powertools:
         )
         self.pipeline = Pipeline(self)
         self.operator = Operator(self.pipeline)
+        # Asked at start and by every request until the schema is current (then cached).
+        self.schema = SchemaGate(self.db)
         self._started = False
 
     async def start(self) -> None:
+        """Open the pool and check the schema: a schema that is missing or older than
+        this release is logged as one warning naming ``oban-powertools migrate`` (the
+        host still boots; the pages answer 503 with the same words until it is run)."""
         if not self._started:
             await self.db.open()
             self._started = True
+            try:
+                await self.schema.check()
+            except psycopg.Error as exc:
+                logger.warning("oban-powertools: could not check the database schema: %s", exc)
 
     async def stop(self) -> None:
         if self._started:

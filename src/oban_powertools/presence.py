@@ -7,8 +7,16 @@ scheduler, which neither sees the entries stored in the database nor honours an
 operator's pause, and the Powertools scheduler on the other nodes stands by. The doctor
 and the overview compare oban's leader and the nodes running queues with these rows.
 
-Only instance names with at least one recorded runtime node are judged: a host that runs
-the control plane without the runtime has nothing here and nothing is reported.
+A node counts as running while oban's own heartbeat for it is recent: its producers'
+refresh or its leader lease, both renewed every 15 s, within :data:`LIVE_SECONDS`. A node
+oban still has rows for but no recent heartbeat has *stopped* (a process killed, or not
+yet cleaned up after a restart): it is reported as stopped, never as running without the
+runtime, so a restarted worker is not blamed on the node it replaced.
+
+Nodes without the runtime are judged per instance name: a name with a recorded runtime
+node must have it on every running node. When no running node runs the runtime at all,
+that is reported too (:attr:`RuntimeStatus.runtime_running`): nothing then schedules the
+stored cron entries, and code entries are not even stored.
 """
 
 from __future__ import annotations
@@ -23,16 +31,29 @@ from typing import LiteralString
 
 from .db import Conn, Database
 
-__all__ = ["INTERVAL", "NodeWithoutRuntime", "Presence", "nodes_without_runtime"]
+__all__ = [
+    "INTERVAL",
+    "LIVE_SECONDS",
+    "NodeWithoutRuntime",
+    "ObanNode",
+    "Presence",
+    "RuntimeStatus",
+    "nodes_without_runtime",
+    "runtime_status",
+]
 
 logger = logging.getLogger(__name__)
 
 INTERVAL = 30.0
-# A node counts as running the runtime while its row was renewed this recently.
+# A runtime node counts as recorded while its row was renewed this recently.
 FRESH_SECONDS = 90
-# oban's leader renews its lease every 15 s, but oban-py 0.7 writes 1 s leases (see
-# doctor.LEADER_RENEWAL_WINDOW_SECONDS): a lease renewed this recently counts.
-LEADER_WINDOW_SECONDS = 45
+# oban renews a producer's row (refresher) and the leader's lease every 15 s; two missed
+# beats and a margin make a node stopped. It must stay below FRESH_SECONDS - INTERVAL: a
+# killed runtime node then turns "stopped" before its own record turns stale, and is never
+# reported as running without the runtime. (oban-py 0.7 writes leases of a few seconds,
+# so a lease's expiry is as good as its renewal time here.)
+LIVE_SECONDS = 40
+MAX_NODES = 500
 
 RECORD: LiteralString = """
 INSERT INTO powertools_runtime_nodes (name, node, version)
@@ -46,32 +67,47 @@ PRUNE: LiteralString = """
 DELETE FROM powertools_runtime_nodes WHERE seen_at < now() - interval '7 days'
 """
 
-# oban's tables keep UTC wall time without a zone.
-NODES_WITHOUT_RUNTIME: LiteralString = """
-WITH seen AS (
-    SELECT name, node FROM oban_leaders
-    WHERE expires_at > timezone('UTC', now()) - make_interval(secs => %(leader_window)s)
-    UNION
-    SELECT name, node FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(fresh)s)
+# Every node oban has rows for, with the age of its latest heartbeat; oban's tables keep
+# UTC wall time without a zone.
+OBAN_NODES: LiteralString = """
+WITH producers AS (
+    SELECT name, node, array_agg(DISTINCT queue ORDER BY queue) AS queues,
+           max(updated_at) AS refreshed_at
+    FROM oban_producers GROUP BY name, node
+), nodes AS (
+    SELECT coalesce(p.name, l.name) AS name, coalesce(p.node, l.node) AS node, p.queues,
+           p.refreshed_at, l.expires_at
+    FROM producers p FULL JOIN oban_leaders l ON l.name = p.name AND l.node = p.node
 )
-SELECT s.name, s.node,
-       EXISTS (SELECT 1 FROM oban_leaders l
-               WHERE l.name = s.name AND l.node = s.node
-                 AND l.expires_at > timezone('UTC', now())
-                     - make_interval(secs => %(leader_window)s)) AS leads,
-       (SELECT array_agg(DISTINCT p.queue ORDER BY p.queue) FROM oban_producers p
-        WHERE p.name = s.name AND p.node = s.node
-          AND p.updated_at > timezone('UTC', now()) - make_interval(secs => %(fresh)s))
-           AS queues
-FROM seen s
-WHERE EXISTS (SELECT 1 FROM powertools_runtime_nodes r WHERE r.name = s.name)
-  AND NOT EXISTS (
-      SELECT 1 FROM powertools_runtime_nodes r
-      WHERE r.name = s.name AND r.node = s.node
-        AND r.seen_at > now() - make_interval(secs => %(fresh)s))
-ORDER BY leads DESC, s.name, s.node
+SELECT n.name, n.node, n.queues,
+       extract(epoch FROM timezone('UTC', now()) - n.refreshed_at)::int AS refresh_age,
+       extract(epoch FROM timezone('UTC', now()) - n.expires_at)::int AS lease_age,
+       EXISTS (SELECT 1 FROM powertools_runtime_nodes r
+               WHERE r.name = n.name AND r.node = n.node
+                 AND r.seen_at > now() - make_interval(secs => %(fresh)s)) AS runtime,
+       EXISTS (SELECT 1 FROM powertools_runtime_nodes r WHERE r.name = n.name)
+           AS name_uses_runtime
+FROM nodes n
+ORDER BY n.name, n.node
+LIMIT %(limit)s
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ObanNode:
+    """One node oban has rows for, live or stopped."""
+
+    name: str  # the oban instance name
+    node: str
+    queues: list[str]
+    seen_seconds_ago: int  # the latest heartbeat: a producer refresh or the leader lease
+    leads: bool  # holds a lease renewed within LIVE_SECONDS
+    runtime: bool  # its Powertools runtime recorded itself within FRESH_SECONDS
+    name_uses_runtime: bool  # some node of this instance name ever recorded the runtime
+
+    @property
+    def running(self) -> bool:
+        return self.seen_seconds_ago <= LIVE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +116,73 @@ class NodeWithoutRuntime:
     node: str
     leads: bool
     queues: list[str]
+    seen_seconds_ago: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatus:
+    nodes: list[ObanNode]
+
+    @property
+    def running(self) -> list[ObanNode]:
+        return [n for n in self.nodes if n.running]
+
+    @property
+    def stopped(self) -> list[ObanNode]:
+        """Nodes oban still has rows for whose heartbeat lapsed: stopped, not failing."""
+        return [n for n in self.nodes if not n.running]
+
+    @property
+    def leaders(self) -> list[ObanNode]:
+        return [n for n in self.running if n.leads]
+
+    @property
+    def runtime_running(self) -> bool:
+        """Whether some running node runs the runtime (and so can schedule cron)."""
+        return any(n.runtime for n in self.running)
+
+    @property
+    def without_runtime(self) -> list[NodeWithoutRuntime]:
+        """Running nodes, of instance names that use the runtime, that run without it:
+        the leader first."""
+        found = [
+            NodeWithoutRuntime(n.name, n.node, n.leads, n.queues, n.seen_seconds_ago)
+            for n in self.running
+            if n.name_uses_runtime and not n.runtime
+        ]
+        return sorted(found, key=lambda n: (not n.leads, n.name, n.node))
+
+
+def _age(*ages: int | None) -> int:
+    known = [a for a in ages if a is not None]
+    return min(known) if known else 1 << 30
+
+
+async def runtime_status(conn: Conn) -> RuntimeStatus:
+    """Every node oban has rows for (bounded), whether it runs and whether it runs the
+    runtime."""
+    cur = await conn.execute(OBAN_NODES, {"fresh": FRESH_SECONDS, "limit": MAX_NODES})
+    nodes = []
+    for r in await cur.fetchall():
+        lease_age = r["lease_age"]
+        nodes.append(
+            ObanNode(
+                name=r["name"],
+                node=r["node"],
+                queues=list(r["queues"] or []),
+                seen_seconds_ago=max(0, _age(r["refresh_age"], lease_age)),
+                leads=lease_age is not None and lease_age <= LIVE_SECONDS,
+                runtime=bool(r["runtime"]),
+                name_uses_runtime=bool(r["name_uses_runtime"]),
+            )
+        )
+    return RuntimeStatus(nodes)
 
 
 async def nodes_without_runtime(conn: Conn) -> list[NodeWithoutRuntime]:
-    """Nodes leading or running queues for an instance name that uses the runtime, whose
-    own runtime has not been seen recently (or ever): the leader first."""
-    cur = await conn.execute(
-        NODES_WITHOUT_RUNTIME, {"leader_window": LEADER_WINDOW_SECONDS, "fresh": FRESH_SECONDS}
-    )
-    return [
-        NodeWithoutRuntime(r["name"], r["node"], bool(r["leads"]), list(r["queues"] or []))
-        for r in await cur.fetchall()
-    ]
+    """Running nodes leading or running queues for an instance name that uses the runtime,
+    whose own runtime has not been seen recently (or ever): the leader first."""
+    return (await runtime_status(conn)).without_runtime
 
 
 def _version() -> str:

@@ -41,7 +41,12 @@ class Resource:
 
 @runtime_checkable
 class Auth(Protocol):
-    """The host's auth seam. Deny by default: return False whenever unsure."""
+    """The host's auth seam. Deny by default: return False whenever unsure.
+
+    Two optional methods extend it (see the comments at the end of the class):
+    ``actor_for_cli(actor_id)`` for ``oban-powertools action``, and
+    ``authorize_many(actor, action, resources)`` for bulk actions and list pages.
+    """
 
     def current_actor(self, request: Any) -> MaybeAwaitable[Any | None]:
         """The acting user for a request, or None when nobody is signed in."""
@@ -55,8 +60,12 @@ class Auth(Protocol):
         """How ``actor`` is recorded in the audit log."""
         ...
 
-    # Optional: ``actor_for_cli(actor_id) -> actor | None`` maps an operator id given to
-    # ``oban-powertools action --actor`` to an actor. Without it the CLI refuses actions.
+    # Optional: ``actor_for_cli(actor_id) -> actor | None`` (plain or async) maps the
+    # operator id given to ``oban-powertools action ... --actor ID`` to an actor, since the
+    # CLI has no request to read one from. ``authorize`` then decides what that actor may
+    # do and ``audit_principal`` records it (surface "cli"), as for a page. None refuses;
+    # without the method the CLI refuses every action. The starter ops_auth.py has it,
+    # returning None (deny by default).
     #
     # Optional: ``authorize_many(actor, action, resources) -> Sequence[bool]`` answers for
     # every target of a bulk action in one call (one answer per resource, in order), so a

@@ -185,8 +185,10 @@ def test_seam_that_cannot_be_imported(runner: CliRunner, project: Path, db_url: 
     result = doctor(runner, project, "--json", "--config", "myapp.nope:build", DATABASE_URL=db_url)
     config = checks(result)["config"]
     assert config["status"] == "fail"
-    assert "cannot import module 'myapp.nope'" in config["detail"]
-    assert "PYTHONPATH" in config["fix"]
+    # The setting the user gave is the one named, and the fix needs no PYTHONPATH.
+    assert config["detail"].startswith("--config: cannot import module 'myapp.nope'")
+    assert f"modules are imported from {project}" in config["fix"]
+    assert "--project-dir" in config["fix"] and "PYTHONPATH" not in config["fix"]
 
 
 def test_seams_with_the_wrong_shape(runner: CliRunner, project: Path, db_url: str) -> None:
@@ -357,8 +359,8 @@ def test_http_get_against_a_closed_port() -> None:
     ("expired_seconds_ago", "status"),
     [
         (-20, "ok"),  # a lease that is still valid
-        (10, "ok"),  # oban-py 0.7 writes 1 s leases renewed every 15 s: lapsed but led
-        (120, "fail"),  # nobody has renewed it for two minutes: no leader
+        (10, "ok"),  # oban-py 0.7 writes short leases renewed every 15 s: lapsed but led
+        (120, "fail"),  # nobody has renewed it for two minutes: no leader (it stopped)
     ],
 )
 def test_leader_is_judged_by_recent_renewal(
@@ -371,6 +373,10 @@ def test_leader_is_judged_by_recent_renewal(
             "('Oban', 'web-1.42', timezone('UTC', now()) - interval '1 hour', "
             "timezone('UTC', now()) - make_interval(secs => %s))",
             (expired_seconds_ago,),
+        )
+        conn.execute(  # the leader runs the Powertools runtime
+            "INSERT INTO powertools_runtime_nodes (name, node, version) "
+            "VALUES ('Oban', 'web-1.42', '0.1.0')"
         )
     leader = checks(doctor(runner, project, "--json", DATABASE_URL=db_url))["leader"]
     assert leader["status"] == status

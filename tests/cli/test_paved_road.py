@@ -25,16 +25,19 @@ from click.testing import CliRunner
 from oban import Oban
 
 from oban_powertools.cli import main
+from oban_powertools.runtime import Runtime
 from tests.cli.hostproject import cli_env
+from tests.support.seams import make_powertools
 
 
 @asynccontextmanager
 async def oban_leader(database_url: str) -> AsyncIterator[None]:
-    """A worker node with queues, which makes it the leader."""
+    """A worker node with queues, which makes it the leader, and the Powertools runtime."""
     pool = await Oban.create_pool(database_url, min_size=1, max_size=3)
     name = f"doctor-{uuid.uuid4().hex[:8]}"
+    runtime = Runtime(make_powertools(database_url), declarations=[]).oban_options()
     try:
-        async with Oban(pool=pool, queues={"default": 1}, name=name, node=name) as oban:
+        async with Oban(pool=pool, queues={"default": 1}, name=name, node=name, **runtime) as oban:
             assert oban.is_leader
             yield
     finally:

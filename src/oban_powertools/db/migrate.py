@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -216,6 +217,62 @@ async def _oban_installed(conn: Conn) -> bool:
     cur = await conn.execute("SELECT to_regclass('oban_jobs') IS NOT NULL AS present")
     row = await cur.fetchone()
     return bool(row and row["present"])
+
+
+def migrate_command(prefix: str) -> str:
+    """The command that brings schema ``prefix`` up to date, as users type it."""
+    return "oban-powertools migrate" + ("" if prefix == "public" else f" --prefix {prefix}")
+
+
+def pending_words(pending: Sequence[MigrationStatus], total: int) -> str:
+    """``2 of 3 pending: 0002 scale_indexes, 0003 runtime_nodes``: the wording the
+    doctor, the pages' 503 and the start-up warning share."""
+    names = ", ".join(f"{s.version:04d} {s.name}" for s in pending)
+    return f"{len(pending)} of {total} pending: {names}"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """Why the database cannot serve this release: oban's tables, our migrations."""
+
+    prefix: str
+    oban_missing: bool
+    pending: tuple[MigrationStatus, ...]
+    total: int
+
+    @property
+    def command(self) -> str:
+        return migrate_command(self.prefix)
+
+    def describe(self) -> str:
+        parts = []
+        if self.oban_missing:
+            parts.append("oban's tables are missing")
+        if self.pending:
+            parts.append(f"migrations {pending_words(self.pending, self.total)}")
+        return f"the database schema {self.prefix!r} is not current: " + "; ".join(parts)
+
+
+SCHEMA_PRESENT: LiteralString = """
+SELECT to_regclass('oban_jobs') IS NOT NULL AS oban,
+       to_regclass('powertools_schema_versions') IS NOT NULL AS versions
+"""
+
+
+async def schema_problem(conn: Conn, prefix: str) -> SchemaProblem | None:
+    """What keeps the schema (on ``conn``'s search_path) from being current, or None.
+    Reads only."""
+    cur = await conn.execute(SCHEMA_PRESENT)
+    row = await cur.fetchone()
+    applied = await _applied(conn) if row and row["versions"] else {}
+    known = available()
+    pending = tuple(
+        MigrationStatus(m.version, m.name, None) for m in known if m.version not in applied
+    )
+    oban_missing = not (row and row["oban"])
+    if not pending and not oban_missing:
+        return None
+    return SchemaProblem(prefix, oban_missing, pending, len(known))
 
 
 async def status(database_url: str, prefix: str = "public") -> list[MigrationStatus]:

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any, LiteralString
 from zoneinfo import ZoneInfo
 
+from .. import presence
 from ..cron.expression import (
     CronExpression,
     CronExpressionError,
@@ -203,6 +204,14 @@ async def list_entries(
     async with db.connection() as conn:
         rows = await fetch_entries(conn)
     return [entry_view(display, r, now) for r in rows]
+
+
+async def runtime_running(db: Database) -> bool:
+    """Whether a running oban node runs the Powertools runtime: without one nothing
+    schedules these entries, and entries declared in code are not stored at all, so an
+    empty list would mislead."""
+    async with db.connection() as conn:
+        return (await presence.runtime_status(conn)).runtime_running
 
 
 async def entry_detail(

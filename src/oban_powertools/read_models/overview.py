@@ -105,13 +105,15 @@ async def overview(
         stuck = await jobs_model.stuck_jobs(conn, display, stuck_after=stuck_after)
         discarded = await jobs_model.recent_discarded(conn, display)
         counts = await state_counts(conn)
-        without_runtime = await presence.nodes_without_runtime(conn)
+        runtime = await presence.runtime_status(conn)
     # Audit rows name actors and reasons: only for viewers who may read the audit log.
     recent = await audit_model.recent_events(db, display, limit=8) if include_audit else []
 
     items: list[Attention] = []
-    if without_runtime:
-        items.append(_runtime_missing(display, without_runtime))
+    if runtime.without_runtime:
+        items.append(_runtime_missing(display, runtime.without_runtime))
+    elif not runtime.runtime_running:
+        items.append(_runtime_absent(display, runtime))
     for e in paused_entries:
         items.append(_paused_entry(display, e, now, bridge))
     for q in paused_queues:
@@ -139,11 +141,42 @@ async def overview(
             "producer",
             "failing workers (retryable now, discarded in the last 24 hours)",
             "discarded jobs",
-            "nodes leading or running queues without the Powertools runtime",
+            "a running node with the Powertools runtime, and running nodes without it "
+            "(stopped nodes are not counted)",
         ],
         generated_at=now,
         stuck_after=stuck_after,
     )
+
+
+RUNTIME_FIX = (
+    "Pass **powertools.oban_options() to Oban(...) in every worker (or name the runtime in "
+    "oban.toml for `oban start`), then restart the workers"
+)
+
+
+def _runtime_absent(display: Display, status: presence.RuntimeStatus) -> Attention:
+    """No running node runs the runtime: nothing schedules the stored cron entries."""
+    running = [display.text("node", n.node, field="node") for n in status.running]
+    why = (
+        "Nothing schedules the cron entries stored in Powertools, entries declared in code "
+        "are not stored (the Cron page lists none), and stored queue decisions are not "
+        "re-applied after a restart."
+    )
+    if running:
+        why += f" Running without it: {', '.join(running[:10])}."
+    else:
+        why += " No oban node is running against this database."
+    paths = [
+        NextPath(
+            RUNTIME_FIX,
+            HOST,
+            note="How the workers are started is host-owned; oban-powertools doctor checks it.",
+        ),
+        NextPath("Queue decisions and nodes", NATIVE, "/queues"),
+    ]
+    title = "No node runs the Powertools runtime"
+    return Attention("runtime_absent", "critical", title, why, None, paths)
 
 
 def _runtime_missing(display: Display, nodes: list[presence.NodeWithoutRuntime]) -> Attention:

@@ -3,12 +3,14 @@
 Errors have pages of their own, in the shared layout for people and as JSON below
 ``/api``: a database that is down or restarting answers 503 with what happened and what
 to do (the pages work again by themselves once it is back), anything unexpected a 500 that
-shows no detail.
+shows no detail. A database whose schema is missing or older than this release answers
+503 to signed-in viewers with the migrations to run (:class:`SchemaGate`), until
+``oban-powertools migrate`` has run; then the pages work without a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,15 +19,17 @@ from urllib.parse import urlencode
 import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..seams import resolve
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
 from .routes import actions, api, audit, bridge, cron, forensics, jobs, overview, queues
-from .security import RequestLimits, SecurityHeaders, is_api_path
+from .security import RequestLimits, SecurityHeaders, is_api_path, local_path
 from .templating import Templates, is_htmx, is_poll
 
 if TYPE_CHECKING:
@@ -75,6 +79,61 @@ def api_error(status: int, code: str, message: str, headers: dict[str, str]) -> 
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
+
+
+class SchemaGate:
+    """Pure ASGI middleware: a 503 naming the migrations to run while the schema is not
+    current (a healthy request pays one attribute read: the answer is cached).
+
+    Anonymous visitors pass through to the usual sign-in answer, which reads none of the
+    library's tables. A database that cannot be asked at all gets the app's own "database
+    unavailable" answer here, rather than a second wait for it in the handler.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        plane: Plane,
+        templates: Templates,
+        unavailable: Callable[[Request, Exception], Awaitable[Response]],
+    ) -> None:
+        self.app = app
+        self.plane = plane
+        self.templates = templates
+        self.unavailable = unavailable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = self.plane.powertools.schema
+        if scope["type"] != "http" or gate.current or local_path(scope).startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        response = await self._refusal(Request(scope, receive))
+        if response is None:
+            await self.app(scope, receive, send)
+        else:
+            await response(scope, receive, send)
+
+    async def _refusal(self, request: Request) -> Response | None:
+        plane = self.plane
+        try:
+            await plane.ensure_started()
+            problem = await plane.powertools.schema.check()
+        except psycopg.OperationalError as exc:
+            return await self.unavailable(request, exc)
+        if problem is None:
+            return None
+        if await resolve(plane.config.auth.current_actor(request)) is None:
+            return None
+        headers = {"retry-after": RETRY_AFTER}
+        if is_api_path(request.scope):
+            message = f"{problem.describe()}. Run `{problem.command}`."
+            return api_error(503, "schema_not_current", message, headers)
+        if is_poll(request):
+            return Response(status_code=503, headers={**headers, "HX-Reswap": "none"})
+        name = "_schema_not_current.html" if is_htmx(request) else "schema_not_current.html"
+        return self.templates.render(
+            request, name, {"problem": problem}, status_code=503, headers=headers
+        )
 
 
 def create_app(powertools: Powertools) -> Starlette:
@@ -183,6 +242,11 @@ def create_app(powertools: Powertools) -> Starlette:
             Exception: server_error,
         },
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                SchemaGate, plane=plane, templates=templates, unavailable=database_unavailable
+            )
+        ],
     )
     app.state.plane = plane
     app.state.templates = templates

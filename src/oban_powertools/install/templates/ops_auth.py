@@ -54,6 +54,20 @@ class PowertoolsAuth:
         """
         return False
 
+    def actor_for_cli(self, actor_id: str) -> Any | None:
+        """The user ``oban-powertools action ... --actor ACTOR_ID`` acts as, or None.
+
+        The CLI has no request and no session: it asks you to map the id given on the
+        command line to one of your users. ``authorize`` then decides what that user may
+        do, and ``audit_principal`` records them, as for a page. Return None (the starter
+        does) and the CLI refuses every action. Whoever can run the CLI on the host
+        usually holds its secrets already; map only ids of real operators, e.g.::
+
+            user = User.objects.filter(username=actor_id, is_active=True).first()
+            return user if user is not None and user.has_role("operator") else None
+        """
+        return None
+
     def audit_principal(self, actor: Any) -> Principal:
         """How ``actor`` is recorded in the append-only audit log.
 

@@ -38,7 +38,8 @@ async def cron_list(request: Request) -> Response:
     listed = await cron_model.list_entries(plane.powertools.db, plane.display)
     entries, hidden = await viewer.visible("view_cron", "cron_entry", listed, lambda e: e.key)
     allowed = {e.key: await controls(viewer, e) for e in entries}
-    context = {"entries": entries, "controls": allowed, "hidden": hidden}
+    runtime = await cron_model.runtime_running(plane.powertools.db)
+    context = {"entries": entries, "controls": allowed, "hidden": hidden, "runtime": runtime}
     name = "cron_live.html" if is_poll(request) else "cron_list.html"
     read_only = await _read_only(viewer, [e.key for e in entries])
     return await page(request, viewer, name, context, section="cron", read_only=read_only)
