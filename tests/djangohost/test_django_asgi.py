@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from django.conf import settings
 from psycopg.rows import dict_row
 
 from oban_powertools.web.security import Csrf
@@ -101,7 +100,8 @@ async def test_a_viewer_cannot_preview_a_pause(django_site: dict[str, Any]) -> N
         page = await http.get("/ops/jobs/cron/nightly_sync")
         assert page.status_code == 200 and ">Pause cron entry</button>" not in page.text
         # The page offers no form; a valid token for this user gets no further.
-        token = Csrf(settings.SECRET_KEY).token("ops-viewer")
+        secret = django_site["powertools"].config.extra["csrf_secret"]
+        token = Csrf(secret).token("ops-viewer")
         refused = await http.post(
             "/ops/jobs/actions/preview",
             data={

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from oban_powertools import Config, Powertools
 
@@ -27,7 +28,11 @@ def build_config() -> Config:
         # Django's sign-in page; it sends the operator back to ?next= afterwards.
         login_url=settings.LOGIN_URL,
         # One secret for every web process, so a form one renders another accepts.
-        extra={"csrf_secret": settings.SECRET_KEY},
+        extra={
+            "csrf_secret": salted_hmac(
+                "oban_powertools.csrf", "csrf", algorithm="sha256"
+            ).hexdigest()
+        },
     )
 
 
