@@ -61,8 +61,11 @@ def csrf_of(html: str) -> str:
 async def test_anonymous_visitors_are_sent_to_djangos_login(django_site: dict[str, Any]) -> None:
     async with client(django_site) as http:
         page = await http.get("/ops/jobs/cron")
-    assert page.status_code == 303
-    assert page.headers["location"] == "/accounts/login/?next=%2Fops%2Fjobs%2Fcron"
+        assert page.status_code == 303
+        assert page.headers["location"] == "/accounts/login/?next=%2Fops%2Fjobs%2Fcron"
+        # A session key Django does not know is nobody, too.
+        http.cookies.set("sessionid", "not-a-session-key")
+        assert (await http.get("/ops/jobs/")).status_code == 303
 
 
 async def test_a_permitted_staff_user_sees_the_console_with_links_below_the_mount(

@@ -182,7 +182,9 @@ class DjangoAuth:
             return False
         if not user.is_active or (self.require_staff and not getattr(user, "is_staff", False)):
             return False
-        return bool(user.has_perm(permission))
+        # A custom user model without PermissionsMixin has no permissions: nothing passes.
+        has_perm = getattr(user, "has_perm", None)
+        return callable(has_perm) and has_perm(permission) is True
 
     async def authorize(self, actor: Any, action: str, resource: Resource) -> bool:
         if actor is None:
