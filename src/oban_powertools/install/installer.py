@@ -16,6 +16,14 @@ from importlib import resources
 from pathlib import Path
 
 from . import manifest as manifest_file
+from .django_host import (
+    DjangoProject,
+    asgi_snippet,
+    detect_django,
+    plan_asgi_mount,
+    plan_settings,
+    settings_snippet,
+)
 from .layout import HostPackage, InstallError, find_package, relative_to
 from .manifest import MANIFEST_NAME, Manifest, content_hash
 from .mount import MountPlan, app_assignments, find_app_files, plan_mount, snippet
@@ -26,6 +34,17 @@ STARTERS = (
     ("ops_display.py", "starter display policy: redacts nothing until you edit it"),
     ("powertools_config.py", "Config and Powertools built from DATABASE_URL and the seams"),
 )
+# A Django project gets these instead (file name -> (template, what it is)).
+DJANGO_STARTERS = {
+    "ops_auth.py": (
+        "django_ops_auth.py",
+        "starter auth seam: Django users and permissions, deny by default",
+    ),
+    "powertools_config.py": (
+        "django_powertools_config.py",
+        "Config and Powertools built from DATABASE_URL, the seams and Django's settings",
+    ),
+}
 CONFIG_MODULE = "powertools_config"
 CONFIG_FACTORY = "build_config"
 
@@ -47,6 +66,7 @@ class InstallReport:
     diffs: list[str] = field(default_factory=list)  # the app patch a dry run would make
     app_target: str | None = None  # e.g. "myapp.main:app", for the next steps
     lifespan_wired: bool = False
+    django: DjangoProject | None = None
 
     @property
     def changed(self) -> bool:
@@ -105,11 +125,16 @@ def _diff(path: str, before: str, after: str) -> str:
 
 
 def _starter(
-    report: InstallReport, recorded: Manifest | None, new: Manifest, name: str, what: str
+    report: InstallReport,
+    recorded: Manifest | None,
+    new: Manifest,
+    name: str,
+    what: str,
+    source: str | None = None,
 ) -> None:
     path = report.package.path / name
     shown = relative_to(report.project_dir, path)
-    text = template(name)
+    text = template(source or name)
     wanted = content_hash(text)
     previous = recorded.files.get(shown) if recorded else None
     if not path.exists() and previous is not None:
@@ -213,6 +238,73 @@ def _mount(
     report.steps.append(Step("patched", shown, plan.detail))
 
 
+def _mount_django(
+    report: InstallReport, recorded: Manifest | None, new: Manifest, asgi_file: Path | None
+) -> None:
+    """asgi.py dispatches /ops/jobs to the control plane; settings list the contrib app."""
+    assert report.django is not None
+    config_module = f"{report.package.module}.{CONFIG_MODULE}"
+    snippets: list[str] = []
+    before = dict(recorded.mount) if recorded is not None else {}
+    if asgi_file is None:
+        report.steps.append(Step("manual", "-", "no asgi.py in the project package (pass --app)"))
+        snippets.append(asgi_snippet(config_module))
+    else:
+        shown = relative_to(report.project_dir, asgi_file)
+        source = asgi_file.read_text(encoding="utf-8")
+        plan = plan_asgi_mount(source, config_module)
+        module = report.package.module_of(asgi_file)
+        report.app_target = f"{module}:application" if module else None
+        if before.get("file") == shown:
+            new.mount["file"], new.mount["state"] = shown, before.get("state", "applied")
+        if plan.state == "present":
+            report.steps.append(Step("unchanged", shown, plan.detail))
+        elif new.mount.get("file"):
+            report.steps.append(
+                Step("kept", shown, "install mounted /ops/jobs here before; the mount was removed")
+            )
+            snippets.append(asgi_snippet(config_module))
+        elif plan.state == "manual" or plan.text is None:
+            report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
+            snippets.append(asgi_snippet(config_module))
+        else:
+            if report.dry_run:
+                report.diffs.append(_diff(shown, source, plan.text))
+            else:
+                _replace(asgi_file, plan.text)
+            new.mount.update(file=shown, state="applied")
+            report.lifespan_wired = True
+            report.steps.append(Step("patched", shown, plan.detail))
+    settings_file = report.django.settings_file
+    if settings_file is None:
+        report.steps.append(Step("manual", "-", "settings module not found"))
+        snippets.append(settings_snippet(config_module))
+    else:
+        shown = relative_to(report.project_dir, settings_file)
+        source = settings_file.read_text(encoding="utf-8")
+        plan = plan_settings(source, config_module)
+        if before.get("settings") == shown:
+            new.mount["settings"] = shown
+        if plan.state == "present":
+            report.steps.append(Step("unchanged", shown, plan.detail))
+        elif new.mount.get("settings"):
+            report.steps.append(
+                Step("kept", shown, "install added oban_powertools here before; it was removed")
+            )
+        elif plan.state == "manual" or plan.text is None:
+            report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
+            snippets.append(settings_snippet(config_module))
+        else:
+            if report.dry_run:
+                report.diffs.append(_diff(shown, source, plan.text))
+            else:
+                _replace(settings_file, plan.text)
+            new.mount["settings"] = shown
+            report.steps.append(Step("patched", shown, plan.detail))
+    if snippets:
+        report.snippet = "\n".join(snippets)
+
+
 def _target(module: str | None, source: str) -> str | None:
     if module is None:
         return None
@@ -231,6 +323,10 @@ def install(
     if not project_dir.is_dir():
         raise InstallError(f"--project-dir {project_dir}: no such folder")
     app_hint = (project_dir / app).resolve() if app is not None else None
+    django = detect_django(project_dir)
+    if django is not None and package is None:
+        # The project package (settings, asgi.py), not one of the project's Django apps.
+        package = relative_to(project_dir, django.package_dir)
     host = find_package(project_dir, package, app_hint)
     recorded = manifest_file.load(project_dir)
     new = Manifest(
@@ -241,11 +337,18 @@ def install(
     if recorded is not None:
         # Hashes of files from an earlier install with another package stay on record.
         new.files.update(recorded.files)
-    app_file = _find_app(project_dir, host, app)  # before writing anything: it may refuse
-    report = InstallReport(project_dir=project_dir, package=host, dry_run=dry_run)
+    if django is not None and app is None:
+        app_file = django.asgi_file
+    else:
+        app_file = _find_app(project_dir, host, app)  # before writing anything: it may refuse
+    report = InstallReport(project_dir=project_dir, package=host, dry_run=dry_run, django=django)
     for name, what in STARTERS:
-        _starter(report, recorded, new, name, what)
-    _mount(report, recorded, new, app_file)
+        source, what = DJANGO_STARTERS.get(name, (name, what)) if django else (name, what)
+        _starter(report, recorded, new, name, what, source)
+    if django is not None:
+        _mount_django(report, recorded, new, app_file)
+    else:
+        _mount(report, recorded, new, app_file)
 
     manifest_path = project_dir / MANIFEST_NAME
     text = new.to_json()
