@@ -1,2 +1,3 @@
 """Host-framework glue, kept out of the core. FastAPI and Starlette need none
-(``app.mount("/ops/jobs", powertools.asgi_app())``); see :mod:`.django`."""
+(``app.mount("/ops/jobs", powertools.asgi_app())``); see :mod:`.django` and
+:mod:`.litestar`."""
