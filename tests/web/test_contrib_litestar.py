@@ -23,6 +23,7 @@ from litestar.types import Receive, Scope, Send
 from oban_powertools import Powertools
 from oban_powertools.contrib.litestar import PowertoolsPlugin, mounted_scope
 from oban_powertools.errors import ConfigError
+from tests.support.waiting import eventually
 from tests.web.helpers import (
     MOUNT,
     ORIGIN,
@@ -236,24 +237,47 @@ async def pool_connections(conn: psycopg.AsyncConnection[Any]) -> int:
 async def test_the_lifespan_opens_and_closes_the_pool_with_the_app(
     powertools: Powertools, conn: psycopg.AsyncConnection[Any]
 ) -> None:
-    seen_at_startup: list[bool] = []
+    ran: list[str] = []
 
-    async def host_start_up_hook() -> None:
-        # The host's own hooks run, after the pool is open: they may use powertools.
+    async def uses_powertools(when: str) -> None:
         async with powertools.db.connection() as c:
             await c.execute("SELECT 1")
-        seen_at_startup.append(not powertools.db.pool.closed)
+        ran.append(when)
 
-    app = litestar_host(powertools, on_startup=[host_start_up_hook])
+    @asynccontextmanager
+    async def host_lifespan(app: Litestar) -> AsyncIterator[None]:
+        await uses_powertools("lifespan enter")
+        yield
+        await uses_powertools("lifespan exit")
+
+    async def host_start_up_hook() -> None:
+        await uses_powertools("on_startup")
+
+    async def host_shut_down_hook() -> None:
+        await uses_powertools("on_shutdown")
+
+    # The host's own start-up and shut-down code runs, and may use powertools throughout.
+    app = litestar_host(
+        powertools,
+        lifespan=[host_lifespan],
+        on_startup=[host_start_up_hook],
+        on_shutdown=[host_shut_down_hook],
+    )
     assert powertools.db.pool.closed and await pool_connections(conn) == 0
     async with lifespan_of(app):
-        assert seen_at_startup == [True]
+        assert ran == ["lifespan enter", "on_startup"]
         assert not powertools.db.pool.closed
         assert await pool_connections(conn) >= 1  # before any request: opened by the lifespan
         async with client(app) as ops:
             assert (await ops.get(f"{MOUNT}/")).status_code == 200
+    assert ran == ["lifespan enter", "on_startup", "lifespan exit", "on_shutdown"]
     assert powertools.db.pool.closed
-    assert await pool_connections(conn) == 0
+
+    async def backends_gone() -> bool:
+        return await pool_connections(conn) == 0
+
+    # A closed connection's backend exits on the server's own time.
+    await eventually(backends_gone, within=10, what="the pool's backends exit")
 
 
 def test_a_bad_mount_path_is_refused(powertools: Powertools) -> None:

@@ -9,10 +9,11 @@
 
     app = Litestar(route_handlers=[...], plugins=[PowertoolsPlugin(powertools)])
 
-The plugin mounts ``powertools.asgi_app()`` at ``/ops/jobs`` and opens the library's pool
-with the app (``async with powertools:`` in Litestar's own lifespan list, entered before
-the host's ``on_startup`` hooks run and left after its ``on_shutdown`` hooks). Why not the
-two obvious ways:
+The plugin mounts ``powertools.asgi_app()`` at ``/ops/jobs`` and runs the library's pool
+with the app: it opens first in Litestar's lifespan (before the host's own lifespan
+managers and ``on_startup`` hooks) and closes last (after the host's ``on_shutdown``
+hooks), so all of the host's start-up and shut-down code may use ``powertools``. Why not
+the two obvious ways:
 
 * ``asgi("/ops/jobs", is_mount=True)(powertools.asgi_app())``: Litestar hands a mounted
   app the path *below* the mount with a slash appended (``/ops/jobs/cron`` arrives as
@@ -135,12 +136,19 @@ class PowertoolsPlugin(InitPlugin):
         csrf = app_config.csrf_config
         csrf_opt_key = csrf.exclude_from_csrf_key if csrf is not None else "exclude_from_csrf"
         app_config.route_handlers.append(_mount(self.powertools, self.path, csrf_opt_key))
-        # First in the list: entered before the host's own lifespan managers and start-up
-        # hooks, left after them, so the host's code may use powertools in both.
-        app_config.lifespan.insert(0, self._lifespan)
+        # Litestar enters its lifespan managers in order before the on_startup hooks, and
+        # runs the on_shutdown hooks only after every manager has exited. Opening in the
+        # first manager and closing in the last shutdown hook keeps the pool open for all
+        # of the host's code; Litestar registers the shutdown hooks before it enters any
+        # manager, so a failed start-up closes the pool too.
+        app_config.lifespan.insert(0, self._open)
+        app_config.on_shutdown.append(self._close)
         return app_config
 
     @asynccontextmanager
-    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        async with self.powertools:
-            yield
+    async def _open(self, app: Litestar) -> AsyncIterator[None]:
+        await self.powertools.start()
+        yield
+
+    async def _close(self) -> None:
+        await self.powertools.stop()
