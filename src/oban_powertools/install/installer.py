@@ -25,6 +25,13 @@ from .django_host import (
     settings_snippet,
 )
 from .layout import HostPackage, InstallError, find_package, relative_to
+from .litestar import (
+    find_litestar_app_files,
+    litestar_assignments,
+    litestar_snippet,
+    plan_litestar_mount,
+    uses_litestar,
+)
 from .manifest import MANIFEST_NAME, Manifest, content_hash
 from .mount import MountPlan, app_assignments, find_app_files, plan_mount, snippet
 
@@ -177,7 +184,10 @@ def _find_app(project_dir: Path, package: HostPackage, app: str | None) -> Path 
         if not path.is_file():
             raise InstallError(f"--app {app}: no such file in {project_dir}")
         return path
-    found = find_app_files(package.path, project_dir)
+    found = [
+        *find_app_files(package.path, project_dir),
+        *find_litestar_app_files(package.path, project_dir),
+    ]
     return found[0] if len(found) == 1 else None
 
 
@@ -185,11 +195,13 @@ def _mount(
     report: InstallReport, recorded: Manifest | None, new: Manifest, app_file: Path | None
 ) -> None:
     config_module = f"{report.package.module}.{CONFIG_MODULE}"
+    litestar = uses_litestar(report.project_dir, report.package.path, app_file)
+    host_snippet = litestar_snippet if litestar else snippet
     if app_file is None:
         report.steps.append(
             Step("manual", "-", "no app module found to mount in (pass --app PATH to patch one)")
         )
-        report.snippet = snippet(config_module)
+        report.snippet = host_snippet(config_module)
         return
     shown = relative_to(report.project_dir, app_file)
     module = report.package.module_of(app_file)
@@ -203,8 +215,10 @@ def _mount(
         if config_file.exists()
         else {"powertools", "powertools_lifespan"}  # the starter, about to be written
     )
-    plan: MountPlan = plan_mount(
-        source, config_module, lifespan_available="powertools_lifespan" in provided
+    plan: MountPlan = (
+        plan_litestar_mount(source, config_module)
+        if litestar
+        else plan_mount(source, config_module, lifespan_available="powertools_lifespan" in provided)
     )
     if recorded is not None and recorded.mount.get("file") == shown:
         new.mount = dict(recorded.mount)
@@ -217,7 +231,7 @@ def _mount(
         report.steps.append(
             Step("kept", shown, "install mounted /ops/jobs here before; the mount was removed")
         )
-        report.snippet = snippet(config_module)
+        report.snippet = host_snippet(config_module)
         return
     if "powertools" not in provided:
         plan = MountPlan(
@@ -226,7 +240,7 @@ def _mount(
         )
     if plan.state == "manual" or plan.text is None:
         report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
-        report.snippet = snippet(config_module)
+        report.snippet = host_snippet(config_module)
         return
     if report.dry_run:
         report.diffs.append(_diff(shown, source, plan.text))
@@ -309,9 +323,10 @@ def _target(module: str | None, source: str) -> str | None:
     if module is None:
         return None
     try:
-        apps = app_assignments(ast.parse(source))
+        tree = ast.parse(source)
     except SyntaxError:
         return None
+    apps = app_assignments(tree) or litestar_assignments(tree)
     return f"{module}:{apps[0].name}" if len(apps) == 1 else None
 
 
