@@ -1,19 +1,71 @@
 """oban-powertools: an audited operator control plane and runtime power tools for oban-py."""
 
+from .actions.errors import (
+    ActionError,
+    InvalidParams,
+    InvalidReason,
+    InvalidTargets,
+    NotApplicable,
+    PreviewConsumed,
+    PreviewDrifted,
+    PreviewExpired,
+    PreviewNotFound,
+    PreviewOtherActor,
+    ReasonRequired,
+    ReasonTooLong,
+    ReasonTooShort,
+    Unauthorized,
+    UnknownAction,
+    UnknownTarget,
+)
 from .config import Config
-from .errors import ConfigError, MigrationError, PowertoolsError
+from .errors import (
+    ConfigError,
+    CronEntryError,
+    CronExpressionError,
+    CronTimezoneError,
+    FilterError,
+    InvalidArgument,
+    MigrationError,
+    PowertoolsError,
+    QueryFileError,
+)
+from .install.layout import InstallError
 from .powertools import Powertools
 from .seams import Auth, DisplayContext, DisplayPolicy, Principal, Resource
 
 __all__ = [
+    "ActionError",
     "Auth",
     "Config",
     "ConfigError",
+    "CronEntryError",
+    "CronExpressionError",
+    "CronTimezoneError",
     "DisplayContext",
     "DisplayPolicy",
+    "FilterError",
+    "InstallError",
+    "InvalidArgument",
+    "InvalidParams",
+    "InvalidReason",
+    "InvalidTargets",
     "MigrationError",
+    "NotApplicable",
     "Powertools",
     "PowertoolsError",
+    "PreviewConsumed",
+    "PreviewDrifted",
+    "PreviewExpired",
+    "PreviewNotFound",
+    "PreviewOtherActor",
     "Principal",
+    "QueryFileError",
+    "ReasonRequired",
+    "ReasonTooLong",
+    "ReasonTooShort",
     "Resource",
+    "Unauthorized",
+    "UnknownAction",
+    "UnknownTarget",
 ]

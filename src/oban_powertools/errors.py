@@ -1,14 +1,26 @@
-"""The library's error types. Every message names what is wrong and how to fix it."""
+"""The library's error types. Every message names what is wrong and how to fix it.
+
+Every error the library raises on purpose derives from :class:`PowertoolsError` and has a
+``code`` that stays the same across releases: the JSON API and the CLI print it, and
+hosts may match on it. The action pipeline's errors (``ActionError`` and its family) live
+in :mod:`oban_powertools.actions.errors`; the package root exports them all.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class PowertoolsError(Exception):
     """Base class for every error this library raises on purpose."""
 
+    code: ClassVar[str] = "powertools_error"
 
-class ConfigError(PowertoolsError):
+
+class ConfigError(PowertoolsError, ValueError):
     """A required setting is missing or invalid. Raised at start-up, never silently defaulted."""
+
+    code = "config_invalid"
 
     def __init__(self, setting: str, problem: str, fix: str) -> None:
         self.setting = setting
@@ -19,3 +31,44 @@ class ConfigError(PowertoolsError):
 
 class MigrationError(PowertoolsError):
     """The schema cannot be brought to the requested version."""
+
+    code = "migration_failed"
+
+
+class QueryFileError(PowertoolsError):
+    """A query file is malformed, or a module asked for a statement that does not exist.
+
+    Raised when a module is imported, so a broken file never reaches a running node."""
+
+    code = "query_file_invalid"
+
+
+class InvalidArgument(PowertoolsError, ValueError):
+    """A library function or class was given a value it cannot take (a non-positive
+    interval, an unknown surface, a naive datetime ...). Nothing was changed."""
+
+    code = "invalid_argument"
+
+
+class CronExpressionError(InvalidArgument):
+    """A cron expression could not be parsed or can never match."""
+
+    code = "cron_expression_invalid"
+
+
+class CronTimezoneError(InvalidArgument):
+    """A time zone name is unknown or not an acceptable IANA key."""
+
+    code = "cron_timezone_invalid"
+
+
+class CronEntryError(InvalidArgument):
+    """A cron entry definition is invalid; nothing was written."""
+
+    code = "cron_entry_invalid"
+
+
+class FilterError(InvalidArgument):
+    """A list page's filter cannot be applied (unknown state, too long ...)."""
+
+    code = "filter_invalid"

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, LiteralString
 
 from ..db import Conn
 from ..db.queries import sql
+from ..errors import InvalidArgument
 from ..seams import Principal
 from .errors import InvalidParams, UnknownAction
 
@@ -265,7 +266,7 @@ REGISTRY: dict[str, Action] = {}
 
 def register(action: type[Action]) -> type[Action]:
     if action.name in REGISTRY:
-        raise ValueError(f"action {action.name!r} registered twice")
+        raise InvalidArgument(f"action {action.name!r} registered twice")
     REGISTRY[action.name] = action()
     return action
 

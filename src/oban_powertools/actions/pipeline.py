@@ -32,6 +32,7 @@ from psycopg.types.json import Jsonb
 from ..audit.writer import event_params, write_event
 from ..db import Conn
 from ..db.queries import sql
+from ..errors import InvalidArgument
 from ..seams import Principal, Resource, resolve
 from .base import (
     Action,
@@ -306,7 +307,7 @@ class Pipeline:
     ) -> Preview:
         """Authorize, snapshot the targets and store a single-use preview."""
         if surface not in SURFACES:
-            raise ValueError(f"unknown surface {surface!r}")
+            raise InvalidArgument(f"unknown surface {surface!r}")
         action = get_action(action_name)
         target_ids = self._targets(action, targets)
         if not await self._authorized(actor, action, target_ids):
@@ -401,7 +402,7 @@ class Pipeline:
         the change, so two confirms of one token can never both apply.
         """
         if surface not in SURFACES:
-            raise ValueError(f"unknown surface {surface!r}")
+            raise InvalidArgument(f"unknown surface {surface!r}")
         if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
             raise PreviewNotFound()
         principal = await self.principal(actor)
@@ -455,7 +456,9 @@ class Pipeline:
             statement.params
         )
         if clash:
-            raise ValueError(f"{action.name}: parameter names reserved by the pipeline: {clash}")
+            raise InvalidArgument(
+                f"{action.name}: parameter names reserved by the pipeline: {clash}"
+            )
         params = {
             **statement.params,
             **event_params(

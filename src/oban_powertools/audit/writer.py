@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from ..db import Conn
 from ..db.queries import sql
+from ..errors import InvalidArgument
 from ..seams import Principal
 
 INSERT_EVENT = sql("audit_events", "insert_event")
@@ -59,7 +60,7 @@ def event_params(
     """The ``audit_`` parameters every event insert takes (:func:`write_event` adds the
     outcome, preview token and snapshots; a one-statement confirm takes these)."""
     if surface not in SURFACES:
-        raise ValueError(f"unknown audit surface {surface!r}")
+        raise InvalidArgument(f"unknown audit surface {surface!r}")
     return {
         "audit_action": action,
         "audit_command": command,
@@ -94,9 +95,9 @@ async def write_event(
     """Insert one event; with ``consume_preview`` also mark ``preview_token``'s preview
     consumed by it (the caller holds that preview's row lock, so it must still be ready)."""
     if outcome not in OUTCOMES:
-        raise ValueError(f"unknown audit outcome {outcome!r}")
+        raise InvalidArgument(f"unknown audit outcome {outcome!r}")
     if consume_preview and not preview_token:
-        raise ValueError("consume_preview needs the preview_token")
+        raise InvalidArgument("consume_preview needs the preview_token")
     params = event_params(
         action=action,
         command=command,
@@ -119,5 +120,5 @@ async def write_event(
     assert row is not None
     if consume_preview and row["consumed"] != 1:
         # Raising rolls the caller's transaction back: no change without its consumption.
-        raise RuntimeError(f"preview {preview_token} was not ready to be consumed")
+        raise InvalidArgument(f"preview {preview_token} was not ready to be consumed")
     return int(row["id"])

@@ -38,7 +38,8 @@ from typing import Any
 
 from ..db import Conn
 from ..db.queries import sql
-from .entries import CronEntryError, CronEntrySpec, restart_evaluation, upsert_entry
+from ..errors import CronEntryError
+from .entries import CronEntrySpec, restart_evaluation, upsert_entry
 
 __all__ = [
     "SyncResult",

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from ..db import Conn
 from ..db.queries import sql
+from ..errors import CronEntryError
 from ..seams import Principal
 from .expression import CronExpression, load_timezone
 
@@ -34,10 +35,6 @@ INSERT_SLOT = sql("cron_slots", "insert_slot")
 RECORD_LAST_JOB = sql("cron_entries", "record_last_job")
 RESTART_EVALUATION = sql("cron_entries", "restart_evaluation")
 UPSERT_ENTRY = sql("cron_entries", "upsert_entry")
-
-
-class CronEntryError(ValueError):
-    """A cron entry definition is invalid; nothing was written."""
 
 
 @dataclass(frozen=True)

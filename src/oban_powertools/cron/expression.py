@@ -76,6 +76,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..errors import CronExpressionError, CronTimezoneError, InvalidArgument
+
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
     "MAX_LIST_ITEMS",
@@ -163,14 +165,6 @@ _VALUE = r"[0-9]+|[A-Za-z]+"
 _ITEM = re.compile(rf"(?:(\*)|({_VALUE})(?:-({_VALUE}))?)(?:/([0-9]+))?")
 _ITEM_FORMS = "*, N, A-B, */S, A-B/S or N/S"
 _TIMEZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
-
-
-class CronExpressionError(ValueError):
-    """A cron expression could not be parsed or can never match."""
-
-
-class CronTimezoneError(ValueError):
-    """A time zone name is unknown or not an acceptable IANA key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,11 +623,11 @@ def _as_utc(value: datetime, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware UTC datetime, got naive {value!r}")
+        raise InvalidArgument(f"{name} must be a timezone-aware UTC datetime, got naive {value!r}")
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:
-        raise ValueError(f"{name} is out of the supported range: {value!r}") from exc
+        raise InvalidArgument(f"{name} is out of the supported range: {value!r}") from exc
 
 
 def _offset(value: datetime, delta: timedelta) -> datetime:
@@ -776,9 +770,9 @@ def fires_at(expr: CronExpression, tz: ZoneInfo, minute_utc: datetime) -> bool:
     """
     minute = _as_utc(minute_utc, "minute_utc")
     if minute.second or minute.microsecond:
-        raise ValueError(f"minute_utc must be truncated to the minute, got {minute_utc!r}")
+        raise InvalidArgument(f"minute_utc must be truncated to the minute, got {minute_utc!r}")
     if not _MIN_UTC <= minute <= _MAX_UTC:
-        raise ValueError(f"minute_utc is out of the supported range: {minute_utc!r}")
+        raise InvalidArgument(f"minute_utc is out of the supported range: {minute_utc!r}")
     return _fires(expr, tz, minute)
 
 
@@ -811,7 +805,7 @@ def due_minutes(
     """Every firing UTC minute ``m`` with ``after_utc < m <= until_utc``, ascending,
     at most ``limit`` of them (the earliest ones)."""
     if limit < 0:
-        raise ValueError(f"limit must not be negative, got {limit}")
+        raise InvalidArgument(f"limit must not be negative, got {limit}")
     current = _offset(_floor_minute(_as_utc(after_utc, "after_utc")), _MINUTE)
     last = _floor_minute(_as_utc(until_utc, "until_utc"))
     found: list[datetime] = []

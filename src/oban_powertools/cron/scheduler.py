@@ -103,6 +103,7 @@ from ..actions.pipeline import SYSTEM_PRINCIPAL
 from ..audit import write_event
 from ..db import Conn, Database, oban_jobs
 from ..db.queries import sql
+from ..errors import InvalidArgument
 from . import entries
 from .expression import (
     CronExpression,
@@ -583,11 +584,11 @@ class CronScheduler:
         chunk_size: int = 200,
     ) -> None:
         if poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
+            raise InvalidArgument("poll_interval must be positive")
         if chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
+            raise InvalidArgument("chunk_size must be at least 1")
         if grace < timedelta(0):
-            raise ValueError("grace must not be negative")
+            raise InvalidArgument("grace must not be negative")
         self.database = database
         self.node = node
         self.prefix = prefix

@@ -16,6 +16,8 @@ NOT_HOST_PACKAGES = frozenset(
 class InstallError(PowertoolsError):
     """The installer cannot proceed; the message says what to pass or fix."""
 
+    code = "install_failed"
+
 
 @dataclass(frozen=True, slots=True)
 class HostPackage:

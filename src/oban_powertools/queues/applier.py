@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..db import Database
+from ..errors import InvalidArgument
 from .state import QueueDecision, desired_states
 
 __all__ = ["AppliedChange", "ProducerLike", "QueueStateApplier"]
@@ -86,7 +87,7 @@ class QueueStateApplier:
         interval: float = 5.0,
     ) -> None:
         if interval <= 0:
-            raise ValueError("interval must be positive")
+            raise InvalidArgument("interval must be positive")
         self.database = database
         self._producers = producers
         self._notifier = notifier

@@ -15,6 +15,7 @@ from typing import Any, LiteralString
 from ..actions import get_action
 from ..db import Conn, Database
 from ..display import Display, compact_json, error_line, merge_secrets
+from ..errors import FilterError
 from ..seams import Resource
 from .common import (
     COUNT_CAP,
@@ -153,10 +154,6 @@ SELECT id, queue, worker, attempt, max_attempts, discarded_at, args, meta,
 FROM oban_jobs WHERE state = 'discarded' AND discarded_at IS NOT NULL
 ORDER BY discarded_at DESC LIMIT %(limit)s
 """
-
-
-class FilterError(ValueError):
-    """A filter value the page cannot use; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)

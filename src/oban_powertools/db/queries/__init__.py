@@ -20,16 +20,10 @@ from functools import cache
 from importlib import resources
 from typing import LiteralString
 
-from ...errors import PowertoolsError
+from ...errors import QueryFileError
 
 NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S+)\s*$")
 VALID_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class QueryFileError(PowertoolsError):
-    """A query file is malformed, or a module asked for a statement that does not exist.
-
-    Raised when a module is imported, so a broken file never reaches a running node."""
 
 
 @dataclass(frozen=True, slots=True)

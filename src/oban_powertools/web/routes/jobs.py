@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...errors import FilterError
 from ...forensics import build_bundle
 from ...read_models import jobs as jobs_model
 from ...read_models.common import JOB_STATES
@@ -26,7 +27,7 @@ def cursor(raw: str | None, what: str) -> int | None:
         return None
     value = positive_id(raw)
     if value is None:
-        raise jobs_model.FilterError(f"before must be a {what} id from a page link")
+        raise FilterError(f"before must be a {what} id from a page link")
     return value
 
 
@@ -36,7 +37,7 @@ async def job_list(request: Request) -> Response:
     try:
         filters = jobs_model.JobFilters.from_query(request.query_params)
         before = cursor(request.query_params.get("before"), "job")
-    except jobs_model.FilterError as exc:
+    except FilterError as exc:
         return await page(
             request,
             viewer,
