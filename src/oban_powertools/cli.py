@@ -128,6 +128,9 @@ def _print_install(report: InstallReport) -> None:
     config_module = f"{report.package.module}.powertools_config"
     serve = f"uvicorn {report.app_target}" if report.app_target else "your app"
     click.echo("Next:")
+    if report.django is not None:
+        _print_django_next(auth_file, serve)
+        return
     click.echo(
         f"  1. Make {auth_file} yours: it denies everything until current_actor, authorize "
         "and audit_principal (and actor_for_cli, for `oban-powertools action`) know your "
@@ -150,6 +153,22 @@ def _print_install(report: InstallReport) -> None:
     click.echo("  5. oban-powertools doctor --url http://127.0.0.1:8000/ops/jobs/")
 
 
+def _print_django_next(auth_file: str, serve: str) -> None:
+    """A Django project's next steps: its users and permissions, its worker command."""
+    click.echo(
+        f"  1. Look over {auth_file}: operators are active staff users holding the "
+        "oban_powertools.<action> permissions (python manage.py migrate creates them); "
+        "grant them in the admin or with groups."
+    )
+    click.echo("  2. With DATABASE_URL set: oban-powertools migrate, then python manage.py migrate")
+    click.echo(
+        "  3. Run the worker with the Powertools runtime (the cron scheduler and the queue "
+        "decisions): python manage.py oban_worker"
+    )
+    click.echo(f"  4. Start {serve}; open /ops/jobs/ in the browser.")
+    click.echo("  5. oban-powertools doctor --url http://127.0.0.1:8000/ops/jobs/")
+
+
 @main.command()
 @project_dir_option
 @click.option(
@@ -160,7 +179,8 @@ def _print_install(report: InstallReport) -> None:
 @click.option(
     "--app",
     "app",
-    help="The module file defining `app = FastAPI(...)` or `Starlette(...)` to mount in "
+    help="The module file defining `app = FastAPI(...)`, `Starlette(...)` or `Litestar(...)` "
+    "to mount in "
     "(detected in the usual places when omitted).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")

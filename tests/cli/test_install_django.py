@@ -74,6 +74,10 @@ def test_install_writes_the_django_wiring(runner: CliRunner, django_project: Pat
     assert '"POWERTOOLS": "mysite.powertools_config:powertools"' in settings
     assert "patched      mysite/asgi.py" in out and "patched      mysite/settings.py" in out
     assert "uvicorn mysite.asgi:application" in out
+    # The next steps are Django's: its permissions and its worker command, not an Oban(...)
+    # line to paste into a process the project does not have.
+    assert "python manage.py oban_worker" in out and "oban_powertools.<action>" in out
+    assert "**powertools.oban_options()" not in out and "oban.toml" not in out
     manifest = json.loads((django_project / MANIFEST_NAME).read_text())
     assert manifest["config"] == "mysite.powertools_config:build_config"
     assert manifest["mount"] == {
