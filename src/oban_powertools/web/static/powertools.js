@@ -129,6 +129,7 @@
 
   function onKeydown(event) {
     if (event.defaultPrevented || event.isComposing) return;
+    if (/^(Shift|Control|Alt|Meta|CapsLock)$/.test(event.key)) return; // "?" arrives after Shift
     var target = event.target;
     var form = confirmForm();
 
