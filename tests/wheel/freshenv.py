@@ -35,6 +35,20 @@ ROOT = Path(__file__).resolve().parents[2]
 INTERPRETER = os.path.realpath(sys.executable)
 DEV_BIN = str(Path(sys.executable).parent)
 INSTALL_TIMEOUT = 600  # a cold uv cache downloads every dependency from PyPI
+# What points a process at the development environment (uv's cache and index settings,
+# such as UV_CACHE_DIR or UV_INDEX_URL, pass through).
+DEV_ONLY = frozenset(
+    {
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "VIRTUAL_ENV",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_PYTHON",
+        "UV_SYSTEM_PYTHON",
+        "UV_OFFLINE",
+        "COVERAGE_PROCESS_START",
+    }
+)
 
 
 def uv_binary() -> str:
@@ -49,8 +63,7 @@ def clean_environ(**values: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OBAN_POWERTOOLS_", "UV_", "PYTEST_"))
-        and k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "COVERAGE_PROCESS_START"}
+        if not k.startswith(("OBAN_POWERTOOLS_", "PYTEST_")) and k not in DEV_ONLY
     }
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != DEV_BIN]
     env["PATH"] = os.pathsep.join(path)
