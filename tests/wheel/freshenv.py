@@ -192,6 +192,22 @@ class FreshEnv:
             timeout=timeout,
         )
 
+    def check(
+        self,
+        args: Sequence[str | Path],
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120,
+    ) -> str:
+        """Run a command that must succeed; its stdout, else a failure quoting both streams."""
+        result = self.run(args, cwd=cwd, env=env, timeout=timeout)
+        assert result.returncode == 0, (
+            f"$ {' '.join(map(str, args))}\nexited {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
+        return result.stdout
+
     def has_module(self, name: str) -> bool:
         probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({name!r}) is None)"
         return self.run(["python", "-c", probe], cwd=self.root).returncode == 0

@@ -7,7 +7,19 @@ as a browser would (plain HTTP: GET pages, POST forms with their CSRF token).
 
 The auth seam a host developer writes in place of the deny-by-default starter is
 :data:`HEADER_AUTH`: the actor comes from an ``x-operator`` header (a stand-in for the
-host's session or SSO middleware).
+host's session or SSO middleware). :data:`JOBS` and :data:`WORKER` are the host's jobs
+module and worker process, the same for every framework.
+
+Adding a host (Litestar, Django) is one test file, like ``test_starlette_hosts.py``::
+
+    env = fresh_envs(extras=("litestar",), packages=("uvicorn",))   # session-shared
+    project = scaffold(...)                 # the framework's app module, JOBS, WORKER
+    env.check(["oban-powertools", "install"], cwd=project, env=environ)
+    with Processes(tmp_path / "logs") as processes:
+        processes.start("web", env, ["uvicorn", "myapp.app:app", ...], cwd=..., environ=...)
+        processes.start("worker", env, ["python", "-m", "myapp.worker"], ...)
+        ...
+        first_audited_pause(base, database_url, entry="nightly_sync", reason="...")
 """
 
 from __future__ import annotations
@@ -66,6 +78,54 @@ class PowertoolsAuth:
 
     def actor_for_cli(self, actor_id: str) -> str | None:
         return actor_id if actor_id in OPERATORS else None
+'''
+
+
+# A host's jobs and worker process, the same for every ASGI framework: oban's own cron
+# declaration, and the worker running Powertools' runtime (``**powertools.oban_options()``)
+# from the ``powertools_config`` module install generates.
+JOBS = '''\
+"""The host's background jobs, with oban's own cron declaration."""
+
+from oban import Job, worker
+
+
+@worker(queue="default", cron="0 2 * * *")
+class NightlySync:
+    async def process(self, job: Job) -> None:
+        return None
+'''
+
+WORKER = '''\
+"""The host's worker process: queues, and the powertools runtime (scheduler, decisions)."""
+
+import asyncio
+import os
+import signal
+
+from oban import Oban
+
+from myapp import jobs  # noqa: F401  (registers the workers and their cron)
+from myapp.powertools_config import powertools
+
+
+async def main() -> None:
+    pool = await Oban.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=3)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with powertools:
+            async with Oban(pool=pool, queues={"default": 2}, **powertools.oban_options()):
+                print("worker started", flush=True)
+                await stop.wait()
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
 '''
 
 
@@ -170,7 +230,7 @@ def answers(url: str) -> Callable[[], bool]:
 
 def scalar(database_url: str, sql: str, *params: object) -> object:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql, params).fetchone()
     return row[0] if row else None
 
 
@@ -210,6 +270,21 @@ def first_audited_pause(base: str, database_url: str, *, entry: str, reason: str
 
     Checks what the operator sees at each step and that the audit page shows the event.
     """
+    with browser(base, VIEWER) as viewer:
+        # A viewer sees the entry but may not act on it: the server asks the seam.
+        page = viewer.get(f"{MOUNT}/cron/{entry}")
+        assert page.status_code == 200 and entry in page.text
+        assert ">Pause cron entry</button>" not in page.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        refused = viewer.post(
+            f"{MOUNT}/actions/preview",
+            data={
+                "csrf_token": csrf[1] if csrf else "",
+                "action": "pause_cron_entry",
+                "target": entry,
+            },
+        )
+        assert refused.status_code == 403, refused.text
     with browser(base, OPERATOR) as ops:
         overview = ops.get(f"{MOUNT}/")
         assert overview.status_code == 200, overview.text

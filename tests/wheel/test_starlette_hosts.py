@@ -20,8 +20,10 @@ from tests.wheel.fixtures import FreshEnvs
 from tests.wheel.freshenv import FreshEnv
 from tests.wheel.hosting import (
     HEADER_AUTH,
+    JOBS,
     MOUNT,
     OPERATOR,
+    WORKER,
     Processes,
     answers,
     first_audited_pause,
@@ -63,50 +65,6 @@ app = Starlette(routes=[Route("/", home)])
 ''',
 }
 
-JOBS = '''\
-"""The host's background jobs, with oban's own cron declaration."""
-
-from oban import Job, worker
-
-
-@worker(queue="default", cron="0 2 * * *")
-class NightlySync:
-    async def process(self, job: Job) -> None:
-        return None
-'''
-
-WORKER = '''\
-"""The host's worker process: queues, and the powertools runtime (scheduler, decisions)."""
-
-import asyncio
-import os
-import signal
-
-from oban import Oban
-
-from myapp import jobs  # noqa: F401  (registers the workers and their cron)
-from myapp.powertools_config import powertools
-
-
-async def main() -> None:
-    pool = await Oban.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=3)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        async with powertools:
-            async with Oban(pool=pool, queues={"default": 2}, **powertools.oban_options()):
-                print("worker started", flush=True)
-                await stop.wait()
-    finally:
-        await pool.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
-'''
-
 
 def scaffold(root: Path, framework: str) -> Path:
     """A new service as its developer has it before adding oban-powertools."""
@@ -136,12 +94,7 @@ def test_pip_install_to_a_first_audited_pause(
     environ = env.environ(DATABASE_URL=fresh_db_url)
 
     def cli(*args: str) -> str:
-        result = env.run(["oban-powertools", *args], cwd=project, env=environ)
-        assert result.returncode == 0, (
-            f"oban-powertools {' '.join(args)} exited {result.returncode}\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
-        return result.stdout
+        return env.check(["oban-powertools", *args], cwd=project, env=environ)
 
     installed = cli("install")
     assert "patched      myapp/main.py" in installed
