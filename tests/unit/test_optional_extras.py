@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from oban_powertools import ConfigError
+from oban_powertools.web import routes
 from tests.support.seams import make_powertools
 
 BRIDGE_MODULE = "oban_powertools.web.routes.bridge"
@@ -22,6 +23,9 @@ URL = "postgresql://nobody@127.0.0.1:1/none"  # never connected to: no app start
 def without_httpx(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(sys.modules, "httpx", None)  # type: ignore[arg-type]
     monkeypatch.delitem(sys.modules, BRIDGE_MODULE, raising=False)
+    # `from .routes import bridge` takes the package attribute when an earlier test
+    # imported the module: forget that too, so the import really runs.
+    monkeypatch.delattr(routes, "bridge", raising=False)
     yield
     # monkeypatch puts the real modules back; a half-imported bridge must not stay behind.
     sys.modules.pop(BRIDGE_MODULE, None)
