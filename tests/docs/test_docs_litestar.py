@@ -8,7 +8,6 @@ is written into the project, ``console`` is only shown).
 from __future__ import annotations
 
 import ast
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.hostproject import VENV_BIN
 from tests.cli.test_install_litestar import litestar_project
 from tests.docs.test_docs_commands import (
     APP_RUNNING,
@@ -28,6 +26,8 @@ from tests.docs.test_docs_commands import (
     free_port,
     runnable,
 )
+from tests.wheel.fixtures import FreshEnvs
+from tests.wheel.freshenv import FreshEnv
 
 PAGE = DOCS / "hosts" / "litestar.md"
 
@@ -50,29 +50,30 @@ def test_its_links_resolve_and_its_python_parses() -> None:
         assert command in commands
 
 
-@pytest.fixture
-def host_env(fresh_db_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBAN_POWERTOOLS_")}
-    env.update(
-        DATABASE_URL=fresh_db_url,
-        PORT=str(free_port()),
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    env.pop("PYTHONPATH", None)  # the project must stand on its own
-    return env
+@pytest.fixture(scope="module")
+def reader_env(fresh_envs: FreshEnvs) -> FreshEnv:
+    """What a reader has after ``pip install "oban-powertools[litestar]" uvicorn``."""
+    return fresh_envs(extras=("litestar",), packages=("uvicorn",))
 
 
 @pytest.fixture
-def running(tmp_path: Path, host_env: dict[str, str]) -> Iterator[tuple[Path, RunningHost]]:
+def host_env(fresh_db_url: str, reader_env: FreshEnv) -> dict[str, str]:
+    return reader_env.environ(DATABASE_URL=fresh_db_url, PORT=str(free_port()))
+
+
+@pytest.fixture
+def running(
+    tmp_path: Path, host_env: dict[str, str], reader_env: FreshEnv
+) -> Iterator[tuple[Path, RunningHost]]:
     project = litestar_project(tmp_path / "project")
-    host = RunningHost(project, host_env)
+    host = RunningHost(project, host_env, reader_env.python)
     try:
         yield project, host
     finally:
         host.stop()
 
 
+@pytest.mark.wheel
 def test_the_commands_run_in_a_fresh_litestar_project(
     running: tuple[Path, RunningHost], host_env: dict[str, str]
 ) -> None:

@@ -31,8 +31,13 @@ for info in pkgutil.walk_packages(oban_powertools.__path__, "oban_powertools."):
     name = info.name
     if name.startswith("oban_powertools.install.templates."):
         continue
-    if name.startswith("oban_powertools.contrib.") and name.rsplit(".", 1)[1] in extras:
-        continue
+    parts = name.split(".")
+    # contrib.<extra> and the modules inside a contrib.<extra> package (which the framework
+    # itself loads, e.g. Django's apps and models) need the extra; a package's own
+    # __init__ must import without it.
+    if parts[:2] == ["oban_powertools", "contrib"] and len(parts) > 2 and parts[2] in extras:
+        if len(parts) > 3 or not info.ispkg:
+            continue
     try:
         importlib.import_module(name)
     except ConfigError as exc:

@@ -126,8 +126,9 @@ def distributions_of(imported: Import) -> set[str]:
 
 
 def extra_of(imported: Import) -> str | None:
-    """``contrib/<name>.py`` may use the ``<name>`` extra."""
-    match = re.search(r"/contrib/(\w+)\.py:", imported.where)
+    """``contrib/<name>.py`` and the modules of a ``contrib/<name>/`` package may use the
+    ``<name>`` extra."""
+    match = re.search(r"/contrib/(\w+)(?:\.py|/[\w/]+\.py):", imported.where)
     return match[1] if match else None
 
 
