@@ -32,20 +32,21 @@ from .common import (
     stuck_after_seconds,
     utc,
 )
+from .principal import shown_principal
 
 type Severity = Literal["critical", "warning", "info"]
 
 PAUSED_ENTRIES: LiteralString = """
-SELECT name, paused_at, paused_by_label, paused_reason, pause_expires_at
+SELECT name, paused_at, paused_by_id, paused_by_label, paused_reason, pause_expires_at
 FROM powertools_cron_entries WHERE paused
 ORDER BY paused_at DESC LIMIT %(limit)s
 """
 
 PAUSED_QUEUES: LiteralString = """
-SELECT queue, changed_by_label, reason, updated_at, false AS undecided
+SELECT queue, changed_by_id, changed_by_label, reason, updated_at, false AS undecided
 FROM powertools_queue_states WHERE paused
 UNION ALL
-SELECT DISTINCT p.queue, NULL, NULL, NULL::timestamptz, true
+SELECT DISTINCT p.queue, NULL, NULL, NULL, NULL::timestamptz, true
 FROM oban_producers p
 WHERE (p.meta->>'paused')::boolean
   AND NOT EXISTS (SELECT 1 FROM powertools_queue_states s WHERE s.queue = p.queue)
@@ -186,8 +187,13 @@ def _paused_entry(display: Display, e: Mapping[str, Any], now: datetime, bridge:
     name = e["name"]
     resource = Resource("cron_entry", name)
     shown = display.text("cron_entry", name, resource=resource, field="name")
-    by = display.optional(
-        "principal", e["paused_by_label"], resource=resource, field="paused_by_label"
+    by = shown_principal(
+        display,
+        e["paused_by_id"],
+        e["paused_by_label"],
+        resource=resource,
+        id_field="paused_by_id",
+        label_field="paused_by_label",
     )
     reason = display.optional(
         "reason", e["paused_reason"], resource=resource, field="paused_reason"
@@ -230,8 +236,13 @@ def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge:
         )
         since = None
     else:
-        by = display.optional(
-            "principal", q["changed_by_label"], resource=resource, field="changed_by_label"
+        by = shown_principal(
+            display,
+            q["changed_by_id"],
+            q["changed_by_label"],
+            resource=resource,
+            id_field="changed_by_id",
+            label_field="changed_by_label",
         )
         reason = display.optional("reason", q["reason"], resource=resource, field="reason")
         since = utc(q["updated_at"])
