@@ -18,6 +18,7 @@ from ..db import Database
 from ..display import Display
 from ..seams import Resource
 from . import audit as audit_model
+from . import glance
 from . import jobs as jobs_model
 from .common import (
     BRIDGE,
@@ -32,9 +33,15 @@ from .common import (
     stuck_after_seconds,
     utc,
 )
+from .failures import FailureGroup, group_failures
 from .principal import shown_principal
 
 type Severity = Literal["critical", "warning", "info"]
+
+# Workers the failure check looks at; past it the overview says "at least".
+FAILING_WORKERS_LIMIT = 25
+# Workers listed in one grouped item; the rest are counted ("and 12 more").
+LISTED_WORKERS = 10
 
 PAUSED_ENTRIES: LiteralString = """
 SELECT name, paused_at, paused_by_id, paused_by_label, paused_reason, pause_expires_at
@@ -66,13 +73,19 @@ class Attention:
     # The one resource the item is about (None for aggregates such as a failing worker):
     # the page shows the item only to viewers who may view that resource.
     subject: Resource | None = None
+    # Failures that share a cause: the workers affected, most recent first.
+    affected: list[jobs_model.FailingWorker] = field(default_factory=list)
+    more_affected: bool = False  # the failure scan stopped at its worker limit
 
 
 @dataclass(frozen=True, slots=True)
 class Overview:
     attention: list[Attention]
     counts: dict[str, Count]
+    by_queue: glance.ByQueue
+    last_hour: glance.LastHour
     failing: list[jobs_model.FailingWorker]
+    failure_groups: list[FailureGroup]
     stuck: list[jobs_model.StuckJob]
     discarded: list[jobs_model.DiscardedJob]
     recent_actions: list[audit_model.AuditRow]
@@ -102,10 +115,12 @@ async def overview(
         paused_entries = await cur.fetchall()
         cur = await conn.execute(PAUSED_QUEUES, {"limit": 50})
         paused_queues = await cur.fetchall()
-        failing = await jobs_model.failing_workers(conn, display)
+        failing = await jobs_model.failing_workers(conn, display, limit=FAILING_WORKERS_LIMIT)
         stuck = await jobs_model.stuck_jobs(conn, display, stuck_after=stuck_after)
         discarded = await jobs_model.recent_discarded(conn, display)
         counts = await state_counts(conn)
+        by_queue = await glance.by_queue(conn, display)
+        last_hour = await glance.last_hour(conn)
         without_runtime = await presence.nodes_without_runtime(conn)
     # Audit rows name actors and reasons: only for viewers who may read the audit log.
     recent = await audit_model.recent_events(db, display, limit=8) if include_audit else []
@@ -119,8 +134,9 @@ async def overview(
         items.append(_paused_queue(display, q, now, bridge))
     for job in stuck:
         items.append(_stuck(job, now, stuck_after))
-    for worker in failing:
-        items.append(_failing(worker, now, bridge))
+    groups = group_failures(failing)
+    for group in groups:
+        items.append(_failure_group(group, len(failing) >= FAILING_WORKERS_LIMIT, now, bridge))
     if discarded and not counts["discarded"].zero:
         items.append(_discarded(counts["discarded"], discarded[0], now, bridge))
     order = {"critical": 0, "warning": 1, "info": 2}
@@ -128,7 +144,10 @@ async def overview(
     return Overview(
         attention=items,
         counts=counts,
+        by_queue=by_queue,
+        last_hour=last_hour,
         failing=failing,
+        failure_groups=groups,
         stuck=stuck,
         discarded=discarded,
         recent_actions=recent,
@@ -138,7 +157,8 @@ async def overview(
             "paused queues",
             f"jobs executing longer than {duration(stuck_after)} or on a node without a live "
             "producer",
-            "failing workers (retryable now, discarded in the last 24 hours)",
+            "failing workers (retryable now, discarded in the last 24 hours), grouped by "
+            "their latest error",
             "discarded jobs",
             "nodes leading or running queues without the Powertools runtime",
         ],
@@ -297,47 +317,63 @@ def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attenti
     )
 
 
-def _failing(worker: jobs_model.FailingWorker, now: datetime, bridge: bool) -> Attention:
-    bound = "at least " if worker.sampled else ""
+def _failure_group(group: FailureGroup, truncated: bool, now: datetime, bridge: bool) -> Attention:
+    """One item per cause: the workers it affects, counted, and the next paths once."""
+    bound = "at least " if group.sampled else ""
     parts = []
-    if worker.retryable:
-        parts.append(f"{bound}{worker.retryable} retryable")
-    if worker.discarded:
-        parts.append(f"{bound}{worker.discarded} discarded in the last 24 hours")
-    when = ago(worker.last_failed_at, now) if worker.last_failed_at else "at an unknown time"
-    why = f"{' and '.join(parts).capitalize()}; last failure {when}"
-    why += f": {worker.last_error}" if worker.last_error else "."
+    if group.retryable:
+        parts.append(f"{bound}{group.retryable} retryable")
+    if group.discarded:
+        parts.append(f"{bound}{group.discarded} discarded in the last 24 hours")
+    when = ago(group.last_failed_at, now) if group.last_failed_at else "at an unknown time"
+    single = len(group.workers) == 1
+    latest = group.latest
+    if single:
+        title = f"Worker {latest.worker} is failing"
+        why = f"{' and '.join(parts).capitalize()}; last failure {when}"
+        why += f": {latest.last_error}" if latest.last_error else "."
+    else:
+        n = f"{len(group.workers)}{'+' if truncated else ''}"
+        named = f"with {group.error_class}" if group.error_class else "with the same error"
+        title = f"{n} workers are failing {named}"
+        why = (
+            f"{' and '.join(parts).capitalize()} across {n} workers whose latest error is the "
+            f"same; last failure {when}: {group.cause}"
+        )
+    state = "retryable" if group.retryable else "discarded"
     paths = [
         NextPath(
-            "Failing jobs of this worker",
+            "Failing jobs of this worker" if single else "Failing jobs (per worker: listed above)",
             NATIVE,
-            _query(
-                "/jobs",
-                worker=worker.worker,
-                state="retryable" if worker.retryable else "discarded",
-            ),
+            _query("/jobs", worker=latest.worker, state=state)
+            if single
+            else _query("/jobs", state=state),
         ),
         NextPath(
             "Evidence for the latest failure",
             NATIVE,
-            _query("/forensics", resource_type="job", resource_id=str(worker.last_job_id)),
+            _query("/forensics", resource_type="job", resource_id=str(latest.last_job_id)),
         ),
         NextPath(
-            "Fix the worker or its upstream dependency",
+            "Fix the worker or its upstream dependency"
+            if single
+            else "Fix the dependency these workers share",
             HOST,
             note="Worker code and the systems it calls are host-owned.",
         ),
     ]
     if bridge:
         paths.append(NextPath("Error charts in Oban Web", BRIDGE, "/oban/jobs"))
-    severity: Severity = "critical" if worker.discarded else "warning"
+    severity: Severity = "critical" if group.discarded else "warning"
     return Attention(
         "failing_worker",
         severity,
-        f"Worker {worker.worker} is failing",
+        title,
         why,
-        worker.last_failed_at,
+        group.last_failed_at,
         paths,
+        affected=[] if single else group.workers[:LISTED_WORKERS],
+        more_affected=truncated or len(group.workers) > LISTED_WORKERS,
     )
 
 
