@@ -203,3 +203,35 @@ async def test_the_chart_is_an_accessible_svg_with_a_table_alternative(
     assert table.count('<th scope="row">') == 60
     row = re.search(rf"{at:%H:%M}</time></th>(.*?)</tr>", table)
     assert row is not None and visible_text(row.group(1)) == "4 1 0"
+
+
+async def test_jobs_stuck_on_one_dead_node_are_one_item(
+    powertools: Powertools, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    dead = ["gone-node", "00000000-0000-0000-0000-000000000009"]
+    for minutes in (50, 20, 10):
+        await insert_job(
+            conn,
+            state="executing",
+            attempt=1,
+            attempted_by=dead,
+            attempted_ago=timedelta(minutes=minutes),
+        )
+    live = await insert_producer(conn, queue="default", node="worker-1")
+    slow = await insert_job(
+        conn,
+        state="executing",
+        attempt=1,
+        attempted_by=["worker-1", live],
+        attempted_ago=timedelta(hours=1),
+    )
+    await powertools.start()
+    data = await overview_model.overview(powertools.db, DISPLAY)
+    (node,) = [i for i in data.attention if i.kind == "stuck_jobs"]
+    assert node.title == "3 jobs are orphaned on gone-node"
+    assert node.severity == "critical" and node.subject is None
+    assert "The longest has run for 50 minutes." in node.why
+    assert [p.ownership for p in node.next] == [NATIVE, HOST]
+    (single,) = [i for i in data.attention if i.kind == "stuck_job"]
+    assert single.title == f"Job {slow} (app.SendEmail) looks stuck"
+    assert len(data.stuck) == 4  # the table below still lists every job

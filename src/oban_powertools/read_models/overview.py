@@ -132,8 +132,11 @@ async def overview(
         items.append(_paused_entry(display, e, now, bridge))
     for q in paused_queues:
         items.append(_paused_queue(display, q, now, bridge))
-    for job in stuck:
-        items.append(_stuck(job, now, stuck_after))
+    for jobs in _by_node(stuck):
+        if len(jobs) == 1:
+            items.append(_stuck(jobs[0], now, stuck_after))
+        else:
+            items.append(_stuck_on_node(jobs, stuck_after))
     groups = group_failures(failing)
     for group in groups:
         items.append(_failure_group(group, len(failing) >= FAILING_WORKERS_LIMIT, now, bridge))
@@ -315,6 +318,42 @@ def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attenti
         ],
         Resource("job", str(job.id)),
     )
+
+
+def _by_node(stuck: list[jobs_model.StuckJob]) -> list[list[jobs_model.StuckJob]]:
+    """Stuck jobs per node and kind (orphaned or slow): a dead node is one item, not fifty."""
+    groups: dict[tuple[str, bool], list[jobs_model.StuckJob]] = {}
+    for job in stuck:
+        groups.setdefault((job.node, job.orphaned), []).append(job)
+    return list(groups.values())
+
+
+def _stuck_on_node(jobs: list[jobs_model.StuckJob], stuck_after: int) -> Attention:
+    """Several stuck jobs on one node: one item; the jobs are listed in the table below it."""
+    first = jobs[0]  # the scan reads the longest-running first
+    running = duration(first.running_seconds or 0)
+    n = len(jobs)
+    if first.orphaned:
+        title = f"{n} jobs are orphaned on {first.node}"
+        why = (
+            f"Executing on {first.node}, which has no live producer: the node is gone or "
+            f"stuck, and these jobs will not finish there. The longest has run for {running}."
+        )
+        severity: Severity = "critical"
+    else:
+        title = f"{n} jobs run longer than {duration(stuck_after)} on {first.node}"
+        why = f"Executing on {first.node} for up to {running}; the node is live."
+        severity = "warning"
+    why += " Each is listed under Stuck or orphaned jobs."
+    paths = [
+        NextPath("Cancel or retry each job from its page", NATIVE, "/jobs?state=executing"),
+        NextPath(
+            "Check the node's health in the host's infrastructure",
+            HOST,
+            note="Node restarts and capacity are host-owned.",
+        ),
+    ]
+    return Attention("stuck_jobs", severity, title, why, first.attempted_at, paths)
 
 
 def _failure_group(group: FailureGroup, truncated: bool, now: datetime, bridge: bool) -> Attention:
