@@ -1,7 +1,9 @@
 """The diagnosis-first overview: what needs attention, why, and where to go next.
 
 Each attention item names its next paths with their owner: a native page here, the Oban
-Web bridge (only when configured), or a step the host owns. Everything is bounded: lists
+Web bridge (only when configured), or a step the host owns. Items that share a cause are
+one item (workers failing with the same error, jobs stuck on one node), and the page leads
+with the numbers of ``glance``: jobs by state and queue, and the last hour per minute. Everything is bounded: lists
 are capped and counts stop at a cap or come from oban's planner estimate, and say so.
 """
 
@@ -40,7 +42,7 @@ type Severity = Literal["critical", "warning", "info"]
 
 # Workers the failure check looks at; past it the overview says "at least".
 FAILING_WORKERS_LIMIT = 25
-# Workers listed in one grouped item; the rest are counted ("and 12 more").
+# Workers listed in one grouped item; past it the item points to the jobs list for the rest.
 LISTED_WORKERS = 10
 
 PAUSED_ENTRIES: LiteralString = """
@@ -75,7 +77,8 @@ class Attention:
     subject: Resource | None = None
     # Failures that share a cause: the workers affected, most recent first.
     affected: list[jobs_model.FailingWorker] = field(default_factory=list)
-    more_affected: bool = False  # the failure scan stopped at its worker limit
+    # More workers than listed: past LISTED_WORKERS, or the scan stopped at its limit.
+    more_affected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
