@@ -3,8 +3,9 @@
 Each attention item names its next paths with their owner: a native page here, the Oban
 Web bridge (only when configured), or a step the host owns. Items that share a cause are
 one item (workers failing with the same error, jobs stuck on one node), and the page leads
-with the numbers of ``glance``: jobs by state and queue, and the last hour per minute. Everything is bounded: lists
-are capped and counts stop at a cap or come from oban's planner estimate, and say so.
+with the numbers of ``glance``: jobs by state and queue, and the last hour per minute.
+Everything is bounded: lists are capped and counts stop at a cap or come from oban's
+planner estimate, and say so.
 """
 
 from __future__ import annotations
