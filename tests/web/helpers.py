@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from html import unescape
 from typing import Any
 
 import httpx
@@ -101,6 +102,15 @@ def client(app: Starlette, user: str | None = None, **headers: str) -> httpx.Asy
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=ORIGIN, headers=default
     )
+
+
+def visible_text(html: str) -> str:
+    """The page as a reader sees it: no tags, entities decoded, whitespace collapsed."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL | re.IGNORECASE)
+    # Block-level boundaries separate words; inline tags (span, code, a) do not.
+    blocks = r"</?(?:td|th|tr|li|div|p|dd|dt|br|h[1-6]|section|table|ul|ol|dl)\b[^>]*>"
+    text = re.sub(r"<[^>]+>", "", re.sub(blocks, " ", body, flags=re.IGNORECASE))
+    return " ".join(unescape(text).split())
 
 
 def csrf_of(html: str) -> str:

@@ -10,7 +10,15 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.web.helpers import MOUNT, csrf_of, insert_job, insert_producer, scalar, token_of
+from tests.web.helpers import (
+    MOUNT,
+    csrf_of,
+    insert_job,
+    insert_producer,
+    scalar,
+    token_of,
+    visible_text,
+)
 
 Client = Callable[..., httpx.AsyncClient]
 
@@ -44,7 +52,7 @@ async def test_queues_show_nodes_decisions_and_counts(
     )
     assert done.status_code == 303
     page = await ops.get(f"{MOUNT}/queues")
-    assert "decision by Ops Demo" in page.text
+    assert "decision by Ops Demo (ops-demo)" in visible_text(page.text)
     assert "smtp relay down" in page.text
     # The nodes have not applied it in this test (no oban running): the page says so.
     assert "Paused by decision, but still fetching on web-1" in page.text
@@ -67,7 +75,7 @@ async def test_queues_show_nodes_decisions_and_counts(
     forensics = await ops.get(
         f"{MOUNT}/forensics", params={"resource_type": "queue", "resource_id": "mailers"}
     )
-    assert "Paused by Ops Demo" in forensics.text
+    assert "Paused by Ops Demo (ops-demo)" in forensics.text
     assert ">partial evidence<" in forensics.text  # web-2 is stale
 
 

@@ -77,7 +77,7 @@ async def test_overview_diagnoses_and_names_next_venues(
 
     (paused,) = by_kind["cron_paused"]
     assert paused.why == (
-        "Paused by Ops Demo 3 minutes ago: 'upstream outage'. "
+        "Paused by Ops Demo (ops-demo) 3 minutes ago: 'upstream outage'. "
         "The scheduler claims no slot until resumed."
     )
     assert [(p.label, p.ownership, p.href) for p in paused.next][0] == (

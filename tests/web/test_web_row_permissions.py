@@ -108,6 +108,9 @@ async def test_lists_leave_out_rows_the_viewer_may_not_view(
             # The discarded-jobs item names the latest one, which this viewer may not view.
             assert f"job {ids['discarded']} (app.ChargeCard)" not in overview
             assert "left out here" in overview
+            # Jobs by queue: a row per queue the viewer may view.
+            assert f'href="{MOUNT}/jobs?queue=default"' in overview
+            assert f'href="{MOUNT}/jobs?queue=billing"' not in overview
             # The rows' own pages agree with the lists.
             assert (await viewer.get(f"{MOUNT}/jobs/{ids['theirs']}")).status_code == 403
             assert (await viewer.get(f"{MOUNT}/jobs/{ids['mine']}")).status_code == 200
@@ -121,6 +124,7 @@ async def test_lists_leave_out_rows_the_viewer_may_not_view(
                 "view_queues",
                 "view_audit",
                 "view_audit",  # the overview's recent actions (its one discarded job: authorize)
+                "view_queues",  # the overview's jobs by queue
             ]
     finally:
         await powertools.stop()

@@ -40,6 +40,7 @@ from ..read_models.common import (
     now_utc,
     utc,
 )
+from ..read_models.principal import ShownPrincipal
 from ..seams import Resource
 from .completeness import (
     Completeness,
@@ -91,7 +92,7 @@ class ChronologyItem:
     source: str  # "audit", "cron slot", "scheduler", "job"
     title: str
     detail: str = ""
-    actor: str | None = None
+    actor: ShownPrincipal | None = None  # id beside label, already displayed
     href: str | None = None  # relative to the mount
 
 
@@ -145,7 +146,7 @@ class EvidenceBundle:
                     "source": item.source,
                     "title": item.title,
                     "detail": item.detail,
-                    "actor": item.actor,
+                    "actor": item.actor.to_dict() if item.actor else None,
                     "href": item.href,
                 }
                 for item in self.chronology
@@ -194,7 +195,7 @@ def _audit_items(rows: Sequence[AuditRow]) -> list[ChronologyItem]:
                 source="audit",
                 title=f"{row.action} via {row.surface}",
                 detail=detail,
-                actor=row.actor_label,
+                actor=row.actor,
                 href=f"/audit/{row.id}",
             )
         )
@@ -391,7 +392,7 @@ async def cron_bundle(
         Fact("Scheduler coverage", _coverage_fact(clean_spans, gaps)),
     ]
     if entry.paused:
-        facts.insert(0, Fact("Paused by", entry.paused_by or "unknown"))
+        facts.insert(0, Fact("Paused by", str(entry.paused_by or "unknown")))
         facts.insert(1, Fact("Pause reason", entry.paused_reason or "none recorded"))
 
     paths: list[NextPath] = []

@@ -11,6 +11,7 @@ from ..audit.writer import AuditEvent
 from ..db import Database
 from ..display import Display
 from ..seams import Resource
+from .principal import ShownPrincipal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,11 @@ class AuditRow:
     after_json: str | None
     detail_json: str
     targets: list[str]
+
+    @property
+    def actor(self) -> ShownPrincipal:
+        """Who acted, id beside label (both already through the display policy)."""
+        return ShownPrincipal(self.actor_id, self.actor_label, self.actor_type)
 
 
 @dataclass(frozen=True, slots=True)

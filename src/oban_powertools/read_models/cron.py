@@ -21,6 +21,7 @@ from ..db import Conn, Database
 from ..display import Display
 from ..seams import Resource
 from .common import now_utc, utc
+from .principal import ShownPrincipal, shown_principal
 
 MAX_ENTRIES = 500
 RECENT_SLOTS = 25
@@ -96,7 +97,7 @@ class CronEntryView:
     max_catch_up: int
     paused: bool
     paused_at: datetime | None
-    paused_by: str | None
+    paused_by: ShownPrincipal | None
     paused_reason: str | None
     pause_expires_at: datetime | None
     next_run: datetime | None
@@ -169,8 +170,13 @@ def entry_view(display: Display, row: Mapping[str, Any], now: datetime) -> CronE
         max_catch_up=row["max_catch_up"],
         paused=row["paused"],
         paused_at=utc(row["paused_at"]),
-        paused_by=display.optional(
-            "principal", row["paused_by_label"], resource=resource, field="paused_by_label"
+        paused_by=shown_principal(
+            display,
+            row["paused_by_id"],
+            row["paused_by_label"],
+            resource=resource,
+            id_field="paused_by_id",
+            label_field="paused_by_label",
         ),
         paused_reason=display.optional(
             "reason", row["paused_reason"], resource=resource, field="paused_reason"

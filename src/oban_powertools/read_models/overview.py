@@ -1,8 +1,11 @@
 """The diagnosis-first overview: what needs attention, why, and where to go next.
 
 Each attention item names its next paths with their owner: a native page here, the Oban
-Web bridge (only when configured), or a step the host owns. Everything is bounded: lists
-are capped and counts stop at a cap or come from oban's planner estimate, and say so.
+Web bridge (only when configured), or a step the host owns. Items that share a cause are
+one item (workers failing with the same error, jobs stuck on one node), and the page leads
+with the numbers of ``glance``: jobs by state and queue, and the last hour per minute.
+Everything is bounded: lists are capped and counts stop at a cap or come from oban's
+planner estimate, and say so.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..db import Database
 from ..display import Display
 from ..seams import Resource
 from . import audit as audit_model
+from . import glance
 from . import jobs as jobs_model
 from .common import (
     BRIDGE,
@@ -32,20 +36,27 @@ from .common import (
     stuck_after_seconds,
     utc,
 )
+from .failures import FailureGroup, group_failures
+from .principal import shown_principal
 
 type Severity = Literal["critical", "warning", "info"]
 
+# Workers the failure check looks at; past it the overview says "at least".
+FAILING_WORKERS_LIMIT = 25
+# Workers listed in one grouped item; past it the item points to the jobs list for the rest.
+LISTED_WORKERS = 10
+
 PAUSED_ENTRIES: LiteralString = """
-SELECT name, paused_at, paused_by_label, paused_reason, pause_expires_at
+SELECT name, paused_at, paused_by_id, paused_by_label, paused_reason, pause_expires_at
 FROM powertools_cron_entries WHERE paused
 ORDER BY paused_at DESC LIMIT %(limit)s
 """
 
 PAUSED_QUEUES: LiteralString = """
-SELECT queue, changed_by_label, reason, updated_at, false AS undecided
+SELECT queue, changed_by_id, changed_by_label, reason, updated_at, false AS undecided
 FROM powertools_queue_states WHERE paused
 UNION ALL
-SELECT DISTINCT p.queue, NULL, NULL, NULL::timestamptz, true
+SELECT DISTINCT p.queue, NULL, NULL, NULL, NULL::timestamptz, true
 FROM oban_producers p
 WHERE (p.meta->>'paused')::boolean
   AND NOT EXISTS (SELECT 1 FROM powertools_queue_states s WHERE s.queue = p.queue)
@@ -65,13 +76,20 @@ class Attention:
     # The one resource the item is about (None for aggregates such as a failing worker):
     # the page shows the item only to viewers who may view that resource.
     subject: Resource | None = None
+    # Failures that share a cause: the workers affected, most recent first.
+    affected: list[jobs_model.FailingWorker] = field(default_factory=list)
+    # More workers than listed: past LISTED_WORKERS, or the scan stopped at its limit.
+    more_affected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Overview:
     attention: list[Attention]
     counts: dict[str, Count]
+    by_queue: glance.ByQueue
+    last_hour: glance.LastHour
     failing: list[jobs_model.FailingWorker]
+    failure_groups: list[FailureGroup]
     stuck: list[jobs_model.StuckJob]
     discarded: list[jobs_model.DiscardedJob]
     recent_actions: list[audit_model.AuditRow]
@@ -101,10 +119,12 @@ async def overview(
         paused_entries = await cur.fetchall()
         cur = await conn.execute(PAUSED_QUEUES, {"limit": 50})
         paused_queues = await cur.fetchall()
-        failing = await jobs_model.failing_workers(conn, display)
+        failing = await jobs_model.failing_workers(conn, display, limit=FAILING_WORKERS_LIMIT)
         stuck = await jobs_model.stuck_jobs(conn, display, stuck_after=stuck_after)
         discarded = await jobs_model.recent_discarded(conn, display)
         counts = await state_counts(conn)
+        by_queue = await glance.by_queue(conn, display)
+        last_hour = await glance.last_hour(conn)
         runtime = await presence.runtime_status(conn)
     # Audit rows name actors and reasons: only for viewers who may read the audit log.
     recent = await audit_model.recent_events(db, display, limit=8) if include_audit else []
@@ -118,10 +138,14 @@ async def overview(
         items.append(_paused_entry(display, e, now, bridge))
     for q in paused_queues:
         items.append(_paused_queue(display, q, now, bridge))
-    for job in stuck:
-        items.append(_stuck(job, now, stuck_after))
-    for worker in failing:
-        items.append(_failing(worker, now, bridge))
+    for jobs in _by_node(stuck):
+        if len(jobs) == 1:
+            items.append(_stuck(jobs[0], now, stuck_after))
+        else:
+            items.append(_stuck_on_node(jobs, stuck_after))
+    groups = group_failures(failing)
+    for group in groups:
+        items.append(_failure_group(group, len(failing) >= FAILING_WORKERS_LIMIT, now, bridge))
     if discarded and not counts["discarded"].zero:
         items.append(_discarded(counts["discarded"], discarded[0], now, bridge))
     order = {"critical": 0, "warning": 1, "info": 2}
@@ -129,7 +153,10 @@ async def overview(
     return Overview(
         attention=items,
         counts=counts,
+        by_queue=by_queue,
+        last_hour=last_hour,
         failing=failing,
+        failure_groups=groups,
         stuck=stuck,
         discarded=discarded,
         recent_actions=recent,
@@ -139,7 +166,8 @@ async def overview(
             "paused queues",
             f"jobs executing longer than {duration(stuck_after)} or on a node without a live "
             "producer",
-            "failing workers (retryable now, discarded in the last 24 hours)",
+            "failing workers (retryable now, discarded in the last 24 hours), grouped by "
+            "their latest error",
             "discarded jobs",
             "a running node with the Powertools runtime, and running nodes without it "
             "(stopped nodes are not counted)",
@@ -219,8 +247,13 @@ def _paused_entry(display: Display, e: Mapping[str, Any], now: datetime, bridge:
     name = e["name"]
     resource = Resource("cron_entry", name)
     shown = display.text("cron_entry", name, resource=resource, field="name")
-    by = display.optional(
-        "principal", e["paused_by_label"], resource=resource, field="paused_by_label"
+    by = shown_principal(
+        display,
+        e["paused_by_id"],
+        e["paused_by_label"],
+        resource=resource,
+        id_field="paused_by_id",
+        label_field="paused_by_label",
     )
     reason = display.optional(
         "reason", e["paused_reason"], resource=resource, field="paused_reason"
@@ -263,8 +296,13 @@ def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge:
         )
         since = None
     else:
-        by = display.optional(
-            "principal", q["changed_by_label"], resource=resource, field="changed_by_label"
+        by = shown_principal(
+            display,
+            q["changed_by_id"],
+            q["changed_by_label"],
+            resource=resource,
+            id_field="changed_by_id",
+            label_field="changed_by_label",
         )
         reason = display.optional("reason", q["reason"], resource=resource, field="reason")
         since = utc(q["updated_at"])
@@ -319,47 +357,99 @@ def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attenti
     )
 
 
-def _failing(worker: jobs_model.FailingWorker, now: datetime, bridge: bool) -> Attention:
-    bound = "at least " if worker.sampled else ""
+def _by_node(stuck: list[jobs_model.StuckJob]) -> list[list[jobs_model.StuckJob]]:
+    """Stuck jobs per node and kind (orphaned or slow): a dead node is one item, not fifty."""
+    groups: dict[tuple[str, bool], list[jobs_model.StuckJob]] = {}
+    for job in stuck:
+        groups.setdefault((job.node, job.orphaned), []).append(job)
+    return list(groups.values())
+
+
+def _stuck_on_node(jobs: list[jobs_model.StuckJob], stuck_after: int) -> Attention:
+    """Several stuck jobs on one node: one item; the jobs are listed in the table below it."""
+    first = jobs[0]  # the scan reads the longest-running first
+    running = duration(first.running_seconds or 0)
+    n = len(jobs)
+    if first.orphaned:
+        title = f"{n} jobs are orphaned on {first.node}"
+        why = (
+            f"Executing on {first.node}, which has no live producer: the node is gone or "
+            f"stuck, and these jobs will not finish there. The longest has run for {running}."
+        )
+        severity: Severity = "critical"
+    else:
+        title = f"{n} jobs run longer than {duration(stuck_after)} on {first.node}"
+        why = f"Executing on {first.node} for up to {running}; the node is live."
+        severity = "warning"
+    why += " Each is listed under Stuck or orphaned jobs."
+    paths = [
+        NextPath("Cancel or retry each job from its page", NATIVE, "/jobs?state=executing"),
+        NextPath(
+            "Check the node's health in the host's infrastructure",
+            HOST,
+            note="Node restarts and capacity are host-owned.",
+        ),
+    ]
+    return Attention("stuck_jobs", severity, title, why, first.attempted_at, paths)
+
+
+def _failure_group(group: FailureGroup, truncated: bool, now: datetime, bridge: bool) -> Attention:
+    """One item per cause: the workers it affects, counted, and the next paths once."""
+    bound = "at least " if group.sampled else ""
     parts = []
-    if worker.retryable:
-        parts.append(f"{bound}{worker.retryable} retryable")
-    if worker.discarded:
-        parts.append(f"{bound}{worker.discarded} discarded in the last 24 hours")
-    when = ago(worker.last_failed_at, now) if worker.last_failed_at else "at an unknown time"
-    why = f"{' and '.join(parts).capitalize()}; last failure {when}"
-    why += f": {worker.last_error}" if worker.last_error else "."
+    if group.retryable:
+        parts.append(f"{bound}{group.retryable} retryable")
+    if group.discarded:
+        parts.append(f"{bound}{group.discarded} discarded in the last 24 hours")
+    when = ago(group.last_failed_at, now) if group.last_failed_at else "at an unknown time"
+    single = len(group.workers) == 1
+    latest = group.latest
+    if single:
+        title = f"Worker {latest.worker} is failing"
+        why = f"{' and '.join(parts).capitalize()}; last failure {when}"
+        why += f": {latest.last_error}" if latest.last_error else "."
+    else:
+        n = f"{len(group.workers)}{'+' if truncated else ''}"
+        named = f"with {group.error_class}" if group.error_class else "with the same error"
+        title = f"{n} workers are failing {named}"
+        why = (
+            f"{' and '.join(parts).capitalize()} across {n} workers whose latest error is the "
+            f"same; last failure {when}: {group.cause}"
+        )
+    state = "retryable" if group.retryable else "discarded"
     paths = [
         NextPath(
-            "Failing jobs of this worker",
+            "Failing jobs of this worker" if single else "Failing jobs (per worker: listed above)",
             NATIVE,
-            _query(
-                "/jobs",
-                worker=worker.worker,
-                state="retryable" if worker.retryable else "discarded",
-            ),
+            _query("/jobs", worker=latest.worker, state=state)
+            if single
+            else _query("/jobs", state=state),
         ),
         NextPath(
             "Evidence for the latest failure",
             NATIVE,
-            _query("/forensics", resource_type="job", resource_id=str(worker.last_job_id)),
+            _query("/forensics", resource_type="job", resource_id=str(latest.last_job_id)),
         ),
         NextPath(
-            "Fix the worker or its upstream dependency",
+            "Fix the worker or its upstream dependency"
+            if single
+            else "Fix the dependency these workers share",
             HOST,
             note="Worker code and the systems it calls are host-owned.",
         ),
     ]
     if bridge:
         paths.append(NextPath("Error charts in Oban Web", BRIDGE, "/oban/jobs"))
-    severity: Severity = "critical" if worker.discarded else "warning"
+    severity: Severity = "critical" if group.discarded else "warning"
     return Attention(
         "failing_worker",
         severity,
-        f"Worker {worker.worker} is failing",
+        title,
         why,
-        worker.last_failed_at,
+        group.last_failed_at,
         paths,
+        affected=[] if single else group.workers[:LISTED_WORKERS],
+        more_affected=truncated or len(group.workers) > LISTED_WORKERS,
     )
 
 

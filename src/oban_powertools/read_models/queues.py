@@ -16,6 +16,7 @@ from ..db import Conn, Database
 from ..display import Display
 from ..seams import Resource
 from .common import EXACT_BELOW_FACTOR, PRODUCER_LIVE_SECONDS, Count, bounded_count, utc
+from .principal import ShownPrincipal, shown_principal
 
 QUEUE_STATES = ("available", "scheduled", "executing", "retryable")
 QUEUE_COUNT_CAP = 1000
@@ -23,7 +24,7 @@ MAX_QUEUES = 500
 FRESH_SECONDS = 45  # three missed refreshes make a node "stale", then "gone" after 90 s
 
 QUEUE_NAMES: LiteralString = """
-SELECT n.queue, s.paused, s.limit_override, s.changed_by_label, s.reason,
+SELECT n.queue, s.paused, s.limit_override, s.changed_by_id, s.changed_by_label, s.reason,
        s.updated_at AS decided_at, s.version
 FROM (SELECT queue FROM oban_producers UNION SELECT queue FROM powertools_queue_states) n
 LEFT JOIN powertools_queue_states s ON s.queue = n.queue
@@ -75,7 +76,7 @@ class QueueView:
     name: str  # the name as the display policy shows it
     decided_paused: bool | None  # None: no stored decision
     limit_override: int | None
-    decided_by: str | None
+    decided_by: ShownPrincipal | None
     decision_reason: str | None
     decided_at: datetime | None
     nodes: list[NodeView]
@@ -168,8 +169,13 @@ async def list_queues(
             key=name,
             decided_paused=d["paused"],
             limit_override=d["limit_override"],
-            decided_by=display.optional(
-                "principal", d["changed_by_label"], resource=resource, field="changed_by_label"
+            decided_by=shown_principal(
+                display,
+                d["changed_by_id"],
+                d["changed_by_label"],
+                resource=resource,
+                id_field="changed_by_id",
+                label_field="changed_by_label",
             ),
             decision_reason=display.optional(
                 "reason", d["reason"], resource=resource, field="reason"

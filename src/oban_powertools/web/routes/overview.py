@@ -12,6 +12,7 @@ from ...actions import all_actions
 from ...read_models import overview as overview_model
 from ...seams import Resource
 from ..access import Viewer, plane_of, require
+from ..charts import minute_chart
 from ..pages import page
 from ..templating import is_poll
 
@@ -37,9 +38,24 @@ async def visible_parts(
     recent, hidden_recent = await viewer.visible(
         "view_audit", "audit", data.recent_actions, lambda e: str(e.id)
     )
-    hidden = len(data.attention) - len(attention) + hidden_stuck + hidden_discarded + hidden_recent
+    queues, hidden_queues = await viewer.visible(
+        "view_queues", "queue", data.by_queue.queues, lambda q: q.key
+    )
+    hidden = (
+        len(data.attention)
+        - len(attention)
+        + hidden_stuck
+        + hidden_discarded
+        + hidden_recent
+        + hidden_queues
+    )
     parts = replace(
-        data, attention=attention, stuck=stuck, discarded=discarded, recent_actions=recent
+        data,
+        attention=attention,
+        stuck=stuck,
+        discarded=discarded,
+        recent_actions=recent,
+        by_queue=replace(data.by_queue, queues=queues),
     )
     return parts, hidden
 
@@ -64,7 +80,11 @@ async def overview(request: Request) -> Response:
         request,
         viewer,
         name,
-        {"data": data, "hidden": hidden},
+        {
+            "data": data,
+            "hidden": hidden,
+            "charts": [minute_chart(data.last_hour, s) for s in ("completed", "failed")],
+        },
         section="overview",
         read_only=read_only,
     )
