@@ -1,5 +1,7 @@
 """oban-powertools: an audited operator control plane and runtime power tools for oban-py."""
 
+from importlib import metadata as _metadata
+
 from .actions.errors import (
     ActionError,
     InvalidParams,
@@ -33,6 +35,11 @@ from .errors import (
 from .install.layout import InstallError
 from .powertools import Powertools
 from .seams import Auth, DisplayContext, DisplayPolicy, Principal, Resource
+
+try:
+    __version__ = _metadata.version("oban-powertools")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed: no metadata
+    __version__ = "0+unknown"
 
 __all__ = [
     "ActionError",
@@ -68,4 +75,5 @@ __all__ = [
     "Unauthorized",
     "UnknownAction",
     "UnknownTarget",
+    "__version__",
 ]

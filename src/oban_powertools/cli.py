@@ -8,6 +8,7 @@ Exit status 0 means done (or all checks passed), 1 means a problem the output ex
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 from pathlib import Path
 
@@ -39,7 +40,21 @@ prefix_option = click.option(
 )
 
 
-@click.group()
+class FullHelpCommand(click.Command):
+    """A command listed in ``--help`` with its whole first sentence: click would cut it to
+    the terminal's width and end it with "...", mid-thought."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help or not self.help:
+            return super().get_short_help_str(limit)
+        return " ".join(inspect.cleandoc(self.help).split("\n\n", 1)[0].split())
+
+
+class PowertoolsGroup(click.Group):
+    command_class = FullHelpCommand
+
+
+@click.group(cls=PowertoolsGroup, context_settings={"max_content_width": 100})
 @click.version_option(package_name="oban-powertools")
 def main() -> None:
     """Operator control plane and runtime power tools for oban-py."""
@@ -68,7 +83,17 @@ def migrate(database_url: str | None, prefix: str, show_status: bool, rollback: 
                 else "nothing to roll back"
             )
         else:
-            ran = asyncio.run(migrations.apply(settings.database_url, settings.prefix))
+            schema = settings.prefix
+
+            def said_oban_installed() -> None:
+                tables = ", ".join(doctor_checks.OBAN_TABLES)
+                click.echo(f"installed oban's schema ({tables}) in schema {schema!r}")
+
+            ran = asyncio.run(
+                migrations.apply(
+                    settings.database_url, schema, on_oban_installed=said_oban_installed
+                )
+            )
             for m in ran:
                 click.echo(f"applied {m.version:04d} {m.name}")
             click.echo(

@@ -1,5 +1,10 @@
 """The docs' shell commands run, in order, in a freshly generated project on a real database.
 
+They run as a reader runs them after ``pip install oban-powertools``: with the binaries of a
+fresh virtual environment holding the built wheel (``tests/wheel/freshenv.py``: the
+``fastapi`` extra and uvicorn, no development dependencies) first on ``PATH``, the host
+project as the current directory, and no ``PYTHONPATH``.
+
 How a fenced block in ``docs/*.md`` is treated, by its info string:
 
 ``bash``
@@ -15,6 +20,9 @@ How a fenced block in ``docs/*.md`` is treated, by its info string:
 ``python file=PATH``
     a file the reader writes: written into the project at that point, so the commands
     after it (and the host they start) use exactly what the page shows.
+``text output``
+    the output the command block just before it prints (a sample): for ``doctor``, its
+    check lines (mark and name, in order) and its summary must match the real run's.
 
 Any other shell-ish info string (``sh``, ``shell``, ...) is an error, so nothing that
 looks runnable escapes the test by accident. Python blocks must parse.
@@ -23,11 +31,9 @@ looks runnable escapes the test by accident. Python blocks must parse.
 from __future__ import annotations
 
 import ast
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +42,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cli.hostproject import ROOT, VENV_BIN, make_project
+from tests.cli.hostproject import ROOT, make_project
+from tests.wheel.fixtures import FreshEnvs
+from tests.wheel.freshenv import FreshEnv
 
 DOCS = ROOT / "docs"
 DOC_FILES = sorted(DOCS.glob("**/*.md"))  # hosts/ too
@@ -50,6 +58,7 @@ REQUIRED_DOCS = (
 )
 SHELL_LANGS = frozenset({"bash", "console", "sh", "shell", "zsh", "shell-session", "shellsession"})
 APP_RUNNING = "app-running"
+OUTPUT = "output"
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`]*)$")
 BLOCK_TIMEOUT = 120
 
@@ -96,9 +105,44 @@ def file_target(block: Block) -> str | None:
     return None
 
 
+def is_output(block: Block) -> bool:
+    return block.lang == "text" and OUTPUT in block.attrs
+
+
 def runnable(path: Path) -> list[Block]:
     """The blocks the test acts on, in document order: commands, and files to write."""
     return [b for b in blocks(path) if b.lang == "bash" or file_target(b) is not None]
+
+
+def acted_on(path: Path) -> list[Block]:
+    """``runnable`` plus the sample outputs, which are compared with the real ones."""
+    return [b for b in blocks(path) if b in runnable(path) or is_output(b)]
+
+
+CHECK_LINE = re.compile(r"^([✓✗-]) (\w+)\s+(.*)$")
+SUMMARY = re.compile(r"^\d+ passed, \d+ failed, \d+ skipped$", re.MULTILINE)
+# Checks whose detail is the same on every machine; the others name the reader's own
+# database URL and server version, port, and worker host.
+STABLE_DETAILS = frozenset({"oban_schema", "migrations", "config", "auth", "display", "bridge"})
+
+
+def doctor_shape(text: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """What a doctor report is compared on: each line's mark, check and (where it does
+    not depend on the machine) detail, in order, and the summary."""
+    checks = [
+        (m[1], m[2], m[3] if m[2] in STABLE_DETAILS else "")
+        for line in text.splitlines()
+        if (m := CHECK_LINE.match(line))
+    ]
+    return checks, SUMMARY.findall(text)
+
+
+def doctor_samples(path: Path) -> list[Block]:
+    found = []
+    for before, block in zip(blocks(path), blocks(path)[1:], strict=False):
+        if is_output(block) and before.lang == "bash" and "oban-powertools doctor" in before.text:
+            found.append(block)
+    return found
 
 
 def test_the_documented_pages_exist() -> None:
@@ -136,6 +180,20 @@ def test_installation_runs_the_paved_road() -> None:
     for command in ("oban-powertools install", "oban-powertools migrate", "oban-powertools doctor"):
         assert command in commands
     assert any(APP_RUNNING in b.attrs for b in runnable(DOCS / "installation.md"))
+
+
+def test_the_doctor_sample_lists_every_check_in_order() -> None:
+    from oban_powertools.doctor import CHECKS
+
+    samples = [b for p in DOC_FILES for b in doctor_samples(p)]
+    assert samples, "no `text output` sample after a doctor command in the docs"
+    for sample in samples:
+        checks, summary = doctor_shape(sample.text)
+        assert [name for _, name, _ in checks] == list(CHECKS), sample.where
+        marks = [mark for mark, _, _ in checks]
+        assert summary == [
+            f"{marks.count('✓')} passed, {marks.count('✗')} failed, {marks.count('-')} skipped"
+        ], sample.where
 
 
 def test_make_demo_is_the_documented_entry_point() -> None:
@@ -196,9 +254,10 @@ def free_port() -> int:
 class RunningHost:
     """The documented boot step: the web process and the worker, until stopped."""
 
-    def __init__(self, project: Path, env: dict[str, str]) -> None:
+    def __init__(self, project: Path, env: dict[str, str], python: Path) -> None:
         self.project = project
         self.env = env
+        self.python = str(python)
         self.log = project / ".host.log"
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -206,8 +265,8 @@ class RunningHost:
         port = self.env["PORT"]
         with self.log.open("ab") as log:
             for command in (
-                [sys.executable, "-m", "uvicorn", "myapp.main:app", "--port", port],
-                [sys.executable, "-m", "myapp.worker"],
+                [self.python, "-m", "uvicorn", "myapp.main:app", "--port", port],
+                [self.python, "-m", "myapp.worker"],
             ):
                 self.processes.append(
                     subprocess.Popen(
@@ -248,23 +307,23 @@ class RunningHost:
         self.processes.clear()
 
 
-@pytest.fixture
-def host_env(fresh_db_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBAN_POWERTOOLS_")}
-    env.update(
-        DATABASE_URL=fresh_db_url,
-        PORT=str(free_port()),
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    env.pop("PYTHONPATH", None)  # the project must stand on its own
-    return env
+@pytest.fixture(scope="module")
+def reader_env(fresh_envs: FreshEnvs) -> FreshEnv:
+    """What a reader has after ``pip install "oban-powertools[fastapi]" uvicorn``."""
+    return fresh_envs(extras=("fastapi",), packages=("uvicorn",))
 
 
 @pytest.fixture
-def running(tmp_path: Path, host_env: dict[str, str]) -> Iterator[tuple[Path, RunningHost]]:
+def host_env(fresh_db_url: str, reader_env: FreshEnv) -> dict[str, str]:
+    return reader_env.environ(DATABASE_URL=fresh_db_url, PORT=str(free_port()))
+
+
+@pytest.fixture
+def running(
+    tmp_path: Path, host_env: dict[str, str], reader_env: FreshEnv
+) -> Iterator[tuple[Path, RunningHost]]:
     project = make_project(tmp_path / "project")
-    host = RunningHost(project, host_env)
+    host = RunningHost(project, host_env, reader_env.python)
     try:
         yield project, host
     finally:
@@ -274,13 +333,29 @@ def running(tmp_path: Path, host_env: dict[str, str]) -> Iterator[tuple[Path, Ru
 RUNNABLE_DOCS = [p for p in DOC_FILES if runnable(p)]
 
 
+@pytest.mark.wheel
 @pytest.mark.parametrize("path", RUNNABLE_DOCS, ids=lambda p: p.name)
 def test_runnable_commands(
-    path: Path, running: tuple[Path, RunningHost], host_env: dict[str, str]
+    path: Path, running: tuple[Path, RunningHost], host_env: dict[str, str], reader_env: FreshEnv
 ) -> None:
     project, host = running
+    which = subprocess.run(
+        ["bash", "-c", "command -v oban-powertools"], env=host_env, capture_output=True, text=True
+    )
+    assert Path(which.stdout.strip()).is_relative_to(reader_env.root), which.stdout
     started = False
-    for block in runnable(path):
+    last: tuple[Block, str] | None = None
+    for block in acted_on(path):
+        if is_output(block):
+            assert last is not None, f"{block.where}: an output sample before any command"
+            command, stdout = last
+            real, sample = doctor_shape(stdout), doctor_shape(block.text)
+            assert real[0], f"{block.where}: only doctor samples are compared; {command.where}"
+            assert sample == real, (
+                f"{block.where} shows a doctor report that differs from the real one:\n"
+                f"--- documented\n{block.text}--- real ({command.where})\n{stdout}"
+            )
+            continue
         if (target := file_target(block)) is not None:
             (project / target).write_text(block.text, encoding="utf-8")
             continue
@@ -299,3 +374,4 @@ def test_runnable_commands(
             f"{block.where} exited {result.returncode}\n$ {block.text}\n"
             f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
+        last = (block, result.stdout)

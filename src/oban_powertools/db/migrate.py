@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -288,18 +288,31 @@ async def status(database_url: str, prefix: str = "public") -> list[MigrationSta
     return [MigrationStatus(m.version, m.name, applied.get(m.version)) for m in available()]
 
 
-async def apply(database_url: str, prefix: str = "public") -> list[Migration]:
-    """Install oban's schema if absent, then apply every pending migration. Returns what ran."""
+async def apply(
+    database_url: str,
+    prefix: str = "public",
+    *,
+    on_oban_installed: Callable[[], None] | None = None,
+) -> list[Migration]:
+    """Install oban's schema if absent, then apply every pending migration. Returns what ran.
+
+    ``on_oban_installed`` is called once oban's schema was created (and committed) by this
+    run, so a caller can say so; a run that found it in place does not call it.
+    """
     conn = await connect(database_url, prefix)
     ran: list[Migration] = []
     try:
         await _acquire(conn)
         try:
+            installed_oban = False
             async with conn.transaction():
                 await _prepare(conn, prefix)
                 if not await _oban_installed(conn):
                     # oban's installer SQL (its own file, with the prefix applied by oban).
                     await conn.execute(install_sql(prefix))
+                    installed_oban = True
+            if installed_oban and on_oban_installed is not None:
+                on_oban_installed()
             applied = await _applied(conn)
             for migration in available():
                 if migration.version in applied:

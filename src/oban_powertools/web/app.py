@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..seams import resolve
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
-from .routes import actions, api, audit, bridge, cron, forensics, jobs, overview, queues
+from .routes import actions, api, audit, cron, forensics, jobs, overview, queues
 from .security import RequestLimits, SecurityHeaders, is_api_path, local_path
 from .templating import Templates, is_htmx, is_poll
 
@@ -152,7 +152,10 @@ def create_app(powertools: Powertools) -> Starlette:
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     if plane.bridge_configured:
-        # Without a configured dashboard the route does not exist at all (404).
+        # Without a configured dashboard the route does not exist at all (404), and its
+        # HTTP client (the optional [bridge] extra) is never imported.
+        from .routes import bridge
+
         routes.extend(bridge.routes)
 
     async def not_signed_in(request: Request, exc: Exception) -> Response:

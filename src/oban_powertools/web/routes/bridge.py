@@ -11,6 +11,10 @@ is redacted here too. Native pages stay the only mutation surface.
 Serve the dashboard under the same prefix (e.g. ``bridge_url=http://dash:4000/ops/jobs/oban``
 with the dashboard mounted at ``/ops/jobs/oban``) so the absolute links in its pages come
 back through the bridge; redirects are rewritten to stay below it.
+
+The HTTP client is the optional extra ``oban-powertools[bridge]``: this module is imported
+only when ``bridge_url`` is set, and without the extra it stops the app's start-up with a
+``ConfigError`` that names it (hosts without a bridge need no HTTP client at all).
 """
 
 from __future__ import annotations
@@ -18,15 +22,25 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
-import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from ...errors import ConfigError
 from ...seams import Resource
 from ..access import plane_of, require
 from ..pages import page
+
+try:
+    import httpx
+except ModuleNotFoundError as exc:
+    raise ConfigError(
+        "bridge_url",
+        "is set, but the bridge's HTTP client (httpx) is not installed",
+        'Install the extra with `pip install "oban-powertools[bridge]"`, or unset bridge_url '
+        "(OBAN_POWERTOOLS_BRIDGE_URL) to run without the Oban Web bridge.",
+    ) from exc
 
 HOP_BY_HOP = frozenset(
     {
