@@ -13,7 +13,7 @@ env:
 	tools/bootstrap
 
 lint:
-	tools/bootstrap && .venv/bin/ruff check src tests tools examples bench && .venv/bin/mypy
+	tools/bootstrap && .venv/bin/ruff check src tests tools examples bench && .venv/bin/mypy && .venv/bin/lint-imports --no-cache
 
 # Benchmarks (bench/): results go to bench/RESULTS.md. `bench` is the quick run (100k jobs,
 # a few rounds: minutes); `bench-full` measures 100k, 1M and 10M jobs and keeps the seeded

@@ -36,9 +36,9 @@ from bench.actions import BenchAuth, PlainDisplay
 from bench.common import machine, scratch_database
 from bench.report import table, write_section
 from oban_powertools import Config, Powertools
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database, migrate
 from oban_powertools.runtime import Runtime
+from oban_powertools.runtime.scheduler import CronScheduler
 
 QUEUE = "bench_runtime"
 LIMIT = 20

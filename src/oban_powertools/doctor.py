@@ -24,13 +24,13 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from . import presence
 from .config import ENV_PREFIX, PREFIX_PATTERN, Config
 from .db import connect_kwargs
 from .db import migrate as migrations
 from .errors import ConfigError, PowertoolsError
 from .install.manifest import MANIFEST_NAME
 from .project import find_project
+from .runtime import presence
 from .seams import AUTH_METHODS, DISPLAY_METHODS, DisplayContext, Resource
 
 Status = Literal["ok", "fail", "skip"]

@@ -31,9 +31,9 @@ import logging
 import os
 from pathlib import Path
 
-from . import oban_hooks
 from .errors import PowertoolsError
 from .project import HostProject, find_project
+from .runtime.instance import install_hooks
 
 try:
     project = find_project()
@@ -41,4 +41,4 @@ except PowertoolsError as exc:  # an unreadable manifest: the folder itself stil
     logging.getLogger(__name__).warning("%s", exc)
     project = HostProject(Path(os.getcwd()).resolve(), None)
 project.put_on_sys_path()
-oban_hooks.install()
+install_hooks()

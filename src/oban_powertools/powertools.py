@@ -16,6 +16,8 @@ from .db.schema_gate import SchemaGate
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+    from .runtime import Runtime
+
 logger = logging.getLogger("oban_powertools")
 
 
@@ -86,11 +88,17 @@ class Powertools:
         ``Runtime``. Call it once per Oban instance. Raises ``ConfigError`` when oban_pro
         is installed.
         """
-        from .runtime import Runtime
-
         scheduler = options.pop("scheduler", None)
         stager = options.pop("stager", None)
         metrics = options.pop("metrics", None)
-        return Runtime(self, **options).oban_options(
+        return self.runtime(**options).oban_options(
             scheduler=scheduler, stager=stager, metrics=metrics
         )
+
+    def runtime(self, **options: Any) -> Runtime:
+        """A new :class:`~oban_powertools.runtime.Runtime` for one Oban instance (what
+        :meth:`oban_options` wires in; an oban.toml section naming this object gets one
+        with the default options)."""
+        from .runtime import Runtime
+
+        return Runtime(self, **options)

@@ -25,6 +25,13 @@ class Principal:
     label: str
 
 
+# The library's own principals: what it does by itself (an expired pause resumed, later
+# lifeline rescues) is recorded as the system's, and a caller the seam knows no actor for
+# as anonymous.
+SYSTEM_PRINCIPAL = Principal(id="system", type="system", label="oban-powertools")
+ANONYMOUS = Principal(id="anonymous", type="anonymous", label="anonymous")
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """What an action or page view is about: ``Resource("cron_entry", "nightly_sync")``.

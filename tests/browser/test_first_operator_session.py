@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from psycopg.rows import dict_row
 
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database
+from oban_powertools.runtime.scheduler import CronScheduler
 from tests.browser.conftest import LiveHost, login, screenshot
 from tests.support.db import run_async
 

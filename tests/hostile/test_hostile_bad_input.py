@@ -27,9 +27,9 @@ from oban_powertools.cron.expression import (
     load_timezone,
     next_fire,
 )
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.errors import ConfigError
 from oban_powertools.runtime import Runtime
+from oban_powertools.runtime.scheduler import CronScheduler
 from tests.hostile.world import (
     OPERATOR,
     assert_security_headers,

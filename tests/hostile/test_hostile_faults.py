@@ -31,8 +31,8 @@ from psycopg.rows import dict_row
 
 from oban_powertools import Powertools
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database, migrate
+from oban_powertools.runtime.scheduler import CronScheduler
 from tests.hostile.leader_node import WallClock, node, short_leases
 from tests.hostile.world import (
     OPERATOR,

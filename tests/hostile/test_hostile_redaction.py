@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from oban_powertools import Powertools
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.display import Display
+from oban_powertools.runtime.scheduler import CronScheduler
 from tests.hostile.world import (
     OPERATOR,
     SECRET,

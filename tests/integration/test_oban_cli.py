@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from oban_powertools import ConfigError, oban_hooks
-from oban_powertools.runtime import Runtime
+from oban_powertools import ConfigError
+from oban_powertools.runtime import Runtime, instance
+from oban_powertools.runtime import hooks as oban_hooks
 from tests.support.db import ROOT
 from tests.support.seams import make_powertools
 
@@ -89,11 +90,11 @@ def test_oban_start_with_oban_toml_runs_the_runtime(db_url: str, tmp_path: Path)
 
 @pytest.fixture
 def fresh_paths() -> Iterator[None]:
-    saved = dict(oban_hooks._BY_PATH)
-    oban_hooks._BY_PATH.clear()
+    saved = dict(instance._BY_PATH)
+    instance._BY_PATH.clear()
     yield
-    oban_hooks._BY_PATH.clear()
-    oban_hooks._BY_PATH.update(saved)
+    instance._BY_PATH.clear()
+    instance._BY_PATH.update(saved)
 
 
 def test_an_import_path_gives_one_runtime_per_path(
@@ -106,14 +107,15 @@ def test_an_import_path_gives_one_runtime_per_path(
     module.other = "not a runtime"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pathapp", module)
 
-    made = oban_hooks.runtime_at("pathapp:powertools")
+    made = instance.runtime_at("pathapp:powertools")
     assert isinstance(made, Runtime) and made.powertools is module.powertools  # type: ignore[attr-defined]
-    assert oban_hooks.runtime_at("pathapp:powertools") is made  # scheduler and stager share it
-    assert oban_hooks.runtime_at("pathapp:runtime") is module.runtime  # type: ignore[attr-defined]
-    assert oban_hooks.runtime_at("pathapp:build").powertools is module.powertools  # type: ignore[attr-defined]
+    assert instance.runtime_at("pathapp:powertools") is made  # scheduler and stager share it
+    assert instance.runtime_at("pathapp:runtime") is module.runtime  # type: ignore[attr-defined]
+    assert instance.runtime_at("pathapp:build").powertools is module.powertools  # type: ignore[attr-defined]
+    instance.install_hooks()  # as oban_cli does before oban builds anything
     rest = oban_hooks._split({"powertools": "pathapp:powertools", "timezone": "UTC"})
     assert rest == (made, {"timezone": "UTC"})
     with pytest.raises(ConfigError, match="not a Runtime or Powertools"):
-        oban_hooks.runtime_at("pathapp:other")
+        instance.runtime_at("pathapp:other")
     with pytest.raises(ConfigError, match="no attribute"):
-        oban_hooks.runtime_at("pathapp:missing")
+        instance.runtime_at("pathapp:missing")

@@ -21,9 +21,16 @@ from oban._scheduler import Scheduler
 from oban._stager import Stager
 from psycopg_pool import AsyncConnectionPool
 
-from oban_powertools import ConfigError, Powertools, oban_hooks
+from oban_powertools import ConfigError, Powertools
 from oban_powertools.cron.entries import CronEntrySpec
-from oban_powertools.runtime import MetricsService, Runtime, SchedulerService, StagerService
+from oban_powertools.runtime import Runtime
+from oban_powertools.runtime import hooks as oban_hooks
+from oban_powertools.runtime.instance import (
+    MetricsService,
+    SchedulerService,
+    StagerService,
+    install_hooks,
+)
 from tests.support.seams import make_powertools
 from tests.support.waiting import eventually
 
@@ -114,7 +121,7 @@ async def test_scheduler_build_replaces_obans_scheduler_and_syncs_declarations(
 async def test_without_our_config_oban_builds_its_own_components(
     pool: AsyncConnectionPool,  # type: ignore[type-arg]
 ) -> None:
-    oban_hooks.install()
+    install_hooks()
     oban = Oban(pool=pool, node="plain", queues={"default": 1}, stager={"interval": 0.5})
     assert type(oban._scheduler) is Scheduler
     assert type(oban._stager) is Stager and oban._stager._interval == 0.5
@@ -220,8 +227,8 @@ def test_hooks_delegate_untouched_and_chain_to_previous_registrations(
     _extensions.clear()
     put_ext("scheduler.build", previous_scheduler)
     put_ext("stager.build", previous_stager)
-    oban_hooks.install()
-    oban_hooks.install()  # idempotent: no double wrapping
+    install_hooks()
+    install_hooks()  # idempotent: no double wrapping
     scheduler_build = get_ext("scheduler.build", previous_scheduler)
     stager_build = get_ext("stager.build", previous_stager)
     assert scheduler_build.previous is previous_scheduler  # type: ignore[attr-defined]
@@ -253,7 +260,7 @@ def test_installed_oban_pro_is_refused_with_a_clear_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, "oban_pro", types.ModuleType("oban_pro"))
     with pytest.raises(ConfigError, match=r"^oban_pro: is installed.*does not chain"):
-        oban_hooks.install()
+        install_hooks()
     with pytest.raises(ConfigError, match="oban_pro"):
         pt.oban_options()
 
@@ -267,7 +274,7 @@ def test_misconfiguration_fails_when_oban_is_built(
     with pytest.raises(ConfigError, match="unknown option"):
         Oban(pool=pool, node="x", **pt.oban_options(scheduler={"interval": 5}))
     with pytest.raises(ConfigError, match="expected an oban_powertools Runtime"):
-        oban_hooks.install()
+        install_hooks()
         Oban(pool=pool, node="x", scheduler={"powertools": object()})
     options = pt.oban_options()
     Oban(pool=pool, node="x", queues={"default": 1}, **options)

@@ -12,8 +12,8 @@ import pytest
 from oban import Oban
 
 from oban_powertools import Powertools
-from oban_powertools.actions import errors
-from oban_powertools.actions.base import ConfirmStatement, get_action
+from oban_powertools.actions import errors, get_action
+from oban_powertools.actions.base import ConfirmStatement
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
 from oban_powertools.seams import Resource
 from tests.support.plans import documented_plan_hash

@@ -13,9 +13,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from oban_powertools import Powertools
 from oban_powertools.display import Display
-from oban_powertools.presence import Presence, nodes_without_runtime
 from oban_powertools.read_models.overview import overview
 from oban_powertools.runtime import Runtime
+from oban_powertools.runtime.presence import Presence, nodes_without_runtime
 from tests.support.seams import make_powertools
 
 

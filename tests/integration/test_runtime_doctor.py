@@ -22,10 +22,10 @@ from oban_powertools import Powertools
 from oban_powertools.db import connect_kwargs
 from oban_powertools.display import Display
 from oban_powertools.doctor import Check, check_leader
-from oban_powertools.presence import LIVE_SECONDS
 from oban_powertools.read_models import cron as cron_model
 from oban_powertools.read_models.overview import overview
 from oban_powertools.runtime import Runtime
+from oban_powertools.runtime.presence import LIVE_SECONDS
 from tests.support.seams import make_powertools
 from tests.support.waiting import eventually
 

@@ -23,8 +23,8 @@ from oban_powertools.cron.entries import (
     upsert_entry,
 )
 from oban_powertools.cron.expression import CronExpressionError, CronTimezoneError
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database
+from oban_powertools.runtime.scheduler import CronScheduler
 from oban_powertools.seams import Principal
 from tests.support.seams import OPERATOR, make_powertools
 from tests.support.waiting import eventually

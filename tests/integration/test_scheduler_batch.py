@@ -20,7 +20,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from oban_powertools.cron import scheduler as scheduler_module
 from oban_powertools.cron.entries import (
     CronEntrySpec,
     enqueue_for_entry,
@@ -29,8 +28,10 @@ from oban_powertools.cron.entries import (
     upsert_entry,
 )
 from oban_powertools.cron.expression import CronExpression, load_timezone, next_fire
-from oban_powertools.cron.scheduler import CronScheduler, Evaluation, plan_slots
+from oban_powertools.cron.slots import plan_slots
 from oban_powertools.db import Database, oban_jobs
+from oban_powertools.runtime import scheduler as scheduler_module
+from oban_powertools.runtime.scheduler import CronScheduler, Evaluation
 from tests.support.db import TEMPLATE, admin_execute, with_database
 
 T0 = datetime(2031, 1, 6, 10, 0, tzinfo=UTC)  # a Monday

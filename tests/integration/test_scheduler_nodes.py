@@ -21,9 +21,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from oban_powertools import Powertools
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
-from oban_powertools.cron.scheduler import CronScheduler
 from oban_powertools.db import Database
 from oban_powertools.runtime import Runtime
+from oban_powertools.runtime.scheduler import CronScheduler
 from tests.support.seams import make_powertools
 from tests.support.waiting import eventually
 

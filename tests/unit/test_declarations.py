@@ -20,7 +20,7 @@ from oban_powertools.cron.declarations import (
 )
 from oban_powertools.cron.entries import CronEntryError, CronEntrySpec
 from oban_powertools.cron.expression import CronExpression, load_timezone
-from oban_powertools.cron.scheduler import plan_slots
+from oban_powertools.cron.slots import plan_slots
 
 T0 = datetime(2031, 1, 6, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -17,7 +17,7 @@ from oban_powertools import (
 from oban_powertools.cron.entries import CronEntrySpec
 from oban_powertools.cron.expression import CronExpression, load_timezone
 from oban_powertools.db.queries import sql
-from oban_powertools.queues.applier import QueueStateApplier
+from oban_powertools.runtime.applier import QueueStateApplier
 from tests.support.modules import import_all
 
 

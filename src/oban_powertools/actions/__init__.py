@@ -1,8 +1,9 @@
 """The action pipeline and the registry of actions (one module per family)."""
 
-from .base import REGISTRY, Action, all_actions, get_action
+from .base import REGISTRY, Action
 from .errors import ActionError
 from .pipeline import ActionResult, Pipeline, Preview
+from .registry import all_actions, get_action
 
 __all__ = [
     "REGISTRY",

@@ -20,7 +20,7 @@ from ..db import Conn
 from ..db.queries import sql
 from ..errors import InvalidArgument
 from ..seams import Principal
-from .errors import InvalidParams, UnknownAction
+from .errors import InvalidParams
 
 type Snapshot = dict[str, Any]
 
@@ -265,23 +265,8 @@ REGISTRY: dict[str, Action] = {}
 
 
 def register(action: type[Action]) -> type[Action]:
+    """Class decorator of a family module: one instance of the action in :data:`REGISTRY`."""
     if action.name in REGISTRY:
         raise InvalidArgument(f"action {action.name!r} registered twice")
     REGISTRY[action.name] = action()
     return action
-
-
-def get_action(name: str) -> Action:
-    # The family modules register on import; importing here keeps one place that knows them.
-    from . import cron, jobs, queues  # noqa: F401
-
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UnknownAction(name) from None
-
-
-def all_actions() -> list[Action]:
-    from . import cron, jobs, queues  # noqa: F401
-
-    return list(REGISTRY.values())

@@ -33,7 +33,7 @@ from ..audit.writer import event_params, write_event
 from ..db import Conn
 from ..db.queries import sql
 from ..errors import InvalidArgument
-from ..seams import Principal, Resource, resolve
+from ..seams import ANONYMOUS, Principal, Resource, resolve
 from .base import (
     Action,
     Applied,
@@ -43,7 +43,6 @@ from .base import (
     RowSnapshots,
     Snapshot,
     drift_text,
-    get_action,
     plan_text,
 )
 from .errors import (
@@ -61,6 +60,7 @@ from .errors import (
     Unauthorized,
     UnknownTarget,
 )
+from .registry import get_action
 
 if TYPE_CHECKING:
     from ..powertools import Powertools
@@ -78,8 +78,6 @@ INLINE_BEFORE_MAX = 1000
 SURFACES = ("web", "api", "cli", "system")
 # secrets.token_urlsafe's alphabet; anything else cannot be one of our tokens.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-SYSTEM_PRINCIPAL = Principal(id="system", type="system", label="oban-powertools")
-ANONYMOUS = Principal(id="anonymous", type="anonymous", label="anonymous")
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def oban_declarations(default_timezone: str = "Etc/UTC") -> list[CronEntrySpec]:
     tags come from the worker's decorator options, as oban's scheduler would build them
     (``Worker.new()``); args are always empty, as in oban.
     """
-    # oban exposes its cron registry only through this private module; oban_hooks pins
+    # oban exposes its cron registry only through this private module; runtime.hooks pins
     # the version range this is tested against.
     from oban._scheduler import cron_hash, scheduled_entries
     from oban.worker import worker_name

@@ -9,7 +9,6 @@ from functools import lru_cache
 from typing import Any, LiteralString
 from zoneinfo import ZoneInfo
 
-from .. import presence
 from ..cron.expression import (
     CronExpression,
     CronExpressionError,
@@ -19,6 +18,7 @@ from ..cron.expression import (
 )
 from ..db import Conn, Database
 from ..display import Display
+from ..runtime import presence
 from ..seams import Resource
 from .common import now_utc, utc
 from .principal import ShownPrincipal, shown_principal

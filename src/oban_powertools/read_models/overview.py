@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any, Literal, LiteralString
 from urllib.parse import urlencode
 
-from .. import presence
 from ..db import Database
 from ..display import Display
+from ..runtime import presence
 from ..seams import Resource
 from . import audit as audit_model
 from . import glance

@@ -7,13 +7,13 @@ A host wires it with the keyword arguments :meth:`Runtime.oban_options` returns 
                 **powertools.oban_options())
 
 Those are ``scheduler={"powertools": runtime}`` and ``stager={"powertools": runtime}``;
-:mod:`.oban_hooks` (installed by ``oban_options``) recognises them when oban builds its
+:mod:`.hooks` (installed by ``oban_options``) recognises them when oban builds its
 components, so that instance gets
 
-* Powertools' :class:`~.cron.scheduler.CronScheduler` *instead of* oban's scheduler: the
+* Powertools' :class:`~.scheduler.CronScheduler` *instead of* oban's scheduler: the
   code entries (``declare()`` and oban's ``@worker(cron=...)``) are synced to the
   database when the instance starts and are scheduled from there, never by oban too;
-* oban's own stager wrapped together with a :class:`~.queues.applier.QueueStateApplier`,
+* oban's own stager wrapped together with a :class:`~.applier.QueueStateApplier`,
   which applies the stored queue decisions before the stager first wakes the producers.
 
 Each runtime belongs to one Oban instance (call ``oban_options()`` once per instance) and
@@ -27,21 +27,22 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, Protocol, runtime_checkable
 
-from .cron.declarations import SyncResult, code_entries, sync_declarations
-from .cron.entries import CronEntrySpec
-from .cron.expression import CronTimezoneError, load_timezone
-from .cron.scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
-from .db import Database
-from .errors import ConfigError
+from ..cron.declarations import SyncResult, code_entries, sync_declarations
+from ..cron.entries import CronEntrySpec
+from ..cron.expression import CronTimezoneError, load_timezone
+from ..db import Database
+from ..errors import ConfigError
+from . import hooks
+from .applier import NotifierLike, ProducerLike, QueueStateApplier
 from .presence import Presence
-from .queues.applier import NotifierLike, ProducerLike, QueueStateApplier
+from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
 
 if TYPE_CHECKING:
-    from .powertools import Powertools
+    from ..powertools import Powertools
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "install_hooks", "resolve_runtime", "runtime_at"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class Runtime:
         along. Pass ``metrics`` here rather than to ``Oban`` (``True`` or oban's metrics
         options) to turn oban's metrics on for Oban Web: its cron view then lists the
         entries stored in Powertools, paused ones marked, instead of only the code ones."""
-        from . import oban_hooks
-
-        oban_hooks.install()
+        install_hooks()
         options: dict[str, Any] = {
             "scheduler": {**(scheduler or {}), CONFIG_KEY: self},
             "stager": {**(stager or {}), CONFIG_KEY: self},
@@ -394,3 +393,60 @@ class MetricsService(_Service):
 
     async def _stop_parts(self) -> None:
         await self.metrics.stop()
+
+
+def install_hooks() -> None:
+    """Install oban's hooks for Powertools runtimes (once per process)."""
+    hooks.install(resolve_runtime)
+
+
+def resolve_runtime(value: Any) -> Runtime:
+    """The runtime an instance's ``powertools`` config value stands for: the ``Runtime``
+    ``oban_options()`` put there, or an import path from oban.toml."""
+    if isinstance(value, str):
+        value = runtime_at(value)
+    if not isinstance(value, Runtime):
+        raise ConfigError(
+            CONFIG_KEY,
+            f"expected an oban_powertools Runtime, got {type(value).__name__}",
+            "Pass **powertools.oban_options() to Oban(...) instead of building the dict, or "
+            "an import path ('package.module:attribute') in oban.toml.",
+        )
+    return value
+
+
+# Runtimes named by import path (oban.toml), one per path: the scheduler, stager and
+# metrics sections of one instance name the same path and must share one runtime.
+_BY_PATH: dict[str, Runtime] = {}
+
+
+def runtime_at(path: str) -> Runtime:
+    """The runtime an oban.toml section names by import path: the object there, a
+    ``Runtime`` or a ``Powertools`` (a runtime with default options is made for it), or a
+    callable returning one of them. Resolved once per path and process."""
+    from ..config import load_object
+
+    found = _BY_PATH.get(path)
+    if found is not None:
+        return found
+    obj = load_object(path, CONFIG_KEY)
+    if callable(obj) and not isinstance(obj, Runtime | MakesRuntimes):
+        obj = obj()
+    if isinstance(obj, MakesRuntimes):
+        obj = obj.runtime()
+    if not isinstance(obj, Runtime):
+        raise ConfigError(
+            CONFIG_KEY,
+            f"{path!r} is a {type(obj).__name__}, not a Runtime or Powertools",
+            "Point it at a Powertools, a Runtime, or a function returning one.",
+        )
+    _BY_PATH[path] = obj
+    return obj
+
+
+@runtime_checkable
+class MakesRuntimes(Protocol):
+    """What a ``Powertools`` is to the runtime (which sits below it and does not import
+    it): something that makes a runtime for itself."""
+
+    def runtime(self) -> Runtime: ...

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import LiteralString
 
-from .db import Conn, Database
+from ..db import Conn, Database
 
 __all__ = [
     "INTERVAL",

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from ..db import Database
 from ..errors import InvalidArgument
-from .state import QueueDecision, desired_states
+from ..queues.state import QueueDecision, desired_states
 
 __all__ = ["AppliedChange", "ProducerLike", "QueueStateApplier"]
 

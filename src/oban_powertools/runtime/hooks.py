@@ -42,10 +42,10 @@ from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .instance import Runtime
 
 __all__ = [
     "CONFIG_KEY",
@@ -90,8 +90,10 @@ def _ensure_supported_oban() -> None:
         )
 
 
-def install() -> None:
-    """Register Powertools' hooks once per process (later calls change nothing)."""
+def install(resolve: Resolver) -> None:
+    """Register Powertools' hooks once per process (later calls change nothing but the
+    resolver). ``resolve`` turns a config's ``powertools`` value into its runtime."""
+    global _resolve
     ensure_no_oban_pro()
     _ensure_supported_oban()
     from oban._extensions import get_ext, put_ext
@@ -107,6 +109,7 @@ def install() -> None:
         current = get_ext(name, default)
         if not getattr(current, _MARK, False):
             put_ext(name, wrap(current))
+    _resolve = resolve
 
 
 def installed() -> bool:
@@ -115,52 +118,26 @@ def installed() -> bool:
     return all(getattr(get_ext(name, lambda: None), _MARK, False) for name in HOOKS)
 
 
-# Runtimes named by import path (oban.toml), one per path: the scheduler, stager and
-# metrics sections of one instance name the same path and must share one runtime.
-_BY_PATH: dict[str, Runtime] = {}
+# How a runtime is found from what an instance's config holds under CONFIG_KEY (the
+# Runtime itself, or an import path from oban.toml). Given by install(), so this module
+# needs nothing from the runtime it builds for.
+type Resolver = Callable[[Any], Runtime]
+_resolve: Resolver | None = None
 
 
 def _split(config: Mapping[str, Any] | None) -> tuple[Runtime | None, dict[str, Any]]:
     rest = dict(config or {})
-    runtime = rest.pop(CONFIG_KEY, None)
-    if isinstance(runtime, str):
-        runtime = runtime_at(runtime)
-    from .runtime import Runtime
-
-    if runtime is not None and not isinstance(runtime, Runtime):
+    value = rest.pop(CONFIG_KEY, None)
+    if value is None:
+        return None, rest
+    if _resolve is None:
         raise ConfigError(
             CONFIG_KEY,
-            f"expected an oban_powertools Runtime, got {type(runtime).__name__}",
-            "Pass **powertools.oban_options() to Oban(...) instead of building the dict, or "
-            "an import path ('package.module:attribute') in oban.toml.",
+            "the Powertools hooks were not installed",
+            "Build the options with powertools.oban_options() (it installs them), or load "
+            "oban_powertools.oban_cli first for `oban start`.",
         )
-    return runtime, rest
-
-
-def runtime_at(path: str) -> Runtime:
-    """The runtime an oban.toml section names by import path: the object there, a
-    ``Runtime`` or a ``Powertools`` (a runtime with default options is made for it), or a
-    callable returning one of them. Resolved once per path and process."""
-    from .config import load_object
-    from .powertools import Powertools
-    from .runtime import Runtime
-
-    found = _BY_PATH.get(path)
-    if found is not None:
-        return found
-    obj = load_object(path, CONFIG_KEY)
-    if callable(obj) and not isinstance(obj, Runtime | Powertools):
-        obj = obj()
-    if isinstance(obj, Powertools):
-        obj = Runtime(obj)
-    if not isinstance(obj, Runtime):
-        raise ConfigError(
-            CONFIG_KEY,
-            f"{path!r} is a {type(obj).__name__}, not a Runtime or Powertools",
-            "Point it at a Powertools, a Runtime, or a function returning one.",
-        )
-    _BY_PATH[path] = obj
-    return obj
+    return _resolve(value), rest
 
 
 def _node_of(leader: Any) -> str:

@@ -1,0 +1,15 @@
+"""Everything that runs inside an oban node.
+
+* :mod:`.instance`: :class:`Runtime`, what one Oban instance runs, wired through the
+  keyword arguments ``Powertools.oban_options()`` returns;
+* :mod:`.hooks`: the only module that touches oban's private extension points (each hook
+  has its contract test);
+* :mod:`.scheduler`: the leader-run cron scheduler loop (what is due is decided by
+  :mod:`oban_powertools.cron`, a domain module without loops);
+* :mod:`.applier`: the stored queue decisions applied on every node;
+* :mod:`.presence`: which nodes run the runtime, for the doctor and the overview.
+"""
+
+from .instance import Runtime
+
+__all__ = ["Runtime"]
