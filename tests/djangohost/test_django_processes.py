@@ -24,10 +24,13 @@ CONFIG = "opsdemo.powertools_config:build_config"
 
 
 def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as the example's README runs it: from the project folder, no PYTHONPATH."""
+    env = example_env(database_url)
+    del env["PYTHONPATH"]
     return subprocess.run(
         [str(VENV_BIN / "oban-powertools"), *args],
         cwd=EXAMPLE,
-        env=example_env(database_url),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

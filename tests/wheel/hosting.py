@@ -249,13 +249,23 @@ def has_cron_entry(database_url: str, name: str) -> Callable[[], bool]:
     )
 
 
+# How an operator signs in to the host: HEADER_AUTH's proxy header by default; a host with
+# its own sign-in (Django's session) passes a function that signs the client in.
+type SignIn = Callable[[httpx.Client, str], None]
+
+
+def header_sign_in(client: httpx.Client, actor: str) -> None:
+    client.headers["x-operator"] = actor
+
+
 @contextmanager
-def browser(base: str, actor: str | None) -> Iterator[httpx.Client]:
+def browser(
+    base: str, actor: str | None, sign_in: SignIn = header_sign_in
+) -> Iterator[httpx.Client]:
     """A client that sends what a browser on this site sends: Origin on POST, the actor."""
-    headers = {"origin": base}
-    if actor:
-        headers["x-operator"] = actor
-    with httpx.Client(base_url=base, headers=headers, timeout=10.0) as client:
+    with httpx.Client(base_url=base, headers={"origin": base}, timeout=10.0) as client:
+        if actor:
+            sign_in(client, actor)
         yield client
 
 
@@ -265,12 +275,20 @@ def field(html: str, name: str) -> str:
     return match[1]
 
 
-def first_audited_pause(base: str, database_url: str, *, entry: str, reason: str) -> int:
+def first_audited_pause(
+    base: str,
+    database_url: str,
+    *,
+    entry: str,
+    reason: str,
+    sign_in: SignIn = header_sign_in,
+    label: str = OPERATOR_LABEL,
+) -> int:
     """An operator pauses ``entry`` through preview → reason → confirm; returns the event id.
 
     Checks what the operator sees at each step and that the audit page shows the event.
     """
-    with browser(base, VIEWER) as viewer:
+    with browser(base, VIEWER, sign_in) as viewer:
         # A viewer sees the entry but may not act on it: the server asks the seam.
         page = viewer.get(f"{MOUNT}/cron/{entry}")
         assert page.status_code == 200 and entry in page.text
@@ -285,7 +303,7 @@ def first_audited_pause(base: str, database_url: str, *, entry: str, reason: str
             },
         )
         assert refused.status_code == 403, refused.text
-    with browser(base, OPERATOR) as ops:
+    with browser(base, OPERATOR, sign_in) as ops:
         overview = ops.get(f"{MOUNT}/")
         assert overview.status_code == 200, overview.text
         cron = ops.get(f"{MOUNT}/cron")
@@ -306,7 +324,7 @@ def first_audited_pause(base: str, database_url: str, *, entry: str, reason: str
         assert preview.status_code == 200, preview.text
         assert "Preview: Pause cron entry" in preview.text
         assert f"cron_entry:{entry}" in preview.text
-        assert OPERATOR_LABEL in preview.text
+        assert label in preview.text
         assert (
             scalar(
                 database_url, "SELECT paused FROM powertools_cron_entries WHERE name = %s", entry
@@ -334,7 +352,7 @@ def first_audited_pause(base: str, database_url: str, *, entry: str, reason: str
         audit = ops.get(f"{MOUNT}/audit")
         assert audit.status_code == 200
         assert "cron.paused" in audit.text and entry in audit.text
-        assert OPERATOR_LABEL in audit.text and reason in audit.text
+        assert label in audit.text and reason in audit.text
         event = ops.get(f"{MOUNT}/audit/{event_id}")
         assert event.status_code == 200 and reason in event.text
     row = scalar(
