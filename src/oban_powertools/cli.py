@@ -320,7 +320,7 @@ async def _run_action(
         preview = await pipeline.preview(actor, action, list(targets), params, surface="cli")
         click.echo(f"Preview: {preview.action} on {preview.resource}")
         click.echo(f"  effect:   {preview.effect}")
-        click.echo(f"  operator: {preview.actor_label}")
+        click.echo(f"  operator: {preview.actor_label} ({preview.actor_id})")
         click.echo(f"  expires:  {preview.expires_at.isoformat(timespec='seconds')}")
         click.echo("  One immutable audit event will be written.")
         if not assume_yes:

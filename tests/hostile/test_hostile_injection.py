@@ -346,7 +346,10 @@ async def test_markup_in_every_value_is_rendered_inert(db_url: str, conn: Any) -
             assert escaped_pages >= 12
             detail = (await ops.get(f"{MOUNT}/jobs/{job}")).text
             assert "{{7*7}}" in detail and ESCAPED in detail
-            assert "Acting as <strong>Ops &lt;script&gt;" in detail
+            assert (
+                'Acting as <strong><span class="principal"><span class="principal-label">Ops &lt;script&gt;'
+                in detail
+            )
 
             # The JSON export is a download of data, never a page the browser renders.
             for subject in (("job", str(job)), ("cron_entry", "x:y.z-w_v")):

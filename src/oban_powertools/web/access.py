@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from ..display import Display
+from ..read_models.principal import ShownPrincipal, shown_principal
 from ..seams import Principal, Resource, resolve
 from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin, trusted_origins
 
@@ -78,7 +79,7 @@ class Viewer:
 
     actor: Any
     principal: Principal
-    label: str
+    shown: ShownPrincipal  # id and label through the display policy, for the header
     csrf_token: str
     plane: Plane
     _answers: dict[tuple[str, str, str | None], bool] = field(default_factory=dict)
@@ -141,7 +142,7 @@ async def current_viewer(request: Request) -> Viewer | None:
     return Viewer(
         actor=actor,
         principal=principal,
-        label=plane.display.text("principal", principal.label, field="principal_label"),
+        shown=shown_principal(plane.display, principal.id, principal.label),
         csrf_token=plane.csrf.token(principal.id),
         plane=plane,
     )
