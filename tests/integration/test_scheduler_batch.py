@@ -242,6 +242,42 @@ async def test_a_chunk_meeting_a_claimed_slot_skips_exactly_that_slot(
     assert entry["evaluated_through"] == T0 + MINUTE
 
 
+async def test_a_claimed_slot_the_shortcut_cannot_see_is_found_by_deciding_again(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A history edited by hand: a minute claimed (skipped) beyond evaluated_through, which
+    no scheduler write leaves behind. The chunk meets it on insert, rolls back, and is
+    decided again with every slot looked up: the minute keeps its one row, no entry fails."""
+    await declare(
+        db,
+        CronEntrySpec(name="edited", worker="app.W", expression="* * * * *", queue="cron"),
+        CronEntrySpec(name="plain", worker="app.W", expression="* * * * *", queue="cron"),
+    )
+    sched = CronScheduler(db, leader=Leader(), node="node-a")
+    await evaluate(sched, T0)
+    await execute(
+        db,
+        "INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, claimed_by, "
+        "detail) VALUES ('edited', %s, 'scheduled', 'skipped_overlap', 'by-hand', '{}')",
+        T0 + MINUTE,
+    )
+    with caplog.at_level(logging.INFO, logger=scheduler_module.__name__):
+        result = await evaluate(sched, T0 + MINUTE)
+    assert "deciding the chunk again" in caplog.text
+    assert "retrying one by one" not in caplog.text
+    assert result.failed == [] and result.enqueued == 1  # plain's minute; edited's was taken
+    slots = await rows(
+        db,
+        "SELECT entry_name, outcome, claimed_by FROM powertools_cron_slots "
+        "WHERE slot_at = %s ORDER BY entry_name",
+        T0 + MINUTE,
+    )
+    assert [(s["entry_name"], s["outcome"], s["claimed_by"]) for s in slots] == [
+        ("edited", "skipped_overlap", "by-hand"),
+        ("plain", "enqueued", "node-a"),
+    ]
+
+
 # -- the same result however the entries are chunked ------------------------------------------
 
 POLICIES = ("allow", "skip", "queue_one", "cancel_previous")
