@@ -231,3 +231,12 @@ UPDATE powertools_cron_entries SET last_job_id = %(job_id)s WHERE name = %(name)
 -- missed slots under the new one and be caught up. Starting over from now avoids that.
 UPDATE powertools_cron_entries SET evaluated_through = NULL
 WHERE name = ANY(%(names)s) AND evaluated_through IS NOT NULL
+
+-- name: crontab
+-- What Oban Web's cron view is told about each stored entry (oban's cronitor broadcast),
+-- paused ones included and marked.
+SELECT name, expression, worker, timezone, paused FROM powertools_cron_entries ORDER BY name
+
+-- name: clock_now
+-- The transaction's wall clock now (not its start): when an operator's manual run is due.
+SELECT clock_timestamp() AS now

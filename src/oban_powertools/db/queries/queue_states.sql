@@ -44,3 +44,8 @@ ON CONFLICT (queue) DO UPDATE SET
 -- name: desired_states
 -- Every stored decision, for the applier on each node.
 SELECT queue, paused, limit_override, version FROM powertools_queue_states
+
+-- name: lock_queue
+-- Serializes decisions on one queue for the transaction; the queue's row may not exist
+-- yet, so the lock is on its key (``powertools.queue:<name>``).
+SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))
