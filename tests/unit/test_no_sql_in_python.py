@@ -26,18 +26,25 @@ STATEMENT = re.compile(
 # The one place where file text becomes a statement.
 LOADER = "db/queries/__init__.py"
 
-# Modules whose statements are still being moved to db/queries/ (issue 13, in parallel
-# work): delete each line once its module holds no SQL. No statement is kept in Python
-# on purpose; the audit lists, whose filters are optional, are whole named statements too
-# (EXPLAIN showed the same plans, the filter's index where one exists).
-BEING_CONVERTED = {
-    "doctor.py",
-    "forensics/bundle.py",
+# Modules whose statements are still being moved to db/queries/ by parallel work on
+# issue 13 (a trailing "/" or no ".py" covers a package, since doctor.py and the forensics
+# modules are being split into packages): delete each entry once its modules hold no SQL.
+# actions/queues.py's queue lock moves with the actions work. No statement is kept in
+# Python on purpose: the audit lists, whose filters are optional, are whole named
+# statements too (EXPLAIN showed the same plans as the fragments built).
+BEING_CONVERTED = (
+    "doctor",
+    "forensics/",
     "read_models/jobs.py",
     "read_models/common.py",
-}
+    "actions/queues.py",
+)
 
-ALLOWED = {LOADER} | BEING_CONVERTED
+ALLOWED = (LOADER, *BEING_CONVERTED)
+
+
+def allowed(name: str) -> bool:
+    return name.startswith(ALLOWED)
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
@@ -86,7 +93,7 @@ def test_no_module_holds_a_sql_statement() -> None:
     found = [
         f"src/oban_powertools/{name}:{line}"
         for name, path in _modules()
-        if name not in ALLOWED
+        if not allowed(name)
         for line in statements_in(path)
     ]
     assert found == [], "SQL statements outside db/queries/*.sql:\n" + "\n".join(found)
@@ -96,13 +103,14 @@ def test_no_module_silences_the_sql_injection_check() -> None:
     found = [
         f"src/oban_powertools/{name}:{number}"
         for name, path in _modules()
-        if name not in ALLOWED
+        if not allowed(name)
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if "noqa: S608" in line
     ]
     assert found == [], "noqa: S608 outside the allowlist:\n" + "\n".join(found)
 
 
-def test_the_allowlist_names_modules_that_exist() -> None:
-    names = {name for name, _ in _modules()}
-    assert ALLOWED <= names, sorted(ALLOWED - names)
+def test_every_allowlist_entry_still_covers_a_module() -> None:
+    names = [name for name, _ in _modules()]
+    stale = [entry for entry in ALLOWED if not any(n.startswith(entry) for n in names)]
+    assert stale == [], f"allowlist entries that match no module (delete them): {stale}"

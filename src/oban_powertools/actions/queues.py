@@ -7,14 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
-from ..db.queries import sql
 from ..queues import state
 from .base import Action, ApplyContext, Snapshot, register
 from .errors import InvalidParams, InvalidTargets
 
 QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 MAX_LIMIT = 10_000
-LOCK_QUEUE = sql("queue_states", "lock_queue")
 
 
 class QueueAction(Action):
@@ -31,7 +29,10 @@ class QueueAction(Action):
         if lock:
             # Serialize decisions on one queue; the row may not exist yet, so lock its key.
             for queue in targets:
-                await conn.execute(LOCK_QUEUE, {"key": f"powertools.queue:{queue}"})
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+                    {"key": f"powertools.queue:{queue}"},
+                )
         return await state.snapshot_queues(conn, targets)
 
     def drift_key(self, snapshot: Snapshot) -> Any:

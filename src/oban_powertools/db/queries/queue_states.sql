@@ -45,11 +45,6 @@ ON CONFLICT (queue) DO UPDATE SET
 -- Every stored decision, for the applier on each node.
 SELECT queue, paused, limit_override, version FROM powertools_queue_states
 
--- name: lock_queue
--- Serializes decisions on one queue for the transaction; the queue's row may not exist
--- yet, so the lock is on its key (``powertools.queue:<name>``).
-SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))
-
 -- name: queue_names
 -- Every queue known to oban's producers or to a stored decision (or one, by name), with
 -- its decision.
