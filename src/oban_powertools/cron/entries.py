@@ -35,6 +35,7 @@ INSERT_SLOT = sql("cron_slots", "insert_slot")
 RECORD_LAST_JOB = sql("cron_entries", "record_last_job")
 RESTART_EVALUATION = sql("cron_entries", "restart_evaluation")
 UPSERT_ENTRY = sql("cron_entries", "upsert_entry")
+CLOCK_NOW = sql("cron_entries", "clock_now")
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ async def enqueue_for_entry(
 
 async def run_now(conn: Conn, prefix: str, name: str, claimed_by: str) -> int:
     """An operator's run outside the schedule: a job and a 'manual' slot row."""
-    cur = await conn.execute("SELECT clock_timestamp() AS now")
+    cur = await conn.execute(CLOCK_NOW)
     now_row = await cur.fetchone()
     assert now_row is not None
     now: datetime = now_row["now"]

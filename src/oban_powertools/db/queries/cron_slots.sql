@@ -47,3 +47,13 @@ INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id, c
 VALUES (%(name)s, %(slot_at)s, %(kind)s, %(outcome)s, %(job_id)s, %(claimed_by)s, %(detail)s)
 ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
 RETURNING id
+
+-- name: recent_slots
+-- An entry's latest slots, newest first, with each job's state.
+SELECT s.id, s.slot_at, s.kind, s.outcome, s.job_id, s.claimed_at, s.claimed_by, s.detail,
+       j.state::text AS job_state
+FROM powertools_cron_slots s
+LEFT JOIN oban_jobs j ON j.id = s.job_id
+WHERE s.entry_name = %(name)s
+ORDER BY s.slot_at DESC, s.id DESC
+LIMIT %(limit)s

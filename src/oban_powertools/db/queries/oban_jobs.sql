@@ -144,3 +144,56 @@ RETURNING id, meta->>'cron_name' AS name, meta->>'cron_at' AS at
 -- name: notify_each
 -- oban_jobs.notify's statement, once per queue in one round trip.
 SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload
+
+-- name: last_hour
+-- The glance's last hour: per minute, jobs completed, discarded and retried. One capped,
+-- time-ordered index range scan per minute and series (LATERAL), so the cost is bounded by
+-- the caps, not by the hour's traffic. ``last`` is the time of the last entry read: when a
+-- minute hits the cap, the rate up to it extrapolates the whole minute.
+WITH minutes AS (
+    SELECT g.minute
+    FROM generate_series(
+        date_trunc('minute', timezone('UTC', now())) - make_interval(mins => %(minutes)s - 1),
+        date_trunc('minute', timezone('UTC', now())),
+        interval '1 minute') AS g(minute)
+)
+SELECT m.minute, timezone('UTC', now()) AS now,
+       c.n AS completed, c.last AS completed_last,
+       d.n AS discarded, d.last AS discarded_last,
+       r.n AS retryable, r.last AS retryable_last
+FROM minutes m
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, max(t) AS last FROM (
+        SELECT completed_at AS t FROM oban_jobs
+        WHERE state = 'completed' AND completed_at >= m.minute
+          AND completed_at < m.minute + interval '1 minute'
+        ORDER BY completed_at LIMIT %(cap)s) x) c
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, max(t) AS last FROM (
+        SELECT discarded_at AS t FROM oban_jobs
+        WHERE state = 'discarded' AND discarded_at >= m.minute
+          AND discarded_at < m.minute + interval '1 minute'
+        ORDER BY discarded_at LIMIT %(cap)s) x) d
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, max(t) AS last FROM (
+        SELECT attempted_at AS t FROM oban_jobs
+        WHERE state = 'retryable' AND attempted_at >= m.minute
+          AND attempted_at < m.minute + interval '1 minute'
+        ORDER BY attempted_at LIMIT %(cap)s) x) r
+ORDER BY m.minute
+
+-- name: queue_counts
+-- Per queue and state, one statement: oban's planner estimate (reads no rows), and a capped
+-- exact count through oban's (state, queue, ...) index only where the estimate is small.
+SELECT p.queue, p.state, p.estimate,
+       CASE WHEN p.estimate <= %(exact_below)s THEN
+           (SELECT count(*) FROM (
+                SELECT 1 FROM oban_jobs j
+                WHERE j.state = p.state::oban_job_state AND j.queue = p.queue
+                -- oban's index order, so the capped count never becomes a table scan.
+                ORDER BY j.state, j.queue, j.priority, j.scheduled_at, j.id
+                LIMIT %(cap)s + 1) capped)
+       END AS n
+FROM (SELECT q.queue, s.state, oban_count_estimate(s.state, q.queue)::bigint AS estimate
+      FROM unnest(%(queues)s::text[]) AS q(queue)
+      CROSS JOIN unnest(%(states)s::text[]) AS s(state)) p
