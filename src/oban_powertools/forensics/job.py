@@ -9,7 +9,7 @@ from typing import Any
 from ..db import Database
 from ..db.queries import sql
 from ..display import Display
-from ..read_models import jobs as jobs_model
+from ..read_models import job_detail
 from ..read_models.common import (
     BRIDGE,
     HOST,
@@ -54,7 +54,7 @@ async def job_bundle(
         slots: list[Any] = []
         if job_id is not None:
             cur = await conn.execute(
-                jobs_model.GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS}
+                job_detail.GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS}
             )
             row = await cur.fetchone()
             cur = await conn.execute(JOB_SLOTS, {"id": job_id})
@@ -74,7 +74,7 @@ async def job_bundle(
             window_start=now - window,
         )
 
-    job = jobs_model.detail_from_row(display, row)
+    job = job_detail.detail_from_row(display, row)
     meta = row["meta"] or {}
     rescued = meta.get("rescued") if isinstance(meta.get("rescued"), int) else 0
     completeness = job_completeness(
