@@ -27,8 +27,10 @@ from oban_powertools.cron.entries import (
     restart_evaluation,
     upsert_entry,
 )
-from oban_powertools.cron.expression import CronExpression, load_timezone, next_fire
+from oban_powertools.cron.expression import CronExpression
+from oban_powertools.cron.firing import next_fire
 from oban_powertools.cron.slots import plan_slots
+from oban_powertools.cron.timezones import load_timezone
 from oban_powertools.db import Database, oban_jobs
 from oban_powertools.runtime import scheduler as scheduler_module
 from oban_powertools.runtime.scheduler import CronScheduler, Evaluation

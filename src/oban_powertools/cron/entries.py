@@ -18,7 +18,8 @@ from ..db import Conn
 from ..db.queries import sql
 from ..errors import CronEntryError
 from ..seams import Principal
-from .expression import CronExpression, load_timezone
+from .expression import CronExpression
+from .timezones import load_timezone
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
 OVERLAP_POLICIES = ("allow", "skip", "queue_one", "cancel_previous")
