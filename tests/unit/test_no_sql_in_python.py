@@ -33,9 +33,6 @@ LOADER = "db/queries/__init__.py"
 # Python on purpose: the audit lists, whose filters are optional, are whole named
 # statements too (EXPLAIN showed the same plans as the fragments built).
 BEING_CONVERTED = (
-    "doctor",
-    "forensics/",
-    "read_models/jobs.py",
     "read_models/common.py",
     "actions/queues.py",
 )
