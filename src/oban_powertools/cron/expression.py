@@ -43,7 +43,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from ..errors import CronExpressionError, CronTimezoneError
+from ..errors import CronExpressionError
 from .fields import (
     FIELD_NAMES,
     FIELD_SPLIT,
@@ -60,18 +60,9 @@ from .fields import (
     parse_field,
 )
 
-# Callers in runtime/ and read_models/cron.py still import these from here; they live in
-# firing.py, timezones.py and errors.py. Drop these names once those imports move.
-from .firing import next_fire
-from .timezones import load_timezone
-
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
     "CronExpression",
-    "CronExpressionError",
-    "CronTimezoneError",
-    "load_timezone",
-    "next_fire",
 ]
 
 MAX_EXPRESSION_LENGTH = 256

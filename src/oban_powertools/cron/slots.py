@@ -2,7 +2,7 @@
 
 Pure: no database and no loop. The scheduler (:mod:`oban_powertools.runtime.scheduler`)
 locks an entry, asks :func:`plan_slots` what to claim, and writes it. Slots are UTC
-minutes (see :mod:`.expression` for how wall-clock time and DST map onto them).
+minutes (see :mod:`.firing` for how wall-clock time and DST map onto them).
 
 Catch-up
 ========

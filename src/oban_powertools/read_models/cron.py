@@ -9,16 +9,13 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..cron.expression import (
-    CronExpression,
-    CronExpressionError,
-    CronTimezoneError,
-    load_timezone,
-    next_fire,
-)
+from ..cron.expression import CronExpression
+from ..cron.firing import next_fire
+from ..cron.timezones import load_timezone
 from ..db import Conn, Database
 from ..db.queries import sql
 from ..display import Display
+from ..errors import CronExpressionError, CronTimezoneError
 from ..runtime import presence
 from ..seams import Resource
 from .common import now_utc, utc

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .jobs import FailingWorker
+from .job_failures import FailingWorker
 
 NO_ERROR = "no error recorded"
 

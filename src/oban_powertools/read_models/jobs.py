@@ -29,31 +29,14 @@ from .common import (
     utc,
 )
 
-# overview.py and failures.py still import these from here; they live in job_failures.py.
-# Drop these names once those imports move.
-from .job_failures import (
-    DiscardedJob,
-    FailingWorker,
-    StuckJob,
-    failing_workers,
-    recent_discarded,
-    stuck_jobs,
-)
-
 __all__ = [
     "JOB_ACTIONS",
-    "DiscardedJob",
-    "FailingWorker",
     "JobFilters",
     "JobList",
     "JobRow",
-    "StuckJob",
     "applicable_actions",
-    "failing_workers",
     "list_jobs",
-    "recent_discarded",
     "shown_identity",
-    "stuck_jobs",
 ]
 
 JOB_ACTIONS = ("retry_job", "cancel_job", "discard_job")

@@ -22,8 +22,7 @@ from ..display import Display
 from ..runtime import presence
 from ..seams import Resource
 from . import audit as audit_model
-from . import glance
-from . import jobs as jobs_model
+from . import glance, job_failures
 from .common import (
     BRIDGE,
     HOST,
@@ -64,7 +63,7 @@ class Attention:
     # the page shows the item only to viewers who may view that resource.
     subject: Resource | None = None
     # Failures that share a cause: the workers affected, most recent first.
-    affected: list[jobs_model.FailingWorker] = field(default_factory=list)
+    affected: list[job_failures.FailingWorker] = field(default_factory=list)
     # More workers than listed: past LISTED_WORKERS, or the scan stopped at its limit.
     more_affected: bool = False
 
@@ -75,10 +74,10 @@ class Overview:
     counts: dict[str, Count]
     by_queue: glance.ByQueue
     last_hour: glance.LastHour
-    failing: list[jobs_model.FailingWorker]
+    failing: list[job_failures.FailingWorker]
     failure_groups: list[FailureGroup]
-    stuck: list[jobs_model.StuckJob]
-    discarded: list[jobs_model.DiscardedJob]
+    stuck: list[job_failures.StuckJob]
+    discarded: list[job_failures.DiscardedJob]
     recent_actions: list[audit_model.AuditRow]
     include_audit: bool
     checked: list[str]
@@ -106,9 +105,9 @@ async def overview(
         paused_entries = await cur.fetchall()
         cur = await conn.execute(PAUSED_QUEUES, {"limit": 50})
         paused_queues = await cur.fetchall()
-        failing = await jobs_model.failing_workers(conn, display, limit=FAILING_WORKERS_LIMIT)
-        stuck = await jobs_model.stuck_jobs(conn, display, stuck_after=stuck_after)
-        discarded = await jobs_model.recent_discarded(conn, display)
+        failing = await job_failures.failing_workers(conn, display, limit=FAILING_WORKERS_LIMIT)
+        stuck = await job_failures.stuck_jobs(conn, display, stuck_after=stuck_after)
+        discarded = await job_failures.recent_discarded(conn, display)
         counts = await state_counts(conn)
         by_queue = await glance.by_queue(conn, display)
         last_hour = await glance.last_hour(conn)
@@ -310,7 +309,7 @@ def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge:
     return Attention("queue_paused", "warning", title, why, since, paths, resource)
 
 
-def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attention:
+def _stuck(job: job_failures.StuckJob, now: datetime, stuck_after: int) -> Attention:
     running = duration(job.running_seconds or 0)
     if job.orphaned:
         why = (
@@ -344,15 +343,15 @@ def _stuck(job: jobs_model.StuckJob, now: datetime, stuck_after: int) -> Attenti
     )
 
 
-def _by_node(stuck: list[jobs_model.StuckJob]) -> list[list[jobs_model.StuckJob]]:
+def _by_node(stuck: list[job_failures.StuckJob]) -> list[list[job_failures.StuckJob]]:
     """Stuck jobs per node and kind (orphaned or slow): a dead node is one item, not fifty."""
-    groups: dict[tuple[str, bool], list[jobs_model.StuckJob]] = {}
+    groups: dict[tuple[str, bool], list[job_failures.StuckJob]] = {}
     for job in stuck:
         groups.setdefault((job.node, job.orphaned), []).append(job)
     return list(groups.values())
 
 
-def _stuck_on_node(jobs: list[jobs_model.StuckJob], stuck_after: int) -> Attention:
+def _stuck_on_node(jobs: list[job_failures.StuckJob], stuck_after: int) -> Attention:
     """Several stuck jobs on one node: one item; the jobs are listed in the table below it."""
     first = jobs[0]  # the scan reads the longest-running first
     running = duration(first.running_seconds or 0)
@@ -441,7 +440,7 @@ def _failure_group(group: FailureGroup, truncated: bool, now: datetime, bridge: 
 
 
 def _discarded(
-    count: Count, latest: jobs_model.DiscardedJob, now: datetime, bridge: bool
+    count: Count, latest: job_failures.DiscardedJob, now: datetime, bridge: bool
 ) -> Attention:
     estimate = " (estimate)" if count.kind == "estimate" else ""
     plural = "" if count.kind == "exact" and count.value == 1 else "s"

@@ -35,8 +35,9 @@ from zoneinfo import ZoneInfo
 from psycopg.types.json import Jsonb
 
 from ..cron import entries
-from ..cron.expression import CronExpression, load_timezone
+from ..cron.expression import CronExpression
 from ..cron.slots import SlotPlan, iso_utc, plan_slots
+from ..cron.timezones import load_timezone
 from ..db import Conn, Database
 from ..db.queries import sql
 from .chunk import ChunkWriter, SlotClaimedMeanwhile

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..cron.declarations import SyncResult, code_entries, sync_declarations
 from ..cron.entries import CronEntrySpec
-from ..cron.expression import CronTimezoneError, load_timezone
+from ..cron.timezones import load_timezone
 from ..db import Database
 from ..db.queries import sql
-from ..errors import ConfigError
+from ..errors import ConfigError, CronTimezoneError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
 from .presence import Presence

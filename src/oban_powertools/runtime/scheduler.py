@@ -3,7 +3,7 @@
 A :class:`CronScheduler` runs on every node and acts only while its node is oban's leader.
 At every minute boundary (and as soon as it becomes leader) it *evaluates*: it decides,
 for each entry that is not paused, every due minute in ``(evaluated_through, now]``
-(slots are UTC minutes; see :mod:`oban_powertools.cron.expression` for how wall-clock time and DST map onto
+(slots are UTC minutes; see :mod:`oban_powertools.cron.firing` for how wall-clock time and DST map onto
 them). :meth:`CronScheduler.evaluate` takes an explicit ``now``, so tests and tools can
 drive it through any span of minutes without waiting.
 
@@ -71,7 +71,7 @@ from psycopg.rows import tuple_row
 
 from ..audit import write_event
 from ..cron import entries
-from ..cron.expression import next_fire
+from ..cron.firing import next_fire
 from ..cron.slots import MINUTE, SlotPlan, floor_minute, iso_utc, plan_slots
 from ..db import Database
 from ..db.queries import sql
