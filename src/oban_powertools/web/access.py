@@ -18,7 +18,7 @@ from starlette.requests import Request
 from ..display import Display
 from ..read_models.principal import ShownPrincipal, shown_principal
 from ..seams import Principal, Resource, resolve
-from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin, trusted_origins
+from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin
 
 if TYPE_CHECKING:
     from ..powertools import Powertools
@@ -52,9 +52,8 @@ class Plane:
         config = powertools.config
         self.config = config
         self.display = Display(config.display, "page")
-        secret = config.extra.get("csrf_secret")
-        self.csrf = Csrf(secret if isinstance(secret, str | bytes) and secret else None)
-        self.trusted = trusted_origins(config.extra)
+        self.csrf = Csrf(config.csrf_secret)
+        self.trusted = config.trusted_origins
         self.bridge_url = config.bridge_url
         self._start_lock = asyncio.Lock()
 
