@@ -280,6 +280,17 @@ class Action(ABC):
         return Applied(snapshots, after, [])
 
 
+def whole_number(raw: Mapping[str, Any], name: str, most: int, unit: str = "") -> int:
+    """A parameter that must be a whole number from 1 to ``most`` (a form sends text)."""
+    try:
+        value = int(str(raw.get(name, "")).strip())
+    except ValueError:
+        raise InvalidParams(f"{name} must be a whole number{unit}") from None
+    if not 1 <= value <= most:
+        raise InvalidParams(f"{name} must be between 1 and {most}")
+    return value
+
+
 REGISTRY: dict[str, Action] = {}
 
 

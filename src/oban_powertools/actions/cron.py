@@ -18,8 +18,9 @@ from .base import (
     Snapshots,
     StoredPreview,
     register,
+    whole_number,
 )
-from .errors import InvalidParams, InvalidTargets
+from .errors import InvalidTargets
 
 MAX_PAUSE_MINUTES = 60 * 24 * 90  # a pause may expire after at most 90 days
 
@@ -74,15 +75,9 @@ class PauseCronEntry(SetPaused):
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         self.refuse_unknown(raw, frozenset({"expires_in_minutes"}))
-        value = raw.get("expires_in_minutes")
-        if value in (None, ""):
+        if raw.get("expires_in_minutes") in (None, ""):
             return {}
-        try:
-            minutes = int(str(value).strip())
-        except ValueError:
-            raise InvalidParams("expires_in_minutes must be a whole number of minutes") from None
-        if not 1 <= minutes <= MAX_PAUSE_MINUTES:
-            raise InvalidParams(f"expires_in_minutes must be between 1 and {MAX_PAUSE_MINUTES}")
+        minutes = whole_number(raw, "expires_in_minutes", MAX_PAUSE_MINUTES, " of minutes")
         return {"expires_in_minutes": minutes}
 
     def check(self, snapshot: Snapshot, params: Params) -> str | None:

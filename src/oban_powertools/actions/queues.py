@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any, ClassVar, LiteralString
 
 from ..db import Conn, oban_jobs
 from ..db.queries import sql
 from ..queues import state
-from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register
-from .errors import InvalidParams, InvalidTargets
+from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register, whole_number
+from .errors import InvalidTargets
 
 QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 MAX_LIMIT = 10_000
@@ -75,12 +75,23 @@ def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
     }
 
 
+class SetQueuePaused(QueueAction):
+    """Pause and resume: the stored decision and the signal differ only in direction."""
+
+    pause: ClassVar[bool]
+
+    def decision(self, params: Params) -> Decision:
+        signal = {"action": "pause" if self.pause else "resume"}
+        return Decision(state.SET_PAUSED, {"paused": self.pause}, signal)
+
+
 @register
-class PauseQueue(QueueAction):
+class PauseQueue(SetQueuePaused):
     name = "pause_queue"
     event = "queue.paused"
     label = "Pause queue"
     destructive = True
+    pause = True
 
     def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return "the queue is already paused" if snapshot["paused"] else None
@@ -92,15 +103,13 @@ class PauseQueue(QueueAction):
             "that restart meanwhile. Running jobs finish."
         )
 
-    def decision(self, params: Params) -> Decision:
-        return Decision(state.SET_PAUSED, {"paused": True}, {"action": "pause"})
-
 
 @register
-class ResumeQueue(QueueAction):
+class ResumeQueue(SetQueuePaused):
     name = "resume_queue"
     event = "queue.resumed"
     label = "Resume queue"
+    pause = False
 
     def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return None if snapshot["paused"] else "the queue is not paused"
@@ -108,9 +117,6 @@ class ResumeQueue(QueueAction):
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots
         return f"Every node resumes fetching jobs from '{queue}'."
-
-    def decision(self, params: Params) -> Decision:
-        return Decision(state.SET_PAUSED, {"paused": False}, {"action": "resume"})
 
 
 @register
@@ -122,13 +128,7 @@ class ScaleQueue(QueueAction):
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         self.refuse_unknown(raw, frozenset({"limit"}))
-        try:
-            limit = int(str(raw.get("limit", "")).strip())
-        except ValueError:
-            raise InvalidParams("limit must be a whole number") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidParams(f"limit must be between 1 and {MAX_LIMIT}")
-        return {"limit": limit}
+        return {"limit": whole_number(raw, "limit", MAX_LIMIT)}
 
     def check(self, snapshot: Snapshot, params: Params) -> str | None:
         current = snapshot["limit_override"] or snapshot["configured_limit"]

@@ -125,6 +125,14 @@ class Viewer:
                 return True
         return False
 
+    async def read_only(
+        self, actions: Sequence[str], resource_type: str, ids: Iterable[str]
+    ) -> bool:
+        """Whether this viewer may take none of ``actions`` on any listed row (on the type
+        itself when the list is empty): a list page then says so up front."""
+        resources = [Resource(resource_type, i) for i in ids] or [Resource(resource_type)]
+        return not await self.can_any((a, r) for r in resources for a in actions)
+
     async def sees_bridge(self) -> bool:
         return self.plane.bridge_configured and await self.can(
             "view_oban_web", Resource("oban_web")

@@ -27,11 +27,6 @@ async def controls(viewer: Viewer, entry: cron_model.CronEntryView) -> dict[str,
     }
 
 
-async def _read_only(viewer: Viewer, keys: list[str]) -> bool:
-    resources = [Resource("cron_entry", k) for k in keys] or [Resource("cron_entry")]
-    return not await viewer.can_any((a, r) for r in resources for a in CRON_ACTIONS)
-
-
 async def cron_list(request: Request) -> Response:
     viewer = await require(request, "view_cron", Resource("cron_entry"))
     plane = plane_of(request)
@@ -41,7 +36,7 @@ async def cron_list(request: Request) -> Response:
     runtime = await cron_model.runtime_running(plane.powertools.db)
     context = {"entries": entries, "controls": allowed, "hidden": hidden, "runtime": runtime}
     name = "cron_live.html" if is_poll(request) else "cron_list.html"
-    read_only = await _read_only(viewer, [e.key for e in entries])
+    read_only = await viewer.read_only(CRON_ACTIONS, "cron_entry", (e.key for e in entries))
     return await page(request, viewer, name, context, section="cron", read_only=read_only)
 
 
@@ -67,7 +62,7 @@ async def cron_detail(request: Request) -> Response:
         "audit": audit,
     }
     template = "cron_detail_live.html" if is_poll(request) else "cron_detail.html"
-    read_only = await _read_only(viewer, [name])
+    read_only = await viewer.read_only(CRON_ACTIONS, "cron_entry", [name])
     return await page(request, viewer, template, context, section="cron", read_only=read_only)
 
 

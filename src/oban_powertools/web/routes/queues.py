@@ -30,8 +30,7 @@ async def queue_list(request: Request) -> Response:
     listed = await queues_model.list_queues(plane.powertools.db, plane.display)
     queues, hidden = await viewer.visible("view_queues", "queue", listed, lambda q: q.key)
     allowed = {q.key: await controls(viewer, q) for q in queues}
-    resources = [Resource("queue", q.key) for q in queues] or [Resource("queue")]
-    read_only = not await viewer.can_any((a, r) for r in resources for a in QUEUE_ACTIONS)
+    read_only = await viewer.read_only(QUEUE_ACTIONS, "queue", (q.key for q in queues))
     name = "queues_live.html" if is_poll(request) else "queues.html"
     return await page(
         request,
