@@ -125,6 +125,19 @@ class Viewer:
                 return True
         return False
 
+    async def pausable_controls(
+        self, resource: Resource, paused: bool, actions: tuple[str, str, str]
+    ) -> dict[str, bool]:
+        """Which buttons a pausable row gets, ``actions`` being (pause, resume, other): pause
+        while it runs, resume while it is paused (only the one that applies is asked
+        about), and its other action. The pipeline checks again on preview."""
+        pause, resume, other = actions
+        return {
+            pause: not paused and await self.can(pause, resource),
+            resume: paused and await self.can(resume, resource),
+            other: await self.can(other, resource),
+        }
+
     async def read_only(
         self, actions: Sequence[str], resource_type: str, ids: Iterable[str]
     ) -> bool:

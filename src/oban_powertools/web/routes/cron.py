@@ -18,13 +18,9 @@ CRON_ACTIONS = ("pause_cron_entry", "resume_cron_entry", "run_cron_entry")
 
 
 async def controls(viewer: Viewer, entry: cron_model.CronEntryView) -> dict[str, bool]:
-    """Which action buttons this viewer gets for this entry (the pipeline re-checks)."""
+    """Which action buttons this viewer gets for this entry."""
     resource = Resource("cron_entry", entry.key)
-    return {
-        "pause_cron_entry": not entry.paused and await viewer.can("pause_cron_entry", resource),
-        "resume_cron_entry": entry.paused and await viewer.can("resume_cron_entry", resource),
-        "run_cron_entry": await viewer.can("run_cron_entry", resource),
-    }
+    return await viewer.pausable_controls(resource, entry.paused, CRON_ACTIONS)
 
 
 async def cron_list(request: Request) -> Response:

@@ -16,12 +16,8 @@ QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
 
 
 async def controls(viewer: Viewer, queue: queues_model.QueueView) -> dict[str, bool]:
-    resource = Resource("queue", queue.key)
-    return {
-        "pause_queue": not queue.paused and await viewer.can("pause_queue", resource),
-        "resume_queue": queue.paused and await viewer.can("resume_queue", resource),
-        "scale_queue": await viewer.can("scale_queue", resource),
-    }
+    """Which action buttons this viewer gets for this queue."""
+    return await viewer.pausable_controls(Resource("queue", queue.key), queue.paused, QUEUE_ACTIONS)
 
 
 async def queue_list(request: Request) -> Response:
