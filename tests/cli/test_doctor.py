@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 
 from oban_powertools.cli import main
 from oban_powertools.db import migrate
-from oban_powertools.doctor import CHECKS, check_bridge, check_mount, http_get
+from oban_powertools.doctor import CHECKS
+from oban_powertools.doctor.http import check_bridge, check_mount, http_get
 from tests.cli.hostproject import cli_env
 
 UNREACHABLE_DB = "postgresql://nobody@127.0.0.1:1/none"

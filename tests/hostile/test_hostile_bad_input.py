@@ -20,14 +20,10 @@ from oban_powertools import Powertools
 from oban_powertools.actions import all_actions
 from oban_powertools.cron.declarations import clear_declarations, declare, declared
 from oban_powertools.cron.entries import CronEntryError, CronEntrySpec
-from oban_powertools.cron.expression import (
-    CronExpression,
-    CronExpressionError,
-    CronTimezoneError,
-    load_timezone,
-    next_fire,
-)
-from oban_powertools.errors import ConfigError
+from oban_powertools.cron.expression import CronExpression
+from oban_powertools.cron.firing import next_fire
+from oban_powertools.cron.timezones import load_timezone
+from oban_powertools.errors import ConfigError, CronExpressionError, CronTimezoneError
 from oban_powertools.runtime import Runtime
 from oban_powertools.runtime.scheduler import CronScheduler
 from tests.hostile.world import (

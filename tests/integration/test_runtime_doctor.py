@@ -21,7 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 from oban_powertools import Powertools
 from oban_powertools.db import connect_kwargs
 from oban_powertools.display import Display
-from oban_powertools.doctor import Check, check_leader
+from oban_powertools.doctor import Check
+from oban_powertools.doctor.database import check_leader
 from oban_powertools.read_models import cron as cron_model
 from oban_powertools.read_models.overview import overview
 from oban_powertools.runtime import Runtime

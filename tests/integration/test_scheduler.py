@@ -22,8 +22,8 @@ from oban_powertools.cron.entries import (
     pause_entry,
     upsert_entry,
 )
-from oban_powertools.cron.expression import CronExpressionError, CronTimezoneError
 from oban_powertools.db import Database
+from oban_powertools.errors import CronExpressionError, CronTimezoneError
 from oban_powertools.runtime.scheduler import CronScheduler
 from oban_powertools.seams import Principal
 from tests.support.seams import OPERATOR, make_powertools

@@ -27,8 +27,10 @@ from oban_powertools.cron.entries import (
     restart_evaluation,
     upsert_entry,
 )
-from oban_powertools.cron.expression import CronExpression, load_timezone, next_fire
+from oban_powertools.cron.expression import CronExpression
+from oban_powertools.cron.firing import next_fire
 from oban_powertools.cron.slots import plan_slots
+from oban_powertools.cron.timezones import load_timezone
 from oban_powertools.db import Database, oban_jobs
 from oban_powertools.runtime import scheduler as scheduler_module
 from oban_powertools.runtime.scheduler import CronScheduler, Evaluation
@@ -240,6 +242,42 @@ async def test_a_chunk_meeting_a_claimed_slot_skips_exactly_that_slot(
     (entry,) = await rows(db, "SELECT * FROM powertools_cron_entries WHERE name = 'rewound'")
     assert entry["last_job_id"] == jobs[1]["id"]
     assert entry["evaluated_through"] == T0 + MINUTE
+
+
+async def test_a_claimed_slot_the_shortcut_cannot_see_is_found_by_deciding_again(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A history edited by hand: a minute claimed (skipped) beyond evaluated_through, which
+    no scheduler write leaves behind. The chunk meets it on insert, rolls back, and is
+    decided again with every slot looked up: the minute keeps its one row, no entry fails."""
+    await declare(
+        db,
+        CronEntrySpec(name="edited", worker="app.W", expression="* * * * *", queue="cron"),
+        CronEntrySpec(name="plain", worker="app.W", expression="* * * * *", queue="cron"),
+    )
+    sched = CronScheduler(db, leader=Leader(), node="node-a")
+    await evaluate(sched, T0)
+    await execute(
+        db,
+        "INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, claimed_by, "
+        "detail) VALUES ('edited', %s, 'scheduled', 'skipped_overlap', 'by-hand', '{}')",
+        T0 + MINUTE,
+    )
+    with caplog.at_level(logging.INFO, logger=scheduler_module.__name__):
+        result = await evaluate(sched, T0 + MINUTE)
+    assert "deciding the chunk again" in caplog.text
+    assert "retrying one by one" not in caplog.text
+    assert result.failed == [] and result.enqueued == 1  # plain's minute; edited's was taken
+    slots = await rows(
+        db,
+        "SELECT entry_name, outcome, claimed_by FROM powertools_cron_slots "
+        "WHERE slot_at = %s ORDER BY entry_name",
+        T0 + MINUTE,
+    )
+    assert [(s["entry_name"], s["outcome"], s["claimed_by"]) for s in slots] == [
+        ("edited", "skipped_overlap", "by-hand"),
+        ("plain", "enqueued", "node-a"),
+    ]
 
 
 # -- the same result however the entries are chunked ------------------------------------------

@@ -9,17 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from oban._scheduler import Expression as ObanExpression
 
-from oban_powertools.cron.expression import (
-    CronExpression,
-    CronExpressionError,
-    CronTimezoneError,
-    due_minutes,
-    fires_at,
-    latest_due,
-    load_timezone,
-    next_fire,
-    previous_fire,
-)
+from oban_powertools.cron.expression import CronExpression
+from oban_powertools.cron.firing import due_minutes, fires_at, latest_due, next_fire, previous_fire
+from oban_powertools.cron.timezones import load_timezone
+from oban_powertools.errors import CronExpressionError, CronTimezoneError
 
 MINUTE = timedelta(minutes=1)
 UTC_ZONE = ZoneInfo("UTC")
@@ -707,7 +700,7 @@ def test_the_owner_shortcut_agrees_with_the_search(zone: str) -> None:
     # _owner answers ordinary wall times without searching; the search is the reference.
     # Walls near every transition of 2010-2030 (where the shortcut must step aside) plus
     # random ones; Lord Howe shifts by 30 minutes, Apia skipped a whole day in 2011.
-    from oban_powertools.cron.expression import _owner, _owner_by_search
+    from oban_powertools.cron.firing import _owner, _owner_by_search
 
     tz = ZoneInfo(zone)
     walls: list[datetime] = []

@@ -19,8 +19,9 @@ from oban_powertools.cron.declarations import (
     oban_declarations,
 )
 from oban_powertools.cron.entries import CronEntryError, CronEntrySpec
-from oban_powertools.cron.expression import CronExpression, load_timezone
+from oban_powertools.cron.expression import CronExpression
 from oban_powertools.cron.slots import plan_slots
+from oban_powertools.cron.timezones import load_timezone
 
 T0 = datetime(2031, 1, 6, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -15,7 +15,8 @@ from oban_powertools import (
     QueryFileError,
 )
 from oban_powertools.cron.entries import CronEntrySpec
-from oban_powertools.cron.expression import CronExpression, load_timezone
+from oban_powertools.cron.expression import CronExpression
+from oban_powertools.cron.timezones import load_timezone
 from oban_powertools.db.queries import sql
 from oban_powertools.runtime.applier import QueueStateApplier
 from tests.support.modules import import_all

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from oban_powertools.read_models.common import Count
 from oban_powertools.read_models.failures import NO_ERROR, group_failures
 from oban_powertools.read_models.glance import LastHour, Minute
-from oban_powertools.read_models.jobs import FailingWorker
+from oban_powertools.read_models.job_failures import FailingWorker
 from oban_powertools.web.charts import in_words, minute_chart, nice_ceiling
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -18,6 +18,7 @@ import psycopg
 from oban_powertools import Powertools
 from oban_powertools.display import Display
 from oban_powertools.forensics import build_bundle
+from oban_powertools.read_models import job_detail
 from oban_powertools.read_models import jobs as jobs_model
 from tests.web.helpers import (
     MOUNT,
@@ -155,7 +156,7 @@ async def test_bundles_and_read_models_apply_the_policy(
         assert_clean(json.dumps(bundle.to_dict()), str(subject))
     assert policy.surfaces == {"forensics"}
 
-    detail = await jobs_model.job_detail(powertools.db, Display(policy), job)
+    detail = await job_detail.job_detail(powertools.db, Display(policy), job)
     assert detail is not None
     assert_clean(detail.args_json + detail.meta_json, "detail")
     assert all(secret not in e.text for e in detail.errors for secret in SECRETS)

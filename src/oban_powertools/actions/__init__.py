@@ -2,7 +2,8 @@
 
 from .base import REGISTRY, Action
 from .errors import ActionError
-from .pipeline import ActionResult, Pipeline, Preview
+from .pipeline import Pipeline
+from .preview import ActionResult, Preview
 from .registry import all_actions, get_action
 
 __all__ = [

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .pipeline import ActionResult, Pipeline
+from .pipeline import Pipeline
+from .preview import ActionResult
 
 
 class Operator:

@@ -10,103 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any
 
 from ..db import Conn
+from ..db.queries import sql
 from .writer import AuditEvent
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
-# Lists show who did what to which resource, when and why: not the snapshots, and not a
-# bulk event's target list (up to 100k ids), which only the event's own page renders. Each
-# filter is a bound parameter (NULL matches everything) and the statement is never prepared
-# (``prepare=False``): a generic plan could not tell which filters are set and would fall
-# back to scanning the table, while a one-off plan uses the index of the filter given.
-#
-# A subject's trail is its own events (the resource index) plus the bulk events whose
-# ``detail.targets`` name it (a GIN index on that array, migration 0002), merged newest first.
-LIST_COLUMNS: LiteralString = """
-id, occurred_at, action, command, resource_type, resource_id, principal_id, principal_type,
-principal_label, reason, preview_token, NULL::jsonb AS before, NULL::jsonb AS after, surface,
-outcome, jsonb_build_object('effect', detail->'effect') AS detail,
-coalesce(jsonb_array_length(detail->'targets'), 0) AS target_count
-"""
-
-LIST_FILTERS: LiteralString = """
-  AND (%(action)s::text IS NULL OR action = %(action)s::text OR command = %(action)s::text)
-  AND (%(actor)s::text IS NULL OR principal_id = %(actor)s::text)
-  AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s::text)
-  AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
-  AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
-  AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
-"""
-
-LIST_EVENTS: LiteralString = (
-    "SELECT "
-    + LIST_COLUMNS
-    + """
-FROM powertools_audit_events
-WHERE (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
-  AND (%(resource_id)s::text IS NULL OR resource_id = %(resource_id)s::text)
-"""
-    + LIST_FILTERS
-    + """
-ORDER BY id DESC
-LIMIT %(limit)s
-"""
-)
-
-LIST_SUBJECT_EVENTS: LiteralString = (
-    "SELECT "  # noqa: S608 (LiteralString constants only)
-    + LIST_COLUMNS
-    + """
-FROM ((SELECT id FROM powertools_audit_events
-       WHERE (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
-         AND resource_id = %(resource_id)s::text
-"""
-    + LIST_FILTERS
-    + """
-       ORDER BY id DESC
-       LIMIT %(limit)s)
-      UNION
-      (SELECT id FROM powertools_audit_events
-       WHERE (detail->'targets') ? %(resource_id)s::text AND resource_id LIKE 'bulk:%%'
-         AND (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
-"""
-    + LIST_FILTERS
-    + """
-       ORDER BY id DESC
-       LIMIT %(limit)s)) subject
-JOIN powertools_audit_events USING (id)
-ORDER BY id DESC
-LIMIT %(limit)s
-"""
-)
-
-GET_EVENT: LiteralString = """
-SELECT id, occurred_at, action, command, resource_type, resource_id, principal_id,
-       principal_type, principal_label, reason, preview_token, before, after, surface,
-       outcome, detail
-FROM powertools_audit_events WHERE id = %(id)s
-"""
-
-# Distinct subjects of recent events, most recently touched first (bounded scan).
-RECENT_SUBJECTS: LiteralString = """
-SELECT resource_type, resource_id, max(id) AS last_id, max(occurred_at) AS last_at,
-       count(*)::int AS events
-FROM (SELECT id, occurred_at, resource_type, resource_id FROM powertools_audit_events
-      WHERE resource_id NOT LIKE 'bulk:%%'
-      ORDER BY id DESC LIMIT %(scan)s) recent
-GROUP BY resource_type, resource_id
-ORDER BY last_id DESC
-LIMIT %(limit)s
-"""
-
-DISTINCT_ACTIONS: LiteralString = """
-SELECT DISTINCT action FROM (SELECT action FROM powertools_audit_events
-                             ORDER BY id DESC LIMIT 5000) recent ORDER BY action
-"""
+# Both lists run unprepared (``prepare=False``): each filter is a bound parameter that
+# may be NULL, and only a one-off plan sees which are set and picks that filter's index.
+LIST_EVENTS = sql("audit_events", "list_events")
+LIST_SUBJECT_EVENTS = sql("audit_events", "list_subject_events")
+GET_EVENT = sql("audit_events", "get_event")
+RECENT_SUBJECTS = sql("audit_events", "recent_subjects")
+DISTINCT_ACTIONS = sql("audit_events", "distinct_actions")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from ..db import Conn
 from ..db.queries import sql
 from ..errors import CronEntryError
 from ..seams import Principal
-from .expression import CronExpression, load_timezone
+from .expression import CronExpression
+from .timezones import load_timezone
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
 OVERLAP_POLICIES = ("allow", "skip", "queue_one", "cancel_previous")
@@ -35,6 +36,7 @@ INSERT_SLOT = sql("cron_slots", "insert_slot")
 RECORD_LAST_JOB = sql("cron_entries", "record_last_job")
 RESTART_EVALUATION = sql("cron_entries", "restart_evaluation")
 UPSERT_ENTRY = sql("cron_entries", "upsert_entry")
+CLOCK_NOW = sql("cron_entries", "clock_now")
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ async def enqueue_for_entry(
 
 async def run_now(conn: Conn, prefix: str, name: str, claimed_by: str) -> int:
     """An operator's run outside the schedule: a job and a 'manual' slot row."""
-    cur = await conn.execute("SELECT clock_timestamp() AS now")
+    cur = await conn.execute(CLOCK_NOW)
     now_row = await cur.fetchone()
     assert now_row is not None
     now: datetime = now_row["now"]

@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .expression import CronExpression, due_minutes, fires_at, latest_due
+from .expression import CronExpression
+from .firing import due_minutes, fires_at, latest_due
 
 __all__ = ["MINUTE", "SlotPlan", "ceil_minute", "floor_minute", "iso_utc", "plan_slots"]
 

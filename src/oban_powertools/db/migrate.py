@@ -39,13 +39,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import LiteralString
 
 from oban.schema import install_sql
-from psycopg import sql
+from psycopg import sql as compose
 
 from ..errors import MigrationError
 from . import Conn, connect
+from .queries import sql
 
 # hashtext('oban_powertools.migrate') would also do; a fixed key keeps it readable in pg_locks.
 LOCK_KEY = 7_305_228_411_992_001
@@ -59,20 +59,18 @@ CONCURRENT_INDEX = re.compile(
 LOCK_POLL_SECONDS = 0.1
 LOCK_TIMEOUT_SECONDS = 3600.0
 
-INVALID_INDEX: LiteralString = """
-SELECT 1 FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = current_schema() AND c.relname = %s AND NOT i.indisvalid
-"""
-
-CREATE_VERSION_TABLE: LiteralString = """
-CREATE TABLE IF NOT EXISTS powertools_schema_versions (
-    version integer PRIMARY KEY,
-    name text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
+TRY_LOCK = sql("schema_versions", "try_lock")
+UNLOCK = sql("schema_versions", "unlock")
+CREATE_SCHEMA = sql("schema_versions", "create_schema")
+CREATE_VERSION_TABLE = sql("schema_versions", "create_version_table")
+INVALID_INDEX = sql("schema_versions", "invalid_index")
+DROP_INVALID_INDEX = sql("schema_versions", "drop_invalid_index")
+APPLIED_VERSIONS = sql("schema_versions", "applied_versions")
+OBAN_INSTALLED = sql("schema_versions", "oban_installed")
+VERSIONS_PRESENT = sql("schema_versions", "versions_present")
+SCHEMA_PRESENT = sql("schema_versions", "schema_present")
+RECORD_VERSION = sql("schema_versions", "record_version")
+DELETE_VERSION = sql("schema_versions", "delete_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +167,7 @@ async def _acquire(conn: Conn) -> None:
     """Take the run's session-level advisory lock, polling (see the module docstring)."""
     deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
     while True:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (LOCK_KEY,))
+        cur = await conn.execute(TRY_LOCK, {"key": LOCK_KEY})
         row = await cur.fetchone()
         if row and row["locked"]:
             return
@@ -182,13 +180,13 @@ async def _acquire(conn: Conn) -> None:
 
 async def _release(conn: Conn) -> None:
     if not conn.closed:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        await conn.execute(UNLOCK, {"key": LOCK_KEY})
 
 
 async def _prepare(conn: Conn, prefix: str) -> None:
     # The schema must exist before oban's installer or ours can create anything in it;
     # the identifier is validated (config.PREFIX_PATTERN) and quoted by psycopg.
-    await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(prefix)))
+    await conn.execute(compose.SQL(CREATE_SCHEMA).format(schema=compose.Identifier(prefix)))
     await conn.execute(CREATE_VERSION_TABLE)
 
 
@@ -197,24 +195,22 @@ async def _run_outside_transaction(conn: Conn, text: str) -> None:
     for statement in split_statements(text):
         match = CONCURRENT_INDEX.match(_code(statement))
         if match:
-            cur = await conn.execute(INVALID_INDEX, (match["name"],))
+            cur = await conn.execute(INVALID_INDEX, {"name": match["name"]})
             if await cur.fetchone() is not None:
                 # Left by a failed concurrent build: IF NOT EXISTS would keep it forever.
                 await conn.execute(
-                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                        sql.Identifier(match["name"])
-                    )
+                    compose.SQL(DROP_INVALID_INDEX).format(index=compose.Identifier(match["name"]))
                 )
-        await conn.execute(sql.SQL(statement))
+        await conn.execute(compose.SQL(statement))
 
 
 async def _applied(conn: Conn) -> dict[int, datetime]:
-    cur = await conn.execute("SELECT version, applied_at FROM powertools_schema_versions")
+    cur = await conn.execute(APPLIED_VERSIONS)
     return {row["version"]: row["applied_at"] for row in await cur.fetchall()}
 
 
 async def _oban_installed(conn: Conn) -> bool:
-    cur = await conn.execute("SELECT to_regclass('oban_jobs') IS NOT NULL AS present")
+    cur = await conn.execute(OBAN_INSTALLED)
     row = await cur.fetchone()
     return bool(row and row["present"])
 
@@ -253,12 +249,6 @@ class SchemaProblem:
         return f"the database schema {self.prefix!r} is not current: " + "; ".join(parts)
 
 
-SCHEMA_PRESENT: LiteralString = """
-SELECT to_regclass('oban_jobs') IS NOT NULL AS oban,
-       to_regclass('powertools_schema_versions') IS NOT NULL AS versions
-"""
-
-
 async def schema_problem(conn: Conn, prefix: str) -> SchemaProblem | None:
     """What keeps the schema (on ``conn``'s search_path) from being current, or None.
     Reads only."""
@@ -278,9 +268,7 @@ async def schema_problem(conn: Conn, prefix: str) -> SchemaProblem | None:
 async def status(database_url: str, prefix: str = "public") -> list[MigrationStatus]:
     conn = await connect(database_url, prefix)
     try:
-        cur = await conn.execute(
-            "SELECT to_regclass('powertools_schema_versions') IS NOT NULL AS present"
-        )
+        cur = await conn.execute(VERSIONS_PRESENT)
         row = await cur.fetchone()
         applied = await _applied(conn) if row and row["present"] else {}
     finally:
@@ -333,10 +321,7 @@ async def apply(
 
 
 async def _record(conn: Conn, migration: Migration) -> None:
-    await conn.execute(
-        "INSERT INTO powertools_schema_versions (version, name) VALUES (%s, %s)",
-        (migration.version, migration.name),
-    )
+    await conn.execute(RECORD_VERSION, {"version": migration.version, "name": migration.name})
 
 
 async def rollback(database_url: str, prefix: str = "public") -> Migration | None:
@@ -358,14 +343,13 @@ async def rollback(database_url: str, prefix: str = "public") -> Migration | Non
                     "roll back with the release that applied it"
                 )
             migration = by_version[latest]
-            delete = "DELETE FROM powertools_schema_versions WHERE version = %s"
             if migration.down_in_transaction:
                 async with conn.transaction():
                     await conn.execute(migration.down)
-                    await conn.execute(delete, (latest,))
+                    await conn.execute(DELETE_VERSION, {"version": latest})
             else:
                 await _run_outside_transaction(conn, migration.down)
-                await conn.execute(delete, (latest,))
+                await conn.execute(DELETE_VERSION, {"version": latest})
             return migration
         finally:
             await _release(conn)

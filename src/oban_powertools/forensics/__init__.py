@@ -1,13 +1,7 @@
 """Forensics: evidence bundles with diagnosis, chronology, completeness and next paths."""
 
-from .bundle import (
-    SUBJECT_TYPES,
-    ChronologyItem,
-    EvidenceBundle,
-    Fact,
-    UnsupportedSubject,
-    build_bundle,
-)
+from .build import SUBJECT_TYPES, UnsupportedSubject, build_bundle
+from .bundle import ChronologyItem, EvidenceBundle, Fact
 from .completeness import COMPLETE, LABELS, PARTIAL, UNAVAILABLE, UNKNOWN, Completeness
 
 __all__ = [

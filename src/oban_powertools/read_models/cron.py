@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, LiteralString
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..cron.expression import (
@@ -17,6 +17,7 @@ from ..cron.expression import (
     next_fire,
 )
 from ..db import Conn, Database
+from ..db.queries import sql
 from ..display import Display
 from ..runtime import presence
 from ..seams import Resource
@@ -39,35 +40,9 @@ CATCH_UP_WORDS = {
     "all": "every missed minute runs, up to the catch-up limit",
 }
 
-LIST_ENTRIES: LiteralString = """
-SELECT e.name, e.source, e.worker, e.queue, e.args, e.job_options, e.expression, e.timezone,
-       e.overlap_policy, e.catch_up_policy, e.max_catch_up, e.paused, e.paused_at,
-       e.paused_by_id, e.paused_by_label, e.paused_reason, e.pause_expires_at,
-       e.evaluated_through, e.last_slot_at, e.last_job_id, e.follow_up_slot_at, e.version,
-       e.created_at, e.updated_at,
-       s.slot_at AS last_run_at, s.kind AS last_run_kind, s.outcome AS last_run_outcome,
-       coalesce(s.job_id, e.last_job_id) AS last_run_job_id,
-       j.state::text AS last_job_state
-FROM powertools_cron_entries e
-LEFT JOIN LATERAL (
-    SELECT slot_at, kind, outcome, job_id FROM powertools_cron_slots
-    WHERE entry_name = e.name ORDER BY slot_at DESC LIMIT 1
-) s ON true
-LEFT JOIN oban_jobs j ON j.id = coalesce(s.job_id, e.last_job_id)
-WHERE (%(name)s::text IS NULL OR e.name = %(name)s::text)
-ORDER BY e.name
-LIMIT %(limit)s
-"""
+LIST_ENTRIES = sql("cron_entries", "list_entries")
 
-RECENT_SLOTS_SQL: LiteralString = """
-SELECT s.id, s.slot_at, s.kind, s.outcome, s.job_id, s.claimed_at, s.claimed_by, s.detail,
-       j.state::text AS job_state
-FROM powertools_cron_slots s
-LEFT JOIN oban_jobs j ON j.id = s.job_id
-WHERE s.entry_name = %(name)s
-ORDER BY s.slot_at DESC, s.id DESC
-LIMIT %(limit)s
-"""
+RECENT_SLOTS_SQL = sql("cron_slots", "recent_slots")
 
 
 @dataclass(frozen=True, slots=True)

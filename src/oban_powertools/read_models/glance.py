@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, LiteralString
+from typing import Any
 
 from ..db import Conn
+from ..db.queries import sql
 from ..display import Display
 from ..seams import Resource
 from . import queues as queues_model
@@ -38,42 +39,7 @@ QUEUE_CAP = 100
 MINUTE_CAP = 250
 MINUTES = 60
 
-# One capped, time-ordered index range scan per minute and series (LATERAL), so the cost
-# is bounded by the caps, not by the hour's traffic. ``last`` is the time of the last entry
-# read: when a minute hits the cap, the rate up to it extrapolates the whole minute.
-LAST_HOUR: LiteralString = """
-WITH minutes AS (
-    SELECT g.minute
-    FROM generate_series(
-        date_trunc('minute', timezone('UTC', now())) - make_interval(mins => %(minutes)s - 1),
-        date_trunc('minute', timezone('UTC', now())),
-        interval '1 minute') AS g(minute)
-)
-SELECT m.minute, timezone('UTC', now()) AS now,
-       c.n AS completed, c.last AS completed_last,
-       d.n AS discarded, d.last AS discarded_last,
-       r.n AS retryable, r.last AS retryable_last
-FROM minutes m
-CROSS JOIN LATERAL (
-    SELECT count(*)::int AS n, max(t) AS last FROM (
-        SELECT completed_at AS t FROM oban_jobs
-        WHERE state = 'completed' AND completed_at >= m.minute
-          AND completed_at < m.minute + interval '1 minute'
-        ORDER BY completed_at LIMIT %(cap)s) x) c
-CROSS JOIN LATERAL (
-    SELECT count(*)::int AS n, max(t) AS last FROM (
-        SELECT discarded_at AS t FROM oban_jobs
-        WHERE state = 'discarded' AND discarded_at >= m.minute
-          AND discarded_at < m.minute + interval '1 minute'
-        ORDER BY discarded_at LIMIT %(cap)s) x) d
-CROSS JOIN LATERAL (
-    SELECT count(*)::int AS n, max(t) AS last FROM (
-        SELECT attempted_at AS t FROM oban_jobs
-        WHERE state = 'retryable' AND attempted_at >= m.minute
-          AND attempted_at < m.minute + interval '1 minute'
-        ORDER BY attempted_at LIMIT %(cap)s) x) r
-ORDER BY m.minute
-"""
+LAST_HOUR = sql("oban_jobs", "last_hour")
 
 
 @dataclass(frozen=True, slots=True)

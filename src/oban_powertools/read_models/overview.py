@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, LiteralString
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from ..config import DEFAULT_STUCK_AFTER_SECONDS
 from ..db import Database
+from ..db.queries import sql
 from ..display import Display
 from ..runtime import presence
 from ..seams import Resource
@@ -46,23 +47,9 @@ FAILING_WORKERS_LIMIT = 25
 # Workers listed in one grouped item; past it the item points to the jobs list for the rest.
 LISTED_WORKERS = 10
 
-PAUSED_ENTRIES: LiteralString = """
-SELECT name, paused_at, paused_by_id, paused_by_label, paused_reason, pause_expires_at
-FROM powertools_cron_entries WHERE paused
-ORDER BY paused_at DESC LIMIT %(limit)s
-"""
+PAUSED_ENTRIES = sql("cron_entries", "paused_entries")
 
-PAUSED_QUEUES: LiteralString = """
-SELECT queue, changed_by_id, changed_by_label, reason, updated_at, false AS undecided
-FROM powertools_queue_states WHERE paused
-UNION ALL
-SELECT DISTINCT p.queue, NULL, NULL, NULL, NULL::timestamptz, true
-FROM oban_producers p
-WHERE (p.meta->>'paused')::boolean
-  AND NOT EXISTS (SELECT 1 FROM powertools_queue_states s WHERE s.queue = p.queue)
-ORDER BY updated_at DESC NULLS LAST
-LIMIT %(limit)s
-"""
+PAUSED_QUEUES = sql("queue_states", "paused_queues")
 
 
 @dataclass(frozen=True, slots=True)

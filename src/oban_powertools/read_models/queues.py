@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any
 
 from ..db import Conn, Database
+from ..db.queries import sql
 from ..display import Display
 from ..seams import Resource
 from .common import EXACT_BELOW_FACTOR, PRODUCER_LIVE_SECONDS, Count, bounded_count, utc
@@ -23,40 +24,11 @@ QUEUE_COUNT_CAP = 1000
 MAX_QUEUES = 500
 FRESH_SECONDS = 45  # three missed refreshes make a node "stale", then "gone" after 90 s
 
-QUEUE_NAMES: LiteralString = """
-SELECT n.queue, s.paused, s.limit_override, s.changed_by_id, s.changed_by_label, s.reason,
-       s.updated_at AS decided_at, s.version
-FROM (SELECT queue FROM oban_producers UNION SELECT queue FROM powertools_queue_states) n
-LEFT JOIN powertools_queue_states s ON s.queue = n.queue
-WHERE (%(queue)s::text IS NULL OR n.queue = %(queue)s::text)
-ORDER BY n.queue
-LIMIT %(limit)s
-"""
+QUEUE_NAMES = sql("queue_states", "queue_names")
 
-PRODUCERS: LiteralString = """
-SELECT uuid::text AS uuid, node, queue, name, meta, started_at, updated_at,
-       extract(epoch FROM timezone('UTC', now()) - updated_at)::int AS age_seconds
-FROM oban_producers
-WHERE queue = ANY(%(queues)s)
-ORDER BY queue, node, started_at
-"""
+PRODUCERS = sql("producers", "queue_producers")
 
-# Per queue and state, one statement: oban's planner estimate (reads no rows), and a capped
-# exact count through oban's (state, queue, ...) index only where the estimate is small.
-QUEUE_COUNTS: LiteralString = """
-SELECT p.queue, p.state, p.estimate,
-       CASE WHEN p.estimate <= %(exact_below)s THEN
-           (SELECT count(*) FROM (
-                SELECT 1 FROM oban_jobs j
-                WHERE j.state = p.state::oban_job_state AND j.queue = p.queue
-                -- oban's index order, so the capped count never becomes a table scan.
-                ORDER BY j.state, j.queue, j.priority, j.scheduled_at, j.id
-                LIMIT %(cap)s + 1) capped)
-       END AS n
-FROM (SELECT q.queue, s.state, oban_count_estimate(s.state, q.queue)::bigint AS estimate
-      FROM unnest(%(queues)s::text[]) AS q(queue)
-      CROSS JOIN unnest(%(states)s::text[]) AS s(state)) p
-"""
+QUEUE_COUNTS = sql("oban_jobs", "queue_counts")
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,11 +57,12 @@ class ChunkWriter:
     of the entry sees (``active_jobs`` in its detail), the jobs cancel_previous replaces,
     the entry's last job. :meth:`finish` puts the ids in before writing those.
 
-    :meth:`prepare` reads which of the planned slots have a row already (an entry
-    redefined in the minute it fired restarts its evaluation, so it plans that minute
-    again): :meth:`slot` and :meth:`enqueue` refuse those, and the decisions after them
-    see that they did not fire. Should the insert still meet a claimed row, :meth:`finish`
-    raises :class:`SlotClaimedMeanwhile` and the chunk is rolled back.
+    :meth:`prepare` reads which of the slots it is asked about have a row already (an
+    entry redefined in the minute it fired restarts its evaluation, so it plans that
+    minute again): :meth:`slot` and :meth:`enqueue` refuse those, and the decisions after
+    them see that they did not fire. Should the insert still meet a claimed row (one it
+    was not asked about), :meth:`finish` raises :class:`SlotClaimedMeanwhile` and the
+    chunk is rolled back, to be decided again with every slot asked about.
     """
 
     def __init__(self, conn: Conn, prefix: str, node: str) -> None:

@@ -39,7 +39,7 @@ from ..cron.expression import CronExpression, load_timezone
 from ..cron.slots import SlotPlan, iso_utc, plan_slots
 from ..db import Conn, Database
 from ..db.queries import sql
-from .chunk import ChunkWriter
+from .chunk import ChunkWriter, SlotClaimedMeanwhile
 from .failures import describe_error, log_error, transient
 
 __all__ = ["ACTIVE_STATES", "Claimer", "EntryCache", "Evaluation", "NextFire"]
@@ -138,6 +138,20 @@ class EntryCache:
             self._expressions.clear()
 
 
+def may_have_claimed_slots(row: Mapping[str, Any]) -> bool:
+    """Whether a locked entry's planned minutes can already have slot rows.
+
+    A slot is claimed only with its entry locked and ``evaluated_through`` advanced past
+    it, so the minutes planned after ``evaluated_through`` are new unless the evaluation
+    started over: a new or redefined entry (``evaluated_through`` NULL, planned from the
+    current minute, which may have fired before the redefinition), or one moved back
+    below a minute that fired. Looking up the others would cost a statement per chunk.
+    """
+    through = row["evaluated_through"]
+    last = row["last_slot_at"]
+    return through is None or (last is not None and last > through)
+
+
 class Claimer:
     """Claims chunks of entries for one node (see the module docstring)."""
 
@@ -177,13 +191,24 @@ class Claimer:
         self, names: Sequence[str], minute: datetime, live_from: datetime
     ) -> Evaluation:
         """Claim ``names`` in one transaction (set-based, :class:`ChunkWriter`); what it did,
-        once committed."""
-        part = Evaluation(minute=minute, live_from=live_from)
-        async with self.database.transaction() as conn:
-            await self._claim(
-                conn, ChunkWriter(conn, self.prefix, self.node), names, minute, live_from, part
-            )
-        return part
+        once committed.
+
+        The slots claimed before are looked up only for entries that can have them (see
+        :func:`may_have_claimed_slots`); should a write still meet one (a history edited by
+        hand), the chunk is rolled back and decided again with every entry looked up.
+        """
+        for check_every in (False, True):
+            part = Evaluation(minute=minute, live_from=live_from)
+            try:
+                async with self.database.transaction() as conn:
+                    writer = ChunkWriter(conn, self.prefix, self.node)
+                    await self._claim(conn, writer, names, minute, live_from, part, check_every)
+                return part
+            except SlotClaimedMeanwhile:
+                if check_every:
+                    raise
+                logger.info("cron: a slot was claimed before; deciding the chunk again")
+        raise AssertionError("unreachable")
 
     async def _record_failure(
         self,
@@ -246,6 +271,7 @@ class Claimer:
         minute: datetime,
         live_from: datetime,
         ev: Evaluation,
+        check_every: bool = False,
     ) -> None:
         cur = await conn.execute(LOCK_ENTRIES, {"names": list(names)})
         rows = await cur.fetchall()
@@ -293,7 +319,7 @@ class Claimer:
             [
                 (row["name"], slot_at)
                 for row, plan in work
-                if plan is not None
+                if plan is not None and (check_every or may_have_claimed_slots(row))
                 for slot_at in (
                     *(slot[0] for slot in plan.slots),
                     *((plan.skipped[0],) if plan.skipped is not None else ()),

@@ -27,12 +27,13 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, LiteralString, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..cron.declarations import SyncResult, code_entries, sync_declarations
 from ..cron.entries import CronEntrySpec
 from ..cron.expression import CronTimezoneError, load_timezone
 from ..db import Database
+from ..db.queries import sql
 from ..errors import ConfigError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
@@ -345,9 +346,7 @@ class StagerService(_Service):
 # What Oban Web's cron view is told about each entry: oban's cronitor format, [expression,
 # worker, options], with the entry's name (oban names code entries by a hash; stored
 # entries have names of their own) and whether an operator paused it.
-CRONTAB: LiteralString = """
-SELECT name, expression, worker, timezone, paused FROM powertools_cron_entries ORDER BY name
-"""
+CRONTAB = sql("cron_entries", "crontab")
 
 
 class MetricsService(_Service):

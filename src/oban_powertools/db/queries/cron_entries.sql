@@ -231,3 +231,39 @@ UPDATE powertools_cron_entries SET last_job_id = %(job_id)s WHERE name = %(name)
 -- missed slots under the new one and be caught up. Starting over from now avoids that.
 UPDATE powertools_cron_entries SET evaluated_through = NULL
 WHERE name = ANY(%(names)s) AND evaluated_through IS NOT NULL
+
+-- name: crontab
+-- What Oban Web's cron view is told about each stored entry (oban's cronitor broadcast),
+-- paused ones included and marked.
+SELECT name, expression, worker, timezone, paused FROM powertools_cron_entries ORDER BY name
+
+-- name: clock_now
+-- The transaction's wall clock now (not its start): when an operator's manual run is due.
+SELECT clock_timestamp() AS now
+
+-- name: list_entries
+-- The cron page's entries (or one, by name), each with its latest run and that run's job
+-- state.
+SELECT e.name, e.source, e.worker, e.queue, e.args, e.job_options, e.expression, e.timezone,
+       e.overlap_policy, e.catch_up_policy, e.max_catch_up, e.paused, e.paused_at,
+       e.paused_by_id, e.paused_by_label, e.paused_reason, e.pause_expires_at,
+       e.evaluated_through, e.last_slot_at, e.last_job_id, e.follow_up_slot_at, e.version,
+       e.created_at, e.updated_at,
+       s.slot_at AS last_run_at, s.kind AS last_run_kind, s.outcome AS last_run_outcome,
+       coalesce(s.job_id, e.last_job_id) AS last_run_job_id,
+       j.state::text AS last_job_state
+FROM powertools_cron_entries e
+LEFT JOIN LATERAL (
+    SELECT slot_at, kind, outcome, job_id FROM powertools_cron_slots
+    WHERE entry_name = e.name ORDER BY slot_at DESC LIMIT 1
+) s ON true
+LEFT JOIN oban_jobs j ON j.id = coalesce(s.job_id, e.last_job_id)
+WHERE (%(name)s::text IS NULL OR e.name = %(name)s::text)
+ORDER BY e.name
+LIMIT %(limit)s
+
+-- name: paused_entries
+-- The overview's paused cron entries, most recently paused first.
+SELECT name, paused_at, paused_by_id, paused_by_label, paused_reason, pause_expires_at
+FROM powertools_cron_entries WHERE paused
+ORDER BY paused_at DESC LIMIT %(limit)s

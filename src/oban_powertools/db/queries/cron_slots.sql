@@ -47,3 +47,30 @@ INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id, c
 VALUES (%(name)s, %(slot_at)s, %(kind)s, %(outcome)s, %(job_id)s, %(claimed_by)s, %(detail)s)
 ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
 RETURNING id
+
+-- name: recent_slots
+-- An entry's latest slots, newest first, with each job's state.
+SELECT s.id, s.slot_at, s.kind, s.outcome, s.job_id, s.claimed_at, s.claimed_by, s.detail,
+       j.state::text AS job_state
+FROM powertools_cron_slots s
+LEFT JOIN oban_jobs j ON j.id = s.job_id
+WHERE s.entry_name = %(name)s
+ORDER BY s.slot_at DESC, s.id DESC
+LIMIT %(limit)s
+
+-- name: entry_window_slots
+-- The latest slots of one entry since the start of a forensics window, each with its job
+-- (whether the row is still there, its state, its last error).
+SELECT s.id, s.slot_at, s.kind, s.outcome, s.job_id, s.claimed_at, s.claimed_by,
+       j.id IS NOT NULL AS job_present, j.state::text AS job_state,
+       j.errors->-1->>'error' AS last_error
+FROM powertools_cron_slots s
+LEFT JOIN oban_jobs j ON j.id = s.job_id
+WHERE s.entry_name = %(name)s AND s.slot_at >= %(since)s
+ORDER BY s.slot_at DESC, s.id DESC
+LIMIT %(limit)s
+
+-- name: job_slots
+-- The cron slots that enqueued one job (forensics: "enqueued by cron entry ...").
+SELECT entry_name, slot_at, kind, outcome, claimed_at, claimed_by
+FROM powertools_cron_slots WHERE job_id = %(id)s ORDER BY claimed_at LIMIT 5

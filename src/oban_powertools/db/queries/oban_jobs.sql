@@ -182,3 +182,183 @@ RETURNING id, meta->>'cron_name' AS name, meta->>'cron_at' AS at
 -- name: notify_each
 -- oban_jobs.notify's statement, once per queue in one round trip.
 SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload
+
+-- name: last_hour
+-- The glance's last hour: per minute, jobs completed, discarded and retried. One capped,
+-- time-ordered index range scan per minute and series (LATERAL), so the cost is bounded by
+-- the caps, not by the hour's traffic. ``last`` is the time of the last entry read: when a
+-- minute hits the cap, the rate up to it extrapolates the whole minute.
+WITH minutes AS (
+    SELECT g.minute
+    FROM generate_series(
+        date_trunc('minute', timezone('UTC', now())) - make_interval(mins => %(minutes)s - 1),
+        date_trunc('minute', timezone('UTC', now())),
+        interval '1 minute') AS g(minute)
+)
+SELECT m.minute, timezone('UTC', now()) AS now,
+       c.n AS completed, c.last AS completed_last,
+       d.n AS discarded, d.last AS discarded_last,
+       r.n AS retryable, r.last AS retryable_last
+FROM minutes m
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, max(t) AS last FROM (
+        SELECT completed_at AS t FROM oban_jobs
+        WHERE state = 'completed' AND completed_at >= m.minute
+          AND completed_at < m.minute + interval '1 minute'
+        ORDER BY completed_at LIMIT %(cap)s) x) c
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, max(t) AS last FROM (
+        SELECT discarded_at AS t FROM oban_jobs
+        WHERE state = 'discarded' AND discarded_at >= m.minute
+          AND discarded_at < m.minute + interval '1 minute'
+        ORDER BY discarded_at LIMIT %(cap)s) x) d
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS n, max(t) AS last FROM (
+        SELECT attempted_at AS t FROM oban_jobs
+        WHERE state = 'retryable' AND attempted_at >= m.minute
+          AND attempted_at < m.minute + interval '1 minute'
+        ORDER BY attempted_at LIMIT %(cap)s) x) r
+ORDER BY m.minute
+
+-- name: queue_counts
+-- Per queue and state, one statement: oban's planner estimate (reads no rows), and a capped
+-- exact count through oban's (state, queue, ...) index only where the estimate is small.
+SELECT p.queue, p.state, p.estimate,
+       CASE WHEN p.estimate <= %(exact_below)s THEN
+           (SELECT count(*) FROM (
+                SELECT 1 FROM oban_jobs j
+                WHERE j.state = p.state::oban_job_state AND j.queue = p.queue
+                -- oban's index order, so the capped count never becomes a table scan.
+                ORDER BY j.state, j.queue, j.priority, j.scheduled_at, j.id
+                LIMIT %(cap)s + 1) capped)
+       END AS n
+FROM (SELECT q.queue, s.state, oban_count_estimate(s.state, q.queue)::bigint AS estimate
+      FROM unnest(%(queues)s::text[]) AS q(queue)
+      CROSS JOIN unnest(%(states)s::text[]) AS s(state)) p
+
+-- name: list_jobs
+-- One keyset page of the jobs list, newest first. An unset filter is NULL and matches
+-- everything, so the text never changes; run unprepared (a custom plan per call) so the
+-- planner sees which filters are set and picks the index for them.
+SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, tags, args,
+       meta, errors->-1->>'error' AS last_error, inserted_at, scheduled_at, attempted_at,
+       completed_at, cancelled_at, discarded_at
+FROM oban_jobs
+WHERE (%(state)s::text IS NULL OR state = %(state)s::text::oban_job_state)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(worker)s::text IS NULL OR worker = %(worker)s::text)
+  AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
+  AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: filtered_jobs
+-- The rows a jobs-list filter matches, for the planner's row estimate. ``state =
+-- ANY(states)`` lists every state when none is chosen: it changes no result, but lets a
+-- queue-only filter use oban's (state, queue, ...) index.
+SELECT 1 FROM oban_jobs
+WHERE state = ANY(%(states)s::oban_job_state[])
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(worker)s::text IS NULL OR worker = %(worker)s::text)
+  AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
+
+-- name: count_jobs
+-- The exact count of filtered_jobs, capped: the same filter (keep the two alike), read
+-- only when the estimate is small.
+SELECT count(*)::bigint AS n FROM (
+SELECT 1 FROM oban_jobs
+WHERE state = ANY(%(states)s::oban_job_state[])
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(worker)s::text IS NULL OR worker = %(worker)s::text)
+  AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
+ LIMIT %(cap)s) capped
+
+-- name: job_detail
+-- One job in full, with whether the producer that runs (or ran) it is still alive: by
+-- its uuid where oban records one (attempted_by[2]), else by node and queue.
+SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, tags, args,
+       meta, errors, attempted_by, inserted_at, scheduled_at, attempted_at, completed_at,
+       cancelled_at, discarded_at,
+       timezone('UTC', now()) AS db_now,
+       EXISTS (SELECT 1 FROM oban_producers p
+               WHERE p.updated_at > timezone('UTC', now())
+                                    - make_interval(secs => %(live)s)
+                 AND CASE WHEN cardinality(attempted_by) >= 2
+                          THEN p.uuid::text = attempted_by[2]
+                          ELSE p.node = attempted_by[1] AND p.queue = oban_jobs.queue END
+       ) AS producer_live
+FROM oban_jobs WHERE id = %(id)s
+
+-- name: failing_workers
+-- Failures worth an operator's look, by worker: the latest retryable jobs (they are
+-- failing now) and jobs discarded within the window, each side read newest first through
+-- its own index (Powertools' (state, attempted_at) index of migration 0002; oban's
+-- discarded_at index) and capped, so the cost does not depend on how many have piled up.
+WITH recent AS (
+    (SELECT id, worker, queue, state::text AS state, attempted_at, discarded_at
+     FROM oban_jobs WHERE state = 'retryable'
+     ORDER BY attempted_at DESC NULLS LAST LIMIT %(sample)s)
+    UNION ALL
+    (SELECT id, worker, queue, state::text AS state, attempted_at, discarded_at
+     FROM oban_jobs
+     WHERE state = 'discarded'
+       AND discarded_at > timezone('UTC', now()) - make_interval(secs => %(window)s)
+     ORDER BY discarded_at DESC LIMIT %(sample)s)
+)
+SELECT worker,
+       count(*)::int AS failures,
+       count(*) FILTER (WHERE state = 'retryable')::int AS retryable,
+       count(*) FILTER (WHERE state = 'discarded')::int AS discarded,
+       max(coalesce(discarded_at, attempted_at)) AS last_failed_at,
+       (array_agg(id ORDER BY coalesce(discarded_at, attempted_at) DESC NULLS LAST, id DESC))[1]
+           AS last_job_id,
+       (array_agg(DISTINCT queue))[1:5] AS queues
+FROM recent
+GROUP BY worker
+ORDER BY last_failed_at DESC NULLS LAST
+LIMIT %(limit)s
+
+-- name: last_errors
+-- The last error (and the args and meta whose secrets mask it) of each failing worker's
+-- latest job.
+SELECT id, args, meta, errors->-1->>'error' AS last_error FROM oban_jobs WHERE id = ANY(%(ids)s)
+
+-- name: stuck_jobs
+-- The oldest executing jobs (Powertools' (state, attempted_at) index) that run too long
+-- or whose producer is gone, each checked against the live producers, which are read
+-- once (a handful of rows) rather than once per job. At most ``scan`` executing jobs are
+-- looked at.
+WITH live AS (
+    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
+           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
+    FROM oban_producers
+    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(live)s)
+)
+SELECT * FROM (
+    SELECT j.id, j.queue, j.worker, j.attempt, j.max_attempts, j.attempted_at, j.attempted_by,
+           extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
+               AS running_seconds,
+           CASE WHEN cardinality(j.attempted_by) >= 2
+                THEN j.attempted_by[2] = ANY(live.uuids)
+                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
+                              false) END AS producer_live
+    FROM oban_jobs j, live
+    WHERE j.state = 'executing'
+    ORDER BY j.attempted_at ASC NULLS FIRST
+    LIMIT %(scan)s
+) executing
+WHERE running_seconds > %(stuck_after)s OR NOT producer_live
+   OR running_seconds IS NULL
+-- The scan's own order (oldest attempt first is longest running first), so the planner
+-- stops at the first ``limit`` matches instead of reading the whole scan.
+ORDER BY attempted_at ASC NULLS FIRST
+LIMIT %(limit)s
+
+-- name: recent_discarded
+-- The latest discarded jobs, newest first through oban's discarded_at index (read
+-- backwards, which is the order of ``DESC``; ``NULLS LAST`` would force a sort of every
+-- discarded job).
+SELECT id, queue, worker, attempt, max_attempts, discarded_at, args, meta,
+       errors->-1->>'error' AS last_error
+FROM oban_jobs WHERE state = 'discarded' AND discarded_at IS NOT NULL
+ORDER BY discarded_at DESC LIMIT %(limit)s

@@ -49,3 +49,27 @@ ON CONFLICT (queue) DO UPDATE SET
 -- name: desired_states
 -- Every stored decision, for the applier on each node.
 SELECT queue, paused, limit_override, version FROM powertools_queue_states
+
+-- name: queue_names
+-- Every queue known to oban's producers or to a stored decision (or one, by name), with
+-- its decision.
+SELECT n.queue, s.paused, s.limit_override, s.changed_by_id, s.changed_by_label, s.reason,
+       s.updated_at AS decided_at, s.version
+FROM (SELECT queue FROM oban_producers UNION SELECT queue FROM powertools_queue_states) n
+LEFT JOIN powertools_queue_states s ON s.queue = n.queue
+WHERE (%(queue)s::text IS NULL OR n.queue = %(queue)s::text)
+ORDER BY n.queue
+LIMIT %(limit)s
+
+-- name: paused_queues
+-- The overview's paused queues: paused by a stored decision, or paused on some node with no
+-- decision stored (undecided), most recently decided first.
+SELECT queue, changed_by_id, changed_by_label, reason, updated_at, false AS undecided
+FROM powertools_queue_states WHERE paused
+UNION ALL
+SELECT DISTINCT p.queue, NULL, NULL, NULL, NULL::timestamptz, true
+FROM oban_producers p
+WHERE (p.meta->>'paused')::boolean
+  AND NOT EXISTS (SELECT 1 FROM powertools_queue_states s WHERE s.queue = p.queue)
+ORDER BY updated_at DESC NULLS LAST
+LIMIT %(limit)s

@@ -24,3 +24,10 @@ WITH latest AS (
 INSERT INTO powertools_scheduler_coverage (node, first_minute, last_minute)
 SELECT %(node)s, %(first)s, %(last)s
 WHERE NOT EXISTS (SELECT 1 FROM joined)
+
+-- name: window_coverage
+-- The evaluated spans that overlap a forensics window, oldest first.
+SELECT first_minute, last_minute FROM powertools_scheduler_coverage
+WHERE last_minute >= %(since)s AND first_minute <= %(until)s
+ORDER BY first_minute
+LIMIT %(limit)s

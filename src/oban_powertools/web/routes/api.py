@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ...actions.errors import ActionError, PreviewConsumed, PreviewDrifted, PreviewNotFound
-from ...actions.pipeline import Preview
+from ...actions.preview import Preview
 from ...display import Display
 from ...read_models.principal import shown_principal
 from ...seams import Resource

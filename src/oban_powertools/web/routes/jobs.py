@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from ...errors import FilterError
 from ...forensics import build_bundle
+from ...read_models import job_detail as detail_model
 from ...read_models import jobs as jobs_model
 from ...read_models.common import JOB_STATES
 from ...seams import Resource
@@ -83,7 +84,9 @@ async def job_detail(request: Request) -> Response:
     plane = plane_of(request)
     job_id = positive_id(raw)
     job = (
-        await jobs_model.job_detail(plane.powertools.db, plane.display, job_id) if job_id else None
+        await detail_model.job_detail(plane.powertools.db, plane.display, job_id)
+        if job_id
+        else None
     )
     if job is None:
         return await not_found(request, viewer, "job", section="jobs")

@@ -1,0 +1,198 @@
+"""Confirming a preview: the change, its audit event and the preview's consumption, together.
+
+Actions that can express all of it as one statement (:class:`~.base.ConfirmStatement`:
+cron pause and resume) do, which spares the BEGIN and COMMIT round trips; the others use a
+transaction. Any failure leaves nothing, except the terminal outcomes ``expired`` and
+``drifted``, which are recorded on the preview (and nothing else changes) so a retry with
+the same token says why it failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..audit.writer import event_params, write_event
+from ..db.queries import sql
+from ..errors import InvalidArgument
+from ..seams import Principal
+from .base import Action, Applied, ApplyContext, ConfirmStatement, Snapshot
+from .errors import PreviewDrifted, PreviewExpired, PreviewNotFound
+from .preview import ActionResult, Preview, audit_snapshot, event_detail, raise_for_status
+
+if TYPE_CHECKING:
+    from ..powertools import Powertools
+
+LOCK_PREVIEW = sql("previews", "lock_preview")
+GET_PREVIEW = sql("previews", "get_preview")
+RESOLVE_PREVIEW = sql("previews", "resolve_preview")
+
+
+class _Drifted(Exception):
+    """Internal: leaves the execute transaction (rolling it back) when targets drifted."""
+
+    def __init__(self, targets: list[str], reason: str | None) -> None:
+        super().__init__(targets)
+        self.targets = targets
+        self.reason = reason
+
+
+class Confirm:
+    """The two ways a preview is confirmed, for one Powertools instance."""
+
+    def __init__(self, powertools: Powertools) -> None:
+        self._pt = powertools
+
+    async def in_one_statement(
+        self,
+        action: Action,
+        preview: Preview,
+        principal: Principal,
+        surface: str,
+        text: str | None,
+        statement: ConfirmStatement,
+    ) -> ActionResult:
+        """Lock the preview, change, audit and consume in one statement: no BEGIN or
+        COMMIT round trips (PostgreSQL runs a single statement as its own transaction)."""
+        reserved = {"token", "actor_id"}
+        clash = (reserved | {k for k in statement.params if k.startswith("audit_")}) & set(
+            statement.params
+        )
+        if clash:
+            raise InvalidArgument(
+                f"{action.name}: parameter names reserved by the pipeline: {clash}"
+            )
+        params = {
+            **statement.params,
+            **event_params(
+                action=action.event,
+                command=action.name,
+                resource_type=action.resource_type,
+                resource_id=preview.resource_id,
+                principal=principal,
+                surface=surface,
+                reason=text,
+                detail=event_detail(preview),
+            ),
+            "token": preview.token,
+            "actor_id": principal.id,
+        }
+        async with self._pt.db.connection() as conn:
+            cur = await conn.execute(statement.sql, params)
+            row = await cur.fetchone()
+        assert row is not None
+        if row["guarded"] == 0:
+            # Not ready any more since it was read: another confirm won, or it expired.
+            current = await self._current(preview.token)
+            if current is None:
+                raise PreviewNotFound()
+            raise_for_status(current)
+            await self.resolve_alone(preview.token, "expired", text)
+            raise PreviewExpired()
+        if row["event_id"] is None:
+            # Locked and ready, but a target is no longer as previewed: nothing changed.
+            await self.resolve_alone(preview.token, "drifted", text)
+            raise PreviewDrifted(preview.targets)
+        event_id = int(row["event_id"])
+        (target,) = preview.targets
+        consumed = replace(preview, status="consumed", reason=text, audit_event_id=event_id)
+        return ActionResult(consumed, event_id, {target: dict(row["after"])})
+
+    async def in_transaction(
+        self,
+        action: Action,
+        preview: Preview,
+        principal: Principal,
+        surface: str,
+        text: str | None,
+        ctx: ApplyContext,
+        expected: Mapping[str, Snapshot] | None,
+    ) -> ActionResult:
+        """Lock the preview, check it again, apply, audit and consume in one transaction."""
+        token = preview.token
+        expired = False
+        try:
+            async with self._pt.db.transaction() as conn:
+                cur = await conn.execute(LOCK_PREVIEW, {"token": token})
+                row = await cur.fetchone()
+                if row is None:
+                    raise PreviewNotFound()
+                # Another confirm may have won since the read.
+                raise_for_status(
+                    replace(preview, status=row["status"], audit_event_id=row["audit_event_id"])
+                )
+                if row["is_expired"]:
+                    expired = True
+                else:
+                    applied = await action.apply_checked(
+                        conn, ctx, preview.targets, preview.params, expected
+                    )
+                    if applied.drifted:
+                        raise _Drifted(applied.drifted, text)
+                    return await self._consume(
+                        conn, action, preview, principal, surface, text, applied
+                    )
+        except _Drifted as drift:
+            # The transaction rolled back: nothing of the set was applied. Record why.
+            await self.resolve_alone(token, "drifted", drift.reason)
+            raise PreviewDrifted(drift.targets) from None
+        assert expired
+        await self.resolve_alone(token, "expired", text)
+        raise PreviewExpired()
+
+    async def _consume(
+        self,
+        conn: Any,
+        action: Action,
+        preview: Preview,
+        principal: Principal,
+        surface: str,
+        reason: str | None,
+        applied: Applied,
+    ) -> ActionResult:
+        """Write the audit event and consume the preview, in the caller's transaction."""
+        targets = preview.targets
+        single = len(targets) == 1
+        event_id = await write_event(
+            conn,
+            action=action.event,
+            command=action.name,
+            resource_type=action.resource_type,
+            resource_id=preview.resource_id,
+            principal=principal,
+            surface=surface,
+            outcome="succeeded",
+            reason=reason,
+            preview_token=preview.token,
+            before=applied.before.get(targets[0])
+            if single
+            else audit_snapshot(applied.before, targets),
+            after=applied.after.get(targets[0])
+            if single
+            else audit_snapshot(applied.after, targets),
+            detail=event_detail(preview),
+            consume_preview=True,
+        )
+        consumed = replace(
+            preview,
+            before=preview.before or applied.before,
+            status="consumed",
+            reason=reason,
+            audit_event_id=event_id,
+        )
+        return ActionResult(consumed, event_id, applied.after)
+
+    async def resolve_alone(self, token: str, status: str, reason: str | None) -> None:
+        """Record a terminal outcome (expired, drifted) on a preview still ready."""
+        async with self._pt.db.connection() as conn:
+            await conn.execute(
+                RESOLVE_PREVIEW,
+                {"token": token, "status": status, "reason": reason, "audit_event_id": None},
+            )
+
+    async def _current(self, token: str) -> Preview | None:
+        async with self._pt.db.connection() as conn:
+            cur = await conn.execute(GET_PREVIEW, {"token": token})
+            row = await cur.fetchone()
+        return Preview.from_row(row) if row else None

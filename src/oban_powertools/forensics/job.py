@@ -1,0 +1,214 @@
+"""The evidence bundle of a job: its row, its attempts and errors, the cron slot that
+enqueued it, and its audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..db import Database
+from ..db.queries import sql
+from ..display import Display
+from ..read_models import job_detail
+from ..read_models.common import (
+    BRIDGE,
+    HOST,
+    NATIVE,
+    PRODUCER_LIVE_SECONDS,
+    NextPath,
+    ago,
+    duration,
+    utc,
+)
+from ..seams import Resource
+from .bundle import (
+    ChronologyItem,
+    EvidenceBundle,
+    Fact,
+    Subject,
+    audit_items,
+    audit_path,
+    audit_trail,
+    with_query,
+)
+from .completeness import job_completeness
+
+JOB_SLOTS = sql("cron_slots", "job_slots")
+
+
+async def job_bundle(
+    db: Database,
+    display: Display,
+    raw_id: str,
+    *,
+    bridge: bool,
+    now: datetime,
+    window: timedelta,
+) -> EvidenceBundle:
+    text = raw_id.strip()
+    job_id = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    resource = Resource("job", raw_id)
+    subject = display.text("job", raw_id, resource=resource, field="id")
+    async with db.connection() as conn:
+        row = None
+        slots: list[Any] = []
+        if job_id is not None:
+            cur = await conn.execute(
+                job_detail.GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS}
+            )
+            row = await cur.fetchone()
+            cur = await conn.execute(JOB_SLOTS, {"id": job_id})
+            slots = list(await cur.fetchall())
+        audit_rows, audit_truncated = await audit_trail(conn, display, "job", raw_id)
+    evidence = Subject("job", raw_id, subject, audit_rows, now)
+    items = audit_items(audit_rows)
+    if row is None:
+        completeness = job_completeness(exists=False, has_audit=bool(audit_rows))
+        diagnosis = f"Job {subject} is not in oban_jobs (pruned or never existed)." + (
+            " Its audit trail is shown below." if audit_rows else ""
+        )
+        return evidence.missing(
+            diagnosis=diagnosis,
+            completeness=completeness,
+            index=NextPath("All jobs", NATIVE, "/jobs"),
+            window_start=now - window,
+        )
+
+    job = job_detail.detail_from_row(display, row)
+    meta = row["meta"] or {}
+    rescued = meta.get("rescued") if isinstance(meta.get("rescued"), int) else 0
+    completeness = job_completeness(
+        exists=True,
+        has_audit=bool(audit_rows),
+        state=job.state,
+        attempt=job.attempt,
+        errors_recorded=len(job.errors),
+        rescued=rescued or 0,
+        truncated=audit_truncated,
+    )
+    node = job.nodes[0] if job.nodes else "an unknown node"
+    items.append(ChronologyItem(job.inserted_at, "job", "inserted", f"queue {job.queue}"))
+    if (
+        job.scheduled_at
+        and job.inserted_at
+        and job.scheduled_at - job.inserted_at > timedelta(seconds=1)
+    ):
+        items.append(ChronologyItem(job.scheduled_at, "job", "scheduled to run"))
+    for err in job.errors:
+        items.append(
+            ChronologyItem(err.at, "job", f"attempt {err.attempt or '?'} failed", err.line)
+        )
+    if job.attempted_at:
+        items.append(
+            ChronologyItem(job.attempted_at, "job", f"attempt {job.attempt} started", f"on {node}")
+        )
+    for label, at in (
+        ("completed", job.completed_at),
+        ("cancelled", job.cancelled_at),
+        ("discarded", job.discarded_at),
+    ):
+        if at:
+            items.append(ChronologyItem(at, "job", label))
+    for s in slots:
+        items.append(
+            ChronologyItem(
+                utc(s["claimed_at"]),
+                "cron slot",
+                f"enqueued by cron entry {display.text('cron_entry', s['entry_name'], field='name')}",
+                f"{s['kind']} slot for {utc(s['slot_at']):%Y-%m-%d %H:%M} UTC",
+                href=f"/cron/{s['entry_name']}",
+            )
+        )
+
+    last_error = job.errors[-1].line if job.errors else ""
+    details: list[str] = []
+    paths: list[NextPath] = []
+    state = job.state
+    if job.state == "executing":
+        running = duration((now - job.attempted_at).total_seconds()) if job.attempted_at else "?"
+        if not job.producer_live:
+            state = "orphaned"
+            diagnosis = (
+                f"Executing for {running} on {node}, which has no live producer: the node is "
+                "gone or stuck and the job will not finish there."
+            )
+            paths.append(
+                NextPath("Check the node's health", HOST, note="Nodes and deploys are host-owned.")
+            )
+        else:
+            diagnosis = (
+                f"Executing attempt {job.attempt} of {job.max_attempts} on {node} for {running}."
+            )
+    elif job.state == "retryable":
+        diagnosis = (
+            f"Attempt {job.attempt} of {job.max_attempts} failed"
+            + (f" with '{last_error}'" if last_error else "")
+            + f"; the next attempt is due {ago(job.scheduled_at, now)}."
+        )
+    elif job.state == "discarded":
+        by_operator = bool(meta.get("discarded_by_operator"))
+        diagnosis = (
+            "Discarded by an operator; it will not run again."
+            if by_operator
+            else f"Discarded after {job.attempt} of {job.max_attempts} attempts"
+            + (f"; last error '{last_error}'" if last_error else "")
+            + ". It will not run again."
+        )
+    elif job.state == "cancelled":
+        diagnosis = f"Cancelled {ago(job.cancelled_at, now)}; it will not run again."
+    elif job.state == "completed":
+        diagnosis = f"Completed {ago(job.completed_at, now)} on attempt {job.attempt}."
+    elif job.state == "scheduled":
+        diagnosis = f"Scheduled to run {ago(job.scheduled_at, now)}."
+    elif job.state == "available":
+        diagnosis = (
+            f"Available since {ago(job.scheduled_at, now)}, waiting for a node running queue "
+            f"{job.queue}."
+        )
+    else:
+        diagnosis = f"In state {job.state}."
+    if job.errors and job.state in ("retryable", "discarded", "executing"):
+        paths.append(
+            NextPath(
+                "Fix the worker or its upstream dependency",
+                HOST,
+                note="Worker code and the systems it calls are host-owned.",
+            )
+        )
+    if job.actions:
+        labels = {"retry_job": "Retry", "cancel_job": "Cancel", "discard_job": "Discard"}
+        verbs = " / ".join(labels[a] for a in job.actions)
+        paths.insert(0, NextPath(f"{verbs} job", NATIVE, f"/jobs/{job.id}"))
+    else:
+        paths.insert(0, NextPath("Job details", NATIVE, f"/jobs/{job.id}"))
+    paths.append(
+        NextPath(
+            "Queue " + job.queue,
+            NATIVE,
+            with_query("/forensics", resource_type="queue", resource_id=row["queue"]),
+        )
+    )
+    if job.cron_name:
+        paths.append(NextPath("Cron entry " + job.cron_name, NATIVE, f"/cron/{meta['cron_name']}"))
+    paths.append(audit_path("job", str(job.id)))
+    if bridge:
+        paths.append(NextPath("Inspect job in Oban Web", BRIDGE, f"/oban/jobs/{job.id}"))
+    if rescued:
+        details.append(f"Rescued {rescued} time(s) after its node went away.")
+    facts = [
+        Fact("State", job.state),
+        Fact("Worker", job.worker),
+        Fact("Queue", job.queue),
+        Fact("Attempts", f"{job.attempt} of {job.max_attempts}"),
+        Fact("Last node", node),
+    ]
+    return evidence.bundle(
+        state=state,
+        diagnosis=diagnosis,
+        details=details,
+        facts=facts,
+        items=items,
+        completeness=completeness,
+        next_paths=paths,
+        window_start=utc(row["inserted_at"]) or now - window,
+    )

@@ -1,0 +1,114 @@
+"""One job in full, as the job page and its evidence bundle show it: args, meta, every
+error, the node that ran it and whether that node's producer is still alive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..db import Database
+from ..db.queries import sql
+from ..display import Display, error_line, merge_secrets
+from ..seams import Resource
+from .common import PRODUCER_LIVE_SECONDS, utc
+from .jobs import applicable_actions, shown_identity
+
+GET_JOB = sql("oban_jobs", "job_detail")
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    attempt: int | None
+    at: datetime | None
+    line: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    id: int
+    state: str
+    queue: str
+    worker: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    tags: list[str]
+    args_json: str
+    meta_json: str
+    errors: list[JobError]
+    nodes: list[str]
+    inserted_at: datetime | None
+    scheduled_at: datetime | None
+    attempted_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    discarded_at: datetime | None
+    producer_live: bool
+    cron_name: str | None
+    actions: list[str]
+
+
+async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:
+    async with db.connection() as conn:
+        cur = await conn.execute(GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS})
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return detail_from_row(display, row)
+
+
+def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
+    resource = Resource("job", str(row["id"]))
+    args_json, args_secrets = display.json("args", row["args"], resource=resource)
+    meta_json, meta_secrets = display.json("meta", row["meta"], resource=resource)
+    known = merge_secrets(args_secrets, meta_secrets)
+    errors: list[JobError] = []
+    for entry in row["errors"] or []:
+        if not isinstance(entry, Mapping):
+            entry = {"error": entry}
+        text = display.free_text(
+            "error", entry.get("error"), resource=resource, field="error", known=known
+        )
+        errors.append(
+            JobError(
+                attempt=entry.get("attempt") if isinstance(entry.get("attempt"), int) else None,
+                at=_parse_time(entry.get("at")),
+                line=error_line(text),
+                text=text,
+            )
+        )
+    meta = row["meta"] or {}
+    cron_name = meta.get("cron_name") if isinstance(meta.get("cron_name"), str) else None
+    return JobDetail(
+        id=row["id"],
+        state=row["state"],
+        **shown_identity(display, row, resource),
+        args_json=args_json,
+        meta_json=meta_json,
+        errors=errors,
+        nodes=[
+            display.text("node", n, resource=resource, field="attempted_by")
+            for n in (row["attempted_by"] or [])[:1]
+        ],
+        inserted_at=utc(row["inserted_at"]),
+        scheduled_at=utc(row["scheduled_at"]),
+        attempted_at=utc(row["attempted_at"]),
+        completed_at=utc(row["completed_at"]),
+        cancelled_at=utc(row["cancelled_at"]),
+        discarded_at=utc(row["discarded_at"]),
+        producer_live=bool(row["producer_live"]),
+        cron_name=display.optional("cron_entry", cron_name, resource=resource, field="cron_name"),
+        actions=applicable_actions(row["state"]),
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
