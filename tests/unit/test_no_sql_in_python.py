@@ -29,15 +29,13 @@ LOADER = "db/queries/__init__.py"
 # Modules whose statements are still being moved to db/queries/ by parallel work on
 # issue 13 (a trailing "/" or no ".py" covers a package, since doctor.py and the forensics
 # modules are being split into packages): delete each entry once its modules hold no SQL.
-# actions/queues.py's queue lock moves with the actions work. No statement is kept in
+# No statement is kept in
 # Python on purpose: the audit lists, whose filters are optional, are whole named
 # statements too (EXPLAIN showed the same plans as the fragments built).
 BEING_CONVERTED = (
     "doctor",
     "forensics/",
     "read_models/jobs.py",
-    "read_models/common.py",
-    "actions/queues.py",
 )
 
 ALLOWED = (LOADER, *BEING_CONVERTED)
