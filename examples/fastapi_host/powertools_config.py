@@ -17,7 +17,7 @@ def build_config() -> Config:
         bridge_url=settings.BRIDGE_URL,
         login_url="/login",
         # One secret for every web process, so a form rendered by one is accepted by another.
-        extra={"csrf_secret": settings.CSRF_SECRET},
+        csrf_secret=settings.CSRF_SECRET,
     )
 
 

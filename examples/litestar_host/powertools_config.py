@@ -16,7 +16,7 @@ def build_config(database_url: str | None = None) -> Config:
         display=PowertoolsDisplay(),
         login_url="/login",
         # One secret for every web process, so a form rendered by one is accepted by another.
-        extra={"csrf_secret": settings.CSRF_SECRET},
+        csrf_secret=settings.CSRF_SECRET,
     )
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,6 +23,11 @@ ENV_PREFIX = "OBAN_POWERTOOLS_"
 
 ReasonPolicy = Literal["destructive", "all"]
 
+# An HMAC key shorter than this is guessable enough to forge a form's token.
+CSRF_SECRET_MIN_LENGTH = 16
+# An executing job older than this is listed as stuck (15 minutes, unless the host says).
+DEFAULT_STUCK_AFTER_SECONDS = 15 * 60
+
 
 @dataclass(frozen=True)
 class Config:
@@ -31,6 +36,16 @@ class Config:
     ``auth`` and ``display`` are the host-owned seams; ``database_url`` (or the conninfo
     of the host's pool) is where oban's and the library's tables live, in schema
     ``prefix``. ``bridge_url`` turns on the read-only Oban Web bridge.
+
+    ``csrf_secret`` signs the control plane's form tokens: at least 16 characters (or
+    bytes), the same in every web process so that a form one renders is accepted by
+    another; unset, each process draws a random one (forms reload after a restart).
+    ``trusted_origins`` are origins (``https://ops.example.com``, scheme and host, an
+    optional port, nothing after) whose pages may post to the control plane besides its
+    own host, e.g. behind a proxy that rewrites ``Host``. ``stuck_after_seconds`` is how
+    long a job may execute before the overview lists it as stuck (a positive number of
+    seconds, 15 minutes by default). A bad value of any setting raises ``ConfigError``
+    naming it, before anything starts.
     """
 
     database_url: str
@@ -47,9 +62,16 @@ class Config:
     # How long a request waits for a database connection before it is answered with 503
     # ("the database is unavailable") instead of hanging: psycopg's default is 30 s.
     pool_timeout: float = 10.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    csrf_secret: str | bytes | None = None
+    trusted_origins: tuple[str, ...] = ()
+    stuck_after_seconds: int = DEFAULT_STUCK_AFTER_SECONDS
 
     def __post_init__(self) -> None:
+        # A list is as good as a tuple from the host; kept as a tuple so Config stays frozen.
+        if isinstance(self.trusted_origins, Iterable) and not isinstance(
+            self.trusted_origins, str | bytes
+        ):
+            object.__setattr__(self, "trusted_origins", tuple(self.trusted_origins))
         validate(self)
 
 
@@ -108,6 +130,76 @@ def validate(config: Config) -> None:
         )
     if config.preview_ttl <= timedelta(0):
         raise ConfigError("preview_ttl", "must be positive", "Use e.g. timedelta(minutes=10).")
+    check_csrf_secret(config.csrf_secret)
+    check_trusted_origins(config.trusted_origins)
+    if not (
+        isinstance(config.stuck_after_seconds, int)
+        and not isinstance(config.stuck_after_seconds, bool)
+        and config.stuck_after_seconds > 0
+    ):
+        raise ConfigError(
+            "stuck_after_seconds",
+            f"{config.stuck_after_seconds!r} is not a positive whole number of seconds",
+            f"Use e.g. stuck_after_seconds={DEFAULT_STUCK_AFTER_SECONDS} (15 minutes), "
+            "or leave it unset.",
+        )
+
+
+def check_csrf_secret(secret: object) -> None:
+    if secret is None:
+        return
+    if not isinstance(secret, str | bytes):
+        raise ConfigError(
+            "csrf_secret",
+            f"is a {type(secret).__name__}, not a string",
+            "Pass the secret as a str (e.g. from OBAN_POWERTOOLS_CSRF_SECRET), or leave it "
+            "unset for a random per-process one.",
+        )
+    if len(secret) < CSRF_SECRET_MIN_LENGTH:
+        raise ConfigError(
+            "csrf_secret",
+            f"is {len(secret)} characters long; it must be at least {CSRF_SECRET_MIN_LENGTH}",
+            "Use a long random value, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))', the same in every web process.",
+        )
+
+
+def check_trusted_origins(origins: object) -> None:
+    if not isinstance(origins, tuple):
+        raise ConfigError(
+            "trusted_origins",
+            f"{origins!r} is not a list of origins",
+            "Pass a tuple or list, e.g. trusted_origins=('https://ops.example.com',).",
+        )
+    for origin in origins:
+        if not is_origin(origin):
+            raise ConfigError(
+                "trusted_origins",
+                f"{origin!r} is not an origin",
+                "Write each as scheme://host[:port] with nothing after, "
+                "e.g. 'https://ops.example.com' or 'http://127.0.0.1:8000'.",
+            )
+
+
+def is_origin(value: object) -> bool:
+    """``scheme://host[:port]``, as a browser sends it in an ``Origin`` header."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and "@" not in parts.netloc
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+        and "?" not in value
+        and "#" not in value
+    )
 
 
 def check_seam(setting: str, seam: object, methods: tuple[str, ...], env: str) -> None:
@@ -168,7 +260,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
 
     ``OBAN_POWERTOOLS_CONFIG=module:attr`` may name a ready Config (or a no-argument
     callable returning one); otherwise the seams come from ``OBAN_POWERTOOLS_AUTH`` and
-    ``OBAN_POWERTOOLS_DISPLAY``, the database from ``DATABASE_URL``.
+    ``OBAN_POWERTOOLS_DISPLAY``, the database from ``DATABASE_URL``, and the optional
+    settings from ``OBAN_POWERTOOLS_PREFIX``, ``_BRIDGE_URL``, ``_CSRF_SECRET``,
+    ``_TRUSTED_ORIGINS`` (comma-separated) and ``_STUCK_AFTER_SECONDS``.
     """
     env = os.environ if env is None else env
     if config_path := overrides.pop("config_path", None) or env.get(ENV_PREFIX + "CONFIG"):
@@ -197,8 +291,25 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         or env.get(ENV_PREFIX + "BRIDGE_URL")
         or None,
     }
+    if secret := env.get(ENV_PREFIX + "CSRF_SECRET"):
+        settings["csrf_secret"] = secret
+    if origins := env.get(ENV_PREFIX + "TRUSTED_ORIGINS"):
+        settings["trusted_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+    if stuck_after := env.get(ENV_PREFIX + "STUCK_AFTER_SECONDS"):
+        settings["stuck_after_seconds"] = whole_seconds(
+            stuck_after, ENV_PREFIX + "STUCK_AFTER_SECONDS"
+        )
     settings.update(overrides)
     return Config(**settings)
+
+
+def whole_seconds(text: str, setting: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(
+            setting, f"{text!r} is not a whole number of seconds", "Set it to e.g. 900."
+        ) from None
 
 
 def database_only(database_url: str, prefix: str = "public") -> DatabaseSettings:

@@ -103,7 +103,7 @@ async def test_a_viewer_cannot_preview_a_pause(django_site: dict[str, Any]) -> N
         page = await http.get("/ops/jobs/cron/nightly_sync")
         assert page.status_code == 200 and ">Pause cron entry</button>" not in page.text
         # The page offers no form; a valid token for this user gets no further.
-        secret = django_site["powertools"].config.extra["csrf_secret"]
+        secret = django_site["powertools"].config.csrf_secret
         token = Csrf(secret).token("ops-viewer")
         refused = await http.post(
             "/ops/jobs/actions/preview",

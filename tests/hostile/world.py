@@ -113,7 +113,7 @@ def build(db_url: str, **overrides: Any) -> Powertools:
         "database_url": db_url,
         "auth": HostileAuth(),
         "display": RedactingDisplay(),
-        "extra": {"csrf_secret": CSRF_SECRET},
+        "csrf_secret": CSRF_SECRET,
     }
     settings.update(overrides)
     return Powertools(Config(**settings))

@@ -140,3 +140,88 @@ def test_invalid_settings(overrides: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         Config(**settings)
     assert fragment in str(err.value)
+
+
+def config(**settings: Any) -> Config:
+    return Config(database_url=URL, auth=GoodAuth(), display=GoodDisplay(), **settings)
+
+
+def test_the_optional_settings_default_to_a_random_secret_no_origins_and_15_minutes() -> None:
+    plain = config()
+    assert plain.csrf_secret is None and plain.trusted_origins == ()
+    assert plain.stuck_after_seconds == 15 * 60
+    tuned = config(
+        csrf_secret="s" * 16,
+        trusted_origins=["https://ops.example.com", "http://127.0.0.1:8000"],
+        stuck_after_seconds=60,
+    )
+    # A list from the host is kept as a tuple: the Config stays frozen and hashable.
+    assert tuned.trusted_origins == ("https://ops.example.com", "http://127.0.0.1:8000")
+    assert tuned.csrf_secret == "s" * 16 and tuned.stuck_after_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"csrf_secret": "short"}, r"^csrf_secret: is 5 characters long; it must be at least 16"),
+        ({"csrf_secret": b"\x00" * 15}, r"^csrf_secret: is 15 characters long"),
+        ({"csrf_secret": ""}, r"^csrf_secret: is 0 characters long"),
+        ({"csrf_secret": 1234567890123456}, r"^csrf_secret: is a int, not a string"),
+        ({"trusted_origins": "https://ops.example.com"}, r"^trusted_origins: .* is not a list"),
+        ({"trusted_origins": ("ops.example.com",)}, r"^trusted_origins: 'ops.example.com' is not"),
+        ({"trusted_origins": ("https://ops.example.com/ops",)}, r"^trusted_origins: .*/ops'"),
+        ({"trusted_origins": ("https://ops.example.com?x=1",)}, r"^trusted_origins: "),
+        ({"trusted_origins": ("https://u@ops.example.com",)}, r"^trusted_origins: "),
+        ({"trusted_origins": ("https://ops.example.com:port",)}, r"^trusted_origins: "),
+        ({"trusted_origins": ("ftp://ops.example.com",)}, r"^trusted_origins: "),
+        ({"trusted_origins": ("https://",)}, r"^trusted_origins: "),
+        ({"trusted_origins": (None,)}, r"^trusted_origins: None is not an origin"),
+        ({"stuck_after_seconds": 0}, r"^stuck_after_seconds: 0 is not a positive whole number"),
+        ({"stuck_after_seconds": -60}, r"^stuck_after_seconds: -60 is not"),
+        ({"stuck_after_seconds": 1.5}, r"^stuck_after_seconds: 1.5 is not"),
+        ({"stuck_after_seconds": True}, r"^stuck_after_seconds: True is not"),
+        ({"stuck_after_seconds": "900"}, r"^stuck_after_seconds: '900' is not"),
+    ],
+)
+def test_a_bad_optional_setting_is_refused_naming_it_and_the_fix(
+    settings: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as err:
+        config(**settings)
+    setting = next(iter(settings))
+    assert err.value.setting == setting and err.value.fix
+
+
+def test_the_untyped_extra_dict_is_gone() -> None:
+    # A host still passing extra={...} learns at start-up, not by a setting silently ignored.
+    with pytest.raises(TypeError, match="extra"):
+        config(extra={"csrf_secret": "s" * 16})
+
+
+def test_from_env_reads_the_optional_settings(host_module: str) -> None:
+    env = {
+        "DATABASE_URL": URL,
+        "OBAN_POWERTOOLS_AUTH": f"{host_module}:Auth",
+        "OBAN_POWERTOOLS_DISPLAY": f"{host_module}:Display",
+    }
+    plain = from_env(env)
+    assert plain.csrf_secret is None and plain.trusted_origins == ()
+    tuned = from_env(
+        {
+            **env,
+            "OBAN_POWERTOOLS_CSRF_SECRET": "one-secret-for-every-process",
+            "OBAN_POWERTOOLS_TRUSTED_ORIGINS": "https://ops.example.com, http://127.0.0.1:8000",
+            "OBAN_POWERTOOLS_STUCK_AFTER_SECONDS": "300",
+        }
+    )
+    assert tuned.csrf_secret == "one-secret-for-every-process"
+    assert tuned.trusted_origins == ("https://ops.example.com", "http://127.0.0.1:8000")
+    assert tuned.stuck_after_seconds == 300
+    with pytest.raises(ConfigError, match=r"^OBAN_POWERTOOLS_STUCK_AFTER_SECONDS: 'soon'"):
+        from_env({**env, "OBAN_POWERTOOLS_STUCK_AFTER_SECONDS": "soon"})
+    with pytest.raises(ConfigError, match=r"^stuck_after_seconds: 0 is not"):
+        from_env({**env, "OBAN_POWERTOOLS_STUCK_AFTER_SECONDS": "0"})
+    with pytest.raises(ConfigError, match=r"^csrf_secret: is 5 characters"):
+        from_env({**env, "OBAN_POWERTOOLS_CSRF_SECRET": "short"})
+    with pytest.raises(ConfigError, match=r"^trusted_origins: 'ops.example.com' is not"):
+        from_env({**env, "OBAN_POWERTOOLS_TRUSTED_ORIGINS": "ops.example.com"})

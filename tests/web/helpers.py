@@ -84,7 +84,7 @@ def build_powertools(db_url: str, **overrides: Any) -> Powertools:
         "database_url": db_url,
         "auth": HeaderAuth(),
         "display": RedactingDisplay(),
-        "extra": {"csrf_secret": "test-csrf-secret"},
+        "csrf_secret": "test-csrf-secret",
     }
     settings.update(overrides)
     return Powertools(Config(**settings))

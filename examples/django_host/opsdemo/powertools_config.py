@@ -28,11 +28,7 @@ def build_config() -> Config:
         # Django's sign-in page; it sends the operator back to ?next= afterwards.
         login_url=settings.LOGIN_URL,
         # One secret for every web process, so a form one renders another accepts.
-        extra={
-            "csrf_secret": salted_hmac(
-                "oban_powertools.csrf", "csrf", algorithm="sha256"
-            ).hexdigest()
-        },
+        csrf_secret=salted_hmac("oban_powertools.csrf", "csrf", algorithm="sha256").hexdigest(),
     )
 
 

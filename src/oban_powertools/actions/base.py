@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, LiteralString
 
+from psycopg.types.json import Jsonb
+
 from ..db import Conn
 from ..db.queries import sql
 from ..errors import InvalidArgument
@@ -23,6 +25,10 @@ from ..seams import Principal
 from .errors import InvalidParams
 
 type Snapshot = dict[str, Any]
+# One snapshot per target id, as the pipeline hands them to an action.
+type Snapshots = Mapping[str, Snapshot]
+# An action's parameters, as its parse_params returned them.
+type Params = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,27 @@ class PreviewFields:
     surface: str
     ttl: Any  # a timedelta
 
+    def bind(
+        self, action: str, targets: Sequence[str], params: Params, effect: str
+    ) -> dict[str, Any]:
+        """The parameters every statement that stores a preview binds (previews.sql, cron
+        entries' and job sets' own): who previews what, from where, for how long, and the
+        plan. A statement binds those it uses and adds its own."""
+        return {
+            "token": self.token,
+            "action": action,
+            "resource_id": self.resource_id,
+            "targets": Jsonb(list(targets)),
+            "params": Jsonb(dict(params)),
+            "effect": effect,
+            "plan": plan_text(action, params),
+            "actor_id": self.actor_id,
+            "actor_type": self.actor_type,
+            "actor_label": self.actor_label,
+            "surface": self.surface,
+            "ttl": self.ttl,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ConfirmStatement:
@@ -117,7 +144,7 @@ class ConfirmStatement:
     params: dict[str, Any]
 
 
-def plan_text(action: str, params: Mapping[str, Any]) -> str:
+def plan_text(action: str, params: Params) -> str:
     """The plan half of a preview's plan hash (``powertools_plan_hash``, migration 0004):
     the action and its parameters as canonical JSON."""
     return json.dumps(
@@ -125,7 +152,7 @@ def plan_text(action: str, params: Mapping[str, Any]) -> str:
     )
 
 
-def drift_text(action: Action, targets: Sequence[str], snapshots: Mapping[str, Snapshot]) -> str:
+def drift_text(action: Action, targets: Sequence[str], snapshots: Snapshots) -> str:
     """The state half of the plan hash: ``target:key[:key...]`` per target, in target
     order. The statements that store a preview in SQL build the same text."""
     parts = []
@@ -186,19 +213,15 @@ class Action(ABC):
         """The part of a snapshot that must be unchanged at execute time."""
 
     @abstractmethod
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         """Why the action does not apply to this target now, or None when it does."""
 
     @abstractmethod
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         """The intended effect in words, shown on the preview."""
 
     def confirm_statement(
-        self,
-        ctx: ApplyContext,
-        targets: Sequence[str],
-        params: Mapping[str, Any],
-        expected: Mapping[str, Snapshot] | None,
+        self, ctx: ApplyContext, targets: Sequence[str], params: Params, expected: Snapshots | None
     ) -> ConfirmStatement | None:
         """The whole confirm as one statement (see :class:`ConfirmStatement`), or None
         (the default): the pipeline then confirms in a transaction through
@@ -206,7 +229,7 @@ class Action(ABC):
         return None
 
     async def store_preview(
-        self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
+        self, conn: Conn, targets: Sequence[str], params: Params, fields: PreviewFields
     ) -> StoredPreview | None:
         """Snapshot, check and store the preview in the database in one statement; None
         when the action has no such path for these targets (the default), and the pipeline
@@ -214,11 +237,7 @@ class Action(ABC):
         return None
 
     async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
+        self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
         """Make the change inside the pipeline's transaction, the targets locked and checked
         by :meth:`apply_checked`; return the after-snapshots. An action that overrides
@@ -231,8 +250,8 @@ class Action(ABC):
         conn: Conn,
         ctx: ApplyContext,
         targets: Sequence[str],
-        params: Mapping[str, Any],
-        expected: Mapping[str, Snapshot] | None,
+        params: Params,
+        expected: Snapshots | None,
     ) -> Applied:
         """Apply the change only if no target drifted from the preview (``ctx.preview_token``,
         whose row the pipeline holds locked); otherwise report the drifted targets. The
@@ -259,6 +278,17 @@ class Action(ABC):
             return Applied({}, {}, drifted)
         after = await self.apply(conn, ctx, snapshots, params)
         return Applied(snapshots, after, [])
+
+
+def whole_number(raw: Mapping[str, Any], name: str, most: int, unit: str = "") -> int:
+    """A parameter that must be a whole number from 1 to ``most`` (a form sends text)."""
+    try:
+        value = int(str(raw.get(name, "")).strip())
+    except ValueError:
+        raise InvalidParams(f"{name} must be a whole number{unit}") from None
+    if not 1 <= value <= most:
+        raise InvalidParams(f"{name} must be between 1 and {most}")
+    return value
 
 
 REGISTRY: dict[str, Action] = {}

@@ -6,21 +6,21 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from psycopg.types.json import Jsonb
-
 from ..cron import entries
 from ..db import Conn
 from .base import (
     Action,
     ApplyContext,
     ConfirmStatement,
+    Params,
     PreviewFields,
     Snapshot,
+    Snapshots,
     StoredPreview,
-    plan_text,
     register,
+    whole_number,
 )
-from .errors import InvalidParams, InvalidTargets
+from .errors import InvalidTargets
 
 MAX_PAUSE_MINUTES = 60 * 24 * 90  # a pause may expire after at most 90 days
 
@@ -50,11 +50,7 @@ class SetPaused(CronAction):
     pause: ClassVar[bool]
 
     def confirm_statement(
-        self,
-        ctx: ApplyContext,
-        targets: Sequence[str],
-        params: Mapping[str, Any],
-        expected: Mapping[str, Snapshot] | None,
+        self, ctx: ApplyContext, targets: Sequence[str], params: Params, expected: Snapshots | None
     ) -> ConfirmStatement | None:
         (name,) = targets
         minutes = params.get("expires_in_minutes")
@@ -79,21 +75,15 @@ class PauseCronEntry(SetPaused):
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         self.refuse_unknown(raw, frozenset({"expires_in_minutes"}))
-        value = raw.get("expires_in_minutes")
-        if value in (None, ""):
+        if raw.get("expires_in_minutes") in (None, ""):
             return {}
-        try:
-            minutes = int(str(value).strip())
-        except ValueError:
-            raise InvalidParams("expires_in_minutes must be a whole number of minutes") from None
-        if not 1 <= minutes <= MAX_PAUSE_MINUTES:
-            raise InvalidParams(f"expires_in_minutes must be between 1 and {MAX_PAUSE_MINUTES}")
+        minutes = whole_number(raw, "expires_in_minutes", MAX_PAUSE_MINUTES, " of minutes")
         return {"expires_in_minutes": minutes}
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return "the cron entry is already paused" if snapshot["paused"] else None
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         minutes = params.get("expires_in_minutes")
         tail = (
             f" or for {minutes} minutes, after which it resumes by itself"
@@ -104,25 +94,12 @@ class PauseCronEntry(SetPaused):
         return f"Future claims stop until resumed{tail}. Jobs already enqueued are not affected."
 
     async def store_preview(
-        self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
+        self, conn: Conn, targets: Sequence[str], params: Params, fields: PreviewFields
     ) -> StoredPreview | None:
         (name,) = targets
         cur = await conn.execute(
             entries.STORE_PAUSE_PREVIEW,
-            {
-                "name": name,
-                "token": fields.token,
-                "action": self.name,
-                "targets": Jsonb([name]),
-                "params": Jsonb(dict(params)),
-                "effect": self.effect({}, params),
-                "plan": plan_text(self.name, params),
-                "actor_id": fields.actor_id,
-                "actor_type": fields.actor_type,
-                "actor_label": fields.actor_label,
-                "surface": fields.surface,
-                "ttl": fields.ttl,
-            },
+            {"name": name, **fields.bind(self.name, targets, params, self.effect({}, params))},
         )
         row = await cur.fetchone()
         assert row is not None
@@ -142,10 +119,10 @@ class ResumeCronEntry(SetPaused):
     label = "Resume cron entry"
     pause = False
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return None if snapshot["paused"] else "the cron entry is not paused"
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         (entry,) = snapshots.values()
         policy = {
             "none": "minutes missed while paused are skipped",
@@ -162,10 +139,10 @@ class RunCronEntry(CronAction):
     event = "cron.run_now"
     label = "Run now"
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return None
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         (entry,) = snapshots.values()
         return (
             f"Enqueues one {entry['worker']} job on queue '{entry['queue']}' now, outside the "
@@ -173,11 +150,7 @@ class RunCronEntry(CronAction):
         )
 
     async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
+        self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
         (name,) = snapshots
         job_id = await entries.run_now(conn, ctx.prefix, name, ctx.principal.id)

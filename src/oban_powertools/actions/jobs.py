@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from ..db import Conn, oban_jobs
 from ..db.queries import sql
@@ -13,11 +11,12 @@ from .base import (
     Action,
     Applied,
     ApplyContext,
+    Params,
     PreviewFields,
     RowSnapshots,
     Snapshot,
+    Snapshots,
     StoredPreview,
-    plan_text,
     register,
 )
 from .errors import InvalidTargets
@@ -64,7 +63,7 @@ class JobAction(Action):
         return {str(job_id): row for job_id, row in rows.items()}
 
     async def store_preview(
-        self, conn: Conn, targets: Sequence[str], params: Mapping[str, Any], fields: PreviewFields
+        self, conn: Conn, targets: Sequence[str], params: Params, fields: PreviewFields
     ) -> StoredPreview | None:
         if len(targets) == 1:
             return None  # one job: the full snapshot, through the pipeline's own path
@@ -73,18 +72,9 @@ class JobAction(Action):
             {
                 "ids": [int(t) for t in targets],
                 "applies_to": sorted(self.applies_to),
-                "token": fields.token,
-                "action": self.name,
-                "resource_id": fields.resource_id,
-                "targets": Jsonb(list(targets)),
-                "params": Jsonb(dict(params)),
-                "effect": self.describe(f"exactly these {len(targets)} jobs"),
-                "plan": plan_text(self.name, params),
-                "actor_id": fields.actor_id,
-                "actor_type": fields.actor_type,
-                "actor_label": fields.actor_label,
-                "surface": fields.surface,
-                "ttl": fields.ttl,
+                **fields.bind(
+                    self.name, targets, params, self.describe(f"exactly these {len(targets)} jobs")
+                ),
             },
         )
         row = await cur.fetchone()
@@ -105,8 +95,8 @@ class JobAction(Action):
         conn: Conn,
         ctx: ApplyContext,
         targets: Sequence[str],
-        params: Mapping[str, Any],
-        expected: Mapping[str, Snapshot] | None,
+        params: Params,
+        expected: Snapshots | None,
     ) -> Applied:
         """One UPDATE that checks and changes together (no SELECT ... FOR UPDATE first):
         a job whose state or attempt differs from the preview is not changed, and its
@@ -138,12 +128,12 @@ class JobAction(Action):
     def drift_key(self, snapshot: Snapshot) -> Any:
         return [snapshot["state"], snapshot["attempt"]]
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         if snapshot["state"] in self.applies_to:
             return None
         return f"a {snapshot['state']} job cannot be {self.verb}"
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         count = len(snapshots)
         what = f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
         return self.describe(what)

@@ -17,63 +17,53 @@ class Operator:
         self._pipeline = pipeline
         self._surface = surface
 
+    async def _run(
+        self,
+        actor: Any,
+        action: str,
+        targets: str | list[str],
+        reason: str | None,
+        params: dict[str, Any] | None = None,
+    ) -> ActionResult:
+        """Preview and confirm one action from this operator's surface."""
+        return await self._pipeline.run(
+            actor, action, targets, reason=reason, params=params, surface=self._surface
+        )
+
     async def pause_cron_entry(
         self, actor: Any, name: str, *, reason: str, expires_in_minutes: int | None = None
     ) -> ActionResult:
         params = {"expires_in_minutes": expires_in_minutes} if expires_in_minutes else {}
-        return await self._pipeline.run(
-            actor, "pause_cron_entry", name, reason=reason, params=params, surface=self._surface
-        )
+        return await self._run(actor, "pause_cron_entry", name, reason, params)
 
     async def resume_cron_entry(
         self, actor: Any, name: str, *, reason: str | None = None
     ) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "resume_cron_entry", name, reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "resume_cron_entry", name, reason)
 
     async def run_cron_entry(
         self, actor: Any, name: str, *, reason: str | None = None
     ) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "run_cron_entry", name, reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "run_cron_entry", name, reason)
 
     async def pause_queue(self, actor: Any, queue: str, *, reason: str) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "pause_queue", queue, reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "pause_queue", queue, reason)
 
     async def resume_queue(
         self, actor: Any, queue: str, *, reason: str | None = None
     ) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "resume_queue", queue, reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "resume_queue", queue, reason)
 
     async def scale_queue(self, actor: Any, queue: str, limit: int, *, reason: str) -> ActionResult:
-        return await self._pipeline.run(
-            actor,
-            "scale_queue",
-            queue,
-            reason=reason,
-            params={"limit": limit},
-            surface=self._surface,
-        )
+        return await self._run(actor, "scale_queue", queue, reason, {"limit": limit})
 
     async def retry_jobs(
         self, actor: Any, ids: Sequence[int], *, reason: str | None = None
     ) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "retry_job", [str(i) for i in ids], reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "retry_job", [str(i) for i in ids], reason)
 
     async def cancel_jobs(self, actor: Any, ids: Sequence[int], *, reason: str) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "cancel_job", [str(i) for i in ids], reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "cancel_job", [str(i) for i in ids], reason)
 
     async def discard_jobs(self, actor: Any, ids: Sequence[int], *, reason: str) -> ActionResult:
-        return await self._pipeline.run(
-            actor, "discard_job", [str(i) for i in ids], reason=reason, surface=self._surface
-        )
+        return await self._run(actor, "discard_job", [str(i) for i in ids], reason)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, LiteralString
+from dataclasses import dataclass
+from typing import Any, ClassVar, LiteralString
 
 from ..db import Conn, oban_jobs
+from ..db.queries import sql
 from ..queues import state
-from .base import Action, ApplyContext, Snapshot, register
-from .errors import InvalidParams, InvalidTargets
+from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register, whole_number
+from .errors import InvalidTargets
 
 QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 MAX_LIMIT = 10_000
+LOCK_QUEUE_KEY = sql("queue_states", "lock_queue_key")
 
 
 class QueueAction(Action):
@@ -29,31 +32,38 @@ class QueueAction(Action):
         if lock:
             # Serialize decisions on one queue; the row may not exist yet, so lock its key.
             for queue in targets:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
-                    {"key": f"powertools.queue:{queue}"},
-                )
+                await conn.execute(LOCK_QUEUE_KEY, {"key": f"powertools.queue:{queue}"})
         return await state.snapshot_queues(conn, targets)
 
     def drift_key(self, snapshot: Snapshot) -> Any:
         return snapshot["version"]
 
-    @staticmethod
-    async def _decide(
-        conn: Conn,
-        ctx: ApplyContext,
-        queue: str,
-        statement: LiteralString,
-        values: Mapping[str, Any],
-        signal: Mapping[str, Any],
+    def decision(self, params: Params) -> Decision:
+        """What confirming stores and signals, from the action's parameters."""
+        raise NotImplementedError
+
+    async def apply(
+        self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
         """Store the decision, then signal every node (delivered when the transaction
         commits); the stored row is what restarted nodes and lost signals fall back on."""
-        await conn.execute(statement, {**_by(ctx, queue), **values})
+        (queue,) = snapshots
+        decision = self.decision(params)
+        await conn.execute(decision.statement, {**_by(ctx, queue), **decision.values})
         await oban_jobs.notify(
-            conn, ctx.prefix, "signal", {**signal, "queue": queue, "ident": "any"}
+            conn, ctx.prefix, "signal", {**decision.signal, "queue": queue, "ident": "any"}
         )
         return await state.snapshot_queues(conn, [queue])
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A queue decision: the statement that stores it with its values, and the signal
+    that tells running nodes."""
+
+    statement: LiteralString
+    values: Mapping[str, Any]
+    signal: Mapping[str, Any]
 
 
 def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
@@ -65,60 +75,48 @@ def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
     }
 
 
+class SetQueuePaused(QueueAction):
+    """Pause and resume: the stored decision and the signal differ only in direction."""
+
+    pause: ClassVar[bool]
+
+    def decision(self, params: Params) -> Decision:
+        signal = {"action": "pause" if self.pause else "resume"}
+        return Decision(state.SET_PAUSED, {"paused": self.pause}, signal)
+
+
 @register
-class PauseQueue(QueueAction):
+class PauseQueue(SetQueuePaused):
     name = "pause_queue"
     event = "queue.paused"
     label = "Pause queue"
     destructive = True
+    pause = True
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return "the queue is already paused" if snapshot["paused"] else None
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots
         return (
             f"Every node stops fetching new jobs from '{queue}' until resumed, including nodes "
             "that restart meanwhile. Running jobs finish."
         )
 
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        (queue,) = snapshots
-        return await self._decide(
-            conn, ctx, queue, state.SET_PAUSED, {"paused": True}, {"action": "pause"}
-        )
-
 
 @register
-class ResumeQueue(QueueAction):
+class ResumeQueue(SetQueuePaused):
     name = "resume_queue"
     event = "queue.resumed"
     label = "Resume queue"
+    pause = False
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         return None if snapshot["paused"] else "the queue is not paused"
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots
         return f"Every node resumes fetching jobs from '{queue}'."
-
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        (queue,) = snapshots
-        return await self._decide(
-            conn, ctx, queue, state.SET_PAUSED, {"paused": False}, {"action": "resume"}
-        )
 
 
 @register
@@ -130,21 +128,15 @@ class ScaleQueue(QueueAction):
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         self.refuse_unknown(raw, frozenset({"limit"}))
-        try:
-            limit = int(str(raw.get("limit", "")).strip())
-        except ValueError:
-            raise InvalidParams("limit must be a whole number") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidParams(f"limit must be between 1 and {MAX_LIMIT}")
-        return {"limit": limit}
+        return {"limit": whole_number(raw, "limit", MAX_LIMIT)}
 
-    def check(self, snapshot: Snapshot, params: Mapping[str, Any]) -> str | None:
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
         current = snapshot["limit_override"] or snapshot["configured_limit"]
         if current == params["limit"]:
             return f"the queue already runs with limit {current}"
         return None
 
-    def effect(self, snapshots: Mapping[str, Snapshot], params: Mapping[str, Any]) -> str:
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
         ((queue, snap),) = snapshots.items()
         current = snap["limit_override"] or snap["configured_limit"] or "its configured limit"
         return (
@@ -152,15 +144,6 @@ class ScaleQueue(QueueAction):
             "also after restarts."
         )
 
-    async def apply(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        snapshots: Mapping[str, Snapshot],
-        params: Mapping[str, Any],
-    ) -> dict[str, Snapshot]:
-        (queue,) = snapshots
+    def decision(self, params: Params) -> Decision:
         limit = params["limit"]
-        return await self._decide(
-            conn, ctx, queue, state.SET_LIMIT, {"limit": limit}, {"action": "scale", "limit": limit}
-        )
+        return Decision(state.SET_LIMIT, {"limit": limit}, {"action": "scale", "limit": limit})

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, LiteralString
 
 from ..db import Conn
+from ..db.queries import sql
 
 # The ownership vocabulary of a next path (product contract, verbatim).
 NATIVE: Final = "Powertools-native"
@@ -34,9 +35,6 @@ COUNT_CAP = 10_000
 # A producer row that oban's refresher has not touched for this long belongs to a node that
 # is gone or stuck (the refresher runs every 15 s; the leader deletes rows after 60 s).
 PRODUCER_LIVE_SECONDS = 90
-
-# An executing job older than this is listed as stuck unless config.extra overrides it.
-DEFAULT_STUCK_AFTER_SECONDS = 15 * 60
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -91,48 +89,9 @@ class NextPath:
 # entries at most); the margin over the cap absorbs estimates that are somewhat off.
 EXACT_BELOW_FACTOR = 4
 
-# The planner's row estimate for each job state: the table's current size (as the planner
-# scales it, pages on disk times the density ANALYZE saw) times the state's frequency in
-# the column statistics. NULL per state when the table was never analyzed, or when the state
-# is too rare to be among the most common values: those states are counted (capped).
-STATE_ESTIMATES: LiteralString = """
-SELECT v.state, round(t.rows * v.freq)::bigint AS estimate
-FROM (SELECT c.reltuples / greatest(c.relpages, 1)
-             * (pg_relation_size(c.oid) / current_setting('block_size')::bigint) AS rows
-      FROM pg_class c WHERE c.oid = to_regclass('oban_jobs') AND c.reltuples >= 0) t
-CROSS JOIN pg_stats s
-CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(state, freq)
-WHERE s.schemaname = current_schema() AND s.tablename = 'oban_jobs' AND s.attname = 'state'
-"""
-
-# One statement for all states: the estimate (oban's per-queue one when a queue is given),
-# and a capped exact count only where the estimate is small or missing.
-# (Built from LiteralString constants only; S608 cannot tell.)
-STATE_COUNTS: LiteralString = (
-    "WITH estimated AS ("  # noqa: S608
-    """
-    SELECT s.state,
-           CASE WHEN %(queue)s::text IS NULL THEN m.estimate
-                ELSE oban_count_estimate(s.state, %(queue)s::text)::bigint END AS estimate
-    FROM unnest(%(states)s::text[]) AS s(state)
-    LEFT JOIN ("""
-    + STATE_ESTIMATES
-    + """) m ON m.state = s.state
-)
-SELECT e.state, e.estimate,
-       CASE WHEN e.estimate IS NULL OR e.estimate <= %(exact_below)s THEN
-           (SELECT count(*) FROM (
-                SELECT 1 FROM oban_jobs j
-                WHERE j.state = e.state::oban_job_state
-                  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
-                -- oban's index order: planned once for any state, a LIMIT without it can
-                -- pick a sequential scan that reads the whole table for a rare state.
-                ORDER BY j.state, j.queue, j.priority, j.scheduled_at, j.id
-                LIMIT %(cap)s + 1) capped)
-       END AS n
-FROM estimated e
-"""
-)
+# One statement for all states (see the query file): the estimate, and a capped exact count
+# only where the estimate is small or missing.
+STATE_COUNTS = sql("oban_jobs", "state_counts")
 
 
 def bounded_count(n: int | None, estimate: int | None, cap: int) -> Count:
@@ -179,14 +138,6 @@ async def estimate_rows(conn: Conn, query: LiteralString, params: Mapping[str, A
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
-
-
-def stuck_after_seconds(extra: Mapping[str, Any]) -> int:
-    """The host may tune when an executing job counts as stuck (``extra["stuck_after_seconds"]``)."""
-    value = extra.get("stuck_after_seconds")
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return DEFAULT_STUCK_AFTER_SECONDS
 
 
 def ago(then: datetime | None, now: datetime) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from ..config import DEFAULT_STUCK_AFTER_SECONDS
 from ..db import Database
 from ..db.queries import sql
 from ..display import Display
@@ -33,7 +34,6 @@ from .common import (
     duration,
     now_utc,
     state_counts,
-    stuck_after_seconds,
     utc,
 )
 from .failures import FailureGroup, group_failures
@@ -94,12 +94,11 @@ async def overview(
     display: Display,
     *,
     bridge: bool = False,
-    extra: Mapping[str, Any] | None = None,
+    stuck_after: int = DEFAULT_STUCK_AFTER_SECONDS,
     include_audit: bool = True,
     now: datetime | None = None,
 ) -> Overview:
     now = now or now_utc()
-    stuck_after = stuck_after_seconds(extra or {})
     async with db.connection() as conn:
         cur = await conn.execute(PAUSED_ENTRIES, {"limit": 50})
         paused_entries = await cur.fetchall()

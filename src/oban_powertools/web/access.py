@@ -18,7 +18,7 @@ from starlette.requests import Request
 from ..display import Display
 from ..read_models.principal import ShownPrincipal, shown_principal
 from ..seams import Principal, Resource, resolve
-from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin, trusted_origins
+from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin
 
 if TYPE_CHECKING:
     from ..powertools import Powertools
@@ -52,9 +52,8 @@ class Plane:
         config = powertools.config
         self.config = config
         self.display = Display(config.display, "page")
-        secret = config.extra.get("csrf_secret")
-        self.csrf = Csrf(secret if isinstance(secret, str | bytes) and secret else None)
-        self.trusted = trusted_origins(config.extra)
+        self.csrf = Csrf(config.csrf_secret)
+        self.trusted = config.trusted_origins
         self.bridge_url = config.bridge_url
         self._start_lock = asyncio.Lock()
 
@@ -125,6 +124,27 @@ class Viewer:
             if await self.can(action, resource):
                 return True
         return False
+
+    async def pausable_controls(
+        self, resource: Resource, paused: bool, actions: tuple[str, str, str]
+    ) -> dict[str, bool]:
+        """Which buttons a pausable row gets, ``actions`` being (pause, resume, other): pause
+        while it runs, resume while it is paused (only the one that applies is asked
+        about), and its other action. The pipeline checks again on preview."""
+        pause, resume, other = actions
+        return {
+            pause: not paused and await self.can(pause, resource),
+            resume: paused and await self.can(resume, resource),
+            other: await self.can(other, resource),
+        }
+
+    async def read_only(
+        self, actions: Sequence[str], resource_type: str, ids: Iterable[str]
+    ) -> bool:
+        """Whether this viewer may take none of ``actions`` on any listed row (on the type
+        itself when the list is empty): a list page then says so up front."""
+        resources = [Resource(resource_type, i) for i in ids] or [Resource(resource_type)]
+        return not await self.can_any((a, r) for r in resources for a in actions)
 
     async def sees_bridge(self) -> bool:
         return self.plane.bridge_configured and await self.can(

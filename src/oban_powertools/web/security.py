@@ -19,8 +19,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -187,7 +186,7 @@ class Csrf:
     def __init__(self, secret: str | bytes | None, *, max_age: int = CSRF_MAX_AGE) -> None:
         if secret is None:
             # A random per-process secret: tokens stop verifying on restart (forms reload),
-            # which is safe; multi-process hosts should set config.extra["csrf_secret"].
+            # which is safe; multi-process hosts should set Config(csrf_secret=...).
             secret = secrets.token_bytes(32)
         self._key = secret.encode() if isinstance(secret, str) else secret
         self.max_age = max_age
@@ -230,10 +229,3 @@ def same_origin(request: Request, trusted: Iterable[str] = ()) -> bool:
     if referer:
         return urlsplit(referer).netloc.lower() in allowed
     return False
-
-
-def trusted_origins(extra: Mapping[str, Any]) -> tuple[str, ...]:
-    value = extra.get("trusted_origins", ())
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)

@@ -29,6 +29,44 @@ VALUES (%(args)s, %(meta)s, %(queue)s, %(worker)s, %(priority)s, %(max_attempts)
         %(tags)s, 'available', timezone('UTC', now()))
 RETURNING id
 
+-- name: state_counts
+-- The overview's and the lists' job counts, every asked state in one statement: the
+-- planner's estimate (oban's per-queue one when a queue is given), and a count capped at
+-- cap + 1 only where the estimate is at most exact_below or missing. The estimate is the
+-- table's current size (as the planner scales it: pages on disk times the density ANALYZE
+-- saw) times the state's frequency in the column statistics; NULL per state when the
+-- table was never analyzed or the state is too rare to be among the most common values.
+-- Run unprepared: a generic plan could not know whether a queue is given.
+WITH estimated AS (
+    SELECT s.state,
+           CASE WHEN %(queue)s::text IS NULL THEN m.estimate
+                ELSE oban_count_estimate(s.state, %(queue)s::text)::bigint END AS estimate
+    FROM unnest(%(states)s::text[]) AS s(state)
+    LEFT JOIN (
+        SELECT v.state, round(t.rows * v.freq)::bigint AS estimate
+        FROM (SELECT c.reltuples / greatest(c.relpages, 1)
+                     * (pg_relation_size(c.oid) / current_setting('block_size')::bigint) AS rows
+              FROM pg_class c WHERE c.oid = to_regclass('oban_jobs') AND c.reltuples >= 0) t
+        CROSS JOIN pg_stats s
+        CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs)
+            AS v(state, freq)
+        WHERE s.schemaname = current_schema() AND s.tablename = 'oban_jobs'
+          AND s.attname = 'state'
+    ) m ON m.state = s.state
+)
+SELECT e.state, e.estimate,
+       CASE WHEN e.estimate IS NULL OR e.estimate <= %(exact_below)s THEN
+           (SELECT count(*) FROM (
+                SELECT 1 FROM oban_jobs j
+                WHERE j.state = e.state::oban_job_state
+                  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+                -- oban's index order: planned once for any state, a LIMIT without it can
+                -- pick a sequential scan that reads the whole table for a rare state.
+                ORDER BY j.state, j.queue, j.priority, j.scheduled_at, j.id
+                LIMIT %(cap)s + 1) capped)
+       END AS n
+FROM estimated e
+
 -- name: cancel_jobs
 -- Same as oban's cancel_many_jobs.sql: executing jobs keep their state and are told to
 -- stop through the producer's pkill signal.

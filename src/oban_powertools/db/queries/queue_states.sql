@@ -15,6 +15,11 @@ SELECT q.name AS queue,
 FROM unnest(%(queues)s::text[]) AS q(name)
 LEFT JOIN powertools_queue_states s ON s.queue = q.name
 
+-- name: lock_queue_key
+-- Serializes decisions on one queue for the confirming transaction: its row may not
+-- exist yet, so the lock is on the key 'powertools.queue:<name>'.
+SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))
+
 -- name: known_queues
 -- The queues some node runs or that have a stored decision.
 SELECT DISTINCT queue FROM (

@@ -40,11 +40,7 @@ def build_config() -> Config:
         # Anonymous visitors go to Django's sign-in page, which sends them back (?next=).
         login_url=settings.LOGIN_URL,
         # Every web process signs the console's forms alike, with a key from SECRET_KEY.
-        extra={
-            "csrf_secret": salted_hmac(
-                "oban_powertools.csrf", "csrf", algorithm="sha256"
-            ).hexdigest()
-        },
+        csrf_secret=salted_hmac("oban_powertools.csrf", "csrf", algorithm="sha256").hexdigest(),
     )
 
 

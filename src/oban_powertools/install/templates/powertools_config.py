@@ -36,6 +36,11 @@ def build_config() -> Config:
         prefix=os.environ.get("OBAN_POWERTOOLS_PREFIX", "public"),
         # The Oban Web dashboard's address turns on the read-only bridge at /ops/jobs/oban.
         bridge_url=os.environ.get("OBAN_POWERTOOLS_BRIDGE_URL") or None,
+        # One secret for every web process (16+ characters), so a form one renders another
+        # accepts; unset, each process draws its own and forms reload after a restart.
+        csrf_secret=os.environ.get("OBAN_POWERTOOLS_CSRF_SECRET") or None,
+        # trusted_origins=("https://ops.example.com",),  # other origins whose pages may post
+        # stuck_after_seconds=15 * 60,  # when the overview lists an executing job as stuck
         # login_url="/login",  # send anonymous visitors here instead of answering 401
     )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import psycopg
@@ -125,6 +125,20 @@ def database_refused(exc: psycopg.Error, step: str) -> JSONResponse:
     )
 
 
+async def answered(display: Display, step: str, answer: Awaitable[JSONResponse]) -> JSONResponse:
+    """One pipeline step's answer, or the error it ended in: an action's refusal, or a
+    statement the database refused (the transaction rolled back). A lost connection
+    (OperationalError) is left to the app's 503 handler: the outcome is unknown."""
+    try:
+        return await answer
+    except ActionError as exc:
+        return action_error(display, exc)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return database_refused(exc, step)
+
+
 async def preview(request: Request) -> JSONResponse:
     checked = await _viewer_and_body(request)
     if isinstance(checked, JSONResponse):
@@ -141,17 +155,13 @@ async def preview(request: Request) -> JSONResponse:
         return error(400, "invalid_request", "'params' must be an object")
     pipeline = plane_of(request).powertools.pipeline
     display = _display(request)
-    try:
-        stored = await pipeline.preview(
-            viewer.actor, action, [str(t) for t in targets], params, surface="api"
-        )
-    except ActionError as exc:
-        return action_error(display, exc)
-    except psycopg.OperationalError:
-        raise
-    except psycopg.Error as exc:
-        return database_refused(exc, "preview")
-    return JSONResponse(preview_json(display, stored), status_code=201)
+
+    async def previewed() -> JSONResponse:
+        ids = [str(t) for t in targets]
+        stored = await pipeline.preview(viewer.actor, action, ids, params, surface="api")
+        return JSONResponse(preview_json(display, stored), status_code=201)
+
+    return await answered(display, "preview", previewed())
 
 
 async def confirm(request: Request) -> JSONResponse:
@@ -164,19 +174,15 @@ async def confirm(request: Request) -> JSONResponse:
         return error(400, "invalid_request", "'token' (and 'reason', if given) must be strings")
     pipeline = plane_of(request).powertools.pipeline
     display = _display(request)
-    try:
+
+    async def confirmed(token: str, reason: str | None) -> JSONResponse:
         if preview_token(token) is None:
             raise PreviewNotFound()  # not shaped like a token: no preview can match
         result = await pipeline.execute(viewer.actor, token, reason, surface="api")
-    except ActionError as exc:
-        return action_error(display, exc)
-    except psycopg.OperationalError:
-        raise
-    except psycopg.Error as exc:
-        return database_refused(exc, "confirm")
-    return JSONResponse(
-        {"audit_event_id": result.audit_event_id, "preview": preview_json(display, result.preview)}
-    )
+        preview = preview_json(display, result.preview)
+        return JSONResponse({"audit_event_id": result.audit_event_id, "preview": preview})
+
+    return await answered(display, "confirm", confirmed(token, reason))
 
 
 async def show_preview(request: Request) -> JSONResponse:

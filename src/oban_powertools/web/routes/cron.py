@@ -18,18 +18,9 @@ CRON_ACTIONS = ("pause_cron_entry", "resume_cron_entry", "run_cron_entry")
 
 
 async def controls(viewer: Viewer, entry: cron_model.CronEntryView) -> dict[str, bool]:
-    """Which action buttons this viewer gets for this entry (the pipeline re-checks)."""
+    """Which action buttons this viewer gets for this entry."""
     resource = Resource("cron_entry", entry.key)
-    return {
-        "pause_cron_entry": not entry.paused and await viewer.can("pause_cron_entry", resource),
-        "resume_cron_entry": entry.paused and await viewer.can("resume_cron_entry", resource),
-        "run_cron_entry": await viewer.can("run_cron_entry", resource),
-    }
-
-
-async def _read_only(viewer: Viewer, keys: list[str]) -> bool:
-    resources = [Resource("cron_entry", k) for k in keys] or [Resource("cron_entry")]
-    return not await viewer.can_any((a, r) for r in resources for a in CRON_ACTIONS)
+    return await viewer.pausable_controls(resource, entry.paused, CRON_ACTIONS)
 
 
 async def cron_list(request: Request) -> Response:
@@ -41,7 +32,7 @@ async def cron_list(request: Request) -> Response:
     runtime = await cron_model.runtime_running(plane.powertools.db)
     context = {"entries": entries, "controls": allowed, "hidden": hidden, "runtime": runtime}
     name = "cron_live.html" if is_poll(request) else "cron_list.html"
-    read_only = await _read_only(viewer, [e.key for e in entries])
+    read_only = await viewer.read_only(CRON_ACTIONS, "cron_entry", (e.key for e in entries))
     return await page(request, viewer, name, context, section="cron", read_only=read_only)
 
 
@@ -67,7 +58,7 @@ async def cron_detail(request: Request) -> Response:
         "audit": audit,
     }
     template = "cron_detail_live.html" if is_poll(request) else "cron_detail.html"
-    read_only = await _read_only(viewer, [name])
+    read_only = await viewer.read_only(CRON_ACTIONS, "cron_entry", [name])
     return await page(request, viewer, template, context, section="cron", read_only=read_only)
 
 

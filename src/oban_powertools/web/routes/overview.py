@@ -67,7 +67,7 @@ async def overview(request: Request) -> Response:
         plane.powertools.db,
         plane.display,
         bridge=await viewer.sees_bridge(),
-        extra=plane.config.extra,
+        stuck_after=plane.config.stuck_after_seconds,
         include_audit=await viewer.can("view_audit", Resource("audit")),
     )
     data, hidden = await visible_parts(viewer, data)

@@ -16,12 +16,8 @@ QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
 
 
 async def controls(viewer: Viewer, queue: queues_model.QueueView) -> dict[str, bool]:
-    resource = Resource("queue", queue.key)
-    return {
-        "pause_queue": not queue.paused and await viewer.can("pause_queue", resource),
-        "resume_queue": queue.paused and await viewer.can("resume_queue", resource),
-        "scale_queue": await viewer.can("scale_queue", resource),
-    }
+    """Which action buttons this viewer gets for this queue."""
+    return await viewer.pausable_controls(Resource("queue", queue.key), queue.paused, QUEUE_ACTIONS)
 
 
 async def queue_list(request: Request) -> Response:
@@ -30,8 +26,7 @@ async def queue_list(request: Request) -> Response:
     listed = await queues_model.list_queues(plane.powertools.db, plane.display)
     queues, hidden = await viewer.visible("view_queues", "queue", listed, lambda q: q.key)
     allowed = {q.key: await controls(viewer, q) for q in queues}
-    resources = [Resource("queue", q.key) for q in queues] or [Resource("queue")]
-    read_only = not await viewer.can_any((a, r) for r in resources for a in QUEUE_ACTIONS)
+    read_only = await viewer.read_only(QUEUE_ACTIONS, "queue", (q.key for q in queues))
     name = "queues_live.html" if is_poll(request) else "queues.html"
     return await page(
         request,
