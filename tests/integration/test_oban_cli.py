@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from oban_powertools import ConfigError
 from oban_powertools.runtime import Runtime, instance
 from oban_powertools.runtime import hooks as oban_hooks
 from tests.support.db import ROOT
+from tests.support.oban_start import run_oban_start
 from tests.support.seams import make_powertools
 
 APP = """
@@ -32,11 +27,6 @@ from tests.support.seams import make_powertools
 powertools = make_powertools(os.environ["CLIAPP_DATABASE_URL"])
 declare(CronEntrySpec(name="cli_nightly", worker="cliapp.Nightly", expression="0 2 * * *"))
 """
-
-
-def query(url: str, sql: str) -> list[dict[str, Any]]:
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
 
 
 def test_oban_start_with_oban_toml_runs_the_runtime(db_url: str, tmp_path: Path) -> None:
@@ -63,29 +53,15 @@ def test_oban_start_with_oban_toml_runs_the_runtime(db_url: str, tmp_path: Path)
         "OBAN_CRON_MODULES": "oban_powertools.oban_cli,cliapp",
     }
     oban = Path(sys.executable).parent / "oban"
-    process = subprocess.Popen(
+    run = run_oban_start(
         [str(oban), "start", "--config", str(tmp_path / "oban.toml")],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        db_url=db_url,
     )
-    try:
-        deadline = time.monotonic() + 30
-        nodes: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and process.poll() is None:
-            nodes = query(db_url, "SELECT name, node FROM powertools_runtime_nodes")
-            if nodes:
-                break
-            time.sleep(0.2)
-        assert nodes == [{"name": "Oban", "node": "cli-node-1"}], process.poll()
-        entries = query(db_url, "SELECT name, source FROM powertools_cron_entries")
-        assert entries == [{"name": "cli_nightly", "source": "code"}]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
+    assert run.nodes == [{"name": "Oban", "node": "cli-node-1"}], run.output
+    assert run.entries == [{"name": "cli_nightly", "source": "code"}]
+    assert run.returncode == 0, run.output
 
 
 @pytest.fixture

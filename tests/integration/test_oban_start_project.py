@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import textwrap
-import time
 from pathlib import Path
-from typing import Any
-
-import psycopg
-from psycopg.rows import dict_row
 
 from tests.cli.hostproject import VENV_BIN, make_project
+from tests.support.oban_start import run_oban_start
 
 WORKERS = """
 from oban_powertools.cron.declarations import declare
@@ -21,11 +16,6 @@ from oban_powertools.cron.entries import CronEntrySpec
 
 declare(CronEntrySpec(name="project_nightly", worker="myapp.Nightly", expression="0 2 * * *"))
 """
-
-
-def query(url: str, sql: str) -> list[dict[str, Any]]:
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
 
 
 def test_oban_start_from_the_project_folder(db_url: str, tmp_path: Path) -> None:
@@ -63,27 +53,8 @@ def test_oban_start_from_the_project_folder(db_url: str, tmp_path: Path) -> None
         )
     )
     env["OBAN_CRON_MODULES"] = "oban_powertools.oban_cli,myapp.workers"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "oban"), "start"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        nodes: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and process.poll() is None:
-            nodes = query(db_url, "SELECT name, node FROM powertools_runtime_nodes")
-            if nodes:
-                break
-            time.sleep(0.2)
-        assert nodes == [{"name": "Oban", "node": "project-node-1"}], process.poll()
-        entries = query(db_url, "SELECT name, source FROM powertools_cron_entries")
-        assert entries == [{"name": "project_nightly", "source": "code"}]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    assert "No module named 'myapp'" not in output
+    run = run_oban_start([str(VENV_BIN / "oban"), "start"], cwd=project, env=env, db_url=db_url)
+    assert run.nodes == [{"name": "Oban", "node": "project-node-1"}], run.output
+    assert run.entries == [{"name": "project_nightly", "source": "code"}]
+    assert run.returncode == 0, run.output
+    assert "No module named 'myapp'" not in run.output
