@@ -22,6 +22,7 @@ from .mount import (
     MountPlan,
     _call_name,
     _char_col,
+    app_assignments,
     existing_mount,
 )
 
@@ -32,21 +33,7 @@ PLUGIN_MODULE = "oban_powertools.contrib.litestar"
 
 def litestar_assignments(tree: ast.Module) -> list[AppAssignment]:
     """Top-level ``name = Litestar(...)`` statements."""
-    found = []
-    for statement in tree.body:
-        target: ast.expr | None = None
-        value: ast.expr | None = None
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-            target, value = statement.targets[0], statement.value
-        elif isinstance(statement, ast.AnnAssign):
-            target, value = statement.target, statement.value
-        if (
-            isinstance(target, ast.Name)
-            and isinstance(value, ast.Call)
-            and _call_name(value) == LITESTAR_CLASS
-        ):
-            found.append(AppAssignment(target.id, statement, value))
-    return found
+    return app_assignments(tree, (LITESTAR_CLASS,))
 
 
 def _parse(source: str) -> ast.Module | None:

@@ -10,6 +10,7 @@ The result is re-parsed before it is written; a patch that does not parse is nev
 from __future__ import annotations
 
 import ast
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -46,7 +47,11 @@ def _call_name(call: ast.Call) -> str | None:
     return None
 
 
-def app_assignments(tree: ast.Module) -> list[AppAssignment]:
+def app_assignments(
+    tree: ast.Module, classes: Collection[str] = APP_CLASSES
+) -> list[AppAssignment]:
+    """Top-level ``name = <one of classes>(...)`` statements (FastAPI and Starlette by
+    default; the Litestar wiring asks for ``Litestar``)."""
     found = []
     for statement in tree.body:
         target: ast.expr | None = None
@@ -58,7 +63,7 @@ def app_assignments(tree: ast.Module) -> list[AppAssignment]:
         if (
             isinstance(target, ast.Name)
             and isinstance(value, ast.Call)
-            and _call_name(value) in APP_CLASSES
+            and _call_name(value) in classes
         ):
             found.append(AppAssignment(target.id, statement, value))
     return found
