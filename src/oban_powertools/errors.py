@@ -72,3 +72,10 @@ class FilterError(InvalidArgument):
     """A list page's filter cannot be applied (unknown state, too long ...)."""
 
     code = "filter_invalid"
+
+
+class LimitOptionError(ConfigError):
+    """A queue's limiter option (``global_limit``, ``rate_limit``, a partition) is
+    unknown or invalid; the instance does not start."""
+
+    code = "limit_option_invalid"

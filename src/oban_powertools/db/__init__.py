@@ -78,6 +78,12 @@ class Database:
             check=check_idle,
         )
 
+    def grow(self, max_size: int) -> None:
+        """Allow up to ``max_size`` connections (before the pool is opened)."""
+        self.max_size = max(self.max_size, max_size)
+        if not self._used:
+            self.pool = self._new_pool()
+
     async def open(self) -> None:
         # A closed psycopg pool cannot reopen; hosts whose tests run the app lifespan more
         # than once (one TestClient per test) need a fresh one.

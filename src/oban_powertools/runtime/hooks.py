@@ -1,7 +1,7 @@
 """The one module that touches oban's private extension registry (``oban._extensions``).
 
 oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
-process-global registry. Powertools registers three of them:
+process-global registry. Powertools registers five of them:
 
 ``scheduler.build``
     For an instance whose ``scheduler`` config carries a runtime
@@ -17,8 +17,15 @@ process-global registry. Powertools registers three of them:
     For an instance whose ``metrics`` config carries a runtime (metrics are off unless
     the host turns them on), build oban's metrics looper and make its crontab broadcast
     (what Oban Web's cron view shows) list the entries stored in Powertools.
+``producer.validate``
+    Check every queue's options when oban builds (or scales) a producer: the limiter
+    options (``global_limit``, ``rate_limit``) are parsed and a bad or unknown option
+    stops the instance with an error naming it (oban would keep a typo silently).
+``producer.get_jobs``
+    For a producer of an instance with a runtime whose queue has stored limits, fetch
+    through the runtime's limiter (:mod:`.limiter`); every other fetch is oban's.
 
-All three wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
+All of them wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
 without a runtime to it untouched, with the config unchanged. The runtime is taken out of
 a copy of the config before anything else sees it; the host's dict is not modified.
 :func:`install` is idempotent.
@@ -40,9 +47,11 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
+from ..limits.options import parse_queue_limits
+from .limiter import FetchRequest
 
 if TYPE_CHECKING:
     from .instance import Runtime
@@ -50,16 +59,27 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_KEY",
     "HOOKS",
+    "attach_fetcher",
+    "detach_fetcher",
     "ensure_no_oban_pro",
     "install",
     "installed",
+    "queue_options",
+    "wrap_get_jobs",
     "wrap_metrics_build",
     "wrap_scheduler_build",
     "wrap_stager_build",
+    "wrap_validate",
 ]
 
 CONFIG_KEY = "powertools"
-HOOKS = ("scheduler.build", "stager.build", "metrics.build")
+HOOKS = (
+    "scheduler.build",
+    "stager.build",
+    "metrics.build",
+    "producer.validate",
+    "producer.get_jobs",
+)
 SUPPORTED_OBAN = (0, 7)
 _MARK = "__oban_powertools_hook__"
 
@@ -98,14 +118,18 @@ def install(resolve: Resolver) -> None:
     _ensure_supported_oban()
     from oban._extensions import get_ext, put_ext
     from oban._metrics import build_metrics
+    from oban._producer import _get_jobs, _validate
     from oban._scheduler import build_scheduler
     from oban._stager import build_stager
 
-    for name, default, wrap in (
+    wraps: tuple[tuple[str, Build, Callable[[Build], Build]], ...] = (
         ("scheduler.build", build_scheduler, wrap_scheduler_build),
         ("stager.build", build_stager, wrap_stager_build),
         ("metrics.build", build_metrics, wrap_metrics_build),
-    ):
+        ("producer.validate", _validate, wrap_validate),
+        ("producer.get_jobs", _get_jobs, wrap_get_jobs),
+    )
+    for name, default, wrap in wraps:
         current = get_ext(name, default)
         if not getattr(current, _MARK, False):
             put_ext(name, wrap(current))
@@ -145,6 +169,15 @@ def _node_of(leader: Any) -> str:
     # it in _node. oban's own default is the fallback.
     node = getattr(leader, "_node", None)
     return node if isinstance(node, str) and node else f"{socket.gethostname()}.{os.getpid()}"
+
+
+def _node_of_producers(producers: Mapping[str, Any]) -> str:
+    # The stager.build hook gets no node name; every producer of the instance has it.
+    for producer in producers.values():
+        node = getattr(producer, "_node", None)
+        if isinstance(node, str) and node:
+            return node
+    return f"{socket.gethostname()}.{os.getpid()}"
 
 
 def _name_of(leader: Any) -> str:
@@ -188,7 +221,11 @@ def wrap_stager_build(previous: Build) -> Build:
             return previous(config, notifier=notifier, producers=producers, query=query)
         stager = previous(rest, notifier=notifier, producers=producers, query=query)
         return runtime.build_stager(
-            stager, producers=producers, notifier=notifier, prefix=_prefix_of(query)
+            stager,
+            producers=producers,
+            notifier=notifier,
+            prefix=_prefix_of(query),
+            node=_node_of_producers(producers),
         )
 
     setattr(build, _MARK, True)
@@ -227,3 +264,73 @@ def wrap_metrics_build(previous: Build) -> Build:
     setattr(build, _MARK, True)
     build.previous = previous  # type: ignore[attr-defined]
     return build
+
+
+def wrap_validate(previous: Build) -> Build:
+    """``producer.validate`` that also checks the queue's limiter options."""
+
+    def validate(**params: Any) -> None:
+        previous(**params)
+        parse_queue_limits(str(params.get("queue")), params)
+
+    setattr(validate, _MARK, True)
+    validate.previous = previous  # type: ignore[attr-defined]
+    return validate
+
+
+class Fetcher(Protocol):
+    """What the ``producer.get_jobs`` hook hands a limited queue's fetch to."""
+
+    def wants(self, queue: str) -> bool: ...
+    async def fetch(self, request: FetchRequest) -> list[Any]: ...
+
+
+# The limited fetch of each running instance, by its producers dict (the one oban gives
+# the stager.build hook); attached while the runtime's stager runs.
+_FETCHERS: dict[int, tuple[Mapping[str, Any], Fetcher]] = {}
+
+
+def attach_fetcher(producers: Mapping[str, Any], fetcher: Fetcher) -> None:
+    _FETCHERS[id(producers)] = (producers, fetcher)
+
+
+def detach_fetcher(producers: Mapping[str, Any]) -> None:
+    _FETCHERS.pop(id(producers), None)
+
+
+def _fetcher_for(producer: Any) -> Fetcher | None:
+    queue = producer._queue
+    for producers, fetcher in _FETCHERS.values():
+        if producers.get(queue) is producer:
+            return fetcher
+    return None
+
+
+def wrap_get_jobs(previous: Build) -> Build:
+    """``producer.get_jobs`` that fetches limited queues through the runtime's limiter."""
+
+    async def get_jobs(producer: Any) -> Any:
+        fetcher = _fetcher_for(producer)
+        if fetcher is None or not fetcher.wants(producer._queue):
+            return await previous(producer)
+        request = FetchRequest(
+            queue=producer._queue,
+            demand=producer._limit - len(producer._running_jobs),
+            node=producer._node,
+            uuid=producer._uuid,
+            notify=producer.notify,
+        )
+        return await fetcher.fetch(request)
+
+    setattr(get_jobs, _MARK, True)
+    get_jobs.previous = previous  # type: ignore[attr-defined]
+    return get_jobs
+
+
+def queue_options(producers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each producer's queue options as the host gave them (oban keeps the ones it does
+    not know, such as the limiter options, in the producer's ``_extra``)."""
+    return {
+        queue: {"queue": queue, "limit": producer._limit, **producer._extra}
+        for queue, producer in producers.items()
+    }

@@ -37,6 +37,7 @@ from ..db.queries import sql
 from ..errors import ConfigError, CronTimezoneError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
+from .limiter import Limiter, declared_limits
 from .presence import Presence
 from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
 
@@ -93,6 +94,7 @@ class Runtime:
         self._lock = asyncio.Lock()
         self.scheduler: CronScheduler | None = None
         self.applier: QueueStateApplier | None = None
+        self.limiter: Limiter | None = None
 
     @property
     def prefix(self) -> str:
@@ -174,6 +176,7 @@ class Runtime:
         producers: Mapping[str, ProducerLike],
         notifier: NotifierLike,
         prefix: str,
+        node: str = "",
     ) -> StagerService:
         """Called by the ``stager.build`` hook with the stager oban (or a previous hook)
         built; returns one looper running it and the queue-state applier."""
@@ -187,7 +190,17 @@ class Runtime:
         self.applier = QueueStateApplier(
             self.database, producers, notifier=notifier, interval=self._queue_state_interval
         )
-        return StagerService(self, stager, self.applier)
+        self.limiter = Limiter(
+            self.database,
+            lambda: declared_limits(hooks.queue_options(producers)),
+            node=node,
+            interval=self._queue_state_interval,
+        )
+        # A limited fetch holds one of the runtime's connections for its transaction: room
+        # for one per queue beside the scheduler's and the applier's.
+        self._pool_max_size += len(producers)
+        self.database.grow(self._pool_max_size)
+        return StagerService(self, stager, self.applier, self.limiter, producers)
 
     def build_metrics(self, metrics: Any, *, notifier: Any, name: str, node: str) -> MetricsService:
         """Called by the ``metrics.build`` hook with the metrics looper oban (or a previous
@@ -244,7 +257,7 @@ class Runtime:
                     # psycopg pools cannot be reopened: an instance restarted after stop()
                     # gets a fresh pool, and its components are pointed at it.
                     self.database = self._new_database()
-                    for component in (self.scheduler, self.applier):
+                    for component in (self.scheduler, self.applier, self.limiter):
                         if component is not None:
                             component.database = self.database
                 await self.database.open()
@@ -317,30 +330,51 @@ class SchedulerService(_Service):
 
 
 class StagerService(_Service):
-    """oban's stager and the queue-state applier as one looper.
+    """oban's stager, the queue-state applier and the limiter as one looper.
 
-    The applier starts first: its initial apply pauses/scales the producers before the
-    stager's first pass can wake them to fetch.
+    The limiter starts first (the queues' declared limits are stored, and the fetch hook
+    sees them, before any producer fetches), then the applier: its initial apply
+    pauses/scales the producers before the stager's first pass can wake them to fetch.
     """
 
-    def __init__(self, runtime: Runtime, stager: Any, applier: QueueStateApplier) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        stager: Any,
+        applier: QueueStateApplier,
+        limiter: Limiter,
+        producers: Mapping[str, Any],
+    ) -> None:
         super().__init__(runtime)
         self.stager = stager
         self.applier = applier
+        self.limiter = limiter
+        self.producers = producers
 
     async def _start_parts(self) -> None:
-        await self.applier.start()
+        await self.limiter.start()
+        hooks.attach_fetcher(self.producers, self.limiter)
         try:
-            await self.stager.start()
+            await self.applier.start()
+            try:
+                await self.stager.start()
+            except BaseException:
+                await self.applier.stop()
+                raise
         except BaseException:
-            await self.applier.stop()
+            hooks.detach_fetcher(self.producers)
+            await self.limiter.stop()
             raise
 
     async def _stop_parts(self) -> None:
         try:
             await self.stager.stop()
         finally:
-            await self.applier.stop()
+            try:
+                await self.applier.stop()
+            finally:
+                hooks.detach_fetcher(self.producers)
+                await self.limiter.stop()
 
 
 # What Oban Web's cron view is told about each entry: oban's cronitor format, [expression,

@@ -1,0 +1,236 @@
+-- Queue limiters: the stored limits (powertools_queue_limits), the rate windows
+-- (powertools_limit_starts), the partitions' round-robin (powertools_limit_turns), and the
+-- limited fetch (runtime/limiter.py), which runs fetch_lock, fetch_usage, then
+-- partition_candidates (partitioned queues only) and one claim statement, in one
+-- transaction.
+
+-- name: stored_limits
+-- Every queue's stored limits, for the runtime's list of limited queues and the pages.
+SELECT queue, global_limit, global_partitioned, rate_allowed, rate_period, rate_partitioned,
+       partition_fields, partition_keys, declared, declared_by, declared_at,
+       decided_by_id, decided_by_label, reason, decided_at, version
+FROM powertools_queue_limits
+ORDER BY queue
+
+-- name: lock_declaration
+-- Serializes the nodes declaring one queue's limits at start.
+SELECT pg_advisory_xact_lock(hashtextextended('powertools.limits:' || %(queue)s, 0))
+
+-- name: stored_limit
+-- One queue's stored limits (locked), to compare a node's declaration with.
+SELECT queue, global_limit, global_partitioned, rate_allowed, rate_period, rate_partitioned,
+       partition_fields, partition_keys, declared, declared_by, declared_at,
+       decided_by_id, decided_by_label, reason, decided_at, version
+FROM powertools_queue_limits
+WHERE queue = %(queue)s
+FOR UPDATE
+
+-- name: declare_limits
+-- A node's declaration of a queue's limits. The partition always follows the code; the
+-- numbers too unless an operator decided them (decided_at set). Returns the transaction
+-- id, after which no insert can still be keyed by the old partition (see rekey).
+INSERT INTO powertools_queue_limits AS l (
+    queue, global_limit, global_partitioned, rate_allowed, rate_period, rate_partitioned,
+    partition_fields, partition_keys, declared, declared_by, declared_at)
+VALUES (%(queue)s, %(global_limit)s, %(global_partitioned)s, %(rate_allowed)s,
+        %(rate_period)s, %(rate_partitioned)s, %(partition_fields)s, %(partition_keys)s,
+        %(declared)s, %(node)s, now())
+ON CONFLICT (queue) DO UPDATE SET
+    global_limit = CASE WHEN l.decided_at IS NULL THEN EXCLUDED.global_limit
+                        ELSE l.global_limit END,
+    rate_allowed = CASE WHEN l.decided_at IS NULL THEN EXCLUDED.rate_allowed
+                        ELSE l.rate_allowed END,
+    rate_period = CASE WHEN l.decided_at IS NULL THEN EXCLUDED.rate_period
+                       ELSE l.rate_period END,
+    global_partitioned = EXCLUDED.global_partitioned,
+    rate_partitioned = EXCLUDED.rate_partitioned,
+    partition_fields = EXCLUDED.partition_fields,
+    partition_keys = EXCLUDED.partition_keys,
+    declared = EXCLUDED.declared, declared_by = EXCLUDED.declared_by,
+    declared_at = EXCLUDED.declared_at,
+    version = l.version + 1, updated_at = now()
+RETURNING txid_current() AS txid
+
+-- name: oldest_transaction
+-- The oldest transaction still running: once it is past a declaration's, every insert
+-- that may have read the old partition has committed or rolled back.
+SELECT txid_snapshot_xmin(txid_current_snapshot()) AS xmin
+
+-- name: job_id_span
+-- The id range to re-key a queue's jobs over, in slices.
+SELECT coalesce(min(id), 0) AS low, coalesce(max(id), 0) AS high FROM oban_jobs
+
+-- name: rekey_slice
+-- Re-key the unfinished jobs of one queue within an id slice to its current partition
+-- (or remove the key when the queue is no longer partitioned); jobs already right are
+-- not written.
+UPDATE oban_jobs j
+SET meta = CASE WHEN %(fields)s::text[] IS NULL THEN j.meta - 'partition_key'
+                ELSE jsonb_set(j.meta, '{partition_key}', to_jsonb(
+                    powertools_partition_key(j.worker, j.args, %(fields)s::text[],
+                                             %(keys)s::text[]))) END
+WHERE j.id BETWEEN %(low)s AND %(high)s
+  AND j.queue = %(queue)s
+  AND j.state IN ('available', 'scheduled', 'retryable', 'executing', 'suspended')
+  AND (j.meta ->> 'partition_key') IS DISTINCT FROM
+      (CASE WHEN %(fields)s::text[] IS NULL THEN NULL
+            ELSE powertools_partition_key(j.worker, j.args, %(fields)s::text[],
+                                          %(keys)s::text[]) END)
+
+-- name: fetch_lock
+-- One fetch of a limited queue at a time, across all nodes: the counts that follow (a
+-- new snapshot, taken after the lock) include every claim committed before.
+SELECT pg_advisory_xact_lock(
+    hashtextextended('powertools.fetch:' || current_schema() || ':' || %(queue)s, 0))
+
+-- name: fetch_usage
+-- A limited queue's limits and use, read under the fetch lock: jobs executing, starts in
+-- the rate window (the whole queue's, partition ''), the round-robin's turn, and the
+-- database's clock (epoch seconds) that the window and the claim both use.
+SELECT l.global_limit, l.global_partitioned, l.rate_allowed, l.rate_period,
+       l.rate_partitioned, l.partition_fields IS NOT NULL AS partitioned,
+       extract(epoch FROM now())::float8 AS now_epoch,
+       (SELECT count(*) FROM oban_jobs j
+         WHERE j.state = 'executing' AND j.queue = l.queue) AS running,
+       (SELECT coalesce(sum(s.starts), 0) FROM powertools_limit_starts s
+         WHERE s.queue = l.queue AND s.partition_key = ''
+           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS started,
+       (SELECT min(s.bucket_end) FROM powertools_limit_starts s
+         WHERE s.queue = l.queue AND s.partition_key = ''
+           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS oldest_bucket,
+       (SELECT t.partition_key FROM powertools_limit_turns t WHERE t.queue = l.queue) AS turn
+FROM powertools_queue_limits l
+WHERE l.queue = %(queue)s
+
+-- name: partition_candidates
+-- The next partitions with available jobs in round-robin order (after the turn, then
+-- from the start up to it), at most probe of them, each with its available jobs (up to
+-- cap), jobs executing and starts in the window. Each step of the walk is one probe of
+-- the partition index, so the cost follows probe, not the number of partitions or jobs.
+WITH RECURSIVE after_turn(key, n) AS (
+    SELECT (SELECT j.meta ->> 'partition_key' FROM oban_jobs j
+             WHERE j.state = 'available' AND j.queue = %(queue)s AND j.meta ? 'partition_key'
+               AND j.meta ->> 'partition_key' > coalesce(%(turn)s::text, '')
+             ORDER BY j.meta ->> 'partition_key' LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT j.meta ->> 'partition_key' FROM oban_jobs j
+             WHERE j.state = 'available' AND j.queue = %(queue)s AND j.meta ? 'partition_key'
+               AND j.meta ->> 'partition_key' > a.key
+             ORDER BY j.meta ->> 'partition_key' LIMIT 1), a.n + 1
+    FROM after_turn a
+    WHERE a.key IS NOT NULL AND a.n < %(probe)s
+), up_to_turn(key, n) AS (
+    SELECT (SELECT j.meta ->> 'partition_key' FROM oban_jobs j
+             WHERE j.state = 'available' AND j.queue = %(queue)s AND j.meta ? 'partition_key'
+               AND %(turn)s::text IS NOT NULL
+             ORDER BY j.meta ->> 'partition_key' LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT j.meta ->> 'partition_key' FROM oban_jobs j
+             WHERE j.state = 'available' AND j.queue = %(queue)s AND j.meta ? 'partition_key'
+               AND j.meta ->> 'partition_key' > u.key
+             ORDER BY j.meta ->> 'partition_key' LIMIT 1), u.n + 1
+    FROM up_to_turn u
+    WHERE u.key IS NOT NULL AND u.key < %(turn)s::text AND u.n < %(probe)s
+), walk AS (
+    SELECT key, n AS ord FROM after_turn WHERE key IS NOT NULL
+    UNION ALL
+    SELECT key, %(probe)s + n FROM up_to_turn WHERE key IS NOT NULL AND key <= %(turn)s::text
+), picked AS (
+    SELECT key, ord FROM walk ORDER BY ord LIMIT %(probe)s
+), running AS (
+    SELECT j.meta ->> 'partition_key' AS key, count(*) AS n FROM oban_jobs j
+    WHERE j.state = 'executing' AND j.queue = %(queue)s
+    GROUP BY 1
+)
+SELECT p.key,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM oban_jobs j
+            WHERE j.state = 'available' AND j.queue = %(queue)s AND j.meta ? 'partition_key'
+              AND j.meta ->> 'partition_key' = p.key
+            LIMIT %(cap)s) c) AS available,
+       coalesce(r.n, 0) AS running,
+       (SELECT coalesce(sum(s.starts), 0) FROM powertools_limit_starts s
+         WHERE s.queue = %(queue)s AND s.partition_key = p.key
+           AND s.bucket_end > %(window_floor)s) AS started,
+       (SELECT min(s.bucket_end) FROM powertools_limit_starts s
+         WHERE s.queue = %(queue)s AND s.partition_key = p.key
+           AND s.bucket_end > %(window_floor)s) AS oldest_bucket
+FROM picked p
+LEFT JOIN running r ON r.key = p.key
+ORDER BY p.ord
+
+-- name: claim_queue
+-- Claim up to demand jobs of a limited queue that is not partitioned (oban's own fetch,
+-- plus the starts recorded for the rate window and expired buckets dropped).
+WITH locked AS (
+    SELECT id FROM oban_jobs
+    WHERE state = 'available' AND queue = %(queue)s
+    ORDER BY priority, scheduled_at, id
+    LIMIT %(demand)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE oban_jobs oj
+    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', now()),
+        attempted_by = %(attempted_by)s, state = 'executing'
+    FROM locked
+    WHERE oj.id = locked.id AND oj.attempt < oj.max_attempts
+    RETURNING oj.*
+), recorded AS (
+    INSERT INTO powertools_limit_starts AS s (queue, partition_key, bucket_end, starts)
+    SELECT %(queue)s, '', %(bucket_end)s, count(*) FROM claimed
+    WHERE %(record)s
+    HAVING count(*) > 0
+    ON CONFLICT (queue, partition_key, bucket_end) DO UPDATE SET starts = s.starts + EXCLUDED.starts
+), pruned AS (
+    DELETE FROM powertools_limit_starts
+    WHERE queue = %(queue)s AND bucket_end <= %(expired)s
+)
+SELECT id, state, queue, worker, attempt, max_attempts, priority, args, meta, errors, tags,
+       attempted_by, inserted_at, attempted_at, cancelled_at, completed_at, discarded_at,
+       scheduled_at
+FROM claimed
+
+-- name: claim_partitions
+-- Claim the given number of jobs from each partition (the round-robin share), record the
+-- starts (per partition when the rate limit is partitioned, else for the whole queue),
+-- drop expired buckets and move the turn.
+WITH wanted AS (
+    SELECT * FROM unnest(%(keys)s::text[], %(counts)s::int[]) AS w(key, n)
+), locked AS (
+    SELECT j.id FROM wanted w
+    CROSS JOIN LATERAL (
+        SELECT id FROM oban_jobs
+        WHERE state = 'available' AND queue = %(queue)s AND meta ? 'partition_key'
+          AND meta ->> 'partition_key' = w.key
+        ORDER BY priority, scheduled_at, id
+        LIMIT w.n
+        FOR UPDATE SKIP LOCKED
+    ) j
+), claimed AS (
+    UPDATE oban_jobs oj
+    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', now()),
+        attempted_by = %(attempted_by)s, state = 'executing'
+    FROM locked
+    WHERE oj.id = locked.id AND oj.attempt < oj.max_attempts
+    RETURNING oj.*
+), recorded AS (
+    INSERT INTO powertools_limit_starts AS s (queue, partition_key, bucket_end, starts)
+    SELECT %(queue)s,
+           CASE WHEN %(by_partition)s THEN claimed.meta ->> 'partition_key' ELSE '' END,
+           %(bucket_end)s, count(*)
+    FROM claimed
+    WHERE %(record)s
+    GROUP BY 2
+    ON CONFLICT (queue, partition_key, bucket_end) DO UPDATE SET starts = s.starts + EXCLUDED.starts
+), pruned AS (
+    DELETE FROM powertools_limit_starts
+    WHERE queue = %(queue)s AND bucket_end <= %(expired)s
+), turned AS (
+    INSERT INTO powertools_limit_turns AS t (queue, partition_key)
+    SELECT %(queue)s, %(turn)s::text WHERE %(turn)s::text IS NOT NULL
+    ON CONFLICT (queue) DO UPDATE SET partition_key = EXCLUDED.partition_key, turned_at = now()
+)
+SELECT id, state, queue, worker, attempt, max_attempts, priority, args, meta, errors, tags,
+       attempted_by, inserted_at, attempted_at, cancelled_at, completed_at, discarded_at,
+       scheduled_at
+FROM claimed
