@@ -234,3 +234,55 @@ SELECT id, state, queue, worker, attempt, max_attempts, priority, args, meta, er
        attempted_by, inserted_at, attempted_at, cancelled_at, completed_at, discarded_at,
        scheduled_at
 FROM claimed
+
+-- name: limit_use
+-- Each limited queue's use right now (or one queue's): jobs executing and, for a
+-- partitioned global limit, the partitions at it; starts in the rate window (the whole
+-- queue's) and, for a partitioned rate limit, the partitions that spent it; when the
+-- oldest counted start leaves the window. Reads only executing jobs and the starts table.
+SELECT l.queue,
+       extract(epoch FROM now())::float8 AS now_epoch,
+       (SELECT count(*) FROM oban_jobs j
+         WHERE j.state = 'executing' AND j.queue = l.queue) AS running,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM oban_jobs j
+            WHERE j.state = 'executing' AND j.queue = l.queue AND l.global_partitioned
+            GROUP BY j.meta ->> 'partition_key'
+            HAVING count(*) >= l.global_limit) full_) AS partitions_at_global,
+       (SELECT coalesce(sum(s.starts), 0) FROM powertools_limit_starts s
+         WHERE s.queue = l.queue AND s.partition_key = ''
+           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS started,
+       (SELECT min(s.bucket_end) FROM powertools_limit_starts s
+         WHERE s.queue = l.queue AND s.partition_key = ''
+           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS oldest_bucket,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM powertools_limit_starts s
+            WHERE s.queue = l.queue AND s.partition_key <> '' AND l.rate_partitioned
+              AND s.bucket_end > extract(epoch FROM now()) - l.rate_period
+            GROUP BY s.partition_key
+            HAVING sum(s.starts) >= l.rate_allowed) spent) AS partitions_at_rate
+FROM powertools_queue_limits l
+WHERE (%(queue)s::text IS NULL OR l.queue = %(queue)s::text)
+ORDER BY l.queue
+
+-- name: partition_use
+-- One partition of a limited queue: the jobs executing that count against its global
+-- limit (all of the queue's unless that limit is partitioned; the first ids, to show), its
+-- starts in the rate window and when the oldest leaves it, and the round-robin's turn.
+SELECT extract(epoch FROM now())::float8 AS now_epoch,
+       (SELECT count(*) FROM oban_jobs j
+         WHERE j.state = 'executing' AND j.queue = l.queue
+           AND (NOT l.global_partitioned OR j.meta ->> 'partition_key' = %(key)s)) AS running,
+       ARRAY(SELECT j.id FROM oban_jobs j
+              WHERE j.state = 'executing' AND j.queue = l.queue
+                AND (NOT l.global_partitioned OR j.meta ->> 'partition_key' = %(key)s)
+              ORDER BY j.id LIMIT %(show)s) AS running_ids,
+       (SELECT coalesce(sum(s.starts), 0) FROM powertools_limit_starts s
+         WHERE s.queue = l.queue AND s.partition_key = %(key)s
+           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS started,
+       (SELECT min(s.bucket_end) FROM powertools_limit_starts s
+         WHERE s.queue = l.queue AND s.partition_key = %(key)s
+           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS oldest_bucket,
+       (SELECT t.partition_key FROM powertools_limit_turns t WHERE t.queue = l.queue) AS turn
+FROM powertools_queue_limits l
+WHERE l.queue = %(queue)s
