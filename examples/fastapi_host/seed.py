@@ -79,14 +79,14 @@ JOBS = [
         job("completed", "mailers", MAIL, {"to": f"user{i}@example.com"}, attempt=1)
         for i in range(8)
     ],
-    *[job("completed", "exports", REPORT, {"report": "daily"}, attempt=1) for _ in range(3)],
+    *[job("completed", "exports", REPORT, {"report": "daily", "customer_id": 7}, attempt=1) for _ in range(3)],
     job("completed", "default", SYNC, {}, attempt=1, ago=86_400),
     *[job("available", "mailers", MAIL, {"to": f"new{i}@example.com"}) for i in range(3)],
     job(
         "scheduled",
         "exports",
         REPORT,
-        {"report": "monthly", "api_key": "sk-live-123"},
+        {"report": "monthly", "customer_id": 3, "api_key": "sk-live-123"},
         scheduled_in=3600,
     ),
     *[
@@ -115,17 +115,17 @@ JOBS = [
         "discarded",
         "exports",
         REPORT,
-        {"report": "quarterly", "password": "hunter2"},
+        {"report": "quarterly", "customer_id": 5, "password": "hunter2"},
         attempt=20,
         errors=1,
     ),
-    job("cancelled", "exports", REPORT, {"report": "adhoc"}),
+    job("cancelled", "exports", REPORT, {"report": "adhoc", "customer_id": 7}),
     # Executing for an hour on a node that no longer exists: the lifeline's business.
     job(
         "executing",
         "exports",
         REPORT,
-        {"report": "yearly"},
+        {"report": "yearly", "customer_id": 3},
         attempt=1,
         ago=3600,
         node="worker-gone.1",

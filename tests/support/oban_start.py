@@ -30,10 +30,16 @@ class ObanStartRun:
 
 
 def run_oban_start(
-    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], db_url: str
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    db_url: str,
+    also: str | None = None,
 ) -> ObanStartRun:
-    """Start ``command`` (an ``oban start``), wait until a runtime node is recorded (or the
-    process ends, or 30 s pass), read what it stored, then stop it with SIGTERM."""
+    """Start ``command`` (an ``oban start``), wait until a runtime node is recorded and
+    the query ``also`` (if given) returns a row (or the process ends, or 30 s pass), read
+    what it stored, then stop it with SIGTERM."""
     process = subprocess.Popen(
         list(command),
         cwd=cwd,
@@ -47,7 +53,7 @@ def run_oban_start(
         nodes: list[dict[str, Any]] = []
         while time.monotonic() < deadline and process.poll() is None:
             nodes = query(db_url, "SELECT name, node FROM powertools_runtime_nodes")
-            if nodes:
+            if nodes and (also is None or query(db_url, also)):
                 break
             time.sleep(0.2)
         entries = query(db_url, "SELECT name, source FROM powertools_cron_entries")

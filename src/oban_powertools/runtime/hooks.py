@@ -281,12 +281,14 @@ def wrap_validate(previous: Build) -> Build:
 class Fetcher(Protocol):
     """What the ``producer.get_jobs`` hook hands a limited queue's fetch to."""
 
+    async def ready(self) -> None: ...
     def wants(self, queue: str) -> bool: ...
     async def fetch(self, request: FetchRequest) -> list[Any]: ...
 
 
-# The limited fetch of each running instance, by its producers dict (the one oban gives
-# the stager.build hook); attached while the runtime's stager runs.
+# The limited fetch of each instance with a runtime, by its producers dict (the one oban
+# gives the stager.build hook): attached when the stager is built, so that no producer
+# of the instance ever fetches before the limiter is ready, and detached when it stops.
 _FETCHERS: dict[int, tuple[Mapping[str, Any], Fetcher]] = {}
 
 
@@ -311,7 +313,10 @@ def wrap_get_jobs(previous: Build) -> Build:
 
     async def get_jobs(producer: Any) -> Any:
         fetcher = _fetcher_for(producer)
-        if fetcher is None or not fetcher.wants(producer._queue):
+        if fetcher is None:
+            return await previous(producer)
+        await fetcher.ready()
+        if not fetcher.wants(producer._queue):
             return await previous(producer)
         request = FetchRequest(
             queue=producer._queue,

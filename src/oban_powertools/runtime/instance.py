@@ -200,6 +200,7 @@ class Runtime:
         # for one per queue beside the scheduler's and the applier's.
         self._pool_max_size += len(producers)
         self.database.grow(self._pool_max_size)
+        hooks.attach_fetcher(producers, self.limiter)
         return StagerService(self, stager, self.applier, self.limiter, producers)
 
     def build_metrics(self, metrics: Any, *, notifier: Any, name: str, node: str) -> MetricsService:
@@ -352,9 +353,9 @@ class StagerService(_Service):
         self.producers = producers
 
     async def _start_parts(self) -> None:
-        await self.limiter.start()
-        hooks.attach_fetcher(self.producers, self.limiter)
+        hooks.attach_fetcher(self.producers, self.limiter)  # again, after a stop
         try:
+            await self.limiter.start()
             await self.applier.start()
             try:
                 await self.stager.start()

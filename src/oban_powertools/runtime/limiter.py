@@ -119,15 +119,18 @@ class Limiter:
     _rekeys: set[asyncio.Task[None]] = field(default_factory=set)
     _pokes: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.declare_new()
         await self.refresh()
+        self._ready.set()
         self._task = asyncio.create_task(self._loop(), name="oban-powertools-limiter")
 
     async def stop(self) -> None:
+        self._ready.clear()
         for handle in self._pokes.values():
             handle.cancel()
         self._pokes.clear()
@@ -224,6 +227,13 @@ class Limiter:
         return changed
 
     # -- the fetch ----------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """Wait until the declarations are stored and the limited queues known: oban
+        starts the producers alongside the stager, and a producer poked meanwhile (an
+        insert's notification) must not fetch a limited queue unlimited."""
+        if not self._ready.is_set():
+            await self._ready.wait()
 
     def wants(self, queue: str) -> bool:
         return queue in self.limited
