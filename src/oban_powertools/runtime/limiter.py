@@ -120,6 +120,7 @@ class Limiter:
     _pokes: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _misses: dict[str, int] = field(default_factory=dict)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -244,10 +245,25 @@ class Limiter:
         async with self.database.transaction() as conn:
             jobs, decision = await claim(conn, request)
         if decision.retry_in is not None:
-            self._poke_later(request, decision.retry_in)
+            self._poke_later(request, self._backoff(decision))
+        else:
+            self._misses.pop(request.queue, None)
         if decision.limited_by or decision.claimed:
             telemetry.execute(TELEMETRY_EVENT, decision.metadata())
         return jobs
+
+    def _backoff(self, decision: FetchDecision) -> float:
+        """When to ask again. Fetches that claim nothing while walking on through full
+        partitions back off (20, 40, 80 ... ms, up to the global-limit wait), so a queue
+        whose every partition is at its limit is not walked fifty times a second."""
+        delay = decision.retry_in or WALK_RETRY
+        if decision.claimed:
+            self._misses.pop(decision.queue, None)
+            return delay
+        misses: int = self._misses.get(decision.queue, 0) + 1
+        self._misses[decision.queue] = misses
+        grown: float = WALK_RETRY * 2.0 ** (misses - 1)
+        return min(max(delay, grown), max(delay, GLOBAL_RETRY))
 
     def _poke_later(self, request: FetchRequest, delay: float) -> None:
         pending = self._pokes.get(request.uuid)
