@@ -242,10 +242,7 @@ def _mount(
         report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
         report.snippet = host_snippet(config_module)
         return
-    if report.dry_run:
-        report.diffs.append(_diff(shown, source, plan.text))
-    else:
-        _replace(app_file, plan.text)
+    _patch(report, app_file, shown, source, plan.text)
     new.mount = {"file": shown, "state": "applied"}
     report.lifespan_wired = plan.lifespan
     report.app_target = _target(module, plan.text)
