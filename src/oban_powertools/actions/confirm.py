@@ -37,6 +37,21 @@ class _Drifted(Exception):
         self.reason = reason
 
 
+def _confirmed_event(action: Action, preview: Preview, ctx: ApplyContext) -> dict[str, Any]:
+    """Who did what to which resource, where and why: the audit event of a confirm, the
+    same whichever way it is confirmed."""
+    return {
+        "action": action.event,
+        "command": action.name,
+        "resource_type": action.resource_type,
+        "resource_id": preview.resource_id,
+        "principal": ctx.principal,
+        "surface": ctx.surface,
+        "reason": ctx.reason,
+        "detail": event_detail(preview),
+    }
+
+
 class Confirm:
     """The two ways a preview is confirmed, for one Powertools instance."""
 
@@ -58,16 +73,7 @@ class Confirm:
             )
         params = {
             **statement.params,
-            **event_params(
-                action=action.event,
-                command=action.name,
-                resource_type=action.resource_type,
-                resource_id=preview.resource_id,
-                principal=ctx.principal,
-                surface=ctx.surface,
-                reason=ctx.reason,
-                detail=event_detail(preview),
-            ),
+            **event_params(**_confirmed_event(action, preview, ctx)),
             "token": preview.token,
             "actor_id": ctx.principal.id,
         }
@@ -137,14 +143,8 @@ class Confirm:
         single = len(targets) == 1
         event_id = await write_event(
             conn,
-            action=action.event,
-            command=action.name,
-            resource_type=action.resource_type,
-            resource_id=preview.resource_id,
-            principal=ctx.principal,
-            surface=ctx.surface,
+            **_confirmed_event(action, preview, ctx),
             outcome="succeeded",
-            reason=ctx.reason,
             preview_token=preview.token,
             before=applied.before.get(targets[0])
             if single
@@ -152,7 +152,6 @@ class Confirm:
             after=applied.after.get(targets[0])
             if single
             else audit_snapshot(applied.after, targets),
-            detail=event_detail(preview),
             consume_preview=True,
         )
         consumed = replace(
