@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from ..audit.writer import event_params, write_event
 from ..db.queries import sql
 from ..errors import InvalidArgument
-from ..seams import Principal
 from .base import Action, Applied, ApplyContext, ConfirmStatement, Snapshot
 from .errors import PreviewDrifted, PreviewExpired, PreviewNotFound
 from .preview import ActionResult, Preview, audit_snapshot, event_detail, raise_for_status
@@ -38,6 +37,21 @@ class _Drifted(Exception):
         self.reason = reason
 
 
+def _confirmed_event(action: Action, preview: Preview, ctx: ApplyContext) -> dict[str, Any]:
+    """Who did what to which resource, where and why: the audit event of a confirm, the
+    same whichever way it is confirmed."""
+    return {
+        "action": action.event,
+        "command": action.name,
+        "resource_type": action.resource_type,
+        "resource_id": preview.resource_id,
+        "principal": ctx.principal,
+        "surface": ctx.surface,
+        "reason": ctx.reason,
+        "detail": event_detail(preview),
+    }
+
+
 class Confirm:
     """The two ways a preview is confirmed, for one Powertools instance."""
 
@@ -45,13 +59,7 @@ class Confirm:
         self._pt = powertools
 
     async def in_one_statement(
-        self,
-        action: Action,
-        preview: Preview,
-        principal: Principal,
-        surface: str,
-        text: str | None,
-        statement: ConfirmStatement,
+        self, action: Action, preview: Preview, ctx: ApplyContext, statement: ConfirmStatement
     ) -> ActionResult:
         """Lock the preview, change, audit and consume in one statement: no BEGIN or
         COMMIT round trips (PostgreSQL runs a single statement as its own transaction)."""
@@ -65,18 +73,9 @@ class Confirm:
             )
         params = {
             **statement.params,
-            **event_params(
-                action=action.event,
-                command=action.name,
-                resource_type=action.resource_type,
-                resource_id=preview.resource_id,
-                principal=principal,
-                surface=surface,
-                reason=text,
-                detail=event_detail(preview),
-            ),
+            **event_params(**_confirmed_event(action, preview, ctx)),
             "token": preview.token,
-            "actor_id": principal.id,
+            "actor_id": ctx.principal.id,
         }
         async with self._pt.db.connection() as conn:
             cur = await conn.execute(statement.sql, params)
@@ -88,24 +87,21 @@ class Confirm:
             if current is None:
                 raise PreviewNotFound()
             raise_for_status(current)
-            await self.resolve_alone(preview.token, "expired", text)
+            await self.resolve_alone(preview.token, "expired", ctx.reason)
             raise PreviewExpired()
         if row["event_id"] is None:
             # Locked and ready, but a target is no longer as previewed: nothing changed.
-            await self.resolve_alone(preview.token, "drifted", text)
+            await self.resolve_alone(preview.token, "drifted", ctx.reason)
             raise PreviewDrifted(preview.targets)
         event_id = int(row["event_id"])
         (target,) = preview.targets
-        consumed = replace(preview, status="consumed", reason=text, audit_event_id=event_id)
+        consumed = replace(preview, status="consumed", reason=ctx.reason, audit_event_id=event_id)
         return ActionResult(consumed, event_id, {target: dict(row["after"])})
 
     async def in_transaction(
         self,
         action: Action,
         preview: Preview,
-        principal: Principal,
-        surface: str,
-        text: str | None,
         ctx: ApplyContext,
         expected: Mapping[str, Snapshot] | None,
     ) -> ActionResult:
@@ -129,41 +125,26 @@ class Confirm:
                         conn, ctx, preview.targets, preview.params, expected
                     )
                     if applied.drifted:
-                        raise _Drifted(applied.drifted, text)
-                    return await self._consume(
-                        conn, action, preview, principal, surface, text, applied
-                    )
+                        raise _Drifted(applied.drifted, ctx.reason)
+                    return await self._consume(conn, action, preview, ctx, applied)
         except _Drifted as drift:
             # The transaction rolled back: nothing of the set was applied. Record why.
             await self.resolve_alone(token, "drifted", drift.reason)
             raise PreviewDrifted(drift.targets) from None
         assert expired
-        await self.resolve_alone(token, "expired", text)
+        await self.resolve_alone(token, "expired", ctx.reason)
         raise PreviewExpired()
 
     async def _consume(
-        self,
-        conn: Any,
-        action: Action,
-        preview: Preview,
-        principal: Principal,
-        surface: str,
-        reason: str | None,
-        applied: Applied,
+        self, conn: Any, action: Action, preview: Preview, ctx: ApplyContext, applied: Applied
     ) -> ActionResult:
         """Write the audit event and consume the preview, in the caller's transaction."""
         targets = preview.targets
         single = len(targets) == 1
         event_id = await write_event(
             conn,
-            action=action.event,
-            command=action.name,
-            resource_type=action.resource_type,
-            resource_id=preview.resource_id,
-            principal=principal,
-            surface=surface,
+            **_confirmed_event(action, preview, ctx),
             outcome="succeeded",
-            reason=reason,
             preview_token=preview.token,
             before=applied.before.get(targets[0])
             if single
@@ -171,14 +152,13 @@ class Confirm:
             after=applied.after.get(targets[0])
             if single
             else audit_snapshot(applied.after, targets),
-            detail=event_detail(preview),
             consume_preview=True,
         )
         consumed = replace(
             preview,
             before=preview.before or applied.before,
             status="consumed",
-            reason=reason,
+            reason=ctx.reason,
             audit_event_id=event_id,
         )
         return ActionResult(consumed, event_id, applied.after)

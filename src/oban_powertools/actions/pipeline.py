@@ -211,12 +211,8 @@ class Pipeline:
         expected = row["before"]
         statement = action.confirm_statement(ctx, preview.targets, preview.params, expected)
         if statement is not None:
-            return await self._confirm.in_one_statement(
-                action, preview, principal, surface, text, statement
-            )
-        return await self._confirm.in_transaction(
-            action, preview, principal, surface, text, ctx, expected
-        )
+            return await self._confirm.in_one_statement(action, preview, ctx, statement)
+        return await self._confirm.in_transaction(action, preview, ctx, expected)
 
     async def run(
         self,

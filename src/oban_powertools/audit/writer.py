@@ -27,13 +27,20 @@ OUTCOMES = frozenset({"succeeded", "denied", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEvent:
+class EventHeader:
+    """Which event, when, what was done and to which resource: what every view of an
+    event starts with."""
+
     id: int
     occurred_at: datetime
     action: str
     command: str
     resource_type: str
     resource_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent(EventHeader):
     principal_id: str
     principal_type: str
     principal_label: str

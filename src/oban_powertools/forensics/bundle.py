@@ -23,6 +23,7 @@ from ..display import Display
 from ..read_models.audit import AuditRow, audit_row
 from ..read_models.common import NATIVE, NextPath, utc
 from ..read_models.principal import ShownPrincipal
+from ..seams import Resource
 from .completeness import Completeness
 
 AUDIT_LIMIT = 100
@@ -110,6 +111,13 @@ class Subject:
     label: str  # display-policy label of the subject
     audit: list[AuditRow]
     now: datetime
+    audit_truncated: bool = False  # there are older audit rows than ``audit`` holds
+
+    def audit_items(self) -> list[ChronologyItem]:
+        return audit_items(self.audit)
+
+    def audit_path(self) -> NextPath:
+        return audit_path(self.resource_type, self.resource_id)
 
     def bundle(
         self,
@@ -159,9 +167,9 @@ class Subject:
             diagnosis=diagnosis,
             details=[],
             facts=[],
-            items=audit_items(self.audit),
+            items=self.audit_items(),
             completeness=completeness,
-            next_paths=[audit_path(self.resource_type, self.resource_id), index],
+            next_paths=[self.audit_path(), index],
             window_start=window_start,
             exists=exists,
         )
@@ -208,6 +216,23 @@ def audit_items(rows: Sequence[AuditRow]) -> list[ChronologyItem]:
             )
         )
     return items
+
+
+async def open_subject(
+    conn: Conn,
+    display: Display,
+    resource_type: str,
+    resource_id: str,
+    *,
+    field: str,
+    now: datetime,
+) -> Subject:
+    """The subject labelled by the display policy (``field`` names its id), with its
+    latest audit trail: how every bundle starts."""
+    resource = Resource(resource_type, resource_id)
+    label = display.text(resource_type, resource_id, resource=resource, field=field)
+    rows, truncated = await audit_trail(conn, display, resource_type, resource_id)
+    return Subject(resource_type, resource_id, label, rows, now, truncated)
 
 
 async def audit_trail(

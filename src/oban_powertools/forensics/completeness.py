@@ -111,11 +111,11 @@ def cron_completeness(
     missing_jobs: int,
     truncated: bool = False,
 ) -> Completeness:
-    if not exists and not has_audit:
-        return Completeness(UNKNOWN, ["no cron entry by this name and no audit trail for it"])
     if not exists:
-        return Completeness(
-            UNAVAILABLE, ["the cron entry no longer exists; only its audit trail remains"]
+        return _absent(
+            has_audit,
+            unknown="no cron entry by this name and no audit trail for it",
+            gone="the cron entry no longer exists; only its audit trail remains",
         )
     if spans == 0:
         return Completeness(
@@ -139,13 +139,10 @@ def cron_completeness(
         )
     if missing_jobs:
         reasons.append(f"{missing_jobs} of {referenced_jobs} slot job(s) were pruned")
-    if truncated:
-        reasons.append("some lists were cut at their cap")
-    if reasons:
-        return Completeness(PARTIAL, reasons)
-    return Completeness(
-        COMPLETE,
-        ["scheduler coverage spans the whole window and every slot's job is still present"],
+    return _graded(
+        reasons,
+        truncated=truncated,
+        complete="scheduler coverage spans the whole window and every slot's job is still present",
     )
 
 
@@ -159,11 +156,11 @@ def job_completeness(
     rescued: int = 0,
     truncated: bool = False,
 ) -> Completeness:
-    if not exists and not has_audit:
-        return Completeness(UNKNOWN, ["no job with this id and no audit trail for it"])
     if not exists:
-        return Completeness(
-            UNAVAILABLE, ["the job row was pruned or deleted; only its audit trail remains"]
+        return _absent(
+            has_audit,
+            unknown="no job with this id and no audit trail for it",
+            gone="the job row was pruned or deleted; only its audit trail remains",
         )
     reasons = []
     # Every finished failed attempt leaves an error; the current attempt may still be running
@@ -177,11 +174,9 @@ def job_completeness(
         )
     elif missing:
         reasons.append(f"{missing} attempt(s) left no recorded error")
-    if truncated:
-        reasons.append("some lists were cut at their cap")
-    if reasons:
-        return Completeness(PARTIAL, reasons)
-    return Completeness(COMPLETE, ["every attempt's outcome is recorded on the job"])
+    return _graded(
+        reasons, truncated=truncated, complete="every attempt's outcome is recorded on the job"
+    )
 
 
 def queue_completeness(
@@ -203,8 +198,23 @@ def queue_completeness(
     reasons = []
     if stale_nodes:
         reasons.append(f"{stale_nodes} node(s) have not reported recently")
+    return _graded(
+        reasons, truncated=truncated, complete="every node running this queue reported recently"
+    )
+
+
+def _absent(has_audit: bool, *, unknown: str, gone: str) -> Completeness:
+    """How complete the picture of a subject that is not there (any more) is: nothing is
+    known without an audit trail, only that trail with one."""
+    if not has_audit:
+        return Completeness(UNKNOWN, [unknown])
+    return Completeness(UNAVAILABLE, [gone])
+
+
+def _graded(reasons: list[str], *, truncated: bool, complete: str) -> Completeness:
+    """Partial for the reasons found (a list cut at its cap is one), else complete."""
     if truncated:
         reasons.append("some lists were cut at their cap")
     if reasons:
         return Completeness(PARTIAL, reasons)
-    return Completeness(COMPLETE, ["every node running this queue reported recently"])
+    return Completeness(COMPLETE, [complete])

@@ -16,17 +16,7 @@ from ..display import Display
 from ..errors import CronExpressionError, CronTimezoneError
 from ..read_models import cron as cron_model
 from ..read_models.common import BRIDGE, HOST, NATIVE, NextPath, ago, utc
-from ..seams import Resource
-from .bundle import (
-    ChronologyItem,
-    EvidenceBundle,
-    Fact,
-    Subject,
-    audit_items,
-    audit_path,
-    audit_trail,
-    with_query,
-)
+from .bundle import ChronologyItem, EvidenceBundle, Fact, open_subject, with_query
 from .completeness import Gap, coverage_gaps, cron_completeness
 
 SLOT_LIMIT = 200
@@ -46,11 +36,9 @@ async def cron_bundle(
     now: datetime,
     window: timedelta,
 ) -> EvidenceBundle:
-    resource = Resource("cron_entry", name)
-    subject = display.text("cron_entry", name, resource=resource, field="name")
     async with db.connection() as conn:
         rows = await cron_model.fetch_entries(conn, name)
-        audit_rows, audit_truncated = await audit_trail(conn, display, "cron_entry", name)
+        evidence = await open_subject(conn, display, "cron_entry", name, field="name", now=now)
         row = rows[0] if rows else None
         start = now - window
         if row is not None and row["created_at"] is not None:
@@ -61,21 +49,20 @@ async def cron_bundle(
             WINDOW_COVERAGE, {"since": start, "until": now, "limit": COVERAGE_LIMIT}
         )
         spans = [(utc(r["first_minute"]), utc(r["last_minute"])) for r in await cur.fetchall()]
-    evidence = Subject("cron_entry", name, subject, audit_rows, now)
     clean_spans = [(a, b) for a, b in spans if a is not None and b is not None]
     gaps = coverage_gaps(start, now, clean_spans) if clean_spans else []
 
     if row is None:
         completeness = cron_completeness(
             exists=False,
-            has_audit=bool(audit_rows),
+            has_audit=bool(evidence.audit),
             spans=0,
             gaps=[],
             referenced_jobs=0,
             missing_jobs=0,
         )
-        diagnosis = f"No cron entry named {subject} exists." + (
-            " Its audit trail is shown below." if audit_rows else ""
+        diagnosis = f"No cron entry named {evidence.label} exists." + (
+            " Its audit trail is shown below." if evidence.audit else ""
         )
         return evidence.missing(
             diagnosis=diagnosis,
@@ -89,15 +76,17 @@ async def cron_bundle(
     missing = [s for s in referenced if not s["job_present"]]
     completeness = cron_completeness(
         exists=True,
-        has_audit=bool(audit_rows),
+        has_audit=bool(evidence.audit),
         spans=len(clean_spans),
         gaps=gaps,
         referenced_jobs=len(referenced),
         missing_jobs=len(missing),
-        truncated=audit_truncated or len(slots) >= SLOT_LIMIT or len(spans) >= COVERAGE_LIMIT,
+        truncated=evidence.audit_truncated
+        or len(slots) >= SLOT_LIMIT
+        or len(spans) >= COVERAGE_LIMIT,
     )
 
-    items = audit_items(audit_rows)
+    items = evidence.audit_items()
     slot_minutes = set()
     for s in slots:
         slot_at = utc(s["slot_at"])
@@ -189,7 +178,7 @@ async def cron_bundle(
     paths: list[NextPath] = []
     if entry.paused:
         paths.append(NextPath("Resume cron entry", NATIVE, f"/cron/{name}"))
-        paths.append(audit_path("cron_entry", name))
+        paths.append(evidence.audit_path())
         paths.append(
             NextPath(
                 "Check the upstream system / runbook",
@@ -214,7 +203,7 @@ async def cron_bundle(
                     note="Worker code and the systems it calls are host-owned.",
                 )
             )
-        paths.append(audit_path("cron_entry", name))
+        paths.append(evidence.audit_path())
     if bridge:
         paths.append(NextPath("Inspect cron in Oban Web", BRIDGE, "/oban/crons"))
 

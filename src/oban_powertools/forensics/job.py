@@ -20,17 +20,7 @@ from ..read_models.common import (
     duration,
     utc,
 )
-from ..seams import Resource
-from .bundle import (
-    ChronologyItem,
-    EvidenceBundle,
-    Fact,
-    Subject,
-    audit_items,
-    audit_path,
-    audit_trail,
-    with_query,
-)
+from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
 from .completeness import job_completeness
 
 JOB_SLOTS = sql("cron_slots", "job_slots")
@@ -47,8 +37,6 @@ async def job_bundle(
 ) -> EvidenceBundle:
     text = raw_id.strip()
     job_id = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
-    resource = Resource("job", raw_id)
-    subject = display.text("job", raw_id, resource=resource, field="id")
     async with db.connection() as conn:
         row = None
         slots: list[Any] = []
@@ -59,13 +47,12 @@ async def job_bundle(
             row = await cur.fetchone()
             cur = await conn.execute(JOB_SLOTS, {"id": job_id})
             slots = list(await cur.fetchall())
-        audit_rows, audit_truncated = await audit_trail(conn, display, "job", raw_id)
-    evidence = Subject("job", raw_id, subject, audit_rows, now)
-    items = audit_items(audit_rows)
+        evidence = await open_subject(conn, display, "job", raw_id, field="id", now=now)
+    items = evidence.audit_items()
     if row is None:
-        completeness = job_completeness(exists=False, has_audit=bool(audit_rows))
-        diagnosis = f"Job {subject} is not in oban_jobs (pruned or never existed)." + (
-            " Its audit trail is shown below." if audit_rows else ""
+        completeness = job_completeness(exists=False, has_audit=bool(evidence.audit))
+        diagnosis = f"Job {evidence.label} is not in oban_jobs (pruned or never existed)." + (
+            " Its audit trail is shown below." if evidence.audit else ""
         )
         return evidence.missing(
             diagnosis=diagnosis,
@@ -79,12 +66,12 @@ async def job_bundle(
     rescued = meta.get("rescued") if isinstance(meta.get("rescued"), int) else 0
     completeness = job_completeness(
         exists=True,
-        has_audit=bool(audit_rows),
+        has_audit=bool(evidence.audit),
         state=job.state,
         attempt=job.attempt,
         errors_recorded=len(job.errors),
         rescued=rescued or 0,
-        truncated=audit_truncated,
+        truncated=evidence.audit_truncated,
     )
     node = job.nodes[0] if job.nodes else "an unknown node"
     items.append(ChronologyItem(job.inserted_at, "job", "inserted", f"queue {job.queue}"))

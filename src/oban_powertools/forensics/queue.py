@@ -9,17 +9,7 @@ from ..db import Database
 from ..display import Display
 from ..read_models import queues as queues_model
 from ..read_models.common import BRIDGE, HOST, NATIVE, NextPath, ago
-from ..seams import Resource
-from .bundle import (
-    ChronologyItem,
-    EvidenceBundle,
-    Fact,
-    Subject,
-    audit_items,
-    audit_path,
-    audit_trail,
-    with_query,
-)
+from .bundle import ChronologyItem, EvidenceBundle, Fact, open_subject, with_query
 from .completeness import queue_completeness
 
 
@@ -32,28 +22,25 @@ async def queue_bundle(
     now: datetime,
     window: timedelta,
 ) -> EvidenceBundle:
-    resource = Resource("queue", name)
-    subject = display.text("queue", name, resource=resource, field="queue")
     views = await queues_model.list_queues(db, display, queue=name)
     async with db.connection() as conn:
-        audit_rows, audit_truncated = await audit_trail(conn, display, "queue", name)
-    evidence = Subject("queue", name, subject, audit_rows, now)
+        evidence = await open_subject(conn, display, "queue", name, field="queue", now=now)
     view = views[0] if views else None
-    items = audit_items(audit_rows)
+    items = evidence.audit_items()
     if view is None:
-        completeness = queue_completeness(known=bool(audit_rows), live_nodes=0, stale_nodes=0)
-        diagnosis = f"No node runs queue {subject} and no decision is stored for it."
+        completeness = queue_completeness(known=bool(evidence.audit), live_nodes=0, stale_nodes=0)
+        diagnosis = f"No node runs queue {evidence.label} and no decision is stored for it."
         return evidence.missing(
             diagnosis=diagnosis,
             completeness=completeness,
             index=NextPath("All queues", NATIVE, "/queues"),
             window_start=now - window,
-            exists=bool(audit_rows),  # known from its audit trail alone
+            exists=bool(evidence.audit),  # known from its audit trail alone
         )
     live = view.live_nodes
     stale = sum(1 for n in view.nodes if n.freshness == "stale")
     completeness = queue_completeness(
-        known=True, live_nodes=live, stale_nodes=stale, truncated=audit_truncated
+        known=True, live_nodes=live, stale_nodes=stale, truncated=evidence.audit_truncated
     )
     for n in view.nodes:
         items.append(
@@ -87,7 +74,7 @@ async def queue_bundle(
     paths = [
         NextPath(("Resume" if view.paused else "Pause") + " or scale queue", NATIVE, "/queues"),
         NextPath("Jobs in this queue", NATIVE, with_query("/jobs", queue=name)),
-        audit_path("queue", name),
+        evidence.audit_path(),
         NextPath(
             "Capacity, deploys and node health",
             HOST,

@@ -242,10 +242,7 @@ def _mount(
         report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
         report.snippet = host_snippet(config_module)
         return
-    if report.dry_run:
-        report.diffs.append(_diff(shown, source, plan.text))
-    else:
-        _replace(app_file, plan.text)
+    _patch(report, app_file, shown, source, plan.text)
     new.mount = {"file": shown, "state": "applied"}
     report.lifespan_wired = plan.lifespan
     report.app_target = _target(module, plan.text)
@@ -282,10 +279,7 @@ def _mount_django(
             report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
             snippets.append(asgi_snippet(config_module))
         else:
-            if report.dry_run:
-                report.diffs.append(_diff(shown, source, plan.text))
-            else:
-                _replace(asgi_file, plan.text)
+            _patch(report, asgi_file, shown, source, plan.text)
             new.mount.update(file=shown, state="applied")
             report.lifespan_wired = True
             report.steps.append(Step("patched", shown, plan.detail))
@@ -309,14 +303,19 @@ def _mount_django(
             report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
             snippets.append(settings_snippet(config_module))
         else:
-            if report.dry_run:
-                report.diffs.append(_diff(shown, source, plan.text))
-            else:
-                _replace(settings_file, plan.text)
+            _patch(report, settings_file, shown, source, plan.text)
             new.mount["settings"] = shown
             report.steps.append(Step("patched", shown, plan.detail))
     if snippets:
         report.snippet = "\n".join(snippets)
+
+
+def _patch(report: InstallReport, path: Path, shown: str, source: str, text: str) -> None:
+    """Write the patched text, or on a dry run only show its diff."""
+    if report.dry_run:
+        report.diffs.append(_diff(shown, source, text))
+    else:
+        _replace(path, text)
 
 
 def _target(module: str | None, source: str) -> str | None:

@@ -24,6 +24,8 @@ from .mount import (
     _char_col,
     app_assignments,
     existing_mount,
+    import_line,
+    only_app,
 )
 
 LITESTAR_CLASS = "Litestar"
@@ -165,11 +167,9 @@ def plan_litestar_mount(source: str, config_module: str) -> MountPlan:
         return MountPlan("manual", "it does not parse")
     if (line := existing_wiring(tree)) is not None:
         return MountPlan("present", f"already wires {MOUNT_PATH} in (line {line})")
-    apps = litestar_assignments(tree)
-    if len(apps) != 1:
-        why = "no top-level" if not apps else "more than one top-level"
-        return MountPlan("manual", f"{why} `app = Litestar(...)` found")
-    app = apps[0]
+    app = only_app(litestar_assignments(tree), "`app = Litestar(...)`")
+    if isinstance(app, MountPlan):
+        return app
     insertion = _insertion(app.call)
     if isinstance(insertion, str):
         return MountPlan("manual", insertion)
@@ -189,13 +189,7 @@ def plan_litestar_mount(source: str, config_module: str) -> MountPlan:
         f"# oban-powertools: {PLUGIN} mounts the control plane at {MOUNT_PATH} and opens its "
         f"pool (wired in {config_module}){newline}",
     )
-    imports = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.Import | ast.ImportFrom) and node.lineno < statement.lineno
-    ]
-    at = imports[-1].end_lineno if imports else statement.lineno - 1
-    assert at is not None
+    at = import_line(tree, statement)
     lines.insert(
         at,
         f"from {config_module} import powertools{newline}"

@@ -69,6 +69,28 @@ def app_assignments(
     return found
 
 
+def only_app(apps: list[AppAssignment], wanted: str) -> AppAssignment | MountPlan:
+    """The one top-level app assignment, or the manual plan saying why there is not one
+    (``wanted`` names what was looked for, e.g. ```app = Litestar(...)```)."""
+    if len(apps) == 1:
+        return apps[0]
+    why = "no top-level" if not apps else "more than one top-level"
+    return MountPlan("manual", f"{why} {wanted} found")
+
+
+def import_line(tree: ast.Module, statement: ast.stmt) -> int:
+    """The line after which an import for ``statement`` goes: after the last top-level
+    import before it, else right above it."""
+    imports = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom) and node.lineno < statement.lineno
+    ]
+    at = imports[-1].end_lineno if imports else statement.lineno - 1
+    assert at is not None
+    return at
+
+
 def existing_mount(tree: ast.Module) -> int | None:
     """The line where the control plane is already mounted, or None."""
     for node in ast.walk(tree):
@@ -128,11 +150,9 @@ def plan_mount(source: str, config_module: str, *, lifespan_available: bool = Tr
         return MountPlan("manual", f"it does not parse (line {exc.lineno}: {exc.msg})")
     if (line := existing_mount(tree)) is not None:
         return MountPlan("present", f"already mounts {MOUNT_PATH} (line {line})")
-    apps = app_assignments(tree)
-    if len(apps) != 1:
-        why = "no top-level" if not apps else "more than one top-level"
-        return MountPlan("manual", f"{why} `app = FastAPI(...)` or `Starlette(...)` found")
-    app = apps[0]
+    app = only_app(app_assignments(tree), "`app = FastAPI(...)` or `Starlette(...)`")
+    if isinstance(app, MountPlan):
+        return app
     statement, call = app.statement, app.call
     assert statement.end_lineno is not None and call.end_lineno is not None
     assert call.end_col_offset is not None
@@ -160,13 +180,7 @@ def plan_mount(source: str, config_module: str, *, lifespan_available: bool = Tr
         col = _char_col(original, byte_col)
         lines[row - 1] = original[:col] + text % "powertools_lifespan" + original[col:]
     imported = "powertools, powertools_lifespan" if wire_lifespan else "powertools"
-    imports = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.Import | ast.ImportFrom) and node.lineno < statement.lineno
-    ]
-    at = imports[-1].end_lineno if imports else statement.lineno - 1
-    assert at is not None
+    at = import_line(tree, statement)
     lines.insert(at, f"from {config_module} import {imported}{newline}")
     patched = "".join(lines)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from ..actions import Action, Preview, get_action
 from ..display import Display
 from ..seams import Resource
-from .principal import ShownPrincipal, shown_principal
+from .principal import ShownPrincipal, shown_actor
 
 MAX_LISTED_TARGETS = 200
 
@@ -47,7 +47,7 @@ def preview_view(
         targets=[display.text("target", t, resource=resource, field="target") for t in listed],
         more_targets=len(preview.targets) - len(listed),
         effect=display.free_text("effect", preview.effect, resource=resource, field="effect"),
-        actor=shown_principal(display, preview.actor_id, preview.actor_label),
+        actor=shown_actor(display, preview.actor_id, preview.actor_label),
         status=preview.status,
         created_at=preview.created_at,
         expires_at=preview.expires_at,

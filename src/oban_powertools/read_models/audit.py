@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from ..audit import queries
 from ..audit.queries import AuditFilters
-from ..audit.writer import AuditEvent
+from ..audit.writer import AuditEvent, EventHeader
 from ..db import Database
 from ..display import Display
 from ..seams import Resource
@@ -15,13 +14,7 @@ from .principal import ShownPrincipal
 
 
 @dataclass(frozen=True, slots=True)
-class AuditRow:
-    id: int
-    occurred_at: datetime
-    action: str
-    command: str
-    resource_type: str
-    resource_id: str
+class AuditRow(EventHeader):
     resource: str
     actor_id: str
     actor_label: str

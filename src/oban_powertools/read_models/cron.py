@@ -19,7 +19,7 @@ from ..errors import CronExpressionError, CronTimezoneError
 from ..runtime import presence
 from ..seams import Resource
 from .common import now_utc, utc
-from .principal import ShownPrincipal, shown_principal
+from .principal import ShownPrincipal, shown_stored
 
 MAX_ENTRIES = 500
 RECENT_SLOTS = 25
@@ -142,14 +142,7 @@ def entry_view(display: Display, row: Mapping[str, Any], now: datetime) -> CronE
         max_catch_up=row["max_catch_up"],
         paused=row["paused"],
         paused_at=utc(row["paused_at"]),
-        paused_by=shown_principal(
-            display,
-            row["paused_by_id"],
-            row["paused_by_label"],
-            resource=resource,
-            id_field="paused_by_id",
-            label_field="paused_by_label",
-        ),
+        paused_by=shown_stored(display, row, "paused_by", resource=resource),
         paused_reason=display.optional(
             "reason", row["paused_reason"], resource=resource, field="paused_reason"
         ),

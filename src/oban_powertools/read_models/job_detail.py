@@ -13,7 +13,7 @@ from ..db.queries import sql
 from ..display import Display, error_line, merge_secrets
 from ..seams import Resource
 from .common import PRODUCER_LIVE_SECONDS, utc
-from .jobs import applicable_actions, shown_identity
+from .jobs import JobIdentity, applicable_actions, shown_identity
 
 GET_JOB = sql("oban_jobs", "job_detail")
 
@@ -27,15 +27,7 @@ class JobError:
 
 
 @dataclass(frozen=True, slots=True)
-class JobDetail:
-    id: int
-    state: str
-    queue: str
-    worker: str
-    attempt: int
-    max_attempts: int
-    priority: int
-    tags: list[str]
+class JobDetail(JobIdentity):
     args_json: str
     meta_json: str
     errors: list[JobError]

@@ -140,11 +140,7 @@ async def stuck_jobs(
         nodes: Sequence[str] = r["attempted_by"] or []
         found.append(
             StuckJob(
-                id=r["id"],
-                queue=display.text("queue", r["queue"], resource=resource, field="queue"),
-                worker=display.text("worker", r["worker"], resource=resource, field="worker"),
-                attempt=r["attempt"],
-                max_attempts=r["max_attempts"],
+                **_attempts(display, r, resource),
                 attempted_at=utc(r["attempted_at"]),
                 running_seconds=r["running_seconds"],
                 node=display.text("node", nodes[0], resource=resource, field="attempted_by")
@@ -171,13 +167,20 @@ async def recent_discarded(conn: Conn, display: Display, *, limit: int = 5) -> l
             )
         found.append(
             DiscardedJob(
-                id=r["id"],
-                queue=display.text("queue", r["queue"], resource=resource, field="queue"),
-                worker=display.text("worker", r["worker"], resource=resource, field="worker"),
-                attempt=r["attempt"],
-                max_attempts=r["max_attempts"],
+                **_attempts(display, r, resource),
                 discarded_at=utc(r["discarded_at"]),
                 last_error=line,
             )
         )
     return found
+
+
+def _attempts(display: Display, r: Mapping[str, Any], resource: Resource) -> dict[str, Any]:
+    """What a stuck and a discarded job both show: the job, where it runs, its attempts."""
+    return {
+        "id": r["id"],
+        "queue": display.text("queue", r["queue"], resource=resource, field="queue"),
+        "worker": display.text("worker", r["worker"], resource=resource, field="worker"),
+        "attempt": r["attempt"],
+        "max_attempts": r["max_attempts"],
+    }

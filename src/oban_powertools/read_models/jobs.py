@@ -100,7 +100,9 @@ class JobFilters:
 
 
 @dataclass(frozen=True, slots=True)
-class JobRow:
+class JobIdentity:
+    """What every view of a job shows of it (see shown_identity)."""
+
     id: int
     state: str
     queue: str
@@ -109,6 +111,10 @@ class JobRow:
     max_attempts: int
     priority: int
     tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow(JobIdentity):
     args_preview: str
     last_error: str
     at: datetime | None

@@ -37,7 +37,7 @@ from .common import (
     utc,
 )
 from .failures import FailureGroup, group_failures
-from .principal import shown_principal
+from .principal import shown_stored
 
 type Severity = Literal["critical", "warning", "info"]
 
@@ -232,14 +232,7 @@ def _paused_entry(display: Display, e: Mapping[str, Any], now: datetime, bridge:
     name = e["name"]
     resource = Resource("cron_entry", name)
     shown = display.text("cron_entry", name, resource=resource, field="name")
-    by = shown_principal(
-        display,
-        e["paused_by_id"],
-        e["paused_by_label"],
-        resource=resource,
-        id_field="paused_by_id",
-        label_field="paused_by_label",
-    )
+    by = shown_stored(display, e, "paused_by", resource=resource)
     reason = display.optional(
         "reason", e["paused_reason"], resource=resource, field="paused_reason"
     )
@@ -281,14 +274,7 @@ def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge:
         )
         since = None
     else:
-        by = shown_principal(
-            display,
-            q["changed_by_id"],
-            q["changed_by_label"],
-            resource=resource,
-            id_field="changed_by_id",
-            label_field="changed_by_label",
-        )
+        by = shown_stored(display, q, "changed_by", resource=resource)
         reason = display.optional("reason", q["reason"], resource=resource, field="reason")
         since = utc(q["updated_at"])
         why = f"Paused by {by or 'an unknown actor'} {ago(since, now)}"

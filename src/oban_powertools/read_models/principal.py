@@ -8,8 +8,9 @@ through the display policy: pages use the ``principal`` macro, plain text ``str(
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import overload
+from typing import Any
 
 from ..display import Display
 from ..seams import Resource
@@ -41,32 +42,6 @@ class ShownPrincipal:
         return shown | {"type": self.type} if self.type else shown
 
 
-@overload
-def shown_principal(
-    display: Display,
-    principal_id: str,
-    label: str,
-    *,
-    type: str | None = None,
-    resource: Resource | None = None,
-    id_field: str = "principal_id",
-    label_field: str = "principal_label",
-) -> ShownPrincipal: ...
-
-
-@overload
-def shown_principal(
-    display: Display,
-    principal_id: str | None,
-    label: str | None,
-    *,
-    type: str | None = None,
-    resource: Resource | None = None,
-    id_field: str = "principal_id",
-    label_field: str = "principal_label",
-) -> ShownPrincipal | None: ...
-
-
 def shown_principal(
     display: Display,
     principal_id: str | None,
@@ -87,3 +62,26 @@ def shown_principal(
     shown_id = display.optional("principal", principal_id, resource=resource, field=id_field)
     shown_label = display.optional("principal", label, resource=resource, field=label_field)
     return ShownPrincipal(shown_id or "", shown_label or shown_id or "", type)
+
+
+def shown_actor(display: Display, principal_id: str, label: str) -> ShownPrincipal:
+    """A principal that acts (its id is always known) through the policy."""
+    shown = shown_principal(display, principal_id, label)
+    assert shown is not None  # the id is a str, so the principal is known
+    return shown
+
+
+def shown_stored(
+    display: Display, row: Mapping[str, Any], prefix: str, *, resource: Resource
+) -> ShownPrincipal | None:
+    """The principal a row stores in its ``<prefix>_id`` and ``<prefix>_label`` columns
+    (``paused_by_id`` ...), each value through the policy under its column's name."""
+    id_field, label_field = f"{prefix}_id", f"{prefix}_label"
+    return shown_principal(
+        display,
+        row[id_field],
+        row[label_field],
+        resource=resource,
+        id_field=id_field,
+        label_field=label_field,
+    )

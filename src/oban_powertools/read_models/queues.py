@@ -17,7 +17,7 @@ from ..db.queries import sql
 from ..display import Display
 from ..seams import Resource
 from .common import EXACT_BELOW_FACTOR, PRODUCER_LIVE_SECONDS, Count, bounded_count, utc
-from .principal import ShownPrincipal, shown_principal
+from .principal import ShownPrincipal, shown_stored
 
 QUEUE_STATES = ("available", "scheduled", "executing", "retryable")
 QUEUE_COUNT_CAP = 1000
@@ -141,14 +141,7 @@ async def list_queues(
             key=name,
             decided_paused=d["paused"],
             limit_override=d["limit_override"],
-            decided_by=shown_principal(
-                display,
-                d["changed_by_id"],
-                d["changed_by_label"],
-                resource=resource,
-                id_field="changed_by_id",
-                label_field="changed_by_label",
-            ),
+            decided_by=shown_stored(display, d, "changed_by", resource=resource),
             decision_reason=display.optional(
                 "reason", d["reason"], resource=resource, field="reason"
             ),

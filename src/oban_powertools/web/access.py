@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from ..display import Display
-from ..read_models.principal import ShownPrincipal, shown_principal
+from ..read_models.principal import ShownPrincipal, shown_actor
 from ..seams import Principal, Resource, resolve
 from .security import CSRF_FIELD, CSRF_HEADER, Csrf, same_origin
 
@@ -162,7 +162,7 @@ async def current_viewer(request: Request) -> Viewer | None:
     return Viewer(
         actor=actor,
         principal=principal,
-        shown=shown_principal(plane.display, principal.id, principal.label),
+        shown=shown_actor(plane.display, principal.id, principal.label),
         csrf_token=plane.csrf.token(principal.id),
         plane=plane,
     )

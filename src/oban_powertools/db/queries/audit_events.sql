@@ -57,34 +57,31 @@ LIMIT %(limit)s
 -- One page of a subject's trail, newest first, with the filters and columns of
 -- list_events (unprepared too): its own events (the resource index) merged with the bulk
 -- events whose ``detail.targets`` name it (a GIN index on that array, migration 0002).
+-- The filters both branches share are written once (matching); NOT MATERIALIZED inlines
+-- it into each branch, so each keeps its own index and limit.
+WITH matching AS NOT MATERIALIZED (
+    SELECT id, resource_id, detail FROM powertools_audit_events
+    WHERE (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
+      AND (%(action)s::text IS NULL OR action = %(action)s::text
+           OR command = %(action)s::text)
+      AND (%(actor)s::text IS NULL OR principal_id = %(actor)s::text)
+      AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s::text)
+      AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
+      AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
+      AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+)
 SELECT id, occurred_at, action, command, resource_type, resource_id, principal_id,
        principal_type, principal_label, reason, preview_token, NULL::jsonb AS before,
        NULL::jsonb AS after, surface, outcome,
        jsonb_build_object('effect', detail->'effect') AS detail,
        coalesce(jsonb_array_length(detail->'targets'), 0) AS target_count
-FROM ((SELECT id FROM powertools_audit_events
-       WHERE (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
-         AND resource_id = %(resource_id)s::text
-         AND (%(action)s::text IS NULL OR action = %(action)s::text
-              OR command = %(action)s::text)
-         AND (%(actor)s::text IS NULL OR principal_id = %(actor)s::text)
-         AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s::text)
-         AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
-         AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
-         AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+FROM ((SELECT id FROM matching
+       WHERE resource_id = %(resource_id)s::text
        ORDER BY id DESC
        LIMIT %(limit)s)
       UNION
-      (SELECT id FROM powertools_audit_events
+      (SELECT id FROM matching
        WHERE (detail->'targets') ? %(resource_id)s::text AND resource_id LIKE 'bulk:%%'
-         AND (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s::text)
-         AND (%(action)s::text IS NULL OR action = %(action)s::text
-              OR command = %(action)s::text)
-         AND (%(actor)s::text IS NULL OR principal_id = %(actor)s::text)
-         AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s::text)
-         AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
-         AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
-         AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
        ORDER BY id DESC
        LIMIT %(limit)s)) subject
 JOIN powertools_audit_events USING (id)

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from ...actions.errors import ActionError, PreviewConsumed, PreviewDrifted, PreviewNotFound
 from ...actions.preview import Preview
 from ...display import Display
-from ...read_models.principal import shown_principal
+from ...read_models.principal import shown_actor
 from ...seams import Resource
 from ..access import Viewer, current_viewer, plane_of
 from ..params import preview_token
@@ -57,7 +57,7 @@ def preview_json(display: Display, preview: Preview) -> dict[str, Any]:
         "resource": preview.resource,
         "targets": preview.targets,
         "effect": display.free_text("effect", preview.effect, resource=resource, field="effect"),
-        "actor": shown_principal(display, preview.actor_id, preview.actor_label).to_dict(),
+        "actor": shown_actor(display, preview.actor_id, preview.actor_label).to_dict(),
         "status": preview.status,
         "expires_at": preview.expires_at.isoformat(),
         "audit_event_id": preview.audit_event_id,
