@@ -245,6 +245,7 @@ PARAMS_FOR: dict[str, dict[str, str]] = {
     "pause_queue": {},
     "resume_queue": {},
     "scale_queue": {"limit": "7"},
+    "set_queue_limits": {"global_limit": "4"},
     "retry_job": {},
     "cancel_job": {},
     "discard_job": {},

@@ -57,6 +57,30 @@ class Operator:
     async def scale_queue(self, actor: Any, queue: str, limit: int, *, reason: str) -> ActionResult:
         return await self._run(actor, "scale_queue", queue, reason, {"limit": limit})
 
+    async def set_queue_limits(
+        self,
+        actor: Any,
+        queue: str,
+        *,
+        reason: str,
+        global_limit: int | None = None,
+        rate_allowed: int | None = None,
+        rate_period: int | None = None,
+        revert: bool = False,
+    ) -> ActionResult:
+        """The queue's limits as they should be (one left out: no such limit), or
+        ``revert=True``: the code's declaration again."""
+        params: dict[str, Any] = (
+            {"revert": True}
+            if revert
+            else {
+                "global_limit": global_limit,
+                "rate_allowed": rate_allowed,
+                "rate_period": rate_period,
+            }
+        )
+        return await self._run(actor, "set_queue_limits", queue, reason, params)
+
     async def retry_jobs(
         self, actor: Any, ids: Sequence[int], *, reason: str | None = None
     ) -> ActionResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, LiteralString
@@ -13,7 +12,6 @@ from ..queues import state
 from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register, whole_number
 from .errors import InvalidTargets
 
-QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 MAX_LIMIT = 10_000
 LOCK_QUEUE_KEY = sql("queue_states", "lock_queue_key")
 
@@ -22,7 +20,7 @@ class QueueAction(Action):
     resource_type = "queue"
 
     def parse_target(self, raw: str) -> str:
-        if not QUEUE_PATTERN.match(raw):
+        if not state.QUEUE_PATTERN.match(raw):
             raise InvalidTargets(f"{raw[:60]!r} is not a queue name")
         return raw
 

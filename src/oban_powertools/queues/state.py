@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..db import Conn
 from ..db.queries import sql
+
+# What a queue name may be in an action's target (oban's names, without spaces or quotes).
+QUEUE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 
 QUEUE_SNAPSHOT = sql("queue_states", "queue_snapshot")
 KNOWN_QUEUES = sql("queue_states", "known_queues")

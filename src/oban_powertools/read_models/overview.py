@@ -24,6 +24,7 @@ from ..runtime import presence
 from ..seams import Resource
 from . import audit as audit_model
 from . import glance, job_failures
+from . import limits as limits_model
 from .common import (
     BRIDGE,
     HOST,
@@ -111,6 +112,7 @@ async def overview(
         by_queue = await glance.by_queue(conn, display)
         last_hour = await glance.last_hour(conn)
         runtime = await presence.runtime_status(conn)
+        limiters = await limits_model.limiters_in(conn, display)
     # Audit rows name actors and reasons: only for viewers who may read the audit log.
     recent = await audit_model.recent_events(db, display, limit=8) if include_audit else []
 
@@ -123,6 +125,9 @@ async def overview(
         items.append(_paused_entry(display, e, now, bridge))
     for q in paused_queues:
         items.append(_paused_queue(display, q, now, bridge))
+    for limiter in limiters.values():
+        if limiter.saturated:
+            items.append(_saturated_limit(display, limiter))
     for jobs in _by_node(stuck):
         if len(jobs) == 1:
             items.append(_stuck(jobs[0], now, stuck_after))
@@ -149,6 +154,7 @@ async def overview(
         checked=[
             "paused cron entries",
             "paused queues",
+            "queue limiters holding jobs back (a global limit full, a rate spent)",
             f"jobs executing longer than {duration(stuck_after)} or on a node without a live "
             "producer",
             "failing workers (retryable now, discarded in the last 24 hours), grouped by "
@@ -292,6 +298,31 @@ def _paused_queue(display: Display, q: Mapping[str, Any], now: datetime, bridge:
         paths.append(NextPath("Inspect queue in Oban Web", BRIDGE, "/oban/queues"))
     title = f"Queue {shown} is paused"
     return Attention("queue_paused", "warning", title, why, since, paths, resource)
+
+
+def _saturated_limit(display: Display, limiter: limits_model.LimiterView) -> Attention:
+    """A limiter that binds now: the queue's jobs (or some partitions') wait for it."""
+    resource = Resource("queue", limiter.queue)
+    shown = display.text("queue", limiter.queue, resource=resource, field="queue")
+    why = (
+        "; ".join(limiter.held_back).capitalize()
+        + f". No new jobs of these start until the limit frees up; the numbers are {limiter.source}."
+    )
+    paths = [
+        NextPath("Limiters' use and Change limits on the Queues page", NATIVE, "/queues"),
+        NextPath(
+            "Evidence for this queue",
+            NATIVE,
+            _query("/forensics", resource_type="queue", resource_id=limiter.queue),
+        ),
+        NextPath(
+            "Check the capacity the limit protects before raising it",
+            HOST,
+            note="The limit guards a resource of the host (an API quota, a database).",
+        ),
+    ]
+    title = f"Queue {shown} is held back by its limits"
+    return Attention("limit_saturated", "info", title, why, None, paths, resource)
 
 
 def _stuck(job: job_failures.StuckJob, now: datetime, stuck_after: int) -> Attention:

@@ -286,3 +286,108 @@ SELECT extract(epoch FROM now())::float8 AS now_epoch,
        (SELECT t.partition_key FROM powertools_limit_turns t WHERE t.queue = l.queue) AS turn
 FROM powertools_queue_limits l
 WHERE l.queue = %(queue)s
+
+-- name: limits_snapshot
+-- What set_queue_limits snapshots of each queue that some node runs, or that has stored
+-- limits or a stored decision: its stored limits (version 0 and declared '{}' while it
+-- has no row yet) and how many of its jobs execute now.
+SELECT q.name AS queue, l.global_limit, coalesce(l.global_partitioned, false)
+           AS global_partitioned,
+       l.rate_allowed, l.rate_period, coalesce(l.rate_partitioned, false) AS rate_partitioned,
+       l.partition_fields, coalesce(l.partition_keys, '{}') AS partition_keys,
+       coalesce(l.declared, '{}') AS declared, l.declared_by, l.decided_by_id,
+       l.decided_by_label, l.reason, l.decided_at, coalesce(l.version, 0) AS version,
+       (SELECT count(*) FROM oban_jobs j
+         WHERE j.state = 'executing' AND j.queue = q.name) AS running
+FROM unnest(%(queues)s::text[]) AS q(name)
+LEFT JOIN powertools_queue_limits l ON l.queue = q.name
+WHERE l.queue IS NOT NULL
+   OR EXISTS (SELECT 1 FROM oban_producers p WHERE p.queue = q.name)
+   OR EXISTS (SELECT 1 FROM powertools_queue_states s WHERE s.queue = q.name)
+
+-- name: confirm_set_limits
+-- A confirmed set_queue_limits in one statement (the pattern of confirm_set_paused): the
+-- preview locked while it is ready, unexpired and the confirming actor's (guard); the
+-- queue's row changed only at the version the preview saw, or created when the preview saw
+-- none (version 0; a node declaring it meanwhile makes the insert a no-op, so it drifts);
+-- the audit event written from the change, consuming the preview. revert clears the
+-- decision (the numbers given are then the declaration's), so later declarations apply
+-- again. guarded = 0: the preview was not ready; event_id NULL: the queue drifted.
+WITH guard AS (
+    SELECT token, before FROM powertools_previews
+    WHERE token = %(token)s AND status = 'ready' AND actor_id = %(actor_id)s
+      AND expires_at > clock_timestamp()
+    FOR UPDATE
+),
+old AS (
+    SELECT l.queue, l.global_limit, l.global_partitioned, l.rate_allowed, l.rate_period,
+           l.rate_partitioned, l.partition_fields, l.partition_keys, l.declared,
+           l.declared_by, l.decided_by_id, l.decided_by_label, l.reason, l.decided_at,
+           l.version
+    FROM powertools_queue_limits l, guard
+    WHERE l.queue = %(queue)s
+      AND l.version = (guard.before -> %(queue)s ->> 'version')::bigint
+    FOR UPDATE OF l
+),
+updated AS (
+    UPDATE powertools_queue_limits l
+    SET global_limit = %(global_limit)s::int, rate_allowed = %(rate_allowed)s::int,
+        rate_period = %(rate_period)s::int,
+        decided_by_id = CASE WHEN %(revert)s::boolean THEN NULL ELSE %(by_id)s::text END,
+        decided_by_label = CASE WHEN %(revert)s::boolean THEN NULL
+                                ELSE %(by_label)s::text END,
+        reason = CASE WHEN %(revert)s::boolean THEN NULL ELSE %(reason)s::text END,
+        decided_at = CASE WHEN %(revert)s::boolean THEN NULL ELSE clock_timestamp() END,
+        version = l.version + 1, updated_at = clock_timestamp()
+    FROM old WHERE l.queue = old.queue
+    RETURNING l.queue, l.global_limit, l.global_partitioned, l.rate_allowed, l.rate_period,
+              l.rate_partitioned, l.partition_fields, l.partition_keys, l.declared,
+              l.declared_by, l.decided_by_id, l.decided_by_label, l.reason, l.decided_at,
+              l.version
+),
+inserted AS (
+    INSERT INTO powertools_queue_limits AS l (
+        queue, global_limit, rate_allowed, rate_period, declared, decided_by_id,
+        decided_by_label, reason, decided_at)
+    SELECT %(queue)s, %(global_limit)s::int, %(rate_allowed)s::int, %(rate_period)s::int,
+           '{}'::jsonb, %(by_id)s::text, %(by_label)s::text, %(reason)s::text,
+           clock_timestamp()
+    FROM guard
+    WHERE (guard.before -> %(queue)s ->> 'version')::bigint = 0 AND NOT %(revert)s::boolean
+    ON CONFLICT (queue) DO NOTHING
+    RETURNING l.queue, l.global_limit, l.global_partitioned, l.rate_allowed, l.rate_period,
+              l.rate_partitioned, l.partition_fields, l.partition_keys, l.declared,
+              l.declared_by, l.decided_by_id, l.decided_by_label, l.reason, l.decided_at,
+              l.version
+),
+changed AS (SELECT * FROM updated UNION ALL SELECT * FROM inserted),
+applied AS (
+    SELECT coalesce((SELECT to_jsonb(old) FROM old), guard.before -> %(queue)s) AS before,
+           to_jsonb(changed) AS after
+    FROM changed, guard
+),
+event AS (
+    INSERT INTO powertools_audit_events (
+        action, command, resource_type, resource_id, principal_id, principal_type,
+        principal_label, reason, preview_token, before, after, surface, outcome, detail
+    )
+    SELECT %(audit_action)s, %(audit_command)s, %(audit_resource_type)s,
+           %(audit_resource_id)s, %(audit_principal_id)s, %(audit_principal_type)s,
+           %(audit_principal_label)s, %(audit_reason)s, guard.token, applied.before,
+           applied.after, %(audit_surface)s, 'succeeded', %(audit_detail)s
+    FROM applied, guard
+    RETURNING id, preview_token
+),
+consumed AS (
+    UPDATE powertools_previews p
+    SET status = 'consumed', reason = %(audit_reason)s, resolved_at = clock_timestamp(),
+        audit_event_id = event.id
+    FROM event
+    WHERE p.token = event.preview_token
+    RETURNING p.token
+)
+SELECT (SELECT count(*) FROM guard) AS guarded, event.id AS event_id,
+       applied.before, applied.after, (SELECT count(*) FROM consumed) AS consumed
+FROM (SELECT) AS one
+LEFT JOIN event ON true
+LEFT JOIN applied ON true

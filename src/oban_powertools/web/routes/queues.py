@@ -1,4 +1,5 @@
-"""``/queues``: queues across nodes, the stored decision, counts; pause, resume, scale."""
+"""``/queues``: queues across nodes, the stored decision, counts, limiters' use; pause,
+resume, scale, change limits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...read_models import limits as limits_model
 from ...read_models import queues as queues_model
 from ...seams import Resource
 from ..access import Viewer, plane_of, require
@@ -13,11 +15,14 @@ from ..pages import page
 from ..templating import is_poll
 
 QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
+LIMITS_ACTION = "set_queue_limits"
 
 
 async def controls(viewer: Viewer, queue: queues_model.QueueView) -> dict[str, bool]:
     """Which action buttons this viewer gets for this queue."""
-    return await viewer.pausable_controls(Resource("queue", queue.key), queue.paused, QUEUE_ACTIONS)
+    resource = Resource("queue", queue.key)
+    allowed = await viewer.pausable_controls(resource, queue.paused, QUEUE_ACTIONS)
+    return allowed | {LIMITS_ACTION: await viewer.can(LIMITS_ACTION, resource)}
 
 
 async def queue_list(request: Request) -> Response:
@@ -26,13 +31,15 @@ async def queue_list(request: Request) -> Response:
     listed = await queues_model.list_queues(plane.powertools.db, plane.display)
     queues, hidden = await viewer.visible("view_queues", "queue", listed, lambda q: q.key)
     allowed = {q.key: await controls(viewer, q) for q in queues}
-    read_only = await viewer.read_only(QUEUE_ACTIONS, "queue", (q.key for q in queues))
+    limiters = await limits_model.queue_limiters(plane.powertools.db, plane.display)
+    actions = (*QUEUE_ACTIONS, LIMITS_ACTION)
+    read_only = await viewer.read_only(actions, "queue", (q.key for q in queues))
     name = "queues_live.html" if is_poll(request) else "queues.html"
     return await page(
         request,
         viewer,
         name,
-        {"queues": queues, "controls": allowed, "hidden": hidden},
+        {"queues": queues, "controls": allowed, "hidden": hidden, "limiters": limiters},
         section="queues",
         read_only=read_only,
     )
