@@ -252,10 +252,11 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s::text::oban_job_state)
 ORDER BY id DESC
 LIMIT %(limit)s
 
--- name: filtered_jobs
--- The rows a jobs-list filter matches, for the planner's row estimate. ``state =
--- ANY(states)`` lists every state when none is chosen: it changes no result, but lets a
--- queue-only filter use oban's (state, queue, ...) index.
+-- name: estimate_filtered_jobs
+-- The planner's row estimate for the rows a jobs-list filter matches (EXPLAIN: nothing is
+-- read). ``state = ANY(states)`` lists every state when none is chosen: it changes no
+-- result, but lets a queue-only filter use oban's (state, queue, ...) index.
+EXPLAIN (FORMAT JSON)
 SELECT 1 FROM oban_jobs
 WHERE state = ANY(%(states)s::oban_job_state[])
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
@@ -263,8 +264,8 @@ WHERE state = ANY(%(states)s::oban_job_state[])
   AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
 
 -- name: count_jobs
--- The exact count of filtered_jobs, capped: the same filter (keep the two alike), read
--- only when the estimate is small.
+-- The exact count of estimate_filtered_jobs's rows, capped: the same filter (keep the two
+-- alike), read only when the estimate is small.
 SELECT count(*)::bigint AS n FROM (
 SELECT 1 FROM oban_jobs
 WHERE state = ANY(%(states)s::oban_job_state[])
