@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from oban_powertools import Powertools
 from tests.hostile.world import ARG_MARK, SECRET, Upstream, build
+from tests.support.waiting import eventually
 
 # What the dashboard shows: job data, a secret among it, in the notations Oban Web uses.
 DASHBOARD = (
@@ -48,12 +49,7 @@ async def upstream() -> AsyncIterator[Upstream]:
     seen.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):  # up to 5 s for uvicorn to listen
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise RuntimeError("the upstream test server did not start")
+    await eventually(lambda: server.started, within=5, what="the upstream test server listens")
     try:
         yield seen
     finally:

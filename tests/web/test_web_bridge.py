@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from oban_powertools import Powertools
 from oban_powertools.web.security import SECURITY_HEADERS
+from tests.support.waiting import eventually
 from tests.web.helpers import MOUNT, build_powertools, client, host_app, seed_cron
 
 Client = Callable[..., httpx.AsyncClient]
@@ -91,12 +92,7 @@ async def upstream() -> AsyncIterator[Upstream]:
     seen.url = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):  # up to 5 s for uvicorn to start listening
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise RuntimeError("the upstream test server did not start")
+    await eventually(lambda: server.started, within=5, what="the upstream test server listens")
     try:
         yield seen
     finally:

@@ -128,9 +128,11 @@ async def state_counts(
     return {state: counts[state] for state in states}
 
 
-async def estimate_rows(conn: Conn, query: LiteralString, params: Mapping[str, Any]) -> int:
-    """The planner's row estimate for ``query`` (EXPLAIN, nothing is read)."""
-    cur = await conn.execute("EXPLAIN (FORMAT JSON) " + query, params, prepare=False)
+async def estimate_rows(conn: Conn, explain: LiteralString, params: Mapping[str, Any]) -> int:
+    """The planner's row estimate from ``explain``, a named ``EXPLAIN (FORMAT JSON)``
+    statement (nothing is read). The EXPLAIN is part of the named statement, not put in
+    front of one here: Python never builds SQL text."""
+    cur = await conn.execute(explain, params, prepare=False)
     row = await cur.fetchone()
     if row is None:
         return 0

@@ -49,7 +49,7 @@ MAX_FILTER_LENGTH = 255
 # An unset filter is NULL and matches everything; the statement text never changes.
 LIST_JOBS = sql("oban_jobs", "list_jobs")
 # The rows a filter matches, for the planner's estimate.
-FILTERED_JOBS = sql("oban_jobs", "filtered_jobs")
+ESTIMATE_FILTERED_JOBS = sql("oban_jobs", "estimate_filtered_jobs")
 COUNT_JOBS = sql("oban_jobs", "count_jobs")
 
 
@@ -248,7 +248,7 @@ async def list_jobs(
 async def _count(conn: Conn, filters: JobFilters) -> Count:
     """The planner's estimate when it is large (nothing is read), else a capped exact count."""
     params = filters.params() | {"states": [filters.state] if filters.state else list(JOB_STATES)}
-    estimate = await estimate_rows(conn, FILTERED_JOBS, params)
+    estimate = await estimate_rows(conn, ESTIMATE_FILTERED_JOBS, params)
     if estimate > COUNT_CAP * EXACT_BELOW_FACTOR:
         return Count(estimate, "estimate")
     cur = await conn.execute(COUNT_JOBS, params | {"cap": COUNT_CAP + 1}, prepare=False)

@@ -40,7 +40,7 @@ from ..cron.slots import SlotPlan, iso_utc, plan_slots
 from ..cron.timezones import load_timezone
 from ..db import Conn, Database
 from ..db.queries import sql
-from .chunk import ChunkWriter, SlotClaimedMeanwhile
+from .chunk import ChunkWriter, SlotClaimedMeanwhile, advance_params
 from .failures import describe_error, log_error, transient
 
 __all__ = ["ACTIVE_STATES", "Claimer", "EntryCache", "Evaluation", "NextFire"]
@@ -53,27 +53,6 @@ LOCK_ENTRIES = sql("cron_entries", "lock_entries")
 ADVANCE_ENTRIES = sql("cron_entries", "advance_entries")
 ACTIVE_BY_ID = sql("oban_jobs", "active_cron_jobs_by_id")
 ACTIVE_BY_META = sql("oban_jobs", "active_cron_jobs_by_entry")
-
-
-def _advance(
-    changes: Mapping[str, tuple[datetime, datetime | None, int | None, datetime | None]],
-) -> dict[str, Any]:
-    """ADVANCE_ENTRIES's parameters: (through, last slot, last job, follow-up) per entry."""
-    return {
-        "names": list(changes),
-        "entries": Jsonb(
-            [
-                {
-                    "name": name,
-                    "through": iso_utc(through),
-                    "last_slot_at": iso_utc(last_slot),
-                    "last_job": last_job,
-                    "follow_up": iso_utc(follow_up),
-                }
-                for name, (through, last_slot, last_job, follow_up) in changes.items()
-            ]
-        ),
-    }
 
 
 @dataclass(slots=True)
@@ -259,7 +238,7 @@ class Claimer:
                     )
                 await conn.execute(
                     ADVANCE_ENTRIES,
-                    _advance({name: (minute, None, None, row["follow_up_slot_at"])}),
+                    advance_params({name: (minute, None, None, row["follow_up_slot_at"])}),
                 )
         except Exception as exc:
             log_error("cron: could not record the failure of %r", name, error=exc)
@@ -357,18 +336,7 @@ class Claimer:
                 continue  # only waited for a follow-up that is still blocked: nothing to write
             through = plan.through if plan is not None else row["evaluated_through"]
             advance[name] = (through, last_slot, follow_up)
-        last_jobs = await writer.finish()
-        if not advance:
-            return
-        await conn.execute(
-            ADVANCE_ENTRIES,
-            _advance(
-                {
-                    name: (through, last_slot, last_jobs.get(name), follow_up)
-                    for name, (through, last_slot, follow_up) in advance.items()
-                }
-            ),
-        )
+        await writer.finish(advance)
 
     async def _place(
         self,

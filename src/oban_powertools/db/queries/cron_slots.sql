@@ -8,8 +8,10 @@ SELECT s.entry_name, s.slot_at FROM powertools_cron_slots s
 JOIN unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS c(name, slot_at)
   ON s.entry_name = c.name AND s.slot_at = c.slot_at AND s.kind <> 'manual'
 
--- name: insert_slots
--- Every slot row of a chunk. A row that conflicts was claimed without the entry's lock
+-- name: write_chunk
+-- The rest of a chunk in one round trip: every slot row, the jobs of released follow-ups
+-- written onto their deferred rows, and the entries' bookkeeping (see advance_entries,
+-- whose SET this is). A slot row that conflicts was claimed without the entry's lock
 -- (which no writer does): the caller compares the count with what it planned and rolls
 -- the chunk back when they differ.
 WITH claimed AS (
@@ -22,6 +24,22 @@ WITH claimed AS (
     ORDER BY s.n
     ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
     RETURNING 1
+), released AS (
+    UPDATE powertools_cron_slots s SET job_id = u.job_id
+    FROM unnest(%(released_ids)s::bigint[], %(released_jobs)s::bigint[]) AS u(id, job_id)
+    WHERE s.id = u.id
+    RETURNING 1
+), advanced AS (
+    UPDATE powertools_cron_entries e
+    SET evaluated_through = u.through,
+        last_slot_at = GREATEST(e.last_slot_at, u.last_slot_at),
+        last_job_id = COALESCE(u.last_job, e.last_job_id),
+        follow_up_slot_at = u.follow_up
+    FROM jsonb_to_recordset(%(entries)s) AS u(name text, through timestamptz,
+                                              last_slot_at timestamptz, last_job bigint,
+                                              follow_up timestamptz)
+    WHERE e.name = u.name AND e.name = ANY(%(names)s::text[])
+    RETURNING 1
 )
 SELECT count(*) AS claimed FROM claimed
 
@@ -33,12 +51,6 @@ FROM unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS u(name, slot_at)
 WHERE s.entry_name = u.name AND s.slot_at = u.slot_at AND s.kind <> 'manual'
   AND s.outcome = 'deferred'
 RETURNING s.id, s.entry_name, s.kind
-
--- name: set_slot_jobs
--- The jobs of released follow-ups, written onto their deferred slot rows.
-UPDATE powertools_cron_slots s SET job_id = u.job_id
-FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS u(id, job_id)
-WHERE s.id = u.id
 
 -- name: insert_slot
 -- Claim one slot (a failed minute, or an operator's manual run); no row when the minute

@@ -155,9 +155,12 @@ SET LOCAL work_mem = '64MB'
 -- name: active_cron_jobs_by_id
 -- Statements that look rows up in oban_jobs or the slot history by an array are planned
 -- at each execution (``prepare=False``): a generic plan cached while the table was small
--- scans all of it for every element once it has grown, until the next ANALYZE.
-SELECT id FROM oban_jobs
-WHERE id = ANY(%(ids)s) AND state IN ('available', 'scheduled', 'executing', 'retryable')
+-- scans all of it for every element once it has grown, until the next ANALYZE. The jobs
+-- are found by primary key alone and their state checked on the row (OFFSET 0 keeps the
+-- two apart): with a state condition beside the ids, a planner whose statistics are behind
+-- ANDs the key lookups with a scan of every active job's entry in oban's state index.
+SELECT id FROM (SELECT id, state FROM oban_jobs WHERE id = ANY(%(ids)s) OFFSET 0) j
+WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
 
 -- name: active_cron_jobs_by_entry
 -- (state, queue) is the leading part of oban's main index, so this reads only the active
@@ -168,20 +171,25 @@ WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
 ORDER BY id
 
 -- name: insert_cron_jobs
--- The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order.
-INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
-                       scheduled_at)
-SELECT j.args, j.meta, j.queue, j.worker, j.priority, j.max_attempts, j.tags, 'available',
-       timezone('UTC', now())
-FROM ROWS FROM (jsonb_to_recordset(%(jobs)s) AS (args jsonb, meta jsonb, queue text,
-                worker text, priority smallint, max_attempts smallint, tags text[]))
-     WITH ORDINALITY AS j(args, meta, queue, worker, priority, max_attempts, tags, n)
-ORDER BY j.n
-RETURNING id, meta->>'cron_name' AS name, meta->>'cron_at' AS at
-
--- name: notify_each
--- oban_jobs.notify's statement, once per queue in one round trip.
-SELECT pg_notify(%(channel)s, payload) FROM unnest(%(payloads)s::text[]) AS payload
+-- The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order,
+-- and what oban_jobs.notify sends for each insert, once per queue (``{"queue": ...}``, as
+-- json.dumps writes it): one round trip. The notifications are counted so that their CTE
+-- runs (a SELECT in a CTE runs only when read).
+WITH inserted AS (
+    INSERT INTO oban_jobs (args, meta, queue, worker, priority, max_attempts, tags, state,
+                           scheduled_at)
+    SELECT j.args, j.meta, j.queue, j.worker, j.priority, j.max_attempts, j.tags, 'available',
+           timezone('UTC', now())
+    FROM ROWS FROM (jsonb_to_recordset(%(jobs)s) AS (args jsonb, meta jsonb, queue text,
+                    worker text, priority smallint, max_attempts smallint, tags text[]))
+         WITH ORDINALITY AS j(args, meta, queue, worker, priority, max_attempts, tags, n)
+    ORDER BY j.n
+    RETURNING id, queue, meta->>'cron_name' AS name, meta->>'cron_at' AS at
+), notified AS (
+    SELECT count(pg_notify(%(channel)s, jsonb_build_object('queue', q.queue)::text)) AS n
+    FROM (SELECT DISTINCT queue FROM inserted ORDER BY queue) q
+)
+SELECT i.id, i.name, i.at FROM inserted i CROSS JOIN notified
 
 -- name: last_hour
 -- The glance's last hour: per minute, jobs completed, discarded and retried. One capped,
@@ -252,10 +260,11 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s::text::oban_job_state)
 ORDER BY id DESC
 LIMIT %(limit)s
 
--- name: filtered_jobs
--- The rows a jobs-list filter matches, for the planner's row estimate. ``state =
--- ANY(states)`` lists every state when none is chosen: it changes no result, but lets a
--- queue-only filter use oban's (state, queue, ...) index.
+-- name: estimate_filtered_jobs
+-- The planner's row estimate for the rows a jobs-list filter matches (EXPLAIN: nothing is
+-- read). ``state = ANY(states)`` lists every state when none is chosen: it changes no
+-- result, but lets a queue-only filter use oban's (state, queue, ...) index.
+EXPLAIN (FORMAT JSON)
 SELECT 1 FROM oban_jobs
 WHERE state = ANY(%(states)s::oban_job_state[])
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
@@ -263,8 +272,8 @@ WHERE state = ANY(%(states)s::oban_job_state[])
   AND (%(tag)s::text IS NULL OR tags @> ARRAY[%(tag)s::text])
 
 -- name: count_jobs
--- The exact count of filtered_jobs, capped: the same filter (keep the two alike), read
--- only when the estimate is small.
+-- The exact count of estimate_filtered_jobs's rows, capped: the same filter (keep the two
+-- alike), read only when the estimate is small.
 SELECT count(*)::bigint AS n FROM (
 SELECT 1 FROM oban_jobs
 WHERE state = ANY(%(states)s::oban_job_state[])
