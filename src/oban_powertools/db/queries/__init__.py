@@ -20,6 +20,8 @@ from functools import cache
 from importlib import resources
 from typing import LiteralString
 
+from psycopg.sql import SQL, Composed, Identifier
+
 from ...errors import QueryFileError
 
 NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S+)\s*$")
@@ -111,3 +113,11 @@ def sql(family_name: str, name: str) -> LiteralString:
 def asked() -> frozenset[tuple[str, str]]:
     """(family, name) of every statement some module has asked for in this process."""
     return frozenset(_asked)
+
+
+@cache
+def in_schema(family_name: str, name: str, schema: str) -> Composed:
+    """Statement ``name`` with its ``{schema}`` identifier composed (quoted by psycopg),
+    for statements that run on a connection whose search_path is not ours (the host's,
+    inside its own transaction)."""
+    return SQL(sql(family_name, name)).format(schema=Identifier(schema))
