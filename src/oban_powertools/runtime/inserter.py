@@ -29,12 +29,17 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..db.queries import in_schema
+from ..db.queries import InSchema
 from ..errors import UniqueConflictUnresolved
 from ..unique.keys import unique_key
 from ..unique.options import UniqueSpec, parse_unique
 
 __all__ = ["UniqueJob", "insert_jobs", "unique_of"]
+
+EXPIRE_HOLDERS = InSchema("unique", "expire_holders")
+INSERT_JOBS = InSchema("unique", "insert_jobs")
+HOLDERS = InSchema("unique", "holders")
+REPLACE_HOLDERS = InSchema("unique", "replace_holders")
 
 # A holder can leave its unique states between our insert and our read of it (it
 # completes, is cancelled): the key is then free and the job is inserted on a new try.
@@ -108,15 +113,13 @@ async def _insert(
         keyed = [(uniques[i], i) for i in pending if uniques[i] is not None]
         if keyed:
             await cur.execute(
-                in_schema("unique", "expire_holders", prefix),
+                EXPIRE_HOLDERS.at(prefix),
                 {
                     "keys": [u.key for u, _ in keyed if u is not None],
                     "periods": [u.spec.period for u, _ in keyed if u is not None],
                 },
             )
-        await cur.execute(
-            in_schema("unique", "insert_jobs", prefix), _columns(jobs, pending, prefix)
-        )
+        await cur.execute(INSERT_JOBS.at(prefix), _columns(jobs, pending, prefix))
         rows = await cur.fetchall()
         conflicts: list[int] = []
         for row in rows:
@@ -156,7 +159,7 @@ async def _resolve(
     """Fill in the holders of the conflicting keys; return the jobs to insert again
     (their key was released meanwhile)."""
     keys = {uniques[i].key for i in conflicts if uniques[i] is not None}  # type: ignore[union-attr]
-    await cur.execute(in_schema("unique", "holders", prefix), {"keys": sorted(keys)})
+    await cur.execute(HOLDERS.at(prefix), {"keys": sorted(keys)})
     holders = {row["meta"]["unique_key"]: row for row in await cur.fetchall()}
     retry: list[int] = []
     replacing: list[tuple[int, dict[str, Any]]] = []
@@ -205,7 +208,7 @@ async def _replace(
         params["priority"].append(job.priority)
         params["tags"].append(Jsonb(list(job.tags)))
         params["scheduled_at"].append(_utc(job.scheduled_at))
-    await cur.execute(in_schema("unique", "replace_holders", prefix), params)
+    await cur.execute(REPLACE_HOLDERS.at(prefix), params)
     return list(await cur.fetchall())
 
 

@@ -115,9 +115,14 @@ def asked() -> frozenset[tuple[str, str]]:
     return frozenset(_asked)
 
 
-@cache
-def in_schema(family_name: str, name: str, schema: str) -> Composed:
-    """Statement ``name`` with its ``{schema}`` identifier composed (quoted by psycopg),
-    for statements that run on a connection whose search_path is not ours (the host's,
-    inside its own transaction)."""
-    return SQL(sql(family_name, name)).format(schema=Identifier(schema))
+class InSchema:
+    """A statement naming oban's tables in ``{schema}``, for connections whose
+    search_path is not ours (the host's, inside its own transaction). Made at import
+    time like :func:`sql`; :meth:`at` composes the schema identifier (quoted by psycopg)."""
+
+    def __init__(self, family_name: str, name: str) -> None:
+        self.template = SQL(sql(family_name, name))
+
+    @cache  # noqa: B019 (a handful of module-level statements, each for one or two schemas)
+    def at(self, schema: str) -> Composed:
+        return self.template.format(schema=Identifier(schema))
