@@ -2,19 +2,21 @@
 
 A batch with a unique job in it is inserted by one statement (``db/queries/unique.sql``):
 
-1. the keys of jobs whose period is over are released (only the jobs holding one of the
-   batch's keys are read, through the unique index);
-2. every job of the batch is inserted with ``INSERT ... ON CONFLICT DO NOTHING`` on the
+1. every job of the batch is inserted with ``INSERT ... ON CONFLICT DO NOTHING`` on the
    unique index: a duplicate (of a job in the table, or of one earlier in the batch) is
    not inserted, whatever the race between processes, because the database refuses the
    second key;
-3. each duplicate comes back as the job that holds its key, marked
+2. for the duplicates, the jobs holding their keys are read (through the unique index);
+   a holder whose period is over gives its key up and the duplicate is inserted on a
+   second try;
+3. every other duplicate comes back as the job that holds its key, marked
    ``job.extra["conflict"] = True`` (and, with ``replace``, that job with the chosen
    fields updated).
 
-All of it runs in the caller's transaction when ``conn=`` is given (a savepoint inside
-it), so a rolled-back host transaction leaves nothing; otherwise in one transaction on
-oban's pool. A batch without unique jobs is oban's own insert, untouched.
+A batch without duplicates is one statement, like oban's insert of one job.
+
+All of it runs in the caller's transaction when ``conn=`` is given, so a rolled-back
+host transaction leaves nothing; otherwise in one transaction on oban's pool. A batch without unique jobs is oban's own insert, untouched.
 """
 
 from __future__ import annotations
@@ -93,10 +95,13 @@ async def insert_jobs(
         if unique is not None:
             _mark(job, unique)
     if conn is not None:
+        # The caller's transaction (or its autocommit) holds our statements as it holds
+        # its own: a rollback takes the jobs with it.
         connection = conn.connection if isinstance(conn, AsyncCursor) else conn
-        async with connection.transaction():
-            return await _insert(connection, jobs, uniques, prefix)
-    async with pool.connection() as pooled, pooled.transaction():
+        return await _insert(connection, jobs, uniques, prefix)
+    # oban's pool hands out connections outside autocommit: the statements share one
+    # transaction, committed when the connection goes back.
+    async with pool.connection() as pooled:
         return await _insert(pooled, jobs, uniques, prefix)
 
 
@@ -110,15 +115,6 @@ async def _insert(
     pending = list(range(len(jobs)))
     cur = conn.cursor(row_factory=dict_row)
     for _ in range(ATTEMPTS):
-        keyed = [(uniques[i], i) for i in pending if uniques[i] is not None]
-        if keyed:
-            await cur.execute(
-                EXPIRE_HOLDERS.at(prefix),
-                {
-                    "keys": [u.key for u, _ in keyed if u is not None],
-                    "periods": [u.spec.period for u, _ in keyed if u is not None],
-                },
-            )
         await cur.execute(INSERT_JOBS.at(prefix), _columns(jobs, pending, prefix))
         rows = await cur.fetchall()
         conflicts: list[int] = []
@@ -156,11 +152,21 @@ async def _resolve(
     results: list[Job | None],
     prefix: str,
 ) -> list[int]:
-    """Fill in the holders of the conflicting keys; return the jobs to insert again
-    (their key was released meanwhile)."""
-    keys = {uniques[i].key for i in conflicts if uniques[i] is not None}  # type: ignore[union-attr]
-    await cur.execute(HOLDERS.at(prefix), {"keys": sorted(keys)})
-    holders = {row["meta"]["unique_key"]: row for row in await cur.fetchall()}
+    """Fill in the holders of the conflicting keys; return the jobs to insert again:
+    their holder's period is over (its key is released here) or it moved on meanwhile."""
+    periods: dict[str, int | None] = {}
+    for i in conflicts:
+        unique = uniques[i]
+        assert unique is not None  # only a unique job conflicts
+        periods[unique.key] = unique.spec.period
+    await cur.execute(
+        HOLDERS.at(prefix), {"keys": list(periods), "periods": list(periods.values())}
+    )
+    found = await cur.fetchall()
+    expired = [row["id"] for row in found if row.pop("expired")]
+    if expired:
+        await cur.execute(EXPIRE_HOLDERS.at(prefix), {"ids": expired})
+    holders = {row["meta"]["unique_key"]: row for row in found if row["id"] not in expired}
     retry: list[int] = []
     replacing: list[tuple[int, dict[str, Any]]] = []
     for index in conflicts:

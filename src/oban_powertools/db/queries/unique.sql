@@ -4,18 +4,6 @@
 -- inserter composes with psycopg's ``sql.Identifier`` (quoted), never as text. No other
 -- braces may appear in them.
 
--- name: expire_holders
--- Release the keys of jobs whose period is over (inserted before now - period), so that
--- the insert after this one goes through. Only jobs holding one of the keys are touched
--- (the unique index finds them).
-UPDATE {schema}.oban_jobs j
-SET meta = j.meta - 'unique_key'
-FROM unnest(%(keys)s::text[], %(periods)s::float8[]) AS u(key, period)
-WHERE j.meta ? 'unique_key'
-  AND j.meta ->> 'unique_key' = u.key
-  AND u.period IS NOT NULL
-  AND j.inserted_at < timezone('UTC', now()) - make_interval(secs => u.period)
-
 -- name: insert_jobs
 -- Insert a batch in one statement, ids drawn first so each input row is matched to its
 -- job; a unique job whose key another job holds (in the table, or earlier in this batch)
@@ -53,12 +41,22 @@ LEFT JOIN inserted ON inserted.id = input.id
 ORDER BY input.ord
 
 -- name: holders
--- The jobs holding these unique keys: what a conflicting insert returns instead.
-SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, args, meta,
-       errors, tags, attempted_by, inserted_at, attempted_at, cancelled_at, completed_at,
-       discarded_at, scheduled_at
-FROM {schema}.oban_jobs
-WHERE meta ? 'unique_key' AND meta ->> 'unique_key' = ANY(%(keys)s::text[])
+-- The jobs holding these unique keys, which a conflicting insert returns instead, each
+-- with whether its period is over (inserted before now - period; NULL period: never).
+SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts,
+       j.priority, j.args, j.meta, j.errors, j.tags, j.attempted_by, j.inserted_at,
+       j.attempted_at, j.cancelled_at, j.completed_at, j.discarded_at, j.scheduled_at,
+       coalesce(j.inserted_at < timezone('UTC', now()) - make_interval(secs => u.period),
+                false) AS expired
+FROM unnest(%(keys)s::text[], %(periods)s::float8[]) AS u(key, period)
+JOIN {schema}.oban_jobs j ON j.meta ? 'unique_key' AND j.meta ->> 'unique_key' = u.key
+
+-- name: expire_holders
+-- Release the keys of holders whose period is over, so the insert after this goes
+-- through. A holder that moved on meanwhile (key already gone) is left alone.
+UPDATE {schema}.oban_jobs
+SET meta = meta - 'unique_key'
+WHERE id = ANY(%(ids)s::bigint[]) AND meta ? 'unique_key'
 
 -- name: replace_holders
 -- A conflicting insert with ``replace``: update the chosen fields of the job holding the
