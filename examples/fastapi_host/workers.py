@@ -18,7 +18,9 @@ class NightlySync:
         await asyncio.sleep(0.2)
 
 
-@worker(queue="mailers")
+# One email per recipient and subject in any five minutes, however often the app asks
+# (a retried request, a double click): the second enqueue returns the first job.
+@worker(queue="mailers", unique={"period": 300, "keys": ["to", "subject"]})
 class SendEmail:
     async def process(self, job: Job) -> None:
         if job.args.get("fail"):

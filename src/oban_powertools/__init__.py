@@ -32,6 +32,8 @@ from .errors import (
     MigrationError,
     PowertoolsError,
     QueryFileError,
+    UniqueConflictUnresolved,
+    UniqueOptionError,
 )
 from .install.layout import InstallError
 from .powertools import Powertools
@@ -70,6 +72,8 @@ __all__ = [
     "PreviewOtherActor",
     "Principal",
     "QueryFileError",
+    "UniqueConflictUnresolved",
+    "UniqueOptionError",
     "ReasonRequired",
     "ReasonTooLong",
     "ReasonTooShort",

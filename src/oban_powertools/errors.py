@@ -79,3 +79,18 @@ class LimitOptionError(ConfigError):
     unknown or invalid; the instance does not start."""
 
     code = "limit_option_invalid"
+
+
+class UniqueOptionError(InvalidArgument):
+    """A job's ``unique`` option (on the worker or the insert) is invalid; nothing was
+    inserted."""
+
+    code = "unique_option_invalid"
+
+
+class UniqueConflictUnresolved(PowertoolsError):
+    """A unique insert conflicted with a job this transaction cannot see (another
+    transaction holds the key and this one's snapshot predates it, e.g. under REPEATABLE
+    READ). Nothing was inserted for that job."""
+
+    code = "unique_conflict_unresolved"

@@ -280,3 +280,39 @@ def test_misconfiguration_fails_when_oban_is_built(
     Oban(pool=pool, node="x", queues={"default": 1}, **options)
     with pytest.raises(ConfigError, match="once per Oban instance"):
         Oban(pool=pool, node="y", queues={"default": 1}, **options)
+
+
+# -- query.insert_jobs -----------------------------------------------------------------------
+
+
+async def test_insert_jobs_inserts_unique_batches_and_leaves_plain_ones_to_oban(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    registry: None,
+) -> None:
+    calls: list[int] = []
+    install_hooks()
+    # Count what reaches oban's own insert (the wrapped previous hook).
+    wrapped = get_ext("query.insert_jobs", None)
+    original = wrapped.previous
+
+    async def counting(query: Any, jobs: list[Any], conn: Any = None) -> Any:
+        calls.append(len(jobs))
+        return await original(query, jobs, conn)
+
+    put_ext("query.insert_jobs", oban_hooks.wrap_insert_jobs(counting))
+    oban = Oban(pool=pool, node="hooks-i", queues={})
+
+    @worker(queue="hooked", unique={"period": 60})
+    class Once:
+        async def process(self, job: Any) -> None:
+            return None
+
+    plain = await oban.enqueue(Once.new({"a": 1}, unique=None))
+    first = await oban.enqueue(Once.new({"a": 2}))
+    second = await oban.enqueue(Once.new({"a": 2}))
+    assert calls == [1]  # only the plain batch went to oban's insert
+    assert plain.id is not None and "unique_key" not in plain.meta
+    assert second.id == first.id and second.extra["conflict"] is True
+    found = await rows(pt, "SELECT count(*) AS n FROM oban_jobs")
+    assert found == [{"n": 2}]

@@ -1,7 +1,7 @@
 """The one module that touches oban's private extension registry (``oban._extensions``).
 
 oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
-process-global registry. Powertools registers five of them:
+process-global registry. Powertools registers six of them:
 
 ``scheduler.build``
     For an instance whose ``scheduler`` config carries a runtime
@@ -24,6 +24,11 @@ process-global registry. Powertools registers five of them:
 ``producer.get_jobs``
     For a producer of an instance with a runtime whose queue has stored limits, fetch
     through the runtime's limiter (:mod:`.limiter`); every other fetch is oban's.
+``query.insert_jobs``
+    A batch holding a unique job (``unique=`` on its worker or its insert) is inserted by
+    :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
+    batch is oban's own insert. This hook runs in every process that installed the
+    hooks, enqueuers without a runtime included.
 
 All of them wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
 without a runtime to it untouched, with the config unchanged. The runtime is taken out of
@@ -51,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
 from ..limits.options import parse_queue_limits
+from . import inserter
 from .limiter import FetchRequest
 
 if TYPE_CHECKING:
@@ -66,6 +72,7 @@ __all__ = [
     "installed",
     "queue_options",
     "wrap_get_jobs",
+    "wrap_insert_jobs",
     "wrap_metrics_build",
     "wrap_scheduler_build",
     "wrap_stager_build",
@@ -79,6 +86,7 @@ HOOKS = (
     "metrics.build",
     "producer.validate",
     "producer.get_jobs",
+    "query.insert_jobs",
 )
 SUPPORTED_OBAN = (0, 7)
 _MARK = "__oban_powertools_hook__"
@@ -119,6 +127,7 @@ def install(resolve: Resolver) -> None:
     from oban._extensions import get_ext, put_ext
     from oban._metrics import build_metrics
     from oban._producer import _get_jobs, _validate
+    from oban._query import _insert_jobs
     from oban._scheduler import build_scheduler
     from oban._stager import build_stager
 
@@ -128,6 +137,7 @@ def install(resolve: Resolver) -> None:
         ("metrics.build", build_metrics, wrap_metrics_build),
         ("producer.validate", _validate, wrap_validate),
         ("producer.get_jobs", _get_jobs, wrap_get_jobs),
+        ("query.insert_jobs", _insert_jobs, wrap_insert_jobs),
     )
     for name, default, wrap in wraps:
         current = get_ext(name, default)
@@ -339,3 +349,25 @@ def queue_options(producers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         queue: {"queue": queue, "limit": producer._limit, **producer._extra}
         for queue, producer in producers.items()
     }
+
+
+def wrap_insert_jobs(previous: Build) -> Build:
+    """``query.insert_jobs`` that inserts batches holding unique jobs idempotently."""
+
+    async def insert_jobs(query: Any, jobs: list[Any], conn: Any = None) -> Any:
+        uniques = [inserter.unique_of(job) for job in jobs]
+        if not any(uniques):
+            return await previous(query, jobs, conn)
+        from oban._query import unwrap_connection
+
+        return await inserter.insert_jobs(
+            jobs,
+            uniques,
+            prefix=_prefix_of(query),
+            pool=query._pool,
+            conn=None if conn is None else await unwrap_connection(conn),
+        )
+
+    setattr(insert_jobs, _MARK, True)
+    insert_jobs.previous = previous  # type: ignore[attr-defined]
+    return insert_jobs

@@ -20,6 +20,8 @@ from functools import cache
 from importlib import resources
 from typing import LiteralString
 
+from psycopg.sql import SQL, Composed, Identifier
+
 from ...errors import QueryFileError
 
 NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S+)\s*$")
@@ -111,3 +113,16 @@ def sql(family_name: str, name: str) -> LiteralString:
 def asked() -> frozenset[tuple[str, str]]:
     """(family, name) of every statement some module has asked for in this process."""
     return frozenset(_asked)
+
+
+class InSchema:
+    """A statement naming oban's tables in ``{schema}``, for connections whose
+    search_path is not ours (the host's, inside its own transaction). Made at import
+    time like :func:`sql`; :meth:`at` composes the schema identifier (quoted by psycopg)."""
+
+    def __init__(self, family_name: str, name: str) -> None:
+        self.template = SQL(sql(family_name, name))
+
+    @cache  # noqa: B019 (a handful of module-level statements, each for one or two schemas)
+    def at(self, schema: str) -> Composed:
+        return self.template.format(schema=Identifier(schema))

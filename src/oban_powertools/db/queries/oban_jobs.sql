@@ -371,3 +371,11 @@ SELECT id, queue, worker, attempt, max_attempts, discarded_at, args, meta,
        errors->-1->>'error' AS last_error
 FROM oban_jobs WHERE state = 'discarded' AND discarded_at IS NOT NULL
 ORDER BY discarded_at DESC LIMIT %(limit)s
+
+-- name: same_unique_key
+-- The newest jobs sharing a unique key (meta.unique.key), with whether each holds it now.
+SELECT id, state::text AS state, meta ? 'unique_key' AS holds, inserted_at
+FROM oban_jobs
+WHERE meta ? 'unique' AND meta -> 'unique' ->> 'key' = %(key)s
+ORDER BY meta -> 'unique' ->> 'key' DESC, id DESC
+LIMIT %(limit)s

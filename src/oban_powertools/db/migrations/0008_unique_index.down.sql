@@ -1,0 +1,3 @@
+-- powertools: no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS powertools_oban_jobs_unique_key_index;
+DROP INDEX CONCURRENTLY IF EXISTS powertools_oban_jobs_unique_index;
