@@ -59,6 +59,9 @@ class _At:
             return f"{kind} (a sensitive value, not shown)"
         if value is None:
             return "None"
+        if not isinstance(value, str | int | float | bool | enum.Enum):
+            # A container may hold a sensitive value deeper down: name its type only.
+            return kind
         text = repr(value)
         if len(text) > QUOTE_LIMIT:
             text = text[: QUOTE_LIMIT - 1] + "…"
@@ -233,14 +236,21 @@ def _union(tp: Any, value: Any, at: _At, redact: list[str]) -> Any:
             return None
         if option in (int, str, bool) and type(value) is option:
             return value
+    inner: ArgsValidationError | None = None
     for option in options:
         attempt: list[str] = []
         try:
             loaded = _load(option, value, at, attempt)
-        except ArgsValidationError:
+        except ArgsValidationError as exc:
+            # An option that got inside the value (a dataclass for a mapping) knows
+            # better what is wrong than "expected Card | None".
+            if inner is None and exc.path != at.name:
+                inner = exc
             continue
         redact.extend(p for p in attempt if p not in redact)
         return loaded
+    if inner is not None:
+        raise inner
     raise at.fail(_type_name(tp), value)
 
 

@@ -105,6 +105,9 @@ class PydanticSchema:
             value = first["input"]
             if _sensitive_location(self.cls, loc):
                 problem += f", got {type(value).__name__} (a sensitive value, not shown)"
+            elif not isinstance(value, str | int | float | bool) or value is None:
+                # A container may hold a sensitive value deeper down: name its type only.
+                problem += f", got {type(value).__name__}"
             else:
                 text = repr(value)
                 if len(text) > QUOTE_LIMIT:

@@ -4,7 +4,7 @@ pydantic model (:mod:`.pydantic_args`, only when pydantic is installed)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,13 +43,13 @@ def schema_for(cls: Any) -> ArgsSchema:
         from .dataclass_args import DataclassSchema
 
         return DataclassSchema(cls)
-    if isinstance(cls, type) and importlib.util.find_spec("pydantic") is not None:
-        from pydantic import BaseModel
+    # A pydantic model class exists only if pydantic was imported: without it (the extra
+    # not installed) nothing here imports it.
+    pydantic = sys.modules.get("pydantic")
+    if isinstance(cls, type) and pydantic is not None and issubclass(cls, pydantic.BaseModel):
+        from .pydantic_args import PydanticSchema
 
-        if issubclass(cls, BaseModel):
-            from .pydantic_args import PydanticSchema
-
-            return PydanticSchema(cls)
+        return PydanticSchema(cls)
     raise InvalidArgument(
         f"args={cls!r}: give a dataclass or a pydantic model class as a typed worker's args schema"
     )
