@@ -288,3 +288,13 @@ def test_dataclass_workers_need_no_pydantic(without_pydantic: None) -> None:
     with pytest.raises(InvalidArgument, match="dataclass or a pydantic model"):
         schema_for(int)
     assert "typed_worker" in oban_powertools.__all__
+
+
+def test_the_example_hosts_report_worker_is_typed() -> None:
+    from examples.fastapi_host.workers import GenerateReport
+
+    job = GenerateReport.new({"report": "daily", "customer_id": 7, "api_key": "sk-live-1"})
+    assert job.queue == "exports" and job.meta["redact"] == ["api_key"]
+    assert "deadline_at" in job.meta
+    with pytest.raises(ArgsValidationError, match="ReportArgs.customer_id: expected int"):
+        GenerateReport.new({"report": "daily", "customer_id": "7"})
