@@ -15,7 +15,10 @@ A job may also say itself which of its args are secret: a typed worker lists the
 its sensitive fields in the job's ``meta.redact`` (``["card.number"]``). Those paths are
 masked whatever the policy says (the policy is not even shown their values), and the
 masked values join the record's known secrets, so a traceback quoting them is masked too.
-Callers pass ``redact=job_redactions(meta)`` with a job's args.
+Callers pass ``redact=job_redactions(meta)`` with a job's args. Free text that is not tied
+to one job (a bridged Oban Web page) has no ``meta.redact``: there the field names
+typed workers declared sensitive in this process (:func:`declare_sensitive_keys`) are
+masked in every ``key: value`` pair, which may hide more than needed, never less.
 
 Templates never call the policy; read models and forensics hand them strings that have
 already been through here, so nothing reaches a page by another route.
@@ -45,6 +48,21 @@ MAX_DEPTH = 32
 # What a path listed in a job's meta.redact shows instead of its value.
 REDACTED = "[redacted]"
 REDACT_KEY = "redact"
+
+
+# Field names typed workers declared sensitive, gathered as they are declared (as oban
+# gathers its workers): free text without a job's meta.redact masks pairs under them.
+_SENSITIVE_KEYS: set[str] = set()
+
+
+def declare_sensitive_keys(names: Iterable[str]) -> None:
+    """Mask ``key: value`` pairs under these field names in free text (bridged pages,
+    tracebacks); called by ``@typed_worker`` for its schema's sensitive fields."""
+    _SENSITIVE_KEYS.update(n for n in names if n)
+
+
+def sensitive_keys() -> frozenset[str]:
+    return frozenset(_SENSITIVE_KEYS)
 
 
 def job_redactions(meta: Any) -> frozenset[str]:
@@ -253,7 +271,10 @@ class Display:
             key = match["key"]
             raw = match["qval"] if match["vq"] is not None else match["bare"]
             value = html.unescape(raw) if html_escaped else raw
-            shown = self._ask(kind, value, resource, key)
+            if key in _SENSITIVE_KEYS:
+                shown: str | None = REDACTED
+            else:
+                shown = self._ask(kind, value, resource, key)
             quote = match["vq"] or ""
             head = f"{match['kq'] or ''}{key}{match['kq'] or ''}{match['sep']}"
             if shown is not None:

@@ -298,3 +298,24 @@ def test_the_example_hosts_report_worker_is_typed() -> None:
     assert "deadline_at" in job.meta
     with pytest.raises(ArgsValidationError, match="ReportArgs.customer_id: expected int"):
         GenerateReport.new({"report": "daily", "customer_id": "7"})
+
+
+def test_free_text_without_a_job_masks_fields_typed_workers_declared_sensitive() -> None:
+    # A bridged Oban Web page shows args with no meta.redact at hand: the field names the
+    # typed workers of this process declared sensitive are masked in its key: value pairs.
+    from oban_powertools.display import sensitive_keys
+
+    assert {"number", "token", "api_key"} <= sensitive_keys()
+    page = (
+        "<pre>%{&quot;number&quot; =&gt; &quot;4242-4242&quot;, "
+        "&quot;holder&quot; =&gt; &quot;Ana&quot;}</pre>"
+    )
+    shown = Display(RedactingNothing(), "bridge").scrub_pairs("bridge", page, html_escaped=True)
+    assert "4242-4242" not in shown
+    assert "&quot;number&quot; =&gt; &quot;[redacted]&quot;" in shown
+    assert "&quot;holder&quot; =&gt; &quot;Ana&quot;" in shown
+
+
+class RedactingNothing:
+    def display(self, kind: str, value: Any, context: Any) -> str | None:
+        return None

@@ -151,6 +151,32 @@ def check_supported(tp: Any, where: str, seen: set[type] | None = None) -> None:
     )
 
 
+def _sensitive_names(tp: Any, seen: set[type]) -> set[str]:
+    tp = _strip(tp)[0]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if tp in seen:
+            return set()
+        seen.add(tp)
+        names: set[str] = set()
+        for f, ftp, sensitive in _fields(tp):
+            if sensitive or _contains_sensitive(ftp):
+                names.add(f.name)
+            names |= _sensitive_names(ftp, seen)
+        return names
+    found: set[str] = set()
+    for arg in typing.get_args(tp):
+        if arg is not Ellipsis and not isinstance(arg, str | int | bool | enum.Enum):
+            found |= _sensitive_names(arg, seen)
+    return found
+
+
+def _contains_sensitive(tp: Any) -> bool:
+    """``list[Annotated[str, Sensitive()]]``: the items are sensitive, so is the field."""
+    if _strip(tp)[1]:
+        return True
+    return any(_contains_sensitive(a) for a in typing.get_args(_strip(tp)[0]) if a is not Ellipsis)
+
+
 def _load(tp: Any, value: Any, at: _At, redact: list[str]) -> Any:
     tp, marked = _strip(tp)
     if marked and not at.sensitive:
@@ -334,6 +360,9 @@ class DataclassSchema:
         self.cls = cls
         self.name = cls.__name__
         check_supported(cls, cls.__name__)
+
+    def sensitive_names(self) -> set[str]:
+        return _sensitive_names(self.cls, set())
 
     def coerce(self, value: Any) -> Loaded:
         data = _dump(value) if isinstance(value, self.cls) else value

@@ -46,6 +46,15 @@ def _walk(value: Any, path: str, out: list[str]) -> None:
             _walk(item, f"{path}.{key}", out)
 
 
+def _models_in(tp: Any) -> list[type[BaseModel]]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(tp, "__args__", ()) or ():
+        found.extend(_models_in(arg))
+    return found
+
+
 def _location(schema: str, loc: tuple[int | str, ...]) -> str:
     path = schema
     for part in loc:
@@ -76,6 +85,21 @@ class PydanticSchema:
     def __init__(self, cls: type[BaseModel]) -> None:
         self.cls = cls
         self.name = cls.__name__
+
+    def sensitive_names(self) -> set[str]:
+        names: set[str] = set()
+        seen: set[type] = set()
+        todo: list[Any] = [self.cls]
+        while todo:
+            model = todo.pop()
+            if model in seen:
+                continue
+            seen.add(model)
+            for name, info in model.model_fields.items():
+                if is_sensitive(info.metadata):
+                    names.add(name)
+                todo.extend(_models_in(info.annotation))
+        return names
 
     def coerce(self, value: Any) -> Loaded:
         if isinstance(value, self.cls):

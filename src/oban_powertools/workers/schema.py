@@ -35,6 +35,10 @@ class ArgsSchema(Protocol):
         """Check stored JSON args (when the job runs)."""
         ...
 
+    def sensitive_names(self) -> set[str]:
+        """The names of the schema's sensitive fields, at any depth."""
+        ...
+
 
 def schema_for(cls: Any) -> ArgsSchema:
     """The schema of ``args=``; raises InvalidArgument for anything but a dataclass or a

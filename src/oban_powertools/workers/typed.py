@@ -43,6 +43,7 @@ from typing import Any, cast
 from oban import worker as oban_worker
 from oban.job import Cancel, Job, Record, Snooze
 
+from ..display import declare_sensitive_keys
 from ..errors import ArgsValidationError, DeadlinePassed, InvalidArgument, JobArgsInvalid
 from .deadline import DEADLINE_KEY, NOT_STARTED, WHILE_RUNNING, deadline_at, stored_deadline
 from .recorded import RECORD_LIMIT, record
@@ -80,6 +81,8 @@ def typed_worker[C: type](
     if isinstance(record_limit, bool) or not isinstance(record_limit, int) or record_limit < 64:
         raise InvalidArgument(f"record_limit={record_limit!r}: give a size in bytes (>= 64)")
     spec = TypedSpec(schema, deadline, record_limit)
+    # Free text with no job's meta.redact at hand (a bridged Oban Web page) masks these.
+    declare_sensitive_keys(schema.sensitive_names())
 
     def decorate(cls: C) -> C:
         if "process" in cls.__dict__:
