@@ -237,7 +237,9 @@ async def test_a_job_not_started_by_its_deadline_is_cancelled(db_url: str, oban:
 async def test_a_job_running_past_its_deadline_is_cancelled_with_that_reason(
     db_url: str, oban: Oban, powertools: Powertools
 ) -> None:
-    job = await Slow.enqueue({"seconds": 60}, deadline=timedelta(seconds=1))
+    # Long enough for the node to start the job even on a loaded machine; not started by
+    # then, it would be cancelled "deadline passed" instead (the assertions say which).
+    job = await Slow.enqueue({"seconds": 60}, deadline=timedelta(seconds=4))
     assert job.id is not None
     row = await settled(db_url, job.id, "cancelled")
     assert CALLS == ["slow:start", f"on_error:{DeadlinePassed.__name__}"]

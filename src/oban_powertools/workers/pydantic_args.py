@@ -13,9 +13,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from ..errors import ArgsValidationError, ConfigError
 
-from ..errors import ArgsValidationError
+try:
+    from pydantic import BaseModel, ValidationError
+except ModuleNotFoundError as exc:  # only a worker with a model for args imports this
+    raise ConfigError(
+        "args",
+        "is a pydantic model, but pydantic is not installed",
+        'Install the extra: pip install "oban-powertools[pydantic]"',
+    ) from exc
 from .schema import Loaded
 from .sensitive import is_sensitive
 
