@@ -69,7 +69,10 @@ async def singles(oban: Oban, url: str, count: int) -> dict[str, Timing]:
             watch = Stopwatch()
             await oban.enqueue(job)
             (unique_ms if side == "unique" else plain_ms).append(watch())
-    return {"unique": Timing("unique enqueue", unique_ms), "plain": Timing("plain enqueue", plain_ms)}
+    return {
+        "unique": Timing("unique enqueue", unique_ms),
+        "plain": Timing("plain enqueue", plain_ms),
+    }
 
 
 async def main(size: int, rounds: int, count: int, section: str) -> None:

@@ -22,12 +22,15 @@ from .actions.errors import (
 )
 from .config import Config
 from .errors import (
+    ArgsValidationError,
     ConfigError,
     CronEntryError,
     CronExpressionError,
     CronTimezoneError,
+    DeadlinePassed,
     FilterError,
     InvalidArgument,
+    JobArgsInvalid,
     LimitOptionError,
     MigrationError,
     PowertoolsError,
@@ -38,6 +41,7 @@ from .errors import (
 from .install.layout import InstallError
 from .powertools import Powertools
 from .seams import Auth, DisplayContext, DisplayPolicy, Principal, Resource
+from .workers import Sensitive, typed_worker
 
 try:
     __version__ = _metadata.version("oban-powertools")
@@ -46,6 +50,7 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, never insta
 
 __all__ = [
     "ActionError",
+    "ArgsValidationError",
     "Auth",
     "Config",
     "ConfigError",
@@ -53,6 +58,7 @@ __all__ = [
     "CronEntryError",
     "CronExpressionError",
     "CronTimezoneError",
+    "DeadlinePassed",
     "DisplayContext",
     "DisplayPolicy",
     "FilterError",
@@ -61,6 +67,7 @@ __all__ = [
     "InvalidParams",
     "InvalidReason",
     "InvalidTargets",
+    "JobArgsInvalid",
     "MigrationError",
     "NotApplicable",
     "Powertools",
@@ -75,6 +82,7 @@ __all__ = [
     "UniqueConflictUnresolved",
     "UniqueOptionError",
     "ReasonRequired",
+    "Sensitive",
     "ReasonTooLong",
     "ReasonTooShort",
     "Resource",
@@ -82,4 +90,5 @@ __all__ = [
     "UnknownAction",
     "UnknownTarget",
     "__version__",
+    "typed_worker",
 ]

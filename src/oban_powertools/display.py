@@ -11,6 +11,15 @@ show instead, or None for the default rendering. :class:`Display` applies it
   pairs found in the text are offered to the policy under their key, and values the policy
   redacted elsewhere in the same record are masked wherever they reappear.
 
+A job may also say itself which of its args are secret: a typed worker lists the paths of
+its sensitive fields in the job's ``meta.redact`` (``["card.number"]``). Those paths are
+masked whatever the policy says (the policy is not even shown their values), and the
+masked values join the record's known secrets, so a traceback quoting them is masked too.
+Callers pass ``redact=job_redactions(meta)`` with a job's args. Free text that is not tied
+to one job (a bridged Oban Web page) has no ``meta.redact``: there the field names
+typed workers declared sensitive in this process (:func:`declare_sensitive_keys`) are
+masked in every ``key: value`` pair, which may hide more than needed, never less.
+
 Templates never call the policy; read models and forensics hand them strings that have
 already been through here, so nothing reaches a page by another route.
 """
@@ -21,7 +30,7 @@ import html
 import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,6 +44,35 @@ MIN_KNOWN_SECRET_LENGTH = 4
 # Nesting deeper than this is shown as a placeholder rather than walked, so a hostile
 # payload cannot make a page render slowly; the placeholder reveals nothing.
 MAX_DEPTH = 32
+
+# What a path listed in a job's meta.redact shows instead of its value.
+REDACTED = "[redacted]"
+REDACT_KEY = "redact"
+
+
+# Field names typed workers declared sensitive, gathered as they are declared (as oban
+# gathers its workers): free text without a job's meta.redact masks pairs under them.
+_SENSITIVE_KEYS: set[str] = set()
+
+
+def declare_sensitive_keys(names: Iterable[str]) -> None:
+    """Mask ``key: value`` pairs under these field names in free text (bridged pages,
+    tracebacks); called by ``@typed_worker`` for its schema's sensitive fields."""
+    _SENSITIVE_KEYS.update(n for n in names if n)
+
+
+def sensitive_keys() -> frozenset[str]:
+    return frozenset(_SENSITIVE_KEYS)
+
+
+def job_redactions(meta: Any) -> frozenset[str]:
+    """The args paths a job's ``meta.redact`` lists (its typed worker's sensitive
+    fields); anything malformed there is ignored, never shown."""
+    paths = meta.get(REDACT_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(paths, list):
+        return frozenset()
+    return frozenset(p for p in paths if isinstance(p, str) and p)
+
 
 # A key followed by a value, in the notations that job data shows up in when it is printed:
 # JSON ("k": "v"), Python reprs ('k': 'v', k='v'), Elixir maps ("k" => "v"), their
@@ -142,17 +180,22 @@ class Display:
         *,
         resource: Resource | None = None,
         field: str | None = None,
+        redact: Collection[str] = (),
     ) -> Shown:
         """Nested data with the policy applied at every key path.
 
         The policy is asked about each node with ``field`` = its key (list items inherit
         their list's key) and ``extra["path"]`` = the dotted path; a string it returns
-        replaces that whole subtree.
+        replaces that whole subtree. Paths in ``redact`` (a job's ``meta.redact``) are
+        masked without asking.
         """
         secrets: dict[str, str] = {}
 
         def walk(node: Any, key: str | None, path: str, depth: int) -> Any:
-            shown = self._ask(kind, node, resource, key, path or None)
+            if path and path in redact:
+                shown: str | None = REDACTED
+            else:
+                shown = self._ask(kind, node, resource, key, path or None)
             if shown is not None:
                 for text in _strings(node):
                     if len(text) >= MIN_KNOWN_SECRET_LENGTH:
@@ -178,9 +221,10 @@ class Display:
         *,
         resource: Resource | None = None,
         field: str | None = None,
+        redact: Collection[str] = (),
     ) -> tuple[str, dict[str, str]]:
         """Nested data as indented JSON for a ``<pre>``, and the masked values."""
-        shown = self.tree(kind, value, resource=resource, field=field)
+        shown = self.tree(kind, value, resource=resource, field=field, redact=redact)
         return pretty_json(shown.value), shown.secrets
 
     # -- free text --------------------------------------------------------------------
@@ -227,7 +271,10 @@ class Display:
             key = match["key"]
             raw = match["qval"] if match["vq"] is not None else match["bare"]
             value = html.unescape(raw) if html_escaped else raw
-            shown = self._ask(kind, value, resource, key)
+            if key in _SENSITIVE_KEYS:
+                shown: str | None = REDACTED
+            else:
+                shown = self._ask(kind, value, resource, key)
             quote = match["vq"] or ""
             head = f"{match['kq'] or ''}{key}{match['kq'] or ''}{match['sep']}"
             if shown is not None:

@@ -94,3 +94,32 @@ class UniqueConflictUnresolved(PowertoolsError):
     READ). Nothing was inserted for that job."""
 
     code = "unique_conflict_unresolved"
+
+
+class ArgsValidationError(InvalidArgument):
+    """A typed worker's args do not fit its schema: ``path`` names the field
+    (``ExportArgs.customer_id``), ``problem`` says what is wrong. Raised by
+    ``Worker.new``/``enqueue``; nothing was inserted."""
+
+    code = "args_invalid"
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class JobArgsInvalid(ArgsValidationError):
+    """A job's stored args no longer fit its typed worker's schema (the schema changed
+    after the job was enqueued). Retrying cannot help: with Powertools' hooks installed
+    the job is discarded at once, with this message in its errors."""
+
+    code = "job_args_invalid"
+
+
+class DeadlinePassed(PowertoolsError):
+    """A typed worker's job was still running at its deadline (``meta.deadline_at``);
+    ``on_error`` receives this, and the job is cancelled ("deadline passed while
+    running")."""
+
+    code = "deadline_passed"

@@ -21,7 +21,7 @@ from oban._scheduler import Scheduler
 from oban._stager import Stager
 from psycopg_pool import AsyncConnectionPool
 
-from oban_powertools import ConfigError, Powertools
+from oban_powertools import ConfigError, JobArgsInvalid, Powertools
 from oban_powertools.cron.entries import CronEntrySpec
 from oban_powertools.runtime import Runtime
 from oban_powertools.runtime import hooks as oban_hooks
@@ -316,3 +316,53 @@ async def test_insert_jobs_inserts_unique_batches_and_leaves_plain_ones_to_oban(
     assert second.id == first.id and second.extra["conflict"] is True
     found = await rows(pt, "SELECT count(*) AS n FROM oban_jobs")
     assert found == [{"n": 2}]
+
+
+# -- executor.wrap_result --------------------------------------------------------------------
+
+
+async def test_wrap_result_discards_stale_args_at_once_and_passes_other_errors(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    registry: None,
+) -> None:
+    install_hooks()
+    wrapped = get_ext("executor.wrap_result", None)
+    seen: list[Any] = []
+    original = wrapped.previous
+
+    def counting(job: Any, result: Any) -> Any:
+        seen.append(type(result).__name__)
+        return original(job, result)
+
+    put_ext("executor.wrap_result", oban_hooks.wrap_result(counting))
+
+    @worker(queue="hooked")
+    class Stale:
+        async def process(self, job: Any) -> None:
+            raise JobArgsInvalid("Args.x", "required, missing")
+
+    @worker(queue="hooked")
+    class Flaky:
+        async def process(self, job: Any) -> None:
+            raise RuntimeError("try again")
+
+    oban = Oban(pool=pool, node="hooks-r", queues={"hooked": 2})
+    await oban.start()
+    try:
+        stale = await oban.enqueue(Stale.new({}))
+        flaky = await oban.enqueue(Flaky.new({}))
+
+        async def both_failed() -> bool:
+            found = await rows(pt, "SELECT id, state::text AS state FROM oban_jobs")
+            return {r["id"]: r["state"] for r in found} == {
+                stale.id: "discarded",
+                flaky.id: "retryable",
+            }
+
+        await eventually(both_failed, within=10, what="stale discarded, flaky retryable")
+    finally:
+        await oban.stop()
+    assert sorted(seen) == ["JobArgsInvalid", "RuntimeError"]  # oban called the hook
+    found = await rows(pt, "SELECT attempt, max_attempts FROM oban_jobs ORDER BY id")
+    assert found == [{"attempt": 1, "max_attempts": 20}, {"attempt": 1, "max_attempts": 20}]

@@ -93,12 +93,22 @@ def test_every_module_imports_from_the_wheel(bare: FreshEnv, tmp_path: Path) -> 
     assert "oban_powertools.web.app" in report["imported"]
     assert "oban_powertools.cli" in report["imported"]
     assert "oban_powertools.runtime" in report["imported"]
-    # The bridge module refuses to load without its extra, naming it.
-    assert set(report["refused"]) == {"oban_powertools.web.routes.bridge"}
+    # The bridge module and the pydantic args adapter refuse to load without their
+    # extras, naming them.
+    assert set(report["refused"]) == {
+        "oban_powertools.web.routes.bridge",
+        "oban_powertools.workers.pydantic_args",
+    }
     assert (
         'pip install "oban-powertools[bridge]"'
         in report["refused"]["oban_powertools.web.routes.bridge"]
     )
+    assert (
+        'pip install "oban-powertools[pydantic]"'
+        in report["refused"]["oban_powertools.workers.pydantic_args"]
+    )
+    # Typed workers with dataclass args need no extra.
+    assert "oban_powertools.workers.typed" in report["imported"]
 
 
 def test_a_configured_bridge_without_the_extra_fails_at_start_up(

@@ -10,8 +10,10 @@ from typing import Any
 
 from ..db import Database
 from ..db.queries import sql
-from ..display import Display, error_line, merge_secrets
+from ..display import Display, error_line, job_redactions, mask_known, merge_secrets
 from ..seams import Resource
+from ..workers.deadline import stored_deadline
+from ..workers.recorded import decode_recorded
 from .common import PRODUCER_LIVE_SECONDS, utc
 from .jobs import JobIdentity, applicable_actions, shown_identity
 
@@ -41,6 +43,10 @@ class JobDetail(JobIdentity):
     producer_live: bool
     cron_name: str | None
     actions: list[str]
+    # A typed worker's deadline (meta.deadline_at) and recorded return value (shown
+    # decoded, through the display policy); None when the job has none.
+    deadline_at: datetime | None = None
+    result_json: str | None = None
 
 
 async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:
@@ -54,7 +60,9 @@ async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail |
 
 def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
     resource = Resource("job", str(row["id"]))
-    args_json, args_secrets = display.json("args", row["args"], resource=resource)
+    args_json, args_secrets = display.json(
+        "args", row["args"], resource=resource, redact=job_redactions(row["meta"])
+    )
     meta_json, meta_secrets = display.json("meta", row["meta"], resource=resource)
     known = merge_secrets(args_secrets, meta_secrets)
     errors: list[JobError] = []
@@ -94,7 +102,25 @@ def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
         producer_live=bool(row["producer_live"]),
         cron_name=display.optional("cron_entry", cron_name, resource=resource, field="cron_name"),
         actions=applicable_actions(row["state"]),
+        deadline_at=stored_deadline(meta),
+        result_json=_result_json(display, meta, resource, known),
     )
+
+
+def _result_json(
+    display: Display, meta: Mapping[str, Any], resource: Resource, known: Mapping[str, str]
+) -> str | None:
+    """The recorded return value (oban's Record: meta.recorded, meta.return), decoded."""
+    encoded = meta.get("return")
+    if meta.get("recorded") is not True or not isinstance(encoded, str):
+        return None
+    try:
+        value = decode_recorded(encoded)
+    except ValueError:
+        return "(a recorded value that cannot be decoded)"
+    shown, _ = display.json("result", value, resource=resource, field="result")
+    # A value redacted in the args is masked here too, should perform have returned it.
+    return mask_known(shown, known)
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..db import Conn
 from ..db.queries import sql
-from ..display import Display, error_line, merge_secrets
+from ..display import Display, error_line, job_redactions, merge_secrets
 from ..seams import Resource
 from .common import PRODUCER_LIVE_SECONDS, utc
 
@@ -68,7 +68,9 @@ class DiscardedJob:
 def _record_secrets(display: Display, resource: Resource, row: Mapping[str, Any]) -> dict[str, str]:
     """Values the policy hides in a job's args and meta, to mask wherever they reappear."""
     return merge_secrets(
-        display.tree("args", row["args"], resource=resource).secrets,
+        display.tree(
+            "args", row["args"], resource=resource, redact=job_redactions(row.get("meta"))
+        ).secrets,
         display.tree("meta", row.get("meta") or {}, resource=resource).secrets,
     )
 

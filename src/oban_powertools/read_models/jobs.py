@@ -16,7 +16,7 @@ from typing import Any
 from ..actions import get_action
 from ..db import Conn, Database
 from ..db.queries import sql
-from ..display import Display, compact_json, error_line, merge_secrets
+from ..display import Display, compact_json, error_line, job_redactions, merge_secrets
 from ..errors import FilterError
 from ..seams import Resource
 from .common import (
@@ -165,9 +165,10 @@ def shown_identity(display: Display, row: Mapping[str, Any], resource: Resource)
 
 def _job_row(display: Display, row: Mapping[str, Any]) -> tuple[JobRow, str]:
     resource = Resource("job", str(row["id"]))
-    args = display.tree("args", row["args"], resource=resource)
+    meta_row = row.get("meta") or {}
+    args = display.tree("args", row["args"], resource=resource, redact=job_redactions(meta_row))
     args_text = compact_json(args.value)
-    meta = display.tree("meta", row.get("meta") or {}, resource=resource)
+    meta = display.tree("meta", meta_row, resource=resource)
     known = merge_secrets(args.secrets, meta.secrets)
     last_error = ""
     if row["last_error"]:

@@ -1,7 +1,7 @@
 """The one module that touches oban's private extension registry (``oban._extensions``).
 
 oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
-process-global registry. Powertools registers six of them:
+process-global registry. Powertools registers seven of them:
 
 ``scheduler.build``
     For an instance whose ``scheduler`` config carries a runtime
@@ -29,6 +29,14 @@ process-global registry. Powertools registers six of them:
     :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
     batch is oban's own insert. This hook runs in every process that installed the
     hooks, enqueuers without a runtime included.
+``executor.wrap_result``
+    A job whose args no longer fit its typed worker's schema
+    (:class:`~oban_powertools.errors.JobArgsInvalid`) is discarded at once instead of
+    retried: oban's executor discards an error only when ``job.attempt >=
+    job.max_attempts``, so the hook lowers the in-memory ``job.max_attempts`` to the
+    attempt. Retrying cannot make stale args fit, and oban offers no other way to
+    discard from an error. The row's ``max_attempts`` is unchanged (oban's ack writes
+    state, errors and meta, never max_attempts). Every other result passes unchanged.
 
 All of them wrap whatever was registered before (``get_ext``/``put_ext``) and hand instances
 without a runtime to it untouched, with the config unchanged. The runtime is taken out of
@@ -54,7 +62,7 @@ from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, JobArgsInvalid
 from ..limits.options import parse_queue_limits
 from . import inserter
 from .limiter import FetchRequest
@@ -74,6 +82,7 @@ __all__ = [
     "wrap_get_jobs",
     "wrap_insert_jobs",
     "wrap_metrics_build",
+    "wrap_result",
     "wrap_scheduler_build",
     "wrap_stager_build",
     "wrap_validate",
@@ -87,6 +96,7 @@ HOOKS = (
     "producer.validate",
     "producer.get_jobs",
     "query.insert_jobs",
+    "executor.wrap_result",
 )
 SUPPORTED_OBAN = (0, 7)
 _MARK = "__oban_powertools_hook__"
@@ -138,6 +148,7 @@ def install(resolve: Resolver) -> None:
         ("producer.validate", _validate, wrap_validate),
         ("producer.get_jobs", _get_jobs, wrap_get_jobs),
         ("query.insert_jobs", _insert_jobs, wrap_insert_jobs),
+        ("executor.wrap_result", _unwrapped_result, wrap_result),
     )
     for name, default, wrap in wraps:
         current = get_ext(name, default)
@@ -371,3 +382,23 @@ def wrap_insert_jobs(previous: Build) -> Build:
     setattr(insert_jobs, _MARK, True)
     insert_jobs.previous = previous  # type: ignore[attr-defined]
     return insert_jobs
+
+
+def _unwrapped_result(job: Any, result: Any) -> Any:
+    # oban's own default for executor.wrap_result (an inline lambda in _executor.py).
+    return result
+
+
+def wrap_result(previous: Build) -> Build:
+    """``executor.wrap_result`` that discards, without retries, a job whose args no longer
+    fit its typed worker's schema (see the module docstring for why max_attempts)."""
+
+    def wrap(job: Any, result: Any) -> Any:
+        result = previous(job, result)
+        if isinstance(result, JobArgsInvalid):
+            job.max_attempts = max(1, job.attempt)
+        return result
+
+    setattr(wrap, _MARK, True)
+    wrap.previous = previous  # type: ignore[attr-defined]
+    return wrap
