@@ -19,7 +19,8 @@ from psycopg.types.json import Jsonb
 from ..cron import entries
 from ..cron.slots import iso_utc
 from ..db import Conn, oban_jobs
-from ..db.queries import sql
+from ..db.queries import InSchema, sql
+from ..unique.workers import unique_meta, worker_unique
 
 __all__ = ["ChunkWriter", "SlotClaimedMeanwhile", "advance_params"]
 
@@ -29,6 +30,8 @@ INSERT_JOBS = sql("oban_jobs", "insert_cron_jobs")
 CLAIMED_SLOTS = sql("cron_slots", "claimed_slots")
 WRITE_CHUNK = sql("cron_slots", "write_chunk")
 RELEASE_FOLLOW_UPS = sql("cron_slots", "release_follow_ups")
+UNIQUE_HOLDERS = InSchema("unique", "holders")
+EXPIRE_HOLDERS = InSchema("unique", "expire_holders")
 
 # What an entry's bookkeeping becomes: (evaluated_through, last slot, last job, follow-up).
 type Advance = tuple[datetime, datetime | None, int | None, datetime | None]
@@ -96,14 +99,60 @@ class ChunkWriter:
         self._last: dict[str, int] = {}
         self._deferred: dict[str, tuple[int, str]] = {}
         self._released: list[tuple[int, int]] = []  # (slot row id, job placeholder)
+        # Unique keys of the entries' workers and the job holding each (a placeholder
+        # once this chunk enqueues it), None when free.
+        self._held: dict[str, int | None] = {}
+
+    def _fields(self, row: Mapping[str, Any], slot_at: datetime, kind: str) -> dict[str, Any]:
+        fields = entries.job_fields(row, row["name"], slot_at, kind)
+        # cancel_previous keeps one active job per entry by cancelling the last one after
+        # inserting the next, which a unique key held by the last one would refuse: such
+        # entries' jobs are not made unique.
+        if row["overlap_policy"] == "cancel_previous":
+            return fields
+        spec = worker_unique(fields["worker"])
+        if spec is not None:
+            fields["meta"] = unique_meta(
+                spec,
+                worker=fields["worker"],
+                queue=fields["queue"],
+                args=fields["args"],
+                meta=fields["meta"],
+            )
+        return fields
 
     def _job(self, row: Mapping[str, Any], slot_at: datetime, kind: str) -> int:
         name = row["name"]
         # The inserted rows are matched back by (entry, cron_at), which is unique here: a
         # follow-up's minute has its deferred row, so no slot of that minute is planned.
-        self._jobs.append(entries.job_fields(row, name, slot_at, kind))
+        fields = self._fields(row, slot_at, kind)
+        self._jobs.append(fields)
         placeholder = self._last[name] = -len(self._jobs)
+        if "unique_key" in fields["meta"]:
+            self._held[fields["meta"]["unique_key"]] = placeholder
         return placeholder
+
+    async def unique_holder(
+        self, row: Mapping[str, Any], slot_at: datetime, kind: str
+    ) -> int | None:
+        """The job holding the unique key the entry's job for ``slot_at`` would take (its
+        worker declares ``unique``), or None: that job would be a duplicate, and the slot
+        is skipped as an overlap. A holder whose period is over gives the key up."""
+        fields = self._fields(row, slot_at, kind)
+        key = fields["meta"].get("unique_key")
+        if key is None:
+            return None
+        if key not in self._held:
+            period = fields["meta"]["unique"]["period"]
+            cur = await self.conn.execute(
+                UNIQUE_HOLDERS.at(self.prefix), {"keys": [key], "periods": [period]}
+            )
+            holder = await cur.fetchone()
+            if holder is not None and holder["expired"]:
+                await self.conn.execute(EXPIRE_HOLDERS.at(self.prefix), {"ids": [holder["id"]]})
+                holder = None
+            self._held[key] = None if holder is None else int(holder["id"])
+        return self._held[key]
 
     async def prepare(
         self,
@@ -189,6 +238,9 @@ class ChunkWriter:
                 {"jobs": Jsonb(jobs), "channel": oban_jobs.channel(self.prefix, "insert")},
             )
             inserted = {(name, at): int(job_id) for job_id, name, at in await returned.fetchall()}
+            if len(inserted) != len(jobs):
+                # A unique key was taken after unique_holder looked: decide again.
+                raise SlotClaimedMeanwhile
             ids = [inserted[j["meta"]["cron_name"], j["meta"]["cron_at"]] for j in jobs]
 
         def real(job: int) -> int:
@@ -206,6 +258,8 @@ class ChunkWriter:
             detail = slot.detail
             if "active_jobs" in detail:
                 detail = {**detail, "active_jobs": [real(j) for j in detail["active_jobs"]]}
+            if "unique_held_by" in detail:
+                detail = {**detail, "unique_held_by": real(detail["unique_held_by"])}
             if slot.replacing:
                 done = sorted(j for j in map(real, slot.replacing) if j in cancelled)
                 detail = {**detail, "cancelled_jobs": done}

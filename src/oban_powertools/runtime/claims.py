@@ -313,6 +313,12 @@ class Claimer:
             follow_up: datetime | None = row["follow_up_slot_at"]
             last_slot: datetime | None = None
             if follow_up is not None and not jobs:
+                # A job of the same unique key counts as the entry's active job: the
+                # follow-up waits for it as for the entry's own.
+                held = await writer.unique_holder(row, follow_up, "scheduled")
+                if held is not None:
+                    jobs = [held]
+            if follow_up is not None and not jobs:
                 job_id = await writer.release(row, follow_up)
                 if job_id is not None:
                     jobs = [job_id]
@@ -370,6 +376,14 @@ class Claimer:
                 ev.skipped += 1
             return False, follow_up
         replacing = bool(jobs) and policy == "cancel_previous"
+        held = None if replacing else await writer.unique_holder(row, slot_at, kind)
+        if held is not None:
+            # The entry's worker is unique and another job holds the key: this slot's job
+            # would be its duplicate (the insert would return that job), so it is skipped.
+            detail = {**detail, "unique_held_by": held}
+            if await writer.slot(name, slot_at, kind, "skipped_overlap", detail):
+                ev.skipped += 1
+            return False, follow_up
         outcome = "replaced_previous" if replacing else "enqueued"
         job_id = await writer.enqueue(
             row, slot_at, kind, outcome, detail, list(jobs) if replacing else []

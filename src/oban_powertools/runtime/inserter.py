@@ -35,6 +35,7 @@ from ..db.queries import InSchema
 from ..errors import UniqueConflictUnresolved
 from ..unique.keys import unique_key
 from ..unique.options import UniqueSpec, parse_unique
+from ..unique.workers import unique_meta
 
 __all__ = ["UniqueJob", "insert_jobs", "unique_of"]
 
@@ -72,11 +73,9 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _mark(job: Job, unique: UniqueJob) -> None:
-    job.meta = {
-        **job.meta,
-        "unique": {**unique.spec.describe(), "key": unique.key},
-        "unique_key": unique.key,
-    }
+    job.meta = unique_meta(
+        unique.spec, worker=job.worker, queue=job.queue, args=job.args, meta=job.meta
+    )
 
 
 async def insert_jobs(

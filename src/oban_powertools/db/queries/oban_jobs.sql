@@ -171,7 +171,9 @@ WHERE state IN ('available', 'scheduled', 'executing', 'retryable')
 ORDER BY id
 
 -- name: insert_cron_jobs
--- The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order,
+-- The same columns and values as oban_jobs.INSERT_JOB, one row per job in decision order
+-- (a job of a unique worker whose key another job took meanwhile is not inserted: the
+-- scheduler then decides the chunk again),
 -- and what oban_jobs.notify sends for each insert, once per queue (``{"queue": ...}``, as
 -- json.dumps writes it): one round trip. The notifications are counted so that their CTE
 -- runs (a SELECT in a CTE runs only when read).
@@ -184,6 +186,7 @@ WITH inserted AS (
                     worker text, priority smallint, max_attempts smallint, tags text[]))
          WITH ORDINALITY AS j(args, meta, queue, worker, priority, max_attempts, tags, n)
     ORDER BY j.n
+    ON CONFLICT ((meta ->> 'unique_key')) WHERE meta ? 'unique_key' DO NOTHING
     RETURNING id, queue, meta->>'cron_name' AS name, meta->>'cron_at' AS at
 ), notified AS (
     SELECT count(pg_notify(%(channel)s, jsonb_build_object('queue', q.queue)::text)) AS n
