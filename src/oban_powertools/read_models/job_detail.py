@@ -4,7 +4,7 @@ error, the node that ran it and whether that node's producer is still alive."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from ..workers.deadline import stored_deadline
 from ..workers.recorded import decode_recorded
 from .common import PRODUCER_LIVE_SECONDS, utc
 from .jobs import JobIdentity, applicable_actions, shown_identity
+from .unique import UniqueFacts, unique_facts
 
 GET_JOB = sql("oban_jobs", "job_detail")
 
@@ -47,15 +48,19 @@ class JobDetail(JobIdentity):
     # decoded, through the display policy); None when the job has none.
     deadline_at: datetime | None = None
     result_json: str | None = None
+    # A unique job's key, whether it holds it, and the other jobs of the key.
+    unique: UniqueFacts | None = None
 
 
 async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:
     async with db.connection() as conn:
         cur = await conn.execute(GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS})
         row = await cur.fetchone()
-    if row is None:
-        return None
-    return detail_from_row(display, row)
+        if row is None:
+            return None
+        facts = await unique_facts(conn, row["id"], row["meta"] or {}, row["inserted_at"])
+    detail = detail_from_row(display, row)
+    return detail if facts is None else replace(detail, unique=facts)
 
 
 def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
