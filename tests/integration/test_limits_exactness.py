@@ -68,9 +68,7 @@ async def test_global_limit_holds_across_three_nodes(db_url: str) -> None:
     rng = random.Random(14)
     queue, allowed, jobs = "exact_global", 4, 2_000
     sampler = Sampler(db_url, queue)
-    async with oban_nodes(
-        db_url, NODES, {queue: {"limit": 10, "global_limit": allowed}}
-    ) as nodes:
+    async with oban_nodes(db_url, NODES, {queue: {"limit": 10, "global_limit": allowed}}) as nodes:
         sampler.start()
         await nodes[0].enqueue_many(
             *[GlobalJob.new({"n": n, "ms": rng.randint(1, 30)}) for n in range(jobs)]
@@ -107,7 +105,9 @@ async def test_partitioned_global_limit_holds_per_partition_across_three_nodes(
         sampler.start()
         await nodes[1].enqueue_many(
             *[
-                PartitionedJob.new({"customer_id": rng.randrange(customers), "ms": rng.randint(1, 30)})
+                PartitionedJob.new(
+                    {"customer_id": rng.randrange(customers), "ms": rng.randint(1, 30)}
+                )
                 for _ in range(jobs)
             ]
         )
@@ -147,4 +147,6 @@ async def test_rate_limit_holds_in_every_sliding_window_across_three_nodes(db_ur
     # oldest bucket leaves.
     span = (starts[-1] - starts[0]).total_seconds()
     assert (jobs // allowed - 1) * period <= span <= (jobs // allowed - 1) * (period + 1) + 1.0
-    print(f"rate: most starts in a {period} s window {most}/{allowed}; span {span:.2f} s, {took:.1f} s")
+    print(
+        f"rate: most starts in a {period} s window {most}/{allowed}; span {span:.2f} s, {took:.1f} s"
+    )

@@ -42,9 +42,7 @@ async def test_a_paused_queue_with_a_global_limit_resumes_and_runs_everything(
     options = {"limit": 5, "global_limit": 2, "rate_limit": {"allowed": 1000, "period": 60}}
     async with oban_nodes(db_url, ["pause-a", "pause-b"], {"robust": options}) as nodes:
         await nodes[0].enqueue_many(*[RobustJob.new({"n": n, "ms": 30}) for n in range(40)])
-        await eventually(
-            lambda: _at_least(db_url, "completed", 5), within=10, what="some jobs ran"
-        )
+        await eventually(lambda: _at_least(db_url, "completed", 5), within=10, what="some jobs ran")
         await nodes[0].pause_queue("robust")  # every node
         # What was running finishes and is acknowledged; nothing new starts.
         await eventually(
@@ -149,7 +147,7 @@ async def test_jobs_inserted_by_plain_sql_into_a_partitioned_queue_are_keyed_and
     # The trigger keyed every row as it was inserted (a missing args key is null), keeping
     # the meta the insert gave.
     assert {r["meta"]["partition_key"] for r in rows} == {
-        f"[{worker_json}, \"c{c}\", null]" for c in range(3)
+        f'[{worker_json}, "c{c}", null]' for c in range(3)
     }
     assert all(r["meta"]["origin"] == "sql" for r in rows)
 

@@ -109,7 +109,9 @@ async def oban_nodes(
         yield nodes
 
 
-async def query(url: str, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+async def query(
+    url: str, sql: str, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     async with await psycopg.AsyncConnection.connect(
         url, autocommit=True, row_factory=dict_row
     ) as conn:

@@ -259,9 +259,10 @@ def test_a_window_across_midnight_utc_is_the_same_as_any_other() -> None:
     assert end > window.window_floor(after, period)
     assert window.resets_in(after, period, end) == pytest.approx(end + period - after)
     noon = calendar.timegm((2026, 12, 31, 12, 0, 0, 0, 0, 0)) + 30
-    assert window.bucket_end(noon + 0.5, period) - noon == window.bucket_end(
-        before + 0.5, period
-    ) - before
+    assert (
+        window.bucket_end(noon + 0.5, period) - noon
+        == window.bucket_end(before + 0.5, period) - before
+    )
 
 
 def test_a_daylight_saving_change_changes_nothing() -> None:
