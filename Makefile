@@ -23,6 +23,7 @@ bench:
 	.venv/bin/python -m bench.pages --sizes 100000 --rounds 10 --naive-rounds 2 --section pages-quick
 	.venv/bin/python -m bench.actions --rounds 50 --section actions-quick
 	.venv/bin/python -m bench.runtime --jobs 10000 --rounds 1 --section runtime-quick
+	.venv/bin/python -m bench.limits --jobs 5000 --rounds 1 --available 100000 --fetches 100 --section limits-quick
 
 .PHONY: bench-full
 bench-full:
@@ -30,6 +31,7 @@ bench-full:
 	.venv/bin/python -m bench.pages --sizes 100000,1000000,10000000 --rounds 50 --naive-rounds 3 --keep
 	.venv/bin/python -m bench.actions --rounds 200 --bulk 100000
 	.venv/bin/python -m bench.runtime --jobs 20000 --rounds 7
+	.venv/bin/python -m bench.limits --jobs 10000 --rounds 5 --available 1000000 --partitions 100,10000
 
 doctor:
 	.venv/bin/oban-powertools doctor --config examples.fastapi_host.powertools_config:build_config --url http://127.0.0.1:$(PORT)/ops/jobs/

@@ -21,7 +21,7 @@ from oban._scheduler import Scheduler
 from oban._stager import Stager
 from psycopg_pool import AsyncConnectionPool
 
-from oban_powertools import ConfigError, JobArgsInvalid, Powertools
+from oban_powertools import ConfigError, JobArgsInvalid, LimitOptionError, Powertools
 from oban_powertools.cron.entries import CronEntrySpec
 from oban_powertools.runtime import Runtime
 from oban_powertools.runtime import hooks as oban_hooks
@@ -366,3 +366,90 @@ async def test_wrap_result_discards_stale_args_at_once_and_passes_other_errors(
     assert sorted(seen) == ["JobArgsInvalid", "RuntimeError"]  # oban called the hook
     found = await rows(pt, "SELECT attempt, max_attempts FROM oban_jobs ORDER BY id")
     assert found == [{"attempt": 1, "max_attempts": 20}, {"attempt": 1, "max_attempts": 20}]
+
+
+# -- producer.validate -------------------------------------------------------------------------
+
+
+async def test_producer_validate_refuses_a_bad_limiter_option_when_oban_is_built(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+    options = runtime.oban_options()
+    with pytest.raises(LimitOptionError) as raised:
+        Oban(
+            pool=pool,
+            node="hooks-bad",
+            queues={"fine": 2, "exports": {"limit": 2, "global_limit": 0}},
+            **options,
+        )
+    assert raised.value.setting == "queues.exports.global_limit"
+    with pytest.raises(LimitOptionError, match=r"^queues.exports.rate_limt: is not a queue"):
+        Oban(pool=pool, node="hooks-bad", queues={"exports": {"limit": 2, "rate_limt": 1}})
+    # Nothing started: no limits declared, no producer recorded, the runtime never opened.
+    assert await rows(pt, "SELECT queue FROM powertools_queue_limits") == []
+    assert await rows(pt, "SELECT uuid FROM oban_producers") == []
+    assert runtime.limiter is None or runtime.limiter.limited == frozenset()
+    # The validation is the hook's: oban's own validation still runs before it.
+    assert getattr(get_ext("producer.validate", None), "previous", None) is not None
+    with pytest.raises(ValueError, match="limit must be positive"):
+        Oban(pool=pool, node="hooks-bad", queues={"exports": {"limit": 0, "global_limit": 2}})
+
+
+# -- producer.get_jobs -------------------------------------------------------------------------
+
+
+@worker(queue="hooks_limited")
+class LimitedJob:
+    async def process(self, job: Any) -> None:
+        return None
+
+
+@worker(queue="hooks_plain")
+class PlainJob:
+    async def process(self, job: Any) -> None:
+        return None
+
+
+async def test_producer_get_jobs_fetches_limited_queues_through_the_limiter_only(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    from oban import telemetry
+
+    from oban_powertools.runtime.limiter import TELEMETRY_EVENT
+
+    events: list[dict[str, Any]] = []
+    telemetry.attach("hooks-limiter", [TELEMETRY_EVENT], lambda _name, meta: events.append(meta))
+    runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+    oban = Oban(
+        pool=pool,
+        node="hooks-fetch",
+        queues={
+            "hooks_limited": {"limit": 3, "rate_limit": {"allowed": 1000, "period": 60}},
+            "hooks_plain": 3,
+        },
+        **runtime.oban_options(),
+    )
+    await oban.start()
+    try:
+        await oban.enqueue_many(*[LimitedJob.new({"n": n}) for n in range(5)])
+        await oban.enqueue_many(*[PlainJob.new({"n": n}) for n in range(5)])
+
+        async def all_done() -> bool:
+            done = await rows(pt, "SELECT count(*) AS n FROM oban_jobs WHERE state = 'completed'")
+            return bool(done[0]["n"] == 10)
+
+        await eventually(all_done, within=15, what="all 10 jobs completed")
+    finally:
+        await oban.stop()
+        telemetry.detach("hooks-limiter")
+    assert runtime.limiter is not None and runtime.limiter.wants("hooks_limited")
+    assert not runtime.limiter.wants("hooks_plain")
+    # The limited queue's fetches were the limiter's: its events, its starts recorded.
+    assert {e["queue"] for e in events} == {"hooks_limited"}
+    assert sum(e["claimed"] for e in events) == 5
+    starts = await rows(pt, "SELECT queue, partition_key, starts FROM powertools_limit_starts")
+    assert {(r["queue"], r["partition_key"]) for r in starts} == {("hooks_limited", "")}
+    assert sum(r["starts"] for r in starts) == 5

@@ -318,6 +318,8 @@ async def claim(conn: Conn, request: FetchRequest) -> tuple[list[Job], FetchDeci
     record = rate_allowed is not None
     base = {
         **_claim_params(request, demand),
+        # The claim stamps attempted_at with the same clock the window was counted by.
+        "now_at": usage["now_at"],
         "record": record,
         "bucket_end": window.bucket_end(now, period) if record else 0,
         "expired": (now - period) if record else 0,
@@ -410,6 +412,7 @@ def _claim_params(request: FetchRequest, demand: int) -> dict[str, Any]:
         "queue": request.queue,
         "demand": demand,
         "attempted_by": [request.node, request.uuid],
+        "now_at": None,
         "record": False,
         "bucket_end": 0,
         "expired": 0,

@@ -86,18 +86,22 @@ SELECT pg_advisory_xact_lock(
 -- name: fetch_usage
 -- A limited queue's limits and use, read under the fetch lock: jobs executing, starts in
 -- the rate window (the whole queue's, partition ''), the round-robin's turn, and the
--- database's clock (epoch seconds) that the window and the claim both use.
+-- database's clock (epoch seconds) that the window and the claim both use. The clock is
+-- the statement's, read after the lock (not the transaction's start, which may precede
+-- another node's whole fetch): successive fetches see it only move forward, so a later
+-- fetch never prunes a bucket that an earlier-stamped claim still had to count.
 SELECT l.global_limit, l.global_partitioned, l.rate_allowed, l.rate_period,
        l.rate_partitioned, l.partition_fields IS NOT NULL AS partitioned,
-       extract(epoch FROM now())::float8 AS now_epoch,
+       statement_timestamp() AS now_at,
+       extract(epoch FROM statement_timestamp())::float8 AS now_epoch,
        (SELECT count(*) FROM oban_jobs j
          WHERE j.state = 'executing' AND j.queue = l.queue) AS running,
        (SELECT coalesce(sum(s.starts), 0) FROM powertools_limit_starts s
          WHERE s.queue = l.queue AND s.partition_key = ''
-           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS started,
+           AND s.bucket_end > extract(epoch FROM statement_timestamp()) - l.rate_period) AS started,
        (SELECT min(s.bucket_end) FROM powertools_limit_starts s
          WHERE s.queue = l.queue AND s.partition_key = ''
-           AND s.bucket_end > extract(epoch FROM now()) - l.rate_period) AS oldest_bucket,
+           AND s.bucket_end > extract(epoch FROM statement_timestamp()) - l.rate_period) AS oldest_bucket,
        (SELECT t.partition_key FROM powertools_limit_turns t WHERE t.queue = l.queue) AS turn
 FROM powertools_queue_limits l
 WHERE l.queue = %(queue)s
@@ -170,7 +174,7 @@ WITH locked AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE oban_jobs oj
-    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', now()),
+    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', coalesce(%(now_at)s::timestamptz, now())),
         attempted_by = %(attempted_by)s, state = 'executing'
     FROM locked
     WHERE oj.id = locked.id AND oj.attempt < oj.max_attempts
@@ -208,7 +212,7 @@ WITH wanted AS (
     ) j
 ), claimed AS (
     UPDATE oban_jobs oj
-    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', now()),
+    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', coalesce(%(now_at)s::timestamptz, now())),
         attempted_by = %(attempted_by)s, state = 'executing'
     FROM locked
     WHERE oj.id = locked.id AND oj.attempt < oj.max_attempts
