@@ -242,8 +242,13 @@ class Limiter:
     async def fetch(self, request: FetchRequest) -> list[Job]:
         if request.demand <= 0:
             return []
-        async with self.database.transaction() as conn:
-            jobs, decision = await claim(conn, request)
+        # Pipelined: BEGIN, the lock and the use read travel together, then the claim and
+        # COMMIT; the server still runs them one after another (the use read's snapshot is
+        # taken after the lock is granted), but the fetch waits on two round trips, not
+        # five, which is what a fetch costs on a busy machine.
+        async with self.database.pool.connection() as conn, conn.pipeline():
+            async with conn.transaction():
+                jobs, decision = await claim(conn, request)
         if decision.retry_in is not None:
             self._poke_later(request, self._backoff(decision))
         else:
