@@ -1,4 +1,4 @@
-""""Why isn't this job running?" through the service: one prepared situation per reason,
+""" "Why isn't this job running?" through the service: one prepared situation per reason,
 each answered with that reason and its evidence, in the documented order."""
 
 from __future__ import annotations
@@ -84,9 +84,7 @@ async def test_every_reason_in_order(powertools: Powertools, conn: Any) -> None:
     assert "Still fetching on: worker-1" in evidence_text(explanation, "queue_paused")
 
 
-async def test_partition_values_pass_the_display_policy(
-    powertools: Powertools, conn: Any
-) -> None:
+async def test_partition_values_pass_the_display_policy(powertools: Powertools, conn: Any) -> None:
     """The partition key holds args values: a policy redacting an args field redacts it
     in the explanation too."""
     uuid = await scenarios.producer(conn)

@@ -234,9 +234,7 @@ async def partition_unkeyed(conn: Any) -> Expect:
         partition_keys=["customer_id"],
     )
     jid = await job(conn, args={"customer_id": "a"})
-    await conn.execute(
-        "UPDATE oban_jobs SET meta = meta - 'partition_key' WHERE id = %s", (jid,)
-    )
+    await conn.execute("UPDATE oban_jobs SET meta = meta - 'partition_key' WHERE id = %s", (jid,))
     return Expect(jid, "partition_unkeyed", ("Partitioned by: args.customer_id", "Its key: none"))
 
 

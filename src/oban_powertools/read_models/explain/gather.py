@@ -91,21 +91,24 @@ class Situation:
     def show(self, kind: str, value: Any, field: str) -> str:
         return self.display.text(kind, value, resource=self.resource, field=field)
 
-    def shown_partition(self) -> str:
-        """The job's partition as its fields (``worker=..., customer_id=...``), each value
-        through the policy as the args key it came from: the key holds args values."""
-        if self.key is None or self.stored is None or self.stored.limits.partition is None:
+    def shown_partition(self, key: str | None = None) -> str:
+        """A partition (the job's unless ``key`` is given) as its fields (``worker=...,
+        customer_id=...``), each value through the policy as the args key it came from:
+        a partition key holds args values."""
+        key = self.key if key is None else key
+        if key is None or self.stored is None or self.stored.limits.partition is None:
             return "none"
         partition = self.stored.limits.partition
         names = (["worker"] if "worker" in partition.fields else []) + (
             list(partition.keys) if "args" in partition.fields else []
         )
         try:
-            values = json.loads(self.key)
+            values = json.loads(key)
         except ValueError:
             values = None
         if not isinstance(values, list) or len(values) != len(names):
-            return self.show("args", self.key, "partition_key")
+            # Not a key this partition makes: shown whole, never as it is.
+            return self.show("args", {"partition_key": key}, "partition_key")
         shown = self.display.tree(
             "args", dict(zip(names, values, strict=True)), resource=self.resource
         )

@@ -337,7 +337,7 @@ def partition(s: Situation) -> list[Reason]:
                 ),
                 Evidence(
                     "Served last",
-                    "none yet" if turn is None else s.show("args", turn, "partition_key"),
+                    "none yet" if turn is None else s.shown_partition(turn),
                 ),
             ],
             [
@@ -409,14 +409,14 @@ def expected_start(s: Situation) -> str:
     if g is not None and s.global_use is not None:
         free = min(free, max(0, g.allowed - s.global_use.running))
     ahead = s.jobs_ahead or 0
+    slots = f"{free} slot is free now" if free == 1 else f"{free} slots are free now"
     scope = "in its partition" if s.partitioned else f"in queue {queue}"
     if ahead == 0:
         return (
             f"at the next fetch of queue {queue} (within about a second): no job is ahead "
-            f"of it {scope}, and {free} slot{'' if free == 1 else 's'} are free now"
+            f"of it {scope}, and {slots}"
         )
     return (
         f"once the {_capped(ahead, AHEAD_CAP)} job{'' if ahead == 1 else 's'} ahead of it "
-        f"{scope} (by priority, then scheduled time) are claimed; {free} "
-        f"slot{'' if free == 1 else 's'} are free now"
+        f"{scope} (by priority, then scheduled time) are claimed; {slots}"
     )
