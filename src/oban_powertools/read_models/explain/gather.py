@@ -161,7 +161,8 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
             global_use = await use(key if g.partition is not None and key else "")
         if r is not None and (r.partition is None or key is not None):
             rate_use = await use(key if r.partition is not None and key else "")
-        if stored.limits.partition is not None and key is not None:
+        # Only an available job waits for the round-robin (the others are not fetched yet).
+        if stored.limits.partition is not None and key is not None and job["state"] == "available":
             turn = next((u.turn for u in uses.values() if u is not None), None)
             cur = await conn.execute(
                 PARTITIONS_AHEAD,
