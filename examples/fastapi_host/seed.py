@@ -79,7 +79,10 @@ JOBS = [
         job("completed", "mailers", MAIL, {"to": f"user{i}@example.com"}, attempt=1)
         for i in range(8)
     ],
-    *[job("completed", "exports", REPORT, {"report": "daily", "customer_id": 7}, attempt=1) for _ in range(3)],
+    *[
+        job("completed", "exports", REPORT, {"report": "daily", "customer_id": 7}, attempt=1)
+        for _ in range(3)
+    ],
     job("completed", "default", SYNC, {}, attempt=1, ago=86_400),
     *[job("available", "mailers", MAIL, {"to": f"new{i}@example.com"}) for i in range(3)],
     job(
