@@ -1,4 +1,4 @@
-"""The ``oban-powertools`` command: install, migrate, doctor, action.
+"""The ``oban-powertools`` command: install, migrate, doctor, action, explain.
 
 Thin wrappers: the work lives in :mod:`.install`, :mod:`.db.migrate`, :mod:`.doctor` and
 the action pipeline.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import sys
 from pathlib import Path
 
@@ -19,12 +20,15 @@ from . import doctor as doctor_checks
 from .actions.errors import ActionError
 from .config import Config, database_only
 from .db import migrate as migrations
+from .display import Display
 from .errors import PowertoolsError
 from .install import InstallError, InstallReport
 from .install import install as run_install
 from .powertools import Powertools
 from .project import find_project
-from .seams import resolve
+from .read_models.explain import explain as explain_job
+from .read_models.explain import render_text
+from .seams import Resource, resolve
 
 database_url_option = click.option(
     "--database-url",
@@ -389,6 +393,71 @@ def action(
             )
     except ActionError as exc:
         raise click.ClickException(f"{exc.code}: {exc}") from exc
+    except PowertoolsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OSError, psycopg.OperationalError) as exc:
+        raise click.ClickException(f"cannot reach the database: {exc}") from exc
+    sys.exit(code)
+
+
+async def _explain(config: Config, actor_id: str, job_id: int, as_json: bool) -> int:
+    actor_for_cli = getattr(config.auth, "actor_for_cli", None)
+    if not callable(actor_for_cli):
+        raise click.ClickException(
+            "the auth seam does not implement actor_for_cli(actor_id), so the CLI cannot "
+            "tell who is asking (deny by default). Add it to your seam (the starter "
+            "ops_auth.py that install writes shows it)."
+        )
+    powertools = Powertools(config)
+    async with powertools:
+        if problem := await powertools.schema.check():
+            raise click.ClickException(f"{problem.describe()}. Run `{problem.command}`.")
+        actor = await resolve(actor_for_cli(actor_id))
+        if actor is None:
+            raise click.ClickException(f"the auth seam knows no operator {actor_id!r}")
+        # The job page's permission, asked of the host's seam as a page view asks it.
+        allowed = await resolve(
+            config.auth.authorize(actor, "view_jobs", Resource("job", str(job_id)))
+        )
+        if allowed is not True:
+            raise click.ClickException(f"unauthorized: {actor_id!r} may not view job {job_id}")
+        found = await explain_job(powertools.db, Display(config.display, "cli"), job_id)
+    if found is None:
+        click.echo(f"no job {job_id} (pruned, or it never existed)", err=True)
+        return 1
+    click.echo(json.dumps(found.to_dict(), indent=2) if as_json else render_text(found))
+    return 0
+
+
+@main.command()
+@click.argument("job_id", type=click.IntRange(1, 2**63 - 1), metavar="JOB_ID")
+@click.option(
+    "--actor",
+    "actor_id",
+    required=True,
+    help="Who asks, as the auth seam's actor_for_cli knows them (needs view_jobs).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option(
+    "--config",
+    "config_path",
+    help="module:attribute of the host's Config or of a function returning one "
+    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
+)
+@project_dir_option
+def explain(
+    job_id: int, actor_id: str, as_json: bool, config_path: str | None, project_dir: Path
+) -> None:
+    """Say why a job is not running: every reason, its evidence and the next step.
+
+    Exit status 0 with the answer, 1 when there is no such job (or on a problem).
+    Example: oban-powertools explain 42 --actor ops-demo
+    """
+    try:
+        project = find_project(project_dir)
+        config, _ = project.load_config(config_path)
+        with project.importable():
+            code = asyncio.run(_explain(config, actor_id, job_id, as_json))
     except PowertoolsError as exc:
         raise click.ClickException(str(exc)) from exc
     except (OSError, psycopg.OperationalError) as exc:

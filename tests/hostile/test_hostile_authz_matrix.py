@@ -168,6 +168,13 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
     ("/api/previews/{token}", GET): OwnPreview(
         (Probe("/api/previews/{token}"), Probe("/api/previews/no-such-token", 404))
     ),
+    ("/api/jobs/{job_id}/explain", GET): Page(
+        "view_jobs",
+        (
+            Probe("/api/jobs/{retryable}/explain", shows=(WORKER_MARK,)),
+            Probe("/api/jobs/987654321/explain", 404),
+        ),
+    ),
     ("/static", MOUNTED): Public(
         (
             Probe("/static/powertools.css"),

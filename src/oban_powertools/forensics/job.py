@@ -20,6 +20,7 @@ from ..read_models.common import (
     duration,
     utc,
 )
+from ..read_models.explain import explain
 from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
 from .completeness import job_completeness
 
@@ -182,6 +183,18 @@ async def job_bundle(
         paths.append(NextPath("Inspect job in Oban Web", BRIDGE, f"/oban/jobs/{job.id}"))
     if rescued:
         details.append(f"Rescued {rescued} time(s) after its node went away.")
+    if job.state in ("available", "scheduled", "retryable"):
+        # Why it is not running yet: the explainer's reasons (the job page shows the same),
+        # and their next paths right after the job's own.
+        explanation = await explain(db, display, job.id)
+        if explanation is not None:
+            if job.state == "available":
+                diagnosis = explanation.summary
+            details.extend(r.line() for r in explanation.reasons)
+            if explanation.expected:
+                details.append(f"Expected to start {explanation.expected}.")
+            found = [p for r in explanation.reasons for p in r.next_paths]
+            paths[1:1] = [p for i, p in enumerate(found) if p not in paths and p not in found[:i]]
     facts = [
         Fact("State", job.state),
         Fact("Worker", job.worker),

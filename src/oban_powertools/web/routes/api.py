@@ -4,6 +4,7 @@
                                  "params": {}}
     POST /api/actions/confirm   {"token": "...", "reason": "..."}
     GET  /api/previews/{token}
+    GET  /api/jobs/{id}/explain     why a job is (not) running: reasons, evidence, next paths
 
 Authentication is the host's seam, as for pages (a session cookie, or whatever the host's
 ``current_actor`` reads, e.g. a bearer token). Cross-site forgery is refused twice over:
@@ -30,10 +31,11 @@ from starlette.routing import Route
 from ...actions.errors import ActionError, PreviewConsumed, PreviewDrifted, PreviewNotFound
 from ...actions.preview import Preview
 from ...display import Display
+from ...read_models.explain import explain
 from ...read_models.principal import shown_actor
 from ...seams import Resource
 from ..access import Viewer, current_viewer, plane_of
-from ..params import preview_token
+from ..params import positive_id, preview_token
 from ..security import same_origin
 
 logger = logging.getLogger(__name__)
@@ -197,8 +199,25 @@ async def show_preview(request: Request) -> JSONResponse:
     return JSONResponse(preview_json(_display(request), stored))
 
 
+async def explain_job(request: Request) -> JSONResponse:
+    """The job page's "Why isn't this running?" as JSON, under the same permission."""
+    viewer = await current_viewer(request)
+    if viewer is None:
+        return error(401, "not_signed_in", "sign in first")
+    raw = str(request.path_params["job_id"])
+    if not await viewer.can("view_jobs", Resource("job", raw)):
+        return error(403, "unauthorized", "not allowed to view jobs")
+    job_id = positive_id(raw)
+    plane = plane_of(request)
+    found = await explain(plane.powertools.db, _display(request), job_id) if job_id else None
+    if found is None:
+        return error(404, "job_not_found", "no such job")
+    return JSONResponse(found.to_dict())
+
+
 routes = [
     Route("/api/actions/preview", preview, methods=["POST"]),
     Route("/api/actions/confirm", confirm, methods=["POST"]),
     Route("/api/previews/{token}", show_preview, methods=["GET"]),
+    Route("/api/jobs/{job_id}/explain", explain_job, methods=["GET"]),
 ]

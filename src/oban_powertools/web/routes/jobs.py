@@ -13,6 +13,7 @@ from ...forensics import build_bundle
 from ...read_models import job_detail as detail_model
 from ...read_models import jobs as jobs_model
 from ...read_models.common import JOB_STATES
+from ...read_models.explain import explain
 from ...seams import Resource
 from ..access import plane_of, require
 from ..pages import not_found, page
@@ -94,8 +95,10 @@ async def job_detail(request: Request) -> Response:
     allowed = {name: await viewer.can(name, resource) for name in jobs_model.JOB_ACTIONS}
     # The timeline is the job's forensics chronology, shown here on the page surface.
     bundle = await build_bundle(plane.powertools.db, plane.display, "job", str(job.id))
+    explanation = await explain(plane.powertools.db, plane.display, job.id)
     context = {
         "job": job,
+        "explanation": explanation if explanation and explanation.waiting else None,
         "controls": {name: allowed[name] and name in job.actions for name in allowed},
         "chronology": bundle.chronology,
         "completeness": bundle.completeness,

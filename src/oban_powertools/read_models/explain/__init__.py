@@ -1,0 +1,74 @@
+""" "Why isn't this job running?": one answer for the job page, its forensics bundle, the
+JSON API and ``oban-powertools explain``.
+
+For a waiting job (available, scheduled, retryable) it lists every reason it is not
+executing, in order, each with its evidence and an ownership-labelled next path; when
+nothing holds it back, when it should start. For any other state, one line saying it is
+not waiting. See :mod:`.reasons` for the checks and :mod:`.gather` for what they read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ...db import Database
+from ...display import Display
+from ..common import ago, utc
+from .gather import WAITING_STATES, Situation, gather
+from .model import Evidence, Explanation, Reason, render_text
+from .reasons import CHECKS, expected_start
+
+__all__ = ["Evidence", "Explanation", "Reason", "explain", "explain_situation", "render_text"]
+
+
+async def explain(db: Database, display: Display, job_id: int) -> Explanation | None:
+    """Why job ``job_id`` is (not) running now; None when there is no such job."""
+    async with db.connection() as conn:
+        situation = await gather(conn, display, job_id)
+    return None if situation is None else explain_situation(situation)
+
+
+def explain_situation(s: Situation) -> Explanation:
+    job = s.job
+    answer = Explanation(
+        job_id=int(job["id"]),
+        state=s.state,
+        worker=s.show("worker", job["worker"], "worker"),
+        queue=s.show("queue", s.queue, "queue"),
+        waiting=s.state in WAITING_STATES,
+        summary=_not_waiting(s),
+        checked_at=s.now,
+    )
+    if not answer.waiting:
+        return answer
+    reasons = [reason for check in CHECKS for reason in check(s)]
+    blocking = sum(1 for r in reasons if r.blocking)
+    if blocking:
+        summary = (
+            f"Job {job['id']} ({s.state}) is not running: "
+            + ("1 reason holds" if blocking == 1 else f"{blocking} reasons hold")
+            + " it back."
+        )
+        return replace(answer, summary=summary, reasons=reasons)
+    expected = expected_start(s)
+    summary = f"Nothing holds job {job['id']} back: it should start {expected}."
+    return replace(answer, summary=summary, reasons=reasons, expected=expected)
+
+
+def _not_waiting(s: Situation) -> str:
+    job = s.job
+    column = {
+        "executing": "attempted_at",
+        "completed": "completed_at",
+        "cancelled": "cancelled_at",
+        "discarded": "discarded_at",
+    }.get(s.state)
+    when = f" {ago(utc(job[column]), s.now)}" if column else ""
+    what = {
+        "executing": f"is executing (attempt {job['attempt']} of {job['max_attempts']}, "
+        f"started{when})",
+        "completed": f"completed{when}",
+        "cancelled": f"was cancelled{when}",
+        "discarded": f"was discarded{when}",
+    }.get(s.state, f"is {s.state}")
+    return f"Job {job['id']} {what}: it is not waiting to run."
