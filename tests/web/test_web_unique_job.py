@@ -54,3 +54,31 @@ async def test_the_job_page_shows_the_key_and_links_the_other_jobs_of_it(
     older = (await ops.get(f"{MOUNT}/jobs/{old.id}")).text
     assert "no longer: its key is free" in older
     assert f'href="{MOUNT}/jobs/{new.id}"' in older and "holds the key" in older
+
+
+async def test_the_forensics_bundle_names_the_key_and_the_job_holding_it(
+    as_user: Client, powertools: Powertools
+) -> None:
+    from oban_powertools.display import Display
+    from oban_powertools.forensics import build_bundle
+
+    await powertools.start()
+    install_hooks()
+    url = powertools.config.database_url
+    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+        oban = Oban(pool=pool, node="web-unique", queues={})
+        old = await oban.enqueue(SyncAccount.new({"account_id": 4}))
+        async with powertools.db.connection() as conn:
+            await conn.execute(
+                "UPDATE oban_jobs SET inserted_at = inserted_at - interval '10 minutes' "
+                "WHERE id = %s",
+                [old.id],
+            )
+        new = await oban.enqueue(SyncAccount.new({"account_id": 4}))
+    bundle = await build_bundle(
+        powertools.db, Display(powertools.config.display, "page"), "job", str(old.id)
+    )
+    text = " ".join(bundle.details)
+    assert f"Unique by key {old.meta['unique_key']}" in text
+    assert f"job {new.id} holds it now" in text
+    assert any(p.href == f"/jobs/{new.id}" for p in bundle.next_paths)

@@ -21,6 +21,7 @@ from ..read_models.common import (
     utc,
 )
 from ..read_models.explain import explain
+from ..read_models.unique import unique_facts
 from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
 from .completeness import job_completeness
 
@@ -48,6 +49,11 @@ async def job_bundle(
             row = await cur.fetchone()
             cur = await conn.execute(JOB_SLOTS, {"id": job_id})
             slots = list(await cur.fetchall())
+        unique = (
+            None
+            if row is None
+            else await unique_facts(conn, row["id"], row["meta"] or {}, row["inserted_at"])
+        )
         evidence = await open_subject(conn, display, "job", raw_id, field="id", now=now)
     items = evidence.audit_items()
     if row is None:
@@ -183,6 +189,17 @@ async def job_bundle(
         paths.append(NextPath("Inspect job in Oban Web", BRIDGE, f"/oban/jobs/{job.id}"))
     if rescued:
         details.append(f"Rescued {rescued} time(s) after its node went away.")
+    if unique is not None:
+        holder = next((o for o in unique.others if o.holds), None)
+        details.append(
+            f"Unique by key {unique.key} ({', '.join(unique.fields)}): "
+            + ("it holds the key and blocks duplicates now." if unique.holds else "its key is free")
+            + ("" if unique.holds or holder is None else f"; job {holder.id} holds it now.")
+        )
+        if holder is not None:
+            paths.append(
+                NextPath(f"Job {holder.id}, which holds its key", NATIVE, f"/jobs/{holder.id}")
+            )
     if job.state in ("available", "scheduled", "retryable"):
         # Why it is not running yet: the explainer's reasons (the job page shows the same),
         # and their next paths right after the job's own.
