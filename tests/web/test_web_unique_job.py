@@ -23,23 +23,30 @@ class SyncAccount:
         return None
 
 
-async def test_the_job_page_shows_the_key_and_links_the_other_jobs_of_it(
-    as_user: Client, powertools: Powertools
-) -> None:
+async def old_and_new(powertools: Powertools, account_id: int) -> tuple[Any, Any, Any]:
+    """An old job of the key whose period is over, the new one holding the key, and a
+    duplicate of the new one (returned as it, marked a conflict)."""
     await powertools.start()
     install_hooks()
     url = powertools.config.database_url
     async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
         oban = Oban(pool=pool, node="web-unique", queues={})
-        old = await oban.enqueue(SyncAccount.new({"account_id": 3}))
+        old = await oban.enqueue(SyncAccount.new({"account_id": account_id}))
         async with powertools.db.connection() as conn:
             await conn.execute(  # its period (300 s) is over
                 "UPDATE oban_jobs SET inserted_at = inserted_at - interval '10 minutes' "
                 "WHERE id = %s",
                 [old.id],
             )
-        new = await oban.enqueue(SyncAccount.new({"account_id": 3}))
-        duplicate = await oban.enqueue(SyncAccount.new({"account_id": 3}))
+        new = await oban.enqueue(SyncAccount.new({"account_id": account_id}))
+        duplicate = await oban.enqueue(SyncAccount.new({"account_id": account_id}))
+    return old, new, duplicate
+
+
+async def test_the_job_page_shows_the_key_and_links_the_other_jobs_of_it(
+    as_user: Client, powertools: Powertools
+) -> None:
+    old, new, duplicate = await old_and_new(powertools, 3)
     assert new.id != old.id and duplicate.id == new.id and duplicate.extra["conflict"]
 
     ops = as_user("ops-demo")
@@ -62,19 +69,7 @@ async def test_the_forensics_bundle_names_the_key_and_the_job_holding_it(
     from oban_powertools.display import Display
     from oban_powertools.forensics import build_bundle
 
-    await powertools.start()
-    install_hooks()
-    url = powertools.config.database_url
-    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
-        oban = Oban(pool=pool, node="web-unique", queues={})
-        old = await oban.enqueue(SyncAccount.new({"account_id": 4}))
-        async with powertools.db.connection() as conn:
-            await conn.execute(
-                "UPDATE oban_jobs SET inserted_at = inserted_at - interval '10 minutes' "
-                "WHERE id = %s",
-                [old.id],
-            )
-        new = await oban.enqueue(SyncAccount.new({"account_id": 4}))
+    old, new, _ = await old_and_new(powertools, 4)
     bundle = await build_bundle(
         powertools.db, Display(powertools.config.display, "page"), "job", str(old.id)
     )
