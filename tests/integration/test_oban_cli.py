@@ -58,6 +58,7 @@ def test_oban_start_with_oban_toml_runs_the_runtime(db_url: str, tmp_path: Path)
         cwd=tmp_path,
         env=env,
         db_url=db_url,
+        also="SELECT 1 FROM powertools_cron_entries",  # synced after the node row
     )
     assert run.nodes == [{"name": "Oban", "node": "cli-node-1"}], run.output
     assert run.entries == [{"name": "cli_nightly", "source": "code"}]

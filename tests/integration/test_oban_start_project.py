@@ -53,7 +53,14 @@ def test_oban_start_from_the_project_folder(db_url: str, tmp_path: Path) -> None
         )
     )
     env["OBAN_CRON_MODULES"] = "oban_powertools.oban_cli,myapp.workers"
-    run = run_oban_start([str(VENV_BIN / "oban"), "start"], cwd=project, env=env, db_url=db_url)
+    # The node row is written before the entries are synced: wait for both.
+    run = run_oban_start(
+        [str(VENV_BIN / "oban"), "start"],
+        cwd=project,
+        env=env,
+        db_url=db_url,
+        also="SELECT 1 FROM powertools_cron_entries",
+    )
     assert run.nodes == [{"name": "Oban", "node": "project-node-1"}], run.output
     assert run.entries == [{"name": "project_nightly", "source": "code"}]
     assert run.returncode == 0, run.output
