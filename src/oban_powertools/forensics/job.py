@@ -20,7 +20,7 @@ from ..read_models.common import (
     duration,
     utc,
 )
-from ..read_models.explain import explain
+from ..read_models.explain import Explanation, explain
 from ..read_models.unique import unique_facts
 from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
 from .completeness import job_completeness
@@ -36,7 +36,10 @@ async def job_bundle(
     bridge: bool,
     now: datetime,
     window: timedelta,
+    explained: Explanation | None = None,
 ) -> EvidenceBundle:
+    """``explained``: the job's explanation when the caller has it already (the job page
+    shows it too), so the explainer runs once per view."""
     text = raw_id.strip()
     job_id = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
     async with db.connection() as conn:
@@ -203,7 +206,7 @@ async def job_bundle(
     if job.state in ("available", "scheduled", "retryable"):
         # Why it is not running yet: the explainer's reasons (the job page shows the same),
         # and their next paths right after the job's own.
-        explanation = await explain(db, display, job.id)
+        explanation = explained or await explain(db, display, job.id)
         if explanation is not None:
             if job.state == "available":
                 diagnosis = explanation.summary
