@@ -42,9 +42,8 @@ def report_chunk(decided: Sequence[DecidedSlot], node: str, now: datetime) -> No
     """Emit the events of one committed chunk's slots."""
     catch_up: dict[str, list[DecidedSlot]] = {}
     for slot in decided:
-        event = SLOT_CLAIMED if slot.outcome in CLAIMED_OUTCOMES else SLOT_SKIPPED
         telemetry.emit(
-            event,
+            SLOT_CLAIMED if slot.outcome in CLAIMED_OUTCOMES else SLOT_SKIPPED,
             {"lag_seconds": (now - slot.slot_at).total_seconds()},
             {
                 "entry": slot.entry,
