@@ -418,7 +418,7 @@ async def test_producer_get_jobs_fetches_limited_queues_through_the_limiter_only
 ) -> None:
     from oban import telemetry
 
-    from oban_powertools.runtime.limiter import TELEMETRY_EVENT
+    from oban_powertools.runtime.limiter import FETCHED, TELEMETRY_EVENT
 
     events: list[dict[str, Any]] = []
     telemetry.attach("hooks-limiter", [TELEMETRY_EVENT], lambda _name, meta: events.append(meta))
@@ -450,6 +450,9 @@ async def test_producer_get_jobs_fetches_limited_queues_through_the_limiter_only
     # The limited queue's fetches were the limiter's: its events, its starts recorded.
     assert {e["queue"] for e in events} == {"hooks_limited"}
     assert sum(e["claimed"] for e in events) == 5
+    # Exactly the fields docs/telemetry.md lists for the event.
+    assert all(set(e) == FETCHED.fields for e in events)
+    assert all(e["limited_by"] == [] and e["rate_allowed"] is not None for e in events)
     starts = await rows(pt, "SELECT queue, partition_key, starts FROM powertools_limit_starts")
     assert {(r["queue"], r["partition_key"]) for r in starts} == {("hooks_limited", "")}
     assert sum(r["starts"] for r in starts) == 5
