@@ -10,6 +10,7 @@ shows no detail. A database whose schema is missing or older than this release a
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -157,6 +158,14 @@ def create_app(powertools: Powertools) -> Starlette:
         from .routes import bridge
 
         routes.extend(bridge.routes)
+    if importlib.util.find_spec("prometheus_client") is not None:
+        # With the [prometheus] extra only; this process's job and action telemetry is
+        # recorded from now on (once per process), so the first scrape has history.
+        from .metrics import process_metrics
+        from .routes import metrics
+
+        process_metrics()
+        routes.extend(metrics.routes)
 
     async def not_signed_in(request: Request, exc: Exception) -> Response:
         login = plane.config.login_url
