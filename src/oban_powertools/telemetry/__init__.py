@@ -34,9 +34,13 @@ from oban import telemetry as _oban_telemetry
 
 from ..errors import InvalidArgument
 
-__all__ = ["PREFIX", "Event", "declare", "declared", "emit"]
+__all__ = ["PREFIX", "TRACE_CONTEXT_META", "Event", "declare", "declared", "emit"]
 
 PREFIX = "oban_powertools."
+# The job meta key the OpenTelemetry integration carries the enqueuer's W3C trace context
+# in (``traceparent``, ``tracestate``). It describes the delivery, not the job: unique
+# keys leave it out.
+TRACE_CONTEXT_META = "trace_context"
 
 
 @dataclass(frozen=True, slots=True)
