@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import oban._scheduler as oban_scheduler
@@ -316,6 +317,51 @@ async def test_insert_jobs_inserts_unique_batches_and_leaves_plain_ones_to_oban(
     assert second.id == first.id and second.extra["conflict"] is True
     found = await rows(pt, "SELECT count(*) AS n FROM oban_jobs")
     assert found == [{"n": 2}]
+
+
+async def test_insert_observers_see_plain_and_unique_batches_before_the_insert(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    registry: None,
+) -> None:
+    install_hooks()
+    seen: list[tuple[str, list[str], list[int]]] = []
+
+    @contextmanager
+    def observer(jobs: list[Any]) -> Iterator[Any]:
+        for job in jobs:  # what it adds reaches the row, on both paths
+            job.meta = {**job.meta, "observed": True}
+        workers = [job.worker.rpartition(".")[2] for job in jobs]
+
+        def inserted(result: list[Any]) -> None:
+            seen.append(("inserted", workers, [job.id for job in result]))
+
+        yield inserted
+
+    oban_hooks.observe_inserts(observer)
+    try:
+        oban = Oban(pool=pool, node="hooks-o", queues={})
+
+        @worker(queue="hooked", unique={"period": 60})
+        class Watched:
+            async def process(self, job: Any) -> None:
+                return None
+
+        plain = await oban.enqueue(Watched.new({"a": 1}, unique=None))
+        unique = await oban.enqueue(Watched.new({"a": 2}))
+    finally:
+        oban_hooks.unobserve_inserts(observer)
+    after = await oban.enqueue(Watched.new({"a": 3}, unique=None))
+    assert seen == [
+        ("inserted", ["Watched"], [plain.id]),
+        ("inserted", ["Watched"], [unique.id]),
+    ]
+    stored = await rows(pt, "SELECT id, meta FROM oban_jobs ORDER BY id")
+    assert [(r["id"], r["meta"].get("observed")) for r in stored] == [
+        (plain.id, True),
+        (unique.id, True),
+        (after.id, None),
+    ]
 
 
 # -- executor.wrap_result --------------------------------------------------------------------

@@ -10,7 +10,6 @@ shows no detail. A database whose schema is missing or older than this release a
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +26,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import ExtraNotInstalled
 from ..seams import resolve
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
 from .routes import actions, api, audit, cron, forensics, jobs, overview, queues
@@ -158,12 +158,15 @@ def create_app(powertools: Powertools) -> Starlette:
         from .routes import bridge
 
         routes.extend(bridge.routes)
-    if importlib.util.find_spec("prometheus_client") is not None:
-        # With the [prometheus] extra only; this process's job and action telemetry is
-        # recorded from now on (once per process), so the first scrape has history.
+    try:
+        # With the [prometheus] extra only (else no /metrics route at all, 404).
         from .metrics import process_metrics
         from .routes import metrics
-
+    except ExtraNotInstalled:
+        pass
+    else:
+        # This process's job and action telemetry is recorded from now on (once per
+        # process), so the first scrape has history.
         process_metrics()
         routes.extend(metrics.routes)
 
