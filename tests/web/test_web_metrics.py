@@ -198,6 +198,15 @@ async def test_the_collector_in_a_host_registry_and_the_plain_app(
     samples = parse(generate_latest(registry).decode())
     assert value(samples, "oban_powertools_jobs", queue="mail", state="available") == 1
 
+    # Or refreshed in the background, for a host's own exposition.
+    background = PowertoolsCollector(powertools)
+    background.refresh_every(0.05)
+    try:
+        await eventually(lambda: background.snapshot is not None, what="a background refresh")
+    finally:
+        background.stop_refreshing()
+    assert background.snapshot is not None and background.snapshot.jobs["mail"]["available"] == 1
+
     app = metrics_app(powertools)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as plain:

@@ -282,7 +282,7 @@ class PowertoolsCollector(Collector):
         return self.snapshot
 
     def refresh_every(self, seconds: float) -> asyncio.Task[None]:
-        """Refresh in the background on the running loop until :meth:`stop`."""
+        """Refresh in the background on the running loop until :meth:`stop_refreshing`."""
 
         async def loop() -> None:
             while True:
@@ -293,7 +293,7 @@ class PowertoolsCollector(Collector):
         self._task = asyncio.get_running_loop().create_task(loop(), name="powertools-metrics")
         return self._task
 
-    def stop(self) -> None:
+    def stop_refreshing(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
