@@ -125,7 +125,7 @@ class DeadlinePassed(PowertoolsError):
     code = "deadline_passed"
 
 
-class ExtraNotInstalled(PowertoolsError, ImportError):
+class ExtraNotInstalled(ConfigError):
     """An optional integration was used without the extra that brings its dependency."""
 
     code = "extra_not_installed"
@@ -134,6 +134,7 @@ class ExtraNotInstalled(PowertoolsError, ImportError):
         self.extra = extra
         self.feature = feature
         super().__init__(
-            f"{feature} needs {missing}, which is not installed. "
-            f"Install the extra: pip install 'oban-powertools[{extra}]'."
+            f"oban-powertools[{extra}]",
+            f"{feature} needs {missing}, which is not installed",
+            f'Install the extra: pip install "oban-powertools[{extra}]"',
         )

@@ -29,7 +29,7 @@ def test_the_module_names_its_extra(
     with pytest.raises(ExtraNotInstalled) as raised:
         importlib.import_module(module)
     assert isinstance(raised.value, PowertoolsError)
-    assert f"pip install 'oban-powertools[{extra}]'" in str(raised.value)
+    assert f'pip install "oban-powertools[{extra}]"' in str(raised.value)
     assert raised.value.extra == extra
 
 
