@@ -123,3 +123,18 @@ class DeadlinePassed(PowertoolsError):
     running")."""
 
     code = "deadline_passed"
+
+
+class ExtraNotInstalled(ConfigError):
+    """An optional integration was used without the extra that brings its dependency."""
+
+    code = "extra_not_installed"
+
+    def __init__(self, extra: str, feature: str, missing: str) -> None:
+        self.extra = extra
+        self.feature = feature
+        super().__init__(
+            f"oban-powertools[{extra}]",
+            f"{feature} needs {missing}, which is not installed",
+            f'Install the extra: pip install "oban-powertools[{extra}]"',
+        )

@@ -183,6 +183,7 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
             Probe("/static/no-such-asset.js", 404),
         )
     ),
+    ("/metrics", GET): Page("view_metrics", (Probe("/metrics"),)),
     ("/oban", GET): Page("view_oban_web", (Probe("/oban"),)),
     ("/oban/{path:path}", GET): Page(
         "view_oban_web", (Probe("/oban/", shows=(ARG_MARK,)), Probe("/oban/jobs/1"))

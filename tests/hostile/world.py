@@ -31,6 +31,7 @@ VIEWS = (
     "view_audit",
     "view_forensics",
     "view_oban_web",
+    "view_metrics",
 )
 # What ops-limited may do: one action per family, so every family has both answers.
 LIMITED_ACTIONS = frozenset({"run_cron_entry", "resume_queue", "retry_job"})

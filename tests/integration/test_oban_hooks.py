@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import oban._scheduler as oban_scheduler
@@ -318,6 +319,51 @@ async def test_insert_jobs_inserts_unique_batches_and_leaves_plain_ones_to_oban(
     assert found == [{"n": 2}]
 
 
+async def test_insert_observers_see_plain_and_unique_batches_before_the_insert(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    registry: None,
+) -> None:
+    install_hooks()
+    seen: list[tuple[str, list[str], list[int]]] = []
+
+    @contextmanager
+    def observer(jobs: list[Any]) -> Iterator[Any]:
+        for job in jobs:  # what it adds reaches the row, on both paths
+            job.meta = {**job.meta, "observed": True}
+        workers = [job.worker.rpartition(".")[2] for job in jobs]
+
+        def inserted(result: list[Any]) -> None:
+            seen.append(("inserted", workers, [job.id for job in result]))
+
+        yield inserted
+
+    oban_hooks.observe_inserts(observer)
+    try:
+        oban = Oban(pool=pool, node="hooks-o", queues={})
+
+        @worker(queue="hooked", unique={"period": 60})
+        class Watched:
+            async def process(self, job: Any) -> None:
+                return None
+
+        plain = await oban.enqueue(Watched.new({"a": 1}, unique=None))
+        unique = await oban.enqueue(Watched.new({"a": 2}))
+    finally:
+        oban_hooks.unobserve_inserts(observer)
+    after = await oban.enqueue(Watched.new({"a": 3}, unique=None))
+    assert seen == [
+        ("inserted", ["Watched"], [plain.id]),
+        ("inserted", ["Watched"], [unique.id]),
+    ]
+    stored = await rows(pt, "SELECT id, meta FROM oban_jobs ORDER BY id")
+    assert [(r["id"], r["meta"].get("observed")) for r in stored] == [
+        (plain.id, True),
+        (unique.id, True),
+        (after.id, None),
+    ]
+
+
 # -- executor.wrap_result --------------------------------------------------------------------
 
 
@@ -418,7 +464,7 @@ async def test_producer_get_jobs_fetches_limited_queues_through_the_limiter_only
 ) -> None:
     from oban import telemetry
 
-    from oban_powertools.runtime.limiter import TELEMETRY_EVENT
+    from oban_powertools.runtime.limiter import FETCHED, TELEMETRY_EVENT
 
     events: list[dict[str, Any]] = []
     telemetry.attach("hooks-limiter", [TELEMETRY_EVENT], lambda _name, meta: events.append(meta))
@@ -450,6 +496,9 @@ async def test_producer_get_jobs_fetches_limited_queues_through_the_limiter_only
     # The limited queue's fetches were the limiter's: its events, its starts recorded.
     assert {e["queue"] for e in events} == {"hooks_limited"}
     assert sum(e["claimed"] for e in events) == 5
+    # Exactly the fields docs/telemetry.md lists for the event.
+    assert all(set(e) == FETCHED.fields for e in events)
+    assert all(e["limited_by"] == [] and e["rate_allowed"] is not None for e in events)
     starts = await rows(pt, "SELECT queue, partition_key, starts FROM powertools_limit_starts")
     assert {(r["queue"], r["partition_key"]) for r in starts} == {("hooks_limited", "")}
     assert sum(r["starts"] for r in starts) == 5

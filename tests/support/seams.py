@@ -16,6 +16,7 @@ VIEWS = frozenset(
         "view_audit",
         "view_forensics",
         "view_oban_web",
+        "view_metrics",
     }
 )
 

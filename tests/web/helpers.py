@@ -32,6 +32,7 @@ VIEWS = frozenset(
         "view_audit",
         "view_forensics",
         "view_oban_web",
+        "view_metrics",
     }
 )
 SECRETS = ("hunter2-secret", "nested-secret", "meta-secret", "cron-secret")

@@ -98,7 +98,15 @@ def test_every_module_imports_from_the_wheel(bare: FreshEnv, tmp_path: Path) -> 
     assert set(report["refused"]) == {
         "oban_powertools.web.routes.bridge",
         "oban_powertools.workers.pydantic_args",
+        "oban_powertools.contrib.otel",
+        "oban_powertools.web.metrics",
+        "oban_powertools.web.routes.metrics",
     }
+    for module, extra in (
+        ("oban_powertools.contrib.otel", "otel"),
+        ("oban_powertools.web.metrics", "prometheus"),
+    ):
+        assert f'pip install "oban-powertools[{extra}]"' in report["refused"][module]
     assert (
         'pip install "oban-powertools[bridge]"'
         in report["refused"]["oban_powertools.web.routes.bridge"]

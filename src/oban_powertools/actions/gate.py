@@ -70,7 +70,8 @@ class Gate:
 
     async def record_denial(
         self, actor: Any, action: Action, targets: Sequence[str], surface: str, stage: str
-    ) -> None:
+    ) -> Principal:
+        """Write the refusal's audit event; the principal it names."""
         principal = await self.principal(actor)
         async with self._pt.db.transaction() as conn:
             await write_event(
@@ -84,6 +85,7 @@ class Gate:
                 outcome="denied",
                 detail={"stage": stage, "targets": list(targets[:100])},
             )
+        return principal
 
     def check_reason(self, action: Action, reason: str | None) -> str | None:
         config = self._pt.config

@@ -19,12 +19,14 @@ the set is applied) and a second, short statement records ``drifted`` on the pre
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
+from .. import telemetry
 from ..db import Conn
 from ..db.queries import sql
 from ..errors import InvalidArgument
@@ -33,6 +35,7 @@ from .base import Action, ApplyContext, PreviewFields, drift_text, plan_text
 from .confirm import Confirm
 from .errors import (
     NotApplicable,
+    PreviewDrifted,
     PreviewExpired,
     PreviewNotFound,
     PreviewOtherActor,
@@ -58,6 +61,29 @@ if TYPE_CHECKING:
 INSERT_PREVIEW = sql("previews", "insert_preview")
 READ_PREVIEW = sql("previews", "read_preview")
 GET_PREVIEW = sql("previews", "get_preview")
+
+# What the pipeline did, for hosts' telemetry handlers (docs/telemetry.md). ``targets`` is
+# how many resources the action covers; ``duration`` is in nanoseconds, as oban's.
+PREVIEWED = telemetry.declare(
+    "oban_powertools.action.previewed",
+    measurements=("targets", "duration"),
+    metadata=("action", "resource", "surface", "actor_id"),
+)
+CONFIRMED = telemetry.declare(
+    "oban_powertools.action.confirmed",
+    measurements=("targets", "duration"),
+    metadata=("action", "resource", "surface", "actor_id", "audit_event_id"),
+)
+DENIED = telemetry.declare(
+    "oban_powertools.action.denied",
+    measurements=("targets",),
+    metadata=("action", "resource", "surface", "actor_id", "stage"),
+)
+FAILED = telemetry.declare(
+    "oban_powertools.action.failed",
+    measurements=("targets",),
+    metadata=("action", "resource", "surface", "actor_id", "outcome"),
+)
 
 
 class Pipeline:
@@ -86,10 +112,11 @@ class Pipeline:
         """Authorize, snapshot the targets and store a single-use preview."""
         if surface not in SURFACES:
             raise InvalidArgument(f"unknown surface {surface!r}")
+        started = time.monotonic_ns()
         action = get_action(action_name)
         target_ids = self._gate.parse_targets(action, targets)
         if not await self._gate.authorized(actor, action, target_ids):
-            await self._gate.record_denial(actor, action, target_ids, surface, "preview")
+            await self._deny(actor, action, target_ids, surface, "preview")
             raise Unauthorized(action.name, f"{action.resource_type}:{resource_id_for(target_ids)}")
         parsed = action.parse_params(params or {})
         principal = await self.principal(actor)
@@ -109,7 +136,8 @@ class Pipeline:
         async with self._pt.db.connection() as conn:
             stored = await action.store_preview(conn, target_ids, parsed, fields)
             if stored is None:
-                return await self._store_preview(conn, action, target_ids, parsed, fields)
+                preview = await self._store_preview(conn, action, target_ids, parsed, fields)
+                return self._previewed(preview, started)
         if stored.missing:
             raise UnknownTarget(action.resource_type, stored.missing)
         if stored.problems:
@@ -117,7 +145,51 @@ class Pipeline:
                 raise NotApplicable(stored.problems[0][1])
             raise NotApplicable(not_applicable(stored.problems, stored.problem_count))
         assert stored.row is not None
-        return Preview.from_row(stored.row)
+        return self._previewed(Preview.from_row(stored.row), started)
+
+    def _previewed(self, preview: Preview, started: int) -> Preview:
+        telemetry.emit(
+            PREVIEWED,
+            {"targets": len(preview.targets), "duration": time.monotonic_ns() - started},
+            {
+                "action": preview.action,
+                "resource": preview.resource,
+                "surface": preview.surface,
+                "actor_id": preview.actor_id,
+            },
+        )
+        return preview
+
+    async def _deny(
+        self, actor: Any, action: Action, targets: Sequence[str], surface: str, stage: str
+    ) -> None:
+        """Record a refusal (the audit event), then report it."""
+        principal = await self._gate.record_denial(actor, action, targets, surface, stage)
+        telemetry.emit(
+            DENIED,
+            {"targets": len(targets)},
+            {
+                "action": action.name,
+                "resource": f"{action.resource_type}:{resource_id_for(targets)}",
+                "surface": surface,
+                "actor_id": principal.id,
+                "stage": stage,
+            },
+        )
+
+    @staticmethod
+    def _failed(preview: Preview, surface: str, outcome: str) -> None:
+        telemetry.emit(
+            FAILED,
+            {"targets": len(preview.targets)},
+            {
+                "action": preview.action,
+                "resource": preview.resource,
+                "surface": surface,
+                "actor_id": preview.actor_id,
+                "outcome": outcome,
+            },
+        )
 
     async def _store_preview(
         self,
@@ -183,6 +255,7 @@ class Pipeline:
             raise InvalidArgument(f"unknown surface {surface!r}")
         if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
             raise PreviewNotFound()
+        started = time.monotonic_ns()
         principal = await self.principal(actor)
         async with self._pt.db.connection() as conn:
             cur = await conn.execute(READ_PREVIEW, {"token": token, "inline": INLINE_BEFORE_MAX})
@@ -194,25 +267,46 @@ class Pipeline:
         raise_for_status(preview)
         if actor is None or preview.actor_id != principal.id:
             # Someone holding another operator's token: refused and recorded.
-            await self._gate.record_denial(
+            await self._deny(
                 actor, action, preview.targets, surface, "execute: another operator's preview"
             )
             raise PreviewOtherActor()
         if not await self._gate.authorized(actor, action, preview.targets):
-            await self._gate.record_denial(actor, action, preview.targets, surface, "execute")
+            await self._deny(actor, action, preview.targets, surface, "execute")
             raise Unauthorized(action.name, preview.resource)
         text = self._gate.check_reason(action, reason)
         if row["is_expired"]:
             await self._confirm.resolve_alone(token, "expired", text)
+            self._failed(preview, surface, "expired")
             raise PreviewExpired()
         ctx = ApplyContext(
             principal, surface, text, self._pt.config.prefix, datetime.now(UTC), token
         )
         expected = row["before"]
         statement = action.confirm_statement(ctx, preview.targets, preview.params, expected)
-        if statement is not None:
-            return await self._confirm.in_one_statement(action, preview, ctx, statement)
-        return await self._confirm.in_transaction(action, preview, ctx, expected)
+        try:
+            if statement is not None:
+                result = await self._confirm.in_one_statement(action, preview, ctx, statement)
+            else:
+                result = await self._confirm.in_transaction(action, preview, ctx, expected)
+        except PreviewExpired:
+            self._failed(preview, surface, "expired")
+            raise
+        except PreviewDrifted:
+            self._failed(preview, surface, "drifted")
+            raise
+        telemetry.emit(
+            CONFIRMED,
+            {"targets": len(preview.targets), "duration": time.monotonic_ns() - started},
+            {
+                "action": preview.action,
+                "resource": preview.resource,
+                "surface": surface,
+                "actor_id": principal.id,
+                "audit_event_id": result.audit_event_id,
+            },
+        )
+        return result
 
     async def run(
         self,

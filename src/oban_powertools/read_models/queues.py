@@ -87,7 +87,10 @@ def _limit(meta: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-async def queue_counts(conn: Conn, queues: Sequence[str]) -> dict[str, dict[str, Count]]:
+async def queue_counts(
+    conn: Conn, queues: Sequence[str], *, cap: int = QUEUE_COUNT_CAP
+) -> dict[str, dict[str, Count]]:
+    """Each queue's jobs by state: exact up to ``cap``, else oban's planner estimate."""
     if not queues:
         return {}
     cur = await conn.execute(
@@ -95,15 +98,13 @@ async def queue_counts(conn: Conn, queues: Sequence[str]) -> dict[str, dict[str,
         {
             "queues": list(queues),
             "states": list(QUEUE_STATES),
-            "cap": QUEUE_COUNT_CAP,
-            "exact_below": QUEUE_COUNT_CAP * EXACT_BELOW_FACTOR,
+            "cap": cap,
+            "exact_below": cap * EXACT_BELOW_FACTOR,
         },
     )
     counts: dict[str, dict[str, Count]] = {q: {} for q in queues}
     for row in await cur.fetchall():
-        counts[row["queue"]][row["state"]] = bounded_count(
-            row["n"], row["estimate"], QUEUE_COUNT_CAP
-        )
+        counts[row["queue"]][row["state"]] = bounded_count(row["n"], row["estimate"], cap)
     return counts
 
 

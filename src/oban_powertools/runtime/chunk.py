@@ -22,7 +22,7 @@ from ..db import Conn, oban_jobs
 from ..db.queries import InSchema, sql
 from ..unique.workers import unique_meta, worker_unique
 
-__all__ = ["ChunkWriter", "SlotClaimedMeanwhile", "advance_params"]
+__all__ = ["ChunkWriter", "DecidedSlot", "SlotClaimedMeanwhile", "advance_params"]
 
 # The rows of a chunk travel as one JSON array each: one json.dumps in Python instead of
 # a dump and an escape per array element, which cost more than the statements themselves.
@@ -58,6 +58,17 @@ def advance_params(changes: Mapping[str, Advance]) -> dict[str, Any]:
 
 class SlotClaimedMeanwhile(Exception):
     """A slot that :class:`ChunkWriter` wrote had been claimed meanwhile; the chunk rolls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedSlot:
+    """One slot a committed chunk decided (``released``: a deferred follow-up enqueued)."""
+
+    entry: str
+    slot_at: datetime
+    kind: str
+    outcome: str
+    job_id: int | None
 
 
 @dataclass(slots=True)
@@ -99,6 +110,9 @@ class ChunkWriter:
         self._last: dict[str, int] = {}
         self._deferred: dict[str, tuple[int, str]] = {}
         self._released: list[tuple[int, int]] = []  # (slot row id, job placeholder)
+        self._released_slots: list[tuple[str, datetime, str]] = []  # (entry, slot, kind)
+        # What finish() wrote, for the telemetry reported once the chunk commits.
+        self.decided: list[DecidedSlot] = []
         # Unique keys of the entries' workers and the job holding each (a placeholder
         # once this chunk enqueues it), None when free.
         self._held: dict[str, int | None] = {}
@@ -221,6 +235,7 @@ class ChunkWriter:
         slot_id, kind = found
         job = self._job(row, slot_at, kind)
         self._released.append((slot_id, job))
+        self._released_slots.append((row["name"], slot_at, kind))
         return job
 
     async def finish(
@@ -273,6 +288,17 @@ class ChunkWriter:
                     "detail": detail,
                 }
             )
+        self.decided = [
+            DecidedSlot(
+                s.name, s.slot_at, s.kind, s.outcome, None if s.job is None else real(s.job)
+            )
+            for s in self._slots
+        ] + [
+            DecidedSlot(name, slot_at, kind, "released", real(job))
+            for (name, slot_at, kind), (_, job) in zip(
+                self._released_slots, self._released, strict=True
+            )
+        ]
         if not (planned or self._released or advance):
             return
         last_jobs = {name: real(job) for name, job in self._last.items()}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,7 @@ from ..cron.timezones import load_timezone
 from ..db import Conn, Database
 from ..db.queries import sql
 from .chunk import ChunkWriter, SlotClaimedMeanwhile, advance_params
+from .cron_telemetry import report_chunk
 from .failures import describe_error, log_error, transient
 
 __all__ = ["ACTIVE_STATES", "Claimer", "EntryCache", "Evaluation", "NextFire"]
@@ -183,6 +184,7 @@ class Claimer:
                 async with self.database.transaction() as conn:
                     writer = ChunkWriter(conn, self.prefix, self.node)
                     await self._claim(conn, writer, names, minute, live_from, part, check_every)
+                report_chunk(writer.decided, self.node, datetime.now(UTC))
                 return part
             except SlotClaimedMeanwhile:
                 if check_every:

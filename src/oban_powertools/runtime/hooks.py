@@ -28,7 +28,9 @@ process-global registry. Powertools registers seven of them:
     A batch holding a unique job (``unique=`` on its worker or its insert) is inserted by
     :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
     batch is oban's own insert. This hook runs in every process that installed the
-    hooks, enqueuers without a runtime included.
+    hooks, enqueuers without a runtime included. Insert observers
+    (:func:`observe_inserts`, e.g. OpenTelemetry's enqueue span) see every batch before
+    either path inserts it, and the inserted jobs after.
 ``executor.wrap_result``
     A job whose args no longer fit its typed worker's schema
     (:class:`~oban_powertools.errors.JobArgsInvalid`) is discarded at once instead of
@@ -59,6 +61,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,7 +81,9 @@ __all__ = [
     "ensure_no_oban_pro",
     "install",
     "installed",
+    "observe_inserts",
     "queue_options",
+    "unobserve_inserts",
     "wrap_get_jobs",
     "wrap_insert_jobs",
     "wrap_metrics_build",
@@ -362,10 +367,37 @@ def queue_options(producers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+# Called with each batch before it is inserted (it may add to the jobs' meta); the
+# context manager it returns is left after the insert, and the function it yields is
+# given the inserted jobs. An error in the insert passes through the context manager.
+type InsertObserver = Callable[[list[Any]], AbstractContextManager[Callable[[list[Any]], None]]]
+_INSERT_OBSERVERS: list[InsertObserver] = []
+
+
+def observe_inserts(observer: InsertObserver) -> None:
+    if observer not in _INSERT_OBSERVERS:
+        _INSERT_OBSERVERS.append(observer)
+
+
+def unobserve_inserts(observer: InsertObserver) -> None:
+    if observer in _INSERT_OBSERVERS:
+        _INSERT_OBSERVERS.remove(observer)
+
+
 def wrap_insert_jobs(previous: Build) -> Build:
     """``query.insert_jobs`` that inserts batches holding unique jobs idempotently."""
 
     async def insert_jobs(query: Any, jobs: list[Any], conn: Any = None) -> Any:
+        if not _INSERT_OBSERVERS:
+            return await insert(query, jobs, conn)
+        with ExitStack() as stack:
+            finish = [stack.enter_context(observe(jobs)) for observe in list(_INSERT_OBSERVERS)]
+            inserted = await insert(query, jobs, conn)
+            for done in finish:
+                done(inserted)
+            return inserted
+
+    async def insert(query: Any, jobs: list[Any], conn: Any) -> Any:
         uniques = [inserter.unique_of(job) for job in jobs]
         if not any(uniques):
             return await previous(query, jobs, conn)

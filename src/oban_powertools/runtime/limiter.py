@@ -31,10 +31,10 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from oban import telemetry
 from oban.job import Job
 from psycopg.rows import class_row
 
+from .. import telemetry
 from ..db import Conn, Database
 from ..db.queries import sql
 from ..limits import window
@@ -55,7 +55,21 @@ OLDEST_TRANSACTION = sql("queue_limits", "oldest_transaction")
 JOB_ID_SPAN = sql("queue_limits", "job_id_span")
 REKEY_SLICE = sql("queue_limits", "rekey_slice")
 
-TELEMETRY_EVENT = "oban_powertools.limiter.fetch"
+# Every limited fetch that claimed jobs or was held back by a limit.
+FETCHED = telemetry.declare(
+    "oban_powertools.limiter.fetch",
+    measurements=(
+        "demand",
+        "claimed",
+        "running",
+        "global_limit",
+        "started",
+        "rate_allowed",
+        "partitions_probed",
+    ),
+    metadata=("queue", "limited_by"),
+)
+TELEMETRY_EVENT = FETCHED.name
 # How long a node waits before asking again while a global limit is full: the jobs that
 # free it may run on other nodes, whose completions do not poke this one.
 GLOBAL_RETRY = 0.25
@@ -91,18 +105,19 @@ class FetchDecision:
     partitions_probed: int = 0
     retry_in: float | None = None
 
-    def metadata(self) -> dict[str, Any]:
+    def measurements(self) -> dict[str, Any]:
         return {
-            "queue": self.queue,
             "demand": self.demand,
             "claimed": self.claimed,
-            "limited_by": list(self.limited_by),
             "running": self.running,
             "global_limit": self.global_limit,
             "started": self.started,
             "rate_allowed": self.rate_allowed,
             "partitions_probed": self.partitions_probed,
         }
+
+    def metadata(self) -> dict[str, Any]:
+        return {"queue": self.queue, "limited_by": list(self.limited_by)}
 
 
 @dataclass
@@ -254,7 +269,7 @@ class Limiter:
         else:
             self._misses.pop(request.queue, None)
         if decision.limited_by or decision.claimed:
-            telemetry.execute(TELEMETRY_EVENT, decision.metadata())
+            telemetry.emit(FETCHED, decision.measurements(), decision.metadata())
         return jobs
 
     def _backoff(self, decision: FetchDecision) -> float:

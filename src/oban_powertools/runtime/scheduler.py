@@ -69,6 +69,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg.rows import tuple_row
 
+from .. import telemetry
 from ..audit import write_event
 from ..cron import entries
 from ..cron.firing import next_fire
@@ -79,6 +80,7 @@ from ..errors import InvalidArgument
 from ..seams import SYSTEM_PRINCIPAL
 from .claims import ACTIVE_STATES, Claimer, EntryCache, Evaluation, NextFire
 from .clock import Clock, LeaderLike, SystemClock
+from .cron_telemetry import EVALUATED
 from .failures import log_error
 
 __all__ = [
@@ -239,6 +241,18 @@ class CronScheduler:
         async with self.database.connection() as conn:
             await conn.execute(RECORD_COVERAGE, {"node": self.node, "first": live, "last": minute})
         evaluation.seconds = time.perf_counter() - started
+        telemetry.emit(
+            EVALUATED,
+            {
+                "duration": int(evaluation.seconds * 1e9),
+                "examined": evaluation.examined,
+                "enqueued": evaluation.enqueued,
+                "skipped": evaluation.skipped,
+                "deferred": evaluation.deferred,
+                "failed": len(evaluation.failed),
+            },
+            {"minute": iso_utc(minute), "node": self.node},
+        )
         return evaluation
 
     async def _candidates(self, minute: datetime, evaluation: Evaluation) -> list[str]:

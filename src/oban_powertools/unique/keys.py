@@ -8,12 +8,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..telemetry import TRACE_CONTEXT_META
 from .options import UniqueSpec
 
 __all__ = ["OWN_META", "unique_key"]
 
-# What Powertools itself keeps in a job's meta; never part of a key.
-OWN_META = frozenset({"unique", "unique_key", "partition_key"})
+# What Powertools itself keeps in a job's meta; never part of a key (the trace context
+# differs for every enqueue of the same job).
+OWN_META = frozenset({"unique", "unique_key", "partition_key", TRACE_CONTEXT_META})
 
 
 def _pick(values: Mapping[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:

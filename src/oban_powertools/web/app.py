@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import ExtraNotInstalled
 from ..seams import resolve
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
 from .routes import actions, api, audit, cron, forensics, jobs, overview, queues
@@ -157,6 +158,17 @@ def create_app(powertools: Powertools) -> Starlette:
         from .routes import bridge
 
         routes.extend(bridge.routes)
+    try:
+        # With the [prometheus] extra only (else no /metrics route at all, 404).
+        from .metrics import process_metrics
+        from .routes import metrics
+    except ExtraNotInstalled:
+        pass
+    else:
+        # This process's job and action telemetry is recorded from now on (once per
+        # process), so the first scrape has history.
+        process_metrics()
+        routes.extend(metrics.routes)
 
     async def not_signed_in(request: Request, exc: Exception) -> Response:
         login = plane.config.login_url

@@ -40,6 +40,7 @@ VIEW_PERMISSIONS = (
     "view_audit",
     "view_forensics",
     "view_oban_web",
+    "view_metrics",
 )
 
 

@@ -10,7 +10,8 @@
 
 The library calls these methods server side on every page view and every action. Page
 views ask ``authorize`` for one of ``view_overview``, ``view_cron``, ``view_queues``,
-``view_jobs``, ``view_audit``, ``view_forensics``, ``view_oban_web``; actions ask for the
+``view_jobs``, ``view_audit``, ``view_forensics``, ``view_oban_web``, ``view_metrics``
+(the Prometheus exposition); actions ask for the
 action's name (``pause_cron_entry``, ``resume_cron_entry``, ``run_cron_entry``,
 ``pause_queue``, ``resume_queue``, ``scale_queue``, ``set_queue_limits``, ``retry_job``,
 ``cancel_job``, ``discard_job``) with the target, e.g. ``Resource("cron_entry", "nightly_sync")``.
