@@ -37,6 +37,15 @@ from .errors import (
     QueryFileError,
     UniqueConflictUnresolved,
     UniqueOptionError,
+    WorkflowCycle,
+    WorkflowDuplicateStep,
+    WorkflowError,
+    WorkflowFinished,
+    WorkflowJobReused,
+    WorkflowNotFound,
+    WorkflowNotInserted,
+    WorkflowStepNameInvalid,
+    WorkflowUnknownDependency,
 )
 from .install.layout import InstallError
 from .powertools import Powertools
@@ -91,4 +100,13 @@ __all__ = [
     "UnknownTarget",
     "__version__",
     "typed_worker",
+    "WorkflowCycle",
+    "WorkflowDuplicateStep",
+    "WorkflowError",
+    "WorkflowFinished",
+    "WorkflowJobReused",
+    "WorkflowNotFound",
+    "WorkflowNotInserted",
+    "WorkflowStepNameInvalid",
+    "WorkflowUnknownDependency",
 ]

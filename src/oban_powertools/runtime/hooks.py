@@ -1,7 +1,7 @@
 """The one module that touches oban's private extension registry (``oban._extensions``).
 
 oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
-process-global registry. Powertools registers seven of them:
+process-global registry. Powertools registers eight of them:
 
 ``scheduler.build``
     For an instance whose ``scheduler`` config carries a runtime
@@ -29,6 +29,10 @@ process-global registry. Powertools registers seven of them:
     :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
     batch is oban's own insert. This hook runs in every process that installed the
     hooks, enqueuers without a runtime included.
+``query.ack_jobs``
+    Acks of jobs that belong to a composite (a workflow step: ``meta.workflow_id``) are
+    acked by :mod:`.acks` in one transaction with the composite's follow-up (releasing
+    the step's dependents); every other ack is oban's own, untouched.
 ``executor.wrap_result``
     A job whose args no longer fit its typed worker's schema
     (:class:`~oban_powertools.errors.JobArgsInvalid`) is discarded at once instead of
@@ -64,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError, JobArgsInvalid
 from ..limits.options import parse_queue_limits
-from . import inserter
+from . import acks, inserter
 from .limiter import FetchRequest
 
 if TYPE_CHECKING:
@@ -79,6 +83,7 @@ __all__ = [
     "install",
     "installed",
     "queue_options",
+    "wrap_ack_jobs",
     "wrap_get_jobs",
     "wrap_insert_jobs",
     "wrap_metrics_build",
@@ -96,6 +101,7 @@ HOOKS = (
     "producer.validate",
     "producer.get_jobs",
     "query.insert_jobs",
+    "query.ack_jobs",
     "executor.wrap_result",
 )
 SUPPORTED_OBAN = (0, 7)
@@ -137,7 +143,7 @@ def install(resolve: Resolver) -> None:
     from oban._extensions import get_ext, put_ext
     from oban._metrics import build_metrics
     from oban._producer import _get_jobs, _validate
-    from oban._query import _insert_jobs
+    from oban._query import _ack_jobs, _insert_jobs
     from oban._scheduler import build_scheduler
     from oban._stager import build_stager
 
@@ -148,6 +154,7 @@ def install(resolve: Resolver) -> None:
         ("producer.validate", _validate, wrap_validate),
         ("producer.get_jobs", _get_jobs, wrap_get_jobs),
         ("query.insert_jobs", _insert_jobs, wrap_insert_jobs),
+        ("query.ack_jobs", _ack_jobs, wrap_ack_jobs),
         ("executor.wrap_result", _unwrapped_result, wrap_result),
     )
     for name, default, wrap in wraps:
@@ -382,6 +389,17 @@ def wrap_insert_jobs(previous: Build) -> Build:
     setattr(insert_jobs, _MARK, True)
     insert_jobs.previous = previous  # type: ignore[attr-defined]
     return insert_jobs
+
+
+def wrap_ack_jobs(previous: Build) -> Build:
+    """``query.ack_jobs`` that acks composite jobs together with their follow-ups."""
+
+    async def ack_jobs(query: Any, acks_: list[Any]) -> Any:
+        return await acks.ack_jobs(query, acks_, previous=previous, schema=_prefix_of(query))
+
+    setattr(ack_jobs, _MARK, True)
+    ack_jobs.previous = previous  # type: ignore[attr-defined]
+    return ack_jobs
 
 
 def _unwrapped_result(job: Any, result: Any) -> Any:
