@@ -46,6 +46,7 @@ from .errors import (
     WorkflowNotInserted,
     WorkflowStepNameInvalid,
     WorkflowUnknownDependency,
+    WorkflowUnknownWorker,
 )
 from .install.layout import InstallError
 from .powertools import Powertools
@@ -109,4 +110,5 @@ __all__ = [
     "WorkflowNotInserted",
     "WorkflowStepNameInvalid",
     "WorkflowUnknownDependency",
+    "WorkflowUnknownWorker",
 ]
