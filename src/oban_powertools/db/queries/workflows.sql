@@ -304,9 +304,14 @@ FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(pending)s::int[])
      AS p(workflow_id, name, pending)
 WHERE s.workflow_id = p.workflow_id AND s.name = p.name AND s.outcome IS NULL
 
+-- name: step_deps
+-- A step's dependencies (context passing).
+SELECT deps FROM {schema}.powertools_workflow_steps
+WHERE workflow_id = %(workflow_id)s::uuid AND name = %(name)s
+
 -- name: step_results
 -- The jobs of a step's dependencies, with what they recorded (context passing).
 SELECT s.name, s.job_id, s.outcome, j.meta
 FROM {schema}.powertools_workflow_steps s
 LEFT JOIN {schema}.oban_jobs j ON j.id = s.job_id
-WHERE s.workflow_id = %(workflow_id)s AND s.name = ANY(%(names)s::text[])
+WHERE s.workflow_id = %(workflow_id)s::uuid AND s.name = ANY(%(names)s::text[])
