@@ -13,8 +13,9 @@ appended steps reuse). Given steps that finished, in one transaction:
    dependencies satisfied: completed, or cancelled / discarded where the dependent's
    policy is ``ignore``; a job step left with nothing pending is released in the same
    statement (``satisfy_dependents``): its job goes from ``suspended`` to ``available``
-   and its queue's producers are woken with oban's insert notification, so the release
-   does not wait for the stager's poll. A dependency cancelled / discarded under
+   and its queue is woken (``wake``: the ack sends oban's insert notification where the
+   acking producer will not fetch the job itself, see :mod:`.acks`), so the release does
+   not wait for the stager's poll. A dependency cancelled / discarded under
    ``cancel`` cancels the dependent instead (its job is cancelled without running, the
    reason in ``meta.workflow_cancelled``), which finishes it and goes on down the
    graph; a sub-workflow step with nothing pending starts its sub-workflow (its steps
@@ -22,6 +23,8 @@ appended steps reuse). Given steps that finished, in one transaction:
 
 Both repeat with what they finished (cancelled dependents, finished sub-workflows)
 until nothing more changes. A step of a chain costs the ack two statements.
+
+``wake(queue)`` is called once per job released available into ``queue``.
 
 Why the workflow row is locked before the edges are read: steps appended to a running
 workflow lock the same row before they read how their dependencies stand, so either the
@@ -143,7 +146,6 @@ async def propagate(
     cur = conn.cursor(row_factory=dict_row)
     progress = Progress()
     candidates = list(finishes)
-    channel = f"{schema}.oban_insert"
     while candidates:
         await cur.execute(FINISH_STEPS.at(schema), _finish_params(candidates))
         rows = await cur.fetchall()
@@ -167,7 +169,6 @@ async def propagate(
                 "workflow_ids": [r["workflow_id"] for r in finished],
                 "names": [r["name"] for r in finished],
                 "outcomes": [r["outcome"] for r in finished],
-                "channel": channel,
             },
         )
         starting: list[dict[str, Any]] = []
@@ -177,6 +178,8 @@ async def propagate(
                 after.append(Finish(d["workflow_id"], d["name"], "cancelled", reason))
             elif d["released_id"] is not None:
                 progress.released.append(d["released_id"])
+                if d["released_state"] == "available":
+                    wake(d["released_queue"])
             elif d["pending"] == 0 and d["sub_workflow_id"] is not None:
                 starting.append(d)
         if starting:

@@ -175,7 +175,7 @@ FOR NO KEY UPDATE
 -- dependent ignores that) are taken off ``pending``; ``fatal_dep`` names a dependency
 -- that takes the dependent down instead (the caller cancels it). A job step left with
 -- nothing pending is released in the same statement (due now, or at its own later
--- scheduled_at) and its queue's producers are woken. Rows locked in key order.
+-- scheduled_at); the caller decides which queues to wake. Rows locked in key order.
 WITH f AS (
     SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[])
         AS f(workflow_id, name, outcome)
@@ -221,13 +221,11 @@ WITH f AS (
     WHERE j.id = decremented.job_id AND decremented.pending = 0
       AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
-), woken AS (
-    SELECT count(pg_notify(%(channel)s, json_build_object('queue', q.queue)::text)) AS n
-    FROM (SELECT DISTINCT queue FROM released WHERE state = 'available') q
 )
 SELECT decremented.workflow_id, decremented.name, decremented.job_id,
        decremented.sub_workflow_id, decremented.pending, decremented.fatal_dep,
-       released.id AS released_id, (SELECT n FROM woken) AS woken
+       released.id AS released_id, released.queue AS released_queue,
+       released.state AS released_state
 FROM decremented
 LEFT JOIN released ON released.id = decremented.job_id
 
