@@ -80,9 +80,7 @@ class RecordedStep:
         return None
 
 
-def step(
-    ms: int = 0, outcome: str | None = None, max_attempts: int = 3, queue: str = QUEUE
-) -> Any:
+def step(ms: int = 0, outcome: str | None = None, max_attempts: int = 3, queue: str = QUEUE) -> Any:
     """A RecordedStep job; ``queue`` another than QUEUE: a step no node runs."""
     args: dict[str, Any] = {"ms": ms}
     if outcome:
