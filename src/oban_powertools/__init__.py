@@ -38,11 +38,23 @@ from .errors import (
     QueryFileError,
     UniqueConflictUnresolved,
     UniqueOptionError,
+    WorkflowCycle,
+    WorkflowDuplicateStep,
+    WorkflowError,
+    WorkflowFinished,
+    WorkflowJobReused,
+    WorkflowNotFound,
+    WorkflowNotInserted,
+    WorkflowStepNameInvalid,
+    WorkflowUnknownDependency,
+    WorkflowUnknownWorker,
 )
 from .install.layout import InstallError
 from .powertools import Powertools
+from .runtime.workflow_results import workflow_results
 from .seams import Auth, DisplayContext, DisplayPolicy, Principal, Resource
 from .workers import Sensitive, typed_worker
+from .workflows import Workflow
 
 try:
     __version__ = _metadata.version("oban-powertools")
@@ -93,4 +105,16 @@ __all__ = [
     "UnknownTarget",
     "__version__",
     "typed_worker",
+    "workflow_results",
+    "Workflow",
+    "WorkflowCycle",
+    "WorkflowDuplicateStep",
+    "WorkflowError",
+    "WorkflowFinished",
+    "WorkflowJobReused",
+    "WorkflowNotFound",
+    "WorkflowNotInserted",
+    "WorkflowStepNameInvalid",
+    "WorkflowUnknownDependency",
+    "WorkflowUnknownWorker",
 ]

@@ -138,3 +138,96 @@ class ExtraNotInstalled(ConfigError):
             f"{feature} needs {missing}, which is not installed",
             f'Install the extra: pip install "oban-powertools[{extra}]"',
         )
+
+
+class WorkflowError(InvalidArgument):
+    """A workflow cannot be built or enqueued as given; nothing was inserted. The
+    subclasses name the problem; this base is for the rest (a bad option, a batch that
+    holds part of a workflow)."""
+
+    code = "workflow_invalid"
+
+
+class WorkflowCycle(WorkflowError):
+    """A workflow's dependencies form a cycle; ``cycle`` names its steps in order, the
+    first repeated at the end (``("a", "b", "a")``)."""
+
+    code = "workflow_cycle"
+
+    def __init__(self, workflow: str, cycle: tuple[str, ...]) -> None:
+        self.workflow = workflow
+        self.cycle = cycle
+        super().__init__(
+            f"workflow {workflow!r}: its dependencies form a cycle: {' -> '.join(cycle)}"
+        )
+
+
+class WorkflowUnknownDependency(WorkflowError):
+    """A step depends on a step its workflow does not have."""
+
+    code = "workflow_unknown_dependency"
+
+    def __init__(self, workflow: str, step: str, dependency: str) -> None:
+        self.workflow = workflow
+        self.step = step
+        self.dependency = dependency
+        super().__init__(
+            f"workflow {workflow!r}: step {step!r} depends on {dependency!r}, which is not "
+            "a step of this workflow; add it first or fix the name"
+        )
+
+
+class WorkflowDuplicateStep(WorkflowError):
+    """Two steps of one workflow have the same name."""
+
+    code = "workflow_duplicate_step"
+
+    def __init__(self, workflow: str, step: str) -> None:
+        self.workflow = workflow
+        self.step = step
+        super().__init__(
+            f"workflow {workflow!r} already has a step named {step!r}; step names are "
+            "unique within a workflow"
+        )
+
+
+class WorkflowStepNameInvalid(WorkflowError):
+    """A step (or workflow) name is empty or not a string."""
+
+    code = "workflow_step_name_invalid"
+
+
+class WorkflowJobReused(WorkflowError):
+    """A job (or sub-workflow) is already part of a workflow: each job is one step of
+    one workflow, so build a new job for the second step."""
+
+    code = "workflow_job_reused"
+
+
+class WorkflowUnknownWorker(WorkflowError):
+    """A step's job names a worker this process cannot resolve (oban would fail it at
+    run time; a workflow refuses it before anything is inserted)."""
+
+    code = "workflow_unknown_worker"
+
+
+class WorkflowNotInserted(PowertoolsError):
+    """A workflow's jobs reached oban's own insert, not Powertools': the hooks are not
+    installed in this process (build ``powertools.oban_options()`` or import
+    ``oban_powertools.oban_cli`` first). The jobs were inserted suspended and will not
+    run."""
+
+    code = "workflow_not_inserted"
+
+
+class WorkflowNotFound(PowertoolsError):
+    """Steps were appended to a workflow id that is not in the database."""
+
+    code = "workflow_not_found"
+
+
+class WorkflowFinished(PowertoolsError):
+    """Steps were appended to a workflow that has already finished; nothing was
+    inserted."""
+
+    code = "workflow_finished"

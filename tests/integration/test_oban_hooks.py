@@ -502,3 +502,58 @@ async def test_producer_get_jobs_fetches_limited_queues_through_the_limiter_only
     starts = await rows(pt, "SELECT queue, partition_key, starts FROM powertools_limit_starts")
     assert {(r["queue"], r["partition_key"]) for r in starts} == {("hooks_limited", "")}
     assert sum(r["starts"] for r in starts) == 5
+
+
+# -- query.ack_jobs --------------------------------------------------------------------------
+
+
+async def test_ack_jobs_acks_composite_jobs_with_their_follow_ups_and_plain_ones_through_oban(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    registry: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from oban_powertools.runtime import acks as acks_module
+
+    install_hooks()
+    wrapped = get_ext("query.ack_jobs", None)
+    original = wrapped.previous
+    to_oban: list[list[int]] = []
+
+    async def counting(query: Any, acks: list[Any]) -> Any:
+        to_oban.append(sorted(a.id for a in acks))
+        return await original(query, acks)
+
+    followed: list[list[tuple[int, str]]] = []
+
+    async def follow_up(tx: Any, acked: Any) -> None:
+        followed.append(sorted((job.id, job.state) for job in acked))
+
+    monkeypatch.setattr(
+        acks_module,
+        "COMPOSITES",
+        (acks_module.Composite("workflow", "workflow_id", follow_up),),
+    )
+    put_ext("query.ack_jobs", oban_hooks.wrap_ack_jobs(counting))
+    oban = Oban(pool=pool, node="hooks-a", queues={"acked": 2})
+
+    @worker(queue="acked")
+    class Quick:
+        async def process(self, job: Any) -> None:
+            return None
+
+    plain = await oban.enqueue(Quick.new({"n": 1}))
+    step = await oban.enqueue(Quick.new({"n": 2}, meta={"workflow_id": "w", "workflow_step": "a"}))
+    await oban.start()
+    try:
+
+        async def both_completed() -> bool:
+            found = await rows(pt, "SELECT id, state::text FROM oban_jobs ORDER BY id")
+            return [r["state"] for r in found] == ["completed", "completed"]
+
+        await eventually(both_completed)
+    finally:
+        await oban.stop()
+    assert [plain.id] in to_oban  # the plain job's ack went to oban's own, untouched
+    assert all(step.id not in ids for ids in to_oban)
+    assert followed == [[(step.id, "completed")]]

@@ -1,7 +1,7 @@
 """The one module that touches oban's private extension registry (``oban._extensions``).
 
 oban-py builds its components through named hooks (``use_ext(name, default, ...)``) in a
-process-global registry. Powertools registers seven of them:
+process-global registry. Powertools registers eight of them:
 
 ``scheduler.build``
     For an instance whose ``scheduler`` config carries a runtime
@@ -25,12 +25,17 @@ process-global registry. Powertools registers seven of them:
     For a producer of an instance with a runtime whose queue has stored limits, fetch
     through the runtime's limiter (:mod:`.limiter`); every other fetch is oban's.
 ``query.insert_jobs``
-    A batch holding a unique job (``unique=`` on its worker or its insert) is inserted by
-    :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
+    A batch holding workflow steps is inserted by :mod:`.workflow_insert` (the workflow's
+    rows with its jobs, atomically); a batch holding a unique job (``unique=`` on its
+    worker or its insert) is inserted by :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
     batch is oban's own insert. This hook runs in every process that installed the
     hooks, enqueuers without a runtime included. Insert observers
     (:func:`observe_inserts`, e.g. OpenTelemetry's enqueue span) see every batch before
-    either path inserts it, and the inserted jobs after.
+    any path inserts it, and the inserted jobs after.
+``query.ack_jobs``
+    Acks of jobs that belong to a composite (a workflow step: ``meta.workflow_id``) are
+    acked by :mod:`.acks` in one transaction with the composite's follow-up (releasing
+    the step's dependents); every other ack is oban's own, untouched.
 ``executor.wrap_result``
     A job whose args no longer fit its typed worker's schema
     (:class:`~oban_powertools.errors.JobArgsInvalid`) is discarded at once instead of
@@ -67,7 +72,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError, JobArgsInvalid
 from ..limits.options import parse_queue_limits
-from . import inserter
+from . import acks, inserter, workflow_insert
 from .limiter import FetchRequest
 
 if TYPE_CHECKING:
@@ -84,6 +89,7 @@ __all__ = [
     "observe_inserts",
     "queue_options",
     "unobserve_inserts",
+    "wrap_ack_jobs",
     "wrap_get_jobs",
     "wrap_insert_jobs",
     "wrap_metrics_build",
@@ -101,6 +107,7 @@ HOOKS = (
     "producer.validate",
     "producer.get_jobs",
     "query.insert_jobs",
+    "query.ack_jobs",
     "executor.wrap_result",
 )
 SUPPORTED_OBAN = (0, 7)
@@ -142,7 +149,7 @@ def install(resolve: Resolver) -> None:
     from oban._extensions import get_ext, put_ext
     from oban._metrics import build_metrics
     from oban._producer import _get_jobs, _validate
-    from oban._query import _insert_jobs
+    from oban._query import _ack_jobs, _insert_jobs
     from oban._scheduler import build_scheduler
     from oban._stager import build_stager
 
@@ -153,6 +160,7 @@ def install(resolve: Resolver) -> None:
         ("producer.validate", _validate, wrap_validate),
         ("producer.get_jobs", _get_jobs, wrap_get_jobs),
         ("query.insert_jobs", _insert_jobs, wrap_insert_jobs),
+        ("query.ack_jobs", _ack_jobs, wrap_ack_jobs),
         ("executor.wrap_result", _unwrapped_result, wrap_result),
     )
     for name, default, wrap in wraps:
@@ -385,7 +393,8 @@ def unobserve_inserts(observer: InsertObserver) -> None:
 
 
 def wrap_insert_jobs(previous: Build) -> Build:
-    """``query.insert_jobs`` that inserts batches holding unique jobs idempotently."""
+    """``query.insert_jobs`` that inserts workflows with their rows and batches holding
+    unique jobs idempotently."""
 
     async def insert_jobs(query: Any, jobs: list[Any], conn: Any = None) -> Any:
         if not _INSERT_OBSERVERS:
@@ -398,6 +407,15 @@ def wrap_insert_jobs(previous: Build) -> Build:
             return inserted
 
     async def insert(query: Any, jobs: list[Any], conn: Any) -> Any:
+        if any(workflow_insert.plan_of(job) is not None for job in jobs):
+            from oban._query import unwrap_connection
+
+            return await workflow_insert.insert_jobs(
+                jobs,
+                prefix=_prefix_of(query),
+                pool=query._pool,
+                conn=None if conn is None else await unwrap_connection(conn),
+            )
         uniques = [inserter.unique_of(job) for job in jobs]
         if not any(uniques):
             return await previous(query, jobs, conn)
@@ -414,6 +432,17 @@ def wrap_insert_jobs(previous: Build) -> Build:
     setattr(insert_jobs, _MARK, True)
     insert_jobs.previous = previous  # type: ignore[attr-defined]
     return insert_jobs
+
+
+def wrap_ack_jobs(previous: Build) -> Build:
+    """``query.ack_jobs`` that acks composite jobs together with their follow-ups."""
+
+    async def ack_jobs(query: Any, acks_: list[Any]) -> Any:
+        return await acks.ack_jobs(query, acks_, previous=previous, schema=_prefix_of(query))
+
+    setattr(ack_jobs, _MARK, True)
+    ack_jobs.previous = previous  # type: ignore[attr-defined]
+    return ack_jobs
 
 
 def _unwrapped_result(job: Any, result: Any) -> Any:
