@@ -37,6 +37,7 @@ from ..db.queries import sql
 from ..errors import ConfigError, CronTimezoneError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
+from .lifeline import Lifeline
 from .limiter import Limiter, declared_limits
 from .presence import Presence
 from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
@@ -95,6 +96,7 @@ class Runtime:
         self.scheduler: CronScheduler | None = None
         self.applier: QueueStateApplier | None = None
         self.limiter: Limiter | None = None
+        self.lifeline: Lifeline | None = None
 
     @property
     def prefix(self) -> str:
@@ -167,6 +169,14 @@ class Runtime:
             poll_interval=self._leader_poll_interval,
         )
         presence = Presence(lambda: self.database, name=name, node=node)
+        # The accurate lifeline (oban's loop calls it on the leader, through the
+        # lifeline.rescue hook); it uses the runtime's pool while the instance runs.
+        self.lifeline = Lifeline(
+            lambda: self.database,
+            grace=lambda: self.powertools.config.lifeline_grace_seconds,
+            node=node,
+            running=lambda: self._users > 0,
+        )
         return SchedulerService(self, self.scheduler, presence)
 
     def build_stager(
