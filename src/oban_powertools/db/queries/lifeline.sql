@@ -57,7 +57,7 @@ SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded'::oban_job_sta
                       || to_char(o.last_heartbeat, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END,
             CASE WHEN j.attempt >= j.max_attempts THEN 'discarded (no attempt left)'
                  ELSE 'rescued' END,
-            %(grace)s)))
+            %(grace)s::float)))
 FROM orphans o
 WHERE j.id = o.id
   AND j.state = 'executing'
@@ -109,13 +109,13 @@ LIMIT %(limit)s
 
 -- name: job_evidence
 -- The lifeline's view of the given jobs, whatever their state: where each runs, since
--- when, its producer's last heartbeat and whether that is within ``grace``.
+-- when, and its producer's last heartbeat and that heartbeat's age in seconds (NULL when
+-- the producer's row is gone).
 SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts,
        j.attempted_at, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
        extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint AS running_seconds,
        hb.last_heartbeat,
-       coalesce(hb.last_heartbeat > timezone('UTC', now()) - make_interval(secs => %(grace)s),
-                false) AS producer_live
+       extract(epoch FROM timezone('UTC', now()) - hb.last_heartbeat)::float AS heartbeat_age
 FROM oban_jobs j
 LEFT JOIN LATERAL (
     SELECT max(p.updated_at) AS last_heartbeat FROM oban_producers p
@@ -130,8 +130,7 @@ SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempt
        j.attempted_at, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
        extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint AS running_seconds,
        hb.last_heartbeat,
-       coalesce(hb.last_heartbeat > timezone('UTC', now()) - make_interval(secs => %(grace)s),
-                false) AS producer_live
+       extract(epoch FROM timezone('UTC', now()) - hb.last_heartbeat)::float AS heartbeat_age
 FROM oban_jobs j
 LEFT JOIN LATERAL (
     SELECT max(p.updated_at) AS last_heartbeat FROM oban_producers p
@@ -169,7 +168,7 @@ SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded'::oban_job_sta
                         coalesce(j.attempted_by[2], 'unknown'),
                         CASE WHEN j.attempt >= j.max_attempts
                              THEN 'discarded (no attempt left)' ELSE 'rescued' END,
-                        %(by)s)))
+                        %(by)s::text)))
 WHERE j.id = ANY(%(ids)s) AND j.state = 'executing'
 RETURNING j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts
 
@@ -188,6 +187,6 @@ SET state = 'discarded'::oban_job_state,
         'error', format('stuck: executing on node %%s for %%s s; discarded by %%s',
                         coalesce(j.attempted_by[1], 'unknown'),
                         extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint,
-                        %(by)s)))
+                        %(by)s::text)))
 WHERE j.id = ANY(%(ids)s) AND j.state = 'executing'
 RETURNING j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts
