@@ -160,3 +160,44 @@ async def test_nothing_orphaned_or_stuck_says_so(
     assert "No orphaned or stuck job: every executing job's producer heartbeated within 60 s" in (
         section
     )
+
+
+async def test_forensics_and_the_explainer_name_the_orphaned_producer(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    from oban_powertools.forensics import build_bundle
+    from oban_powertools.read_models.explain import explain
+
+    seeded = await seed(conn)
+    orphan, healthy = seeded["orphans"][0], seeded["healthy"]
+    await powertools.start()
+    display = Display(RedactingDisplay())
+    bundle = await build_bundle(powertools.db, display.on("forensics"), "job", str(orphan))
+    assert bundle.state == "orphaned"
+    said = f"executing on node worker-dead whose producer {seeded['dead']} stopped heartbeating at"
+    assert said in bundle.diagnosis
+    assert "the lifeline was due to rescue it at ~" in bundle.diagnosis  # no lifeline ran here
+    assert any(p.href == "/queues#lifeline" for p in bundle.next_paths)
+    answer = await explain(powertools.db, display, orphan)
+    assert answer is not None and f"Job {orphan} is orphaned: {said}" in answer.summary
+
+    # Heartbeating 2 minutes ago with a 10-minute grace: not orphaned yet; the rescue is due.
+    async with powertools.db.connection() as c:
+        await c.execute(
+            "UPDATE oban_producers SET updated_at = timezone('UTC', now()) - interval '2 min'"
+            " WHERE uuid = %s",
+            (seeded["dead"],),
+        )
+    young = await build_bundle(
+        powertools.db, display.on("forensics"), "job", str(orphan), lifeline_grace=600
+    )
+    assert young.state == "executing"
+    later = await build_bundle(
+        powertools.db, display.on("forensics"), "job", str(orphan), lifeline_grace=90
+    )
+    assert "the lifeline will rescue it at ~" in later.diagnosis
+    healthy_answer = await explain(powertools.db, display, healthy)
+    assert healthy_answer is not None and "is executing (attempt 1 of 20" in healthy_answer.summary
+
+    page = visible_text((await as_user("ops-demo").get(f"{MOUNT}/jobs/{orphan}")).text)
+    assert said in page

@@ -216,3 +216,35 @@ async def lifeline(
         grace_seconds=grace,
         stuck_after_seconds=stuck_after,
     )
+
+
+def orphan_sentence(
+    *,
+    node: str,
+    producer: str | None,
+    last_heartbeat: datetime | None,
+    grace: float,
+    now: datetime,
+) -> str | None:
+    """What the lifeline says about an executing job, or None while its producer lives:
+    "executing on node X whose producer stopped heartbeating at T; the lifeline will
+    rescue it at ~T+grace" (the job page's forensics and the explainer say the same)."""
+    who = f"producer {producer}" if producer else "producer"
+    if last_heartbeat is None:
+        return (
+            f"executing on node {node} whose {who} is gone (no oban_producers row); the "
+            "lifeline will rescue it at its next pass"
+        )
+    if now - last_heartbeat < timedelta(seconds=grace):
+        return None
+    due = last_heartbeat + timedelta(seconds=grace)
+    stamp = f"{last_heartbeat:%Y-%m-%d %H:%M:%S} UTC"
+    when = f"~{due:%Y-%m-%d %H:%M:%S} UTC"
+    if due < now - timedelta(seconds=OVERDUE_AFTER):
+        rescue = (
+            f"the lifeline was due to rescue it at {when} and has not: is a leader running "
+            "Powertools' runtime?"
+        )
+    else:
+        rescue = f"the lifeline will rescue it at {when}"
+    return f"executing on node {node} whose {who} stopped heartbeating at {stamp}; {rescue}"

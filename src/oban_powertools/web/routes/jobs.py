@@ -94,14 +94,19 @@ async def job_detail(request: Request) -> Response:
     resource = Resource("job", str(job.id))
     allowed = {name: await viewer.can(name, resource) for name in jobs_model.JOB_ACTIONS}
     # The timeline is the job's forensics chronology, shown here on the page surface.
-    bundle = await build_bundle(plane.powertools.db, plane.display, "job", str(job.id))
-    explanation = await explain(plane.powertools.db, plane.display, job.id)
+    grace = plane.config.lifeline_grace_seconds
+    bundle = await build_bundle(
+        plane.powertools.db, plane.display, "job", str(job.id), lifeline_grace=grace
+    )
+    explanation = await explain(plane.powertools.db, plane.display, job.id, lifeline_grace=grace)
     context = {
         "job": job,
         "explanation": explanation if explanation and explanation.waiting else None,
         "controls": {name: allowed[name] and name in job.actions for name in allowed},
         "chronology": bundle.chronology,
         "completeness": bundle.completeness,
+        # The lifeline's word on an executing job whose producer stopped heartbeating.
+        "orphaned": bundle.diagnosis if bundle.state == "orphaned" else None,
     }
     template = "job_detail_live.html" if is_poll(request) else "job_detail.html"
     return await page(
