@@ -280,7 +280,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     callable returning one); otherwise the seams come from ``OBAN_POWERTOOLS_AUTH`` and
     ``OBAN_POWERTOOLS_DISPLAY``, the database from ``DATABASE_URL``, and the optional
     settings from ``OBAN_POWERTOOLS_PREFIX``, ``_BRIDGE_URL``, ``_CSRF_SECRET``,
-    ``_TRUSTED_ORIGINS`` (comma-separated) and ``_STUCK_AFTER_SECONDS``.
+    ``_TRUSTED_ORIGINS`` (comma-separated), ``_STUCK_AFTER_SECONDS`` and
+    ``_LIFELINE_GRACE_SECONDS``.
     """
     env = os.environ if env is None else env
     if config_path := overrides.pop("config_path", None) or env.get(ENV_PREFIX + "CONFIG"):
@@ -317,6 +318,15 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         settings["stuck_after_seconds"] = whole_seconds(
             stuck_after, ENV_PREFIX + "STUCK_AFTER_SECONDS"
         )
+    if grace := env.get(ENV_PREFIX + "LIFELINE_GRACE_SECONDS"):
+        try:
+            settings["lifeline_grace_seconds"] = float(grace.strip())
+        except ValueError:
+            raise ConfigError(
+                ENV_PREFIX + "LIFELINE_GRACE_SECONDS",
+                f"{grace!r} is not a number of seconds",
+                "Set it to e.g. 60.",
+            ) from None
     settings.update(overrides)
     return Config(**settings)
 
