@@ -47,7 +47,8 @@ async def job_bundle(
         if job_id is not None:
             cur = await conn.execute(
                 # Live as the lifeline judges it: a heartbeat within the grace.
-                job_detail.GET_JOB, {"id": job_id, "live": lifeline_grace}
+                job_detail.GET_JOB,
+                {"id": job_id, "live": lifeline_grace},
             )
             row = await cur.fetchone()
             cur = await conn.execute(JOB_SLOTS, {"id": job_id})
