@@ -66,7 +66,8 @@ RETURNING j.id, j.state::text AS state, j.queue, o.node, o.producer, o.last_hear
 
 -- name: discard_exhausted
 -- What oban's own rescue also does, kept since Powertools replaces it: an available job
--- with no attempt left (its fetch would skip it forever) is discarded.
+-- with no attempt left (its fetch would skip it forever) is discarded. Read through the
+-- partial index of migration 0010 (only such jobs are in it).
 UPDATE oban_jobs
 SET state = 'discarded'::oban_job_state, discarded_at = timezone('UTC', now())
 WHERE state = 'available' AND attempt >= max_attempts
