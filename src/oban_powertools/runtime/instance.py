@@ -14,7 +14,10 @@ components, so that instance gets
   code entries (``declare()`` and oban's ``@worker(cron=...)``) are synced to the
   database when the instance starts and are scheduled from there, never by oban too;
 * oban's own stager wrapped together with a :class:`~.applier.QueueStateApplier`,
-  which applies the stored queue decisions before the stager first wakes the producers.
+  which applies the stored queue decisions before the stager first wakes the producers;
+* the accurate :class:`~.lifeline.Lifeline` in place of oban's age-based rescue (oban's
+  loop calls it on the leader through the ``lifeline.rescue`` hook): only jobs whose
+  producer stopped heartbeating within ``Config.lifeline_grace_seconds`` are rescued.
 
 Each runtime belongs to one Oban instance (call ``oban_options()`` once per instance) and
 keeps a small connection pool of its own, open while the instance runs. Its prefix must
