@@ -11,7 +11,10 @@ import asyncio
 import inspect
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 import psycopg
@@ -111,6 +114,12 @@ def migrate(database_url: str | None, prefix: str, show_status: bool, rollback: 
         raise click.ClickException(f"cannot reach the database: {exc}") from exc
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    help="module:attribute of the host's Config or of a function returning one "
+    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
+)
 project_dir_option = click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -229,12 +238,7 @@ def install(project_dir: Path, package: str | None, app: str | None, dry_run: bo
 
 @main.command()
 @project_dir_option
-@click.option(
-    "--config",
-    "config_path",
-    help="module:attribute of the host's Config or of a function returning one "
-    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
-)
+@config_option
 @click.option("--database-url", help="PostgreSQL URL (default: the config's, else $DATABASE_URL).")
 @click.option("--prefix", help="Schema holding oban's tables and ours (default: the config's).")
 @click.option(
@@ -294,6 +298,31 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
+@asynccontextmanager
+async def _as_operator(
+    config: Config, actor_id: str, without_seam: str, *, changes: bool = False
+) -> AsyncIterator[tuple[Powertools, Any]]:
+    """An open Powertools and the actor the seam's ``actor_for_cli`` maps ``actor_id`` to,
+    for a command an operator runs (``without_seam``: what a seam without that method
+    means for it). The schema must be current; each refusal is a ClickException."""
+    actor_for_cli = getattr(config.auth, "actor_for_cli", None)
+    if not callable(actor_for_cli):
+        raise click.ClickException(
+            f"the auth seam does not implement actor_for_cli(actor_id), so {without_seam} "
+            "(deny by default). Add it to your seam to map an operator id to an actor "
+            "(the starter ops_auth.py that install writes shows it)."
+        )
+    powertools = Powertools(config)
+    async with powertools:
+        if problem := await powertools.schema.check():
+            unchanged = "; nothing was changed" if changes else ""
+            raise click.ClickException(f"{problem.describe()}. Run `{problem.command}`{unchanged}.")
+        actor = await resolve(actor_for_cli(actor_id))
+        if actor is None:
+            raise click.ClickException(f"the auth seam knows no operator {actor_id!r}")
+        yield powertools, actor
+
+
 async def _run_action(
     config: Config,
     actor_id: str,
@@ -303,23 +332,10 @@ async def _run_action(
     reason: str | None,
     assume_yes: bool,
 ) -> int:
-    auth = config.auth
-    actor_for_cli = getattr(auth, "actor_for_cli", None)
-    if not callable(actor_for_cli):
-        raise click.ClickException(
-            "the auth seam does not implement actor_for_cli(actor_id), so CLI actions are "
-            "disabled (deny by default). Add it to your seam to map an operator id to an actor "
-            "(the starter ops_auth.py that install writes shows it)."
-        )
-    powertools = Powertools(config)
-    async with powertools:
-        if problem := await powertools.schema.check():
-            raise click.ClickException(
-                f"{problem.describe()}. Run `{problem.command}`; nothing was changed."
-            )
-        actor = await resolve(actor_for_cli(actor_id))
-        if actor is None:
-            raise click.ClickException(f"the auth seam knows no operator {actor_id!r}")
+    async with _as_operator(config, actor_id, "CLI actions are disabled", changes=True) as (
+        powertools,
+        actor,
+    ):
         pipeline = powertools.pipeline
         preview = await pipeline.preview(actor, action, list(targets), params, surface="cli")
         click.echo(f"Preview: {preview.action} on {preview.resource}")
@@ -354,12 +370,7 @@ async def _run_action(
 @click.option("--reason", help="Why; required for destructive actions.")
 @click.option("--param", "params", multiple=True, help="Action parameter KEY=VALUE (repeatable).")
 @click.option("--yes", "assume_yes", is_flag=True, help="Confirm the preview without asking.")
-@click.option(
-    "--config",
-    "config_path",
-    help="module:attribute of the host's Config or of a function returning one "
-    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
-)
+@config_option
 @project_dir_option
 def action(
     action_name: str,
@@ -401,20 +412,10 @@ def action(
 
 
 async def _explain(config: Config, actor_id: str, job_id: int, as_json: bool) -> int:
-    actor_for_cli = getattr(config.auth, "actor_for_cli", None)
-    if not callable(actor_for_cli):
-        raise click.ClickException(
-            "the auth seam does not implement actor_for_cli(actor_id), so the CLI cannot "
-            "tell who is asking (deny by default). Add it to your seam (the starter "
-            "ops_auth.py that install writes shows it)."
-        )
-    powertools = Powertools(config)
-    async with powertools:
-        if problem := await powertools.schema.check():
-            raise click.ClickException(f"{problem.describe()}. Run `{problem.command}`.")
-        actor = await resolve(actor_for_cli(actor_id))
-        if actor is None:
-            raise click.ClickException(f"the auth seam knows no operator {actor_id!r}")
+    async with _as_operator(config, actor_id, "the CLI cannot tell who is asking") as (
+        powertools,
+        actor,
+    ):
         # The job page's permission, asked of the host's seam as a page view asks it.
         allowed = await resolve(
             config.auth.authorize(actor, "view_jobs", Resource("job", str(job_id)))
@@ -443,12 +444,7 @@ async def _explain(config: Config, actor_id: str, job_id: int, as_json: bool) ->
     help="Who asks, as the auth seam's actor_for_cli knows them (needs view_jobs).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
-@click.option(
-    "--config",
-    "config_path",
-    help="module:attribute of the host's Config or of a function returning one "
-    "(default: $OBAN_POWERTOOLS_CONFIG, else what install recorded).",
-)
+@config_option
 @project_dir_option
 def explain(
     job_id: int, actor_id: str, as_json: bool, config_path: str | None, project_dir: Path

@@ -103,3 +103,26 @@ async def test_the_forensics_bundle_carries_the_reasons(as_user: Client, conn: A
     assert "is not running: 1 reason holds it back" in text
     assert "Queue exports is paused (Paused by: Ops Demo (ops-demo); Why: provider outage" in text
     assert "Powertools-native Resume queue exports (Queues page)" in text
+
+
+async def test_the_job_page_asks_the_explainer_once(
+    as_user: Client, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page shows the explanation and the forensics chronology; the bundle reuses the
+    page's explanation instead of gathering the same situation a second time."""
+    from oban_powertools.forensics import job as forensics_job
+    from oban_powertools.web.routes import jobs as job_routes
+
+    calls: list[int] = []
+    real = job_routes.explain
+
+    async def counted(db: Any, display: Any, job_id: int) -> Any:
+        calls.append(job_id)
+        return await real(db, display, job_id)
+
+    monkeypatch.setattr(job_routes, "explain", counted)
+    monkeypatch.setattr(forensics_job, "explain", counted)
+    expect = await scenarios.SCENARIOS["queue_paused"](conn)
+    response = await as_user("ops-viewer").get(f"{MOUNT}/jobs/{expect.job_id}")
+    assert response.status_code == 200 and 'data-reason="queue_paused"' in response.text
+    assert calls == [expect.job_id]

@@ -1,9 +1,10 @@
 """The only code that inserts audit events.
 
 It takes the caller's connection so the event commits or rolls back with the change it
-records: no audit, no change. The table itself refuses UPDATE, DELETE and TRUNCATE. The
-one-statement confirms (``confirm_set_paused``) write their event inside their own
-statement, with the parameters :func:`event_params` builds here.
+records: no audit, no change. The table itself refuses UPDATE, DELETE and TRUNCATE. Every insert,
+this module's and the one-statement confirms' (``confirm_set_paused``,
+``confirm_set_limits``, inside their own statement), goes through one database function,
+``powertools_write_audit_event``, with the event header :func:`event_params` builds here.
 """
 
 from __future__ import annotations
@@ -69,16 +70,20 @@ def event_params(
     if surface not in SURFACES:
         raise InvalidArgument(f"unknown audit surface {surface!r}")
     return {
-        "audit_action": action,
-        "audit_command": command,
-        "audit_resource_type": resource_type,
-        "audit_resource_id": resource_id,
-        "audit_principal_id": principal.id,
-        "audit_principal_type": principal.type,
-        "audit_principal_label": principal.label,
-        "audit_reason": reason,
-        "audit_surface": surface,
-        "audit_detail": Jsonb(dict(detail)),
+        "audit_event": Jsonb(
+            {
+                "action": action,
+                "command": command,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "principal_id": principal.id,
+                "principal_type": principal.type,
+                "principal_label": principal.label,
+                "reason": reason,
+                "surface": surface,
+                "detail": dict(detail),
+            }
+        )
     }
 
 

@@ -20,7 +20,7 @@ from ..read_models.common import (
     duration,
     utc,
 )
-from ..read_models.explain import explain
+from ..read_models.explain import Explanation, explain
 from ..read_models.lifeline import orphan_sentence
 from ..read_models.unique import unique_facts
 from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
@@ -37,8 +37,12 @@ async def job_bundle(
     bridge: bool,
     now: datetime,
     window: timedelta,
+    explained: Explanation | None = None,
     lifeline_grace: float = DEFAULT_LIFELINE_GRACE_SECONDS,
 ) -> EvidenceBundle:
+    """``explained``: the job's explanation when the caller has it already (the job page
+    shows it too), so the explainer runs once per view. ``lifeline_grace``: the host's
+    ``Config.lifeline_grace_seconds``, when an executing job counts as orphaned."""
     text = raw_id.strip()
     job_id = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
     async with db.connection() as conn:
@@ -219,7 +223,7 @@ async def job_bundle(
     if job.state in ("available", "scheduled", "retryable"):
         # Why it is not running yet: the explainer's reasons (the job page shows the same),
         # and their next paths right after the job's own.
-        explanation = await explain(db, display, job.id, lifeline_grace=lifeline_grace)
+        explanation = explained or await explain(db, display, job.id, lifeline_grace=lifeline_grace)
         if explanation is not None:
             if job.state == "available":
                 diagnosis = explanation.summary

@@ -101,12 +101,7 @@ SELECT to_jsonb(old) AS before, to_jsonb(changed) AS after FROM old, changed
 -- commit together or not at all. guarded = 0: the preview was not ready any more;
 -- event_id NULL: the entry drifted and nothing changed. Parameters named audit_* are the
 -- pipeline's (see audit.writer.event_params).
-WITH guard AS (
-    SELECT token, before FROM powertools_previews
-    WHERE token = %(token)s AND status = 'ready' AND actor_id = %(actor_id)s
-      AND expires_at > clock_timestamp()
-    FOR UPDATE
-),
+WITH guard AS (SELECT token, before FROM powertools_lock_ready_preview(%(token)s, %(actor_id)s)),
 old AS (
     SELECT e.name, e.source, e.worker, e.queue, e.expression, e.timezone, e.overlap_policy,
            e.catch_up_policy, e.max_catch_up, e.paused, e.paused_at, e.paused_by_id,
@@ -132,27 +127,13 @@ changed AS (
 ),
 applied AS (SELECT to_jsonb(old) AS before, to_jsonb(changed) AS after FROM old, changed),
 event AS (
-    INSERT INTO powertools_audit_events (
-        action, command, resource_type, resource_id, principal_id, principal_type,
-        principal_label, reason, preview_token, before, after, surface, outcome, detail
-    )
-    SELECT %(audit_action)s, %(audit_command)s, %(audit_resource_type)s,
-           %(audit_resource_id)s, %(audit_principal_id)s, %(audit_principal_type)s,
-           %(audit_principal_label)s, %(audit_reason)s, guard.token, applied.before,
-           applied.after, %(audit_surface)s, 'succeeded', %(audit_detail)s
-    FROM applied, guard
-    RETURNING id, preview_token
-),
-consumed AS (
-    UPDATE powertools_previews p
-    SET status = 'consumed', reason = %(audit_reason)s, resolved_at = clock_timestamp(),
-        audit_event_id = event.id
-    FROM event
-    WHERE p.token = event.preview_token
-    RETURNING p.token
+    SELECT w.id
+    FROM applied, guard,
+         powertools_write_audit_event(%(audit_event)s, 'succeeded', guard.token,
+                                      applied.before, applied.after, true) AS w
 )
 SELECT (SELECT count(*) FROM guard) AS guarded, event.id AS event_id,
-       applied.before, applied.after, (SELECT count(*) FROM consumed) AS consumed
+       applied.before, applied.after
 FROM (SELECT) AS one
 LEFT JOIN event ON true
 LEFT JOIN applied ON true

@@ -16,7 +16,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from ..common import HOST, NATIVE, NextPath, ago, utc
-from ..principal import shown_principal
+from ..principal import shown_principal, shown_stored
 from .gather import AHEAD_CAP, PARTITIONS_CAP, Producer, Situation
 from .model import Evidence, Reason
 
@@ -114,14 +114,7 @@ def queue_paused(s: Situation) -> list[Reason]:
     queue = s.show("queue", s.queue, "queue")
     resume = _queue_paths(s, f"Resume queue {queue} (Queues page)")
     if decision is not None and decision["paused"]:
-        by = shown_principal(
-            s.display,
-            decision["changed_by_id"],
-            decision["changed_by_label"],
-            resource=s.resource,
-            id_field="changed_by_id",
-            label_field="changed_by_label",
-        )
+        by = shown_stored(s.display, decision, "changed_by", resource=s.resource)
         reason = s.display.optional(
             "reason", decision["reason"], resource=s.resource, field="reason"
         )
@@ -357,14 +350,7 @@ def cron_entry(s: Situation) -> list[Reason]:
     if entry is None or not entry["paused"]:
         return []
     name = s.show("cron_entry", entry["name"], "cron_name")
-    by = shown_principal(
-        s.display,
-        entry["paused_by_id"],
-        entry["paused_by_label"],
-        resource=s.resource,
-        id_field="paused_by_id",
-        label_field="paused_by_label",
-    )
+    by = shown_stored(s.display, entry, "paused_by", resource=s.resource)
     why = s.display.optional(
         "reason", entry["paused_reason"], resource=s.resource, field="paused_reason"
     )

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...errors import FilterError
-from ...forensics import build_bundle
+from ...forensics import DEFAULT_WINDOW, job_bundle
 from ...read_models import job_detail as detail_model
 from ...read_models import jobs as jobs_model
-from ...read_models.common import JOB_STATES
+from ...read_models.common import JOB_STATES, now_utc
 from ...read_models.explain import explain
 from ...seams import Resource
 from ..access import plane_of, require
@@ -93,12 +93,20 @@ async def job_detail(request: Request) -> Response:
         return await not_found(request, viewer, "job", section="jobs")
     resource = Resource("job", str(job.id))
     allowed = {name: await viewer.can(name, resource) for name in jobs_model.JOB_ACTIONS}
-    # The timeline is the job's forensics chronology, shown here on the page surface.
     grace = plane.config.lifeline_grace_seconds
-    bundle = await build_bundle(
-        plane.powertools.db, plane.display, "job", str(job.id), lifeline_grace=grace
-    )
     explanation = await explain(plane.powertools.db, plane.display, job.id, lifeline_grace=grace)
+    # The timeline is the job's forensics chronology, shown here on the page surface; the
+    # bundle reuses the explanation rather than asking the explainer again.
+    bundle = await job_bundle(
+        plane.powertools.db,
+        plane.display,
+        str(job.id),
+        bridge=False,
+        now=now_utc(),
+        window=DEFAULT_WINDOW,
+        explained=explanation,
+        lifeline_grace=grace,
+    )
     context = {
         "job": job,
         "explanation": explanation if explanation and explanation.waiting else None,
