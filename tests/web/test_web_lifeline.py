@@ -110,6 +110,15 @@ async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
         assert "running for 2 h" in text and "not rescued automatically" in text
         assert "Preview rescue of 2" in text and "Preview discard of 1 stuck" in text
         assert f'/jobs/{seeded["healthy"]}"' not in section  # a healthy job is not listed
+        rescue_form = re.search(
+            r'<form[^>]*>(?:(?!</form>).)*value="rescue_jobs"(?:(?!</form>).)*</form>',
+            section,
+            flags=re.DOTALL,
+        )
+        assert rescue_form is not None
+        posted = re.findall(r'name="target" value="(\d+)"', rescue_form.group(0))
+        assert sorted(int(t) for t in posted) == sorted(seeded["orphans"])
+        assert 'name="param.queue" value="exports"' in rescue_form.group(0)
 
     page = await ops.get(f"{MOUNT}/queues")
     csrf = csrf_of(page.text)
