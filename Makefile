@@ -24,6 +24,7 @@ bench:
 	.venv/bin/python -m bench.actions --rounds 50 --section actions-quick
 	.venv/bin/python -m bench.runtime --jobs 10000 --rounds 1 --section runtime-quick
 	.venv/bin/python -m bench.limits --jobs 5000 --rounds 1 --available 100000 --fetches 100 --section limits-quick
+	.venv/bin/python -m bench.lifeline --jobs 100000 --passes 20 --section lifeline-quick
 
 .PHONY: bench-full
 bench-full:
@@ -32,6 +33,7 @@ bench-full:
 	.venv/bin/python -m bench.actions --rounds 200 --bulk 100000
 	.venv/bin/python -m bench.runtime --jobs 20000 --rounds 7
 	.venv/bin/python -m bench.limits --jobs 10000 --rounds 5 --available 1000000 --partitions 100,10000
+	.venv/bin/python -m bench.lifeline --jobs 1000000 --passes 50
 
 doctor:
 	.venv/bin/oban-powertools doctor --config examples.fastapi_host.powertools_config:build_config --url http://127.0.0.1:$(PORT)/ops/jobs/

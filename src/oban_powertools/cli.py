@@ -422,7 +422,12 @@ async def _explain(config: Config, actor_id: str, job_id: int, as_json: bool) ->
         )
         if allowed is not True:
             raise click.ClickException(f"unauthorized: {actor_id!r} may not view job {job_id}")
-        found = await explain_job(powertools.db, Display(config.display, "cli"), job_id)
+        found = await explain_job(
+            powertools.db,
+            Display(config.display, "cli"),
+            job_id,
+            lifeline_grace=config.lifeline_grace_seconds,
+        )
     if found is None:
         click.echo(f"no job {job_id} (pruned, or it never existed)", err=True)
         return 1

@@ -27,6 +27,10 @@ ReasonPolicy = Literal["destructive", "all"]
 CSRF_SECRET_MIN_LENGTH = 16
 # An executing job older than this is listed as stuck (15 minutes, unless the host says).
 DEFAULT_STUCK_AFTER_SECONDS = 15 * 60
+# An executing job whose producer has not heartbeated for this long is orphaned and the
+# lifeline rescues it: four of oban's refreshes (every 15 s), so one slow refresh never
+# makes a live node's jobs look orphaned.
+DEFAULT_LIFELINE_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class Config:
     optional port, nothing after) whose pages may post to the control plane besides its
     own host, e.g. behind a proxy that rewrites ``Host``. ``stuck_after_seconds`` is how
     long a job may execute before the overview lists it as stuck (a positive number of
-    seconds, 15 minutes by default). A bad value of any setting raises ``ConfigError``
+    seconds, 15 minutes by default). ``lifeline_grace_seconds`` is how long a producer may
+    go without a heartbeat (oban's refresher touches it every 15 s) before its executing
+    jobs count as orphaned and the lifeline rescues them (60 s by default). A bad value of any setting raises ``ConfigError``
     naming it, before anything starts.
     """
 
@@ -65,6 +71,7 @@ class Config:
     csrf_secret: str | bytes | None = None
     trusted_origins: tuple[str, ...] = ()
     stuck_after_seconds: int = DEFAULT_STUCK_AFTER_SECONDS
+    lifeline_grace_seconds: float = DEFAULT_LIFELINE_GRACE_SECONDS
 
     def __post_init__(self) -> None:
         # A list is as good as a tuple from the host; kept as a tuple so Config stays frozen.
@@ -105,6 +112,17 @@ def validate(config: Config) -> None:
             f"{config.bridge_url!r} is not an http(s) URL",
             "Set it to the Oban Web dashboard's address (e.g. http://127.0.0.1:4000) "
             "or leave it unset.",
+        )
+    if not (
+        isinstance(config.lifeline_grace_seconds, int | float)
+        and not isinstance(config.lifeline_grace_seconds, bool)
+        and 0 < config.lifeline_grace_seconds <= 24 * 3600
+    ):
+        raise ConfigError(
+            "lifeline_grace_seconds",
+            f"{config.lifeline_grace_seconds!r} is not a number of seconds between 0 and 86400",
+            f"Use e.g. lifeline_grace_seconds={DEFAULT_LIFELINE_GRACE_SECONDS:g}, well above "
+            "oban's refresher interval (15 s), or leave it unset.",
         )
     if config.require_reason not in ("destructive", "all"):
         raise ConfigError(
@@ -262,7 +280,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     callable returning one); otherwise the seams come from ``OBAN_POWERTOOLS_AUTH`` and
     ``OBAN_POWERTOOLS_DISPLAY``, the database from ``DATABASE_URL``, and the optional
     settings from ``OBAN_POWERTOOLS_PREFIX``, ``_BRIDGE_URL``, ``_CSRF_SECRET``,
-    ``_TRUSTED_ORIGINS`` (comma-separated) and ``_STUCK_AFTER_SECONDS``.
+    ``_TRUSTED_ORIGINS`` (comma-separated), ``_STUCK_AFTER_SECONDS`` and
+    ``_LIFELINE_GRACE_SECONDS``.
     """
     env = os.environ if env is None else env
     if config_path := overrides.pop("config_path", None) or env.get(ENV_PREFIX + "CONFIG"):
@@ -299,6 +318,15 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         settings["stuck_after_seconds"] = whole_seconds(
             stuck_after, ENV_PREFIX + "STUCK_AFTER_SECONDS"
         )
+    if grace := env.get(ENV_PREFIX + "LIFELINE_GRACE_SECONDS"):
+        try:
+            settings["lifeline_grace_seconds"] = float(grace.strip())
+        except ValueError:
+            raise ConfigError(
+                ENV_PREFIX + "LIFELINE_GRACE_SECONDS",
+                f"{grace!r} is not a number of seconds",
+                "Set it to e.g. 60.",
+            ) from None
     settings.update(overrides)
     return Config(**settings)
 

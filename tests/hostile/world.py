@@ -9,8 +9,10 @@ answer. Requests name their persona in the ``x-test-user`` header (as in tests/w
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -238,7 +240,14 @@ def leaked(text: str, *, allow: Iterable[str] = ()) -> list[str]:
 # -- targets of each action family, seeded in the state the action applies to ------------
 
 # The state each action needs its target in (what its check accepts).
-JOB_STATE_FOR = {"retry_job": "discarded", "cancel_job": "available", "discard_job": "retryable"}
+JOB_STATE_FOR = {
+    "retry_job": "discarded",
+    "cancel_job": "available",
+    "discard_job": "retryable",
+    # Orphaned: executing for 10 minutes on a producer that never heartbeated.
+    "rescue_jobs": "executing",
+    "discard_stuck_jobs": "executing",
+}
 PARAMS_FOR: dict[str, dict[str, str]] = {
     "pause_cron_entry": {},
     "resume_cron_entry": {},
@@ -250,6 +259,8 @@ PARAMS_FOR: dict[str, dict[str, str]] = {
     "retry_job": {},
     "cancel_job": {},
     "discard_job": {},
+    "rescue_jobs": {},
+    "discard_stuck_jobs": {},
 }
 
 
@@ -280,6 +291,7 @@ async def seed_target(conn: Any, action: str, resource_type: str, tag: str) -> s
             )
         return name
     if resource_type == "job":
+        orphan = JOB_STATE_FOR[action] == "executing"
         job = await insert_job(
             conn,
             state=JOB_STATE_FOR[action],
@@ -287,6 +299,8 @@ async def seed_target(conn: Any, action: str, resource_type: str, tag: str) -> s
             queue=QUEUE_MARK,
             args={"note": ARG_MARK},
             attempt=1 if JOB_STATE_FOR[action] != "available" else 0,
+            attempted_by=["node-gone", str(uuid.uuid4())] if orphan else None,
+            attempted_ago=timedelta(minutes=10) if orphan else None,
         )
         return str(job)
     raise KeyError(

@@ -3,7 +3,7 @@ lifeline, every job completes.
 
 Three nodes run as processes of their own (tests/support/limits_node.py). The killed
 node's executing rows keep counting against the limit until the lifeline makes them
-available again (3 s): conservative by design, a crashed node never lets the others
+available again (its producer's heartbeat 2 s old): conservative by design, a crashed node never lets the others
 exceed the limit, and its jobs are not lost."""
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import types
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import uuid4
 
 import oban._scheduler as oban_scheduler
 import pytest
@@ -557,3 +558,95 @@ async def test_ack_jobs_acks_composite_jobs_with_their_follow_ups_and_plain_ones
     assert [plain.id] in to_oban  # the plain job's ack went to oban's own, untouched
     assert all(step.id not in ids for ids in to_oban)
     assert followed == [[(step.id, "completed")]]
+
+
+# -- lifeline.rescue -------------------------------------------------------------------------
+
+GHOST_JOB = (
+    "INSERT INTO oban_jobs (worker, queue, args, state, attempt, attempted_at, attempted_by) "
+    "VALUES ('app.Ghost', %(queue)s, '{}', 'executing', 1, "
+    "timezone('UTC', now()) - make_interval(secs => %(age)s), %(attempted_by)s) RETURNING id"
+)
+
+
+async def _insert_executing(pt: Powertools, queue: str, age: float, attempted_by: list[str]) -> int:
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(
+            GHOST_JOB, {"queue": queue, "age": age, "attempted_by": attempted_by}
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+async def _state_of(pt: Powertools, job_id: int) -> str:
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state::text AS state FROM oban_jobs WHERE id = %(id)s", {"id": job_id}
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return str(row["state"])
+
+
+async def test_lifeline_rescue_runs_the_accurate_lifeline_for_runtime_instances_only(
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    db_url: str,
+) -> None:
+    from oban import telemetry
+
+    from oban_powertools.runtime.lifeline import TELEMETRY_EVENT, lifeline_for
+
+    pt = make_powertools(db_url, lifeline_grace_seconds=5)
+    events: list[dict[str, Any]] = []
+    telemetry.attach("hooks-lifeline", [TELEMETRY_EVENT], lambda _name, meta: events.append(meta))
+    async with pt:
+        runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+        oban = Oban(
+            pool=pool,
+            node="hooks-lifeline",
+            queues={"hooks_lifeline": 1},
+            lifeline={"interval": 0.2, "rescue_after": 1.0},
+            **runtime.oban_options(),
+        )
+        assert oban_hooks.installed()
+        assert lifeline_for(oban._query) is runtime.lifeline is not None
+        await oban.start()
+        try:
+            await eventually(lambda: oban.is_leader, within=10, what="the instance leads")
+            live_uuid = oban._producers["hooks_lifeline"]._uuid
+            # Executing 10 minutes on this live producer (oban's rescue_after is 1 s), and
+            # one of a producer that never heartbeated.
+            live = await _insert_executing(pt, "hooks_lifeline", 600, ["hooks-lifeline", live_uuid])
+            orphan = await _insert_executing(pt, "elsewhere", 1, ["gone", str(uuid4())])
+
+            async def orphan_rescued() -> bool:
+                return await _state_of(pt, orphan) == "available"
+
+            await eventually(orphan_rescued, within=10, what="the orphan rescued by the hook")
+            assert runtime.lifeline is not None and runtime.lifeline.last_pass is not None
+            passes = len(events)
+            await eventually(lambda: len(events) > passes + 2, within=10, what="more passes")
+            assert await _state_of(pt, live) == "executing"  # never rescued: its node lives
+        finally:
+            await oban.stop()
+            telemetry.detach("hooks-lifeline")
+    rescuing = [e for e in events if e["rescued_count"]]
+    assert len(rescuing) == 1 and rescuing[0]["orphaned_producers_count"] == 1
+    assert rescuing[0]["orphaned_producers"][0]["node"] == "gone"
+    assert rescuing[0]["audit_event_id"] is not None
+
+
+async def test_without_a_runtime_lifeline_rescue_is_obans_age_based_rescue(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+) -> None:
+    install_hooks()
+    plain = Oban(pool=pool, node="plain-lifeline", queues={"plain_lifeline": 1})
+    rescue = get_ext("lifeline.rescue", None)
+    assert getattr(rescue, "previous", None) is not None
+    old = await _insert_executing(pt, "plain_lifeline", 600, ["plain-lifeline", str(uuid4())])
+    young = await _insert_executing(pt, "plain_lifeline", 1, ["plain-lifeline", str(uuid4())])
+    await rescue(plain._query, 300.0)  # as oban's Lifeline calls it
+    assert await _state_of(pt, old) == "available"  # older than rescue_after
+    assert await _state_of(pt, young) == "executing"

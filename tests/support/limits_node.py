@@ -4,8 +4,9 @@ them).
 
     python -m tests.support.limits_node DATABASE_URL NODE GLOBAL_LIMIT
 
-Jobs sleep ``args["ms"]`` milliseconds. The lifeline rescues jobs executing for more
-than 3 s, every 0.5 s; leadership (which runs the lifeline) uses a 1 s lease, so a killed
+Jobs sleep ``args["ms"]`` milliseconds. The lifeline (Powertools' accurate one) rescues
+the jobs of a producer that has not heartbeated for 2 s (oban's refresher beats every
+0.25 s here), every 0.5 s; leadership (which runs the lifeline) uses a 1 s lease, so a killed
 leader is replaced within seconds. Prints "ready" once the node runs.
 """
 
@@ -19,6 +20,7 @@ from oban import worker
 
 QUEUE = "killed"
 RESCUE_AFTER = 3.0
+LIFELINE_GRACE = 2.0
 
 
 @worker(queue=QUEUE)
@@ -35,7 +37,7 @@ async def main(database_url: str, name: str, global_limit: int) -> None:
     from tests.hostile.leader_node import short_leases
     from tests.support.seams import make_powertools
 
-    powertools = make_powertools(database_url)
+    powertools = make_powertools(database_url, lifeline_grace_seconds=LIFELINE_GRACE)
     with short_leases():
         async with (
             powertools,
@@ -47,6 +49,7 @@ async def main(database_url: str, name: str, global_limit: int) -> None:
                 node=name,
                 queues={QUEUE: {"limit": 10, "global_limit": global_limit}},
                 lifeline={"interval": 0.5, "rescue_after": RESCUE_AFTER},
+                refresher={"interval": 0.25},
                 **runtime.oban_options(stager={"interval": 0.2}),
             )
             await oban.start()

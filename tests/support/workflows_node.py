@@ -3,8 +3,9 @@ it mid-step (its executing step stays executing until the lifeline rescues it).
 
     python -m tests.support.workflows_node DATABASE_URL NODE
 
-Steps are tests.support.workflows.RecordedStep. The lifeline rescues jobs executing for
-more than 3 s, every 0.5 s; leadership (which runs the lifeline and the workflow repair)
+Steps are tests.support.workflows.RecordedStep. The lifeline (Powertools' accurate one)
+rescues the jobs of a producer that has not heartbeated for 2 s (oban's refresher beats
+every 0.25 s here), every 0.5 s; leadership (which runs the lifeline and the workflow repair)
 uses a 1 s lease, so a killed leader is replaced within seconds. Prints "ready" once the
 node runs.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-RESCUE_AFTER = 3.0
+RESCUE_AFTER = 3.0  # oban's age-based rescue; the accurate lifeline does not use it
+LIFELINE_GRACE = 2.0
 
 
 async def main(database_url: str, name: str) -> None:
@@ -26,7 +28,7 @@ async def main(database_url: str, name: str) -> None:
     from tests.support.seams import make_powertools
     from tests.support.workflows import QUEUE, open_runs
 
-    powertools = make_powertools(database_url)
+    powertools = make_powertools(database_url, lifeline_grace_seconds=LIFELINE_GRACE)
     await open_runs(database_url)
     with short_leases():
         async with (
@@ -41,6 +43,7 @@ async def main(database_url: str, name: str) -> None:
                 node=name,
                 queues={QUEUE: 5},
                 lifeline={"interval": 0.5, "rescue_after": RESCUE_AFTER},
+                refresher={"interval": 0.25},
                 **runtime.oban_options(stager={"interval": 0.2}),
             )
             await oban.start()

@@ -150,6 +150,8 @@ def test_the_optional_settings_default_to_a_random_secret_no_origins_and_15_minu
     plain = config()
     assert plain.csrf_secret is None and plain.trusted_origins == ()
     assert plain.stuck_after_seconds == 15 * 60
+    assert plain.lifeline_grace_seconds == 60.0
+    assert config(lifeline_grace_seconds=2.5).lifeline_grace_seconds == 2.5
     tuned = config(
         csrf_secret="s" * 16,
         trusted_origins=["https://ops.example.com", "http://127.0.0.1:8000"],
@@ -181,6 +183,11 @@ def test_the_optional_settings_default_to_a_random_secret_no_origins_and_15_minu
         ({"stuck_after_seconds": 1.5}, r"^stuck_after_seconds: 1.5 is not"),
         ({"stuck_after_seconds": True}, r"^stuck_after_seconds: True is not"),
         ({"stuck_after_seconds": "900"}, r"^stuck_after_seconds: '900' is not"),
+        ({"lifeline_grace_seconds": 0}, r"^lifeline_grace_seconds: 0 is not a number of seconds"),
+        ({"lifeline_grace_seconds": -1.0}, r"^lifeline_grace_seconds: -1.0 is not"),
+        ({"lifeline_grace_seconds": True}, r"^lifeline_grace_seconds: True is not"),
+        ({"lifeline_grace_seconds": "60"}, r"^lifeline_grace_seconds: '60' is not"),
+        ({"lifeline_grace_seconds": 10**6}, r"^lifeline_grace_seconds: 1000000 is not"),
     ],
 )
 def test_a_bad_optional_setting_is_refused_naming_it_and_the_fix(

@@ -116,9 +116,9 @@ async def test_the_job_page_asks_the_explainer_once(
     calls: list[int] = []
     real = job_routes.explain
 
-    async def counted(db: Any, display: Any, job_id: int) -> Any:
+    async def counted(db: Any, display: Any, job_id: int, **options: Any) -> Any:
         calls.append(job_id)
-        return await real(db, display, job_id)
+        return await real(db, display, job_id, **options)
 
     monkeypatch.setattr(job_routes, "explain", counted)
     monkeypatch.setattr(forensics_job, "explain", counted)

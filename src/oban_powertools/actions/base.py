@@ -191,6 +191,13 @@ class Action(ABC):
         self.refuse_unknown(raw, frozenset())
         return {}
 
+    def with_settings(self, parsed: dict[str, Any], config: Any) -> dict[str, Any]:
+        """The parameters to store on the preview: the parsed ones plus any of the host's
+        settings (a ``Config``) the action judges by, so that preview and confirm judge by
+        the same numbers and the audit records them. The default adds none; an operator
+        cannot give these (``parse_params`` refuses unknown names)."""
+        return parsed
+
     def refuse_unknown(self, raw: Mapping[str, Any], accepted: frozenset[str]) -> None:
         """Raise InvalidParams naming any parameter the action does not take."""
         unknown = set(raw) - accepted

@@ -118,7 +118,7 @@ class Pipeline:
         if not await self._gate.authorized(actor, action, target_ids):
             await self._deny(actor, action, target_ids, surface, "preview")
             raise Unauthorized(action.name, f"{action.resource_type}:{resource_id_for(target_ids)}")
-        parsed = action.parse_params(params or {})
+        parsed = action.with_settings(action.parse_params(params or {}), self._pt.config)
         principal = await self.principal(actor)
         fields = PreviewFields(
             token=secrets.token_urlsafe(24),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from ..config import DEFAULT_LIFELINE_GRACE_SECONDS
 from ..db import Database
 from ..display import Display
 from ..read_models.common import now_utc
@@ -29,13 +30,24 @@ async def build_bundle(
     bridge: bool = False,
     now: datetime | None = None,
     window: timedelta = DEFAULT_WINDOW,
+    lifeline_grace: float = DEFAULT_LIFELINE_GRACE_SECONDS,
 ) -> EvidenceBundle:
-    """The evidence bundle for one subject. ``display`` should be on the forensics surface."""
+    """The evidence bundle for one subject. ``display`` should be on the forensics surface;
+    ``lifeline_grace`` is the host's ``Config.lifeline_grace_seconds`` (when an executing
+    job counts as orphaned)."""
     now = now or now_utc()
     if resource_type == "cron_entry":
         return await cron_bundle(db, display, resource_id, bridge=bridge, now=now, window=window)
     if resource_type == "job":
-        return await job_bundle(db, display, resource_id, bridge=bridge, now=now, window=window)
+        return await job_bundle(
+            db,
+            display,
+            resource_id,
+            bridge=bridge,
+            now=now,
+            window=window,
+            lifeline_grace=lifeline_grace,
+        )
     if resource_type == "queue":
         return await queue_bundle(db, display, resource_id, bridge=bridge, now=now, window=window)
     raise UnsupportedSubject(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..config import DEFAULT_LIFELINE_GRACE_SECONDS
 from ..db import Database
 from ..db.queries import sql
 from ..display import Display
@@ -14,13 +15,13 @@ from ..read_models.common import (
     BRIDGE,
     HOST,
     NATIVE,
-    PRODUCER_LIVE_SECONDS,
     NextPath,
     ago,
     duration,
     utc,
 )
 from ..read_models.explain import Explanation, explain
+from ..read_models.lifeline import orphan_sentence
 from ..read_models.unique import unique_facts
 from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
 from .completeness import job_completeness
@@ -37,9 +38,11 @@ async def job_bundle(
     now: datetime,
     window: timedelta,
     explained: Explanation | None = None,
+    lifeline_grace: float = DEFAULT_LIFELINE_GRACE_SECONDS,
 ) -> EvidenceBundle:
     """``explained``: the job's explanation when the caller has it already (the job page
-    shows it too), so the explainer runs once per view."""
+    shows it too), so the explainer runs once per view. ``lifeline_grace``: the host's
+    ``Config.lifeline_grace_seconds``, when an executing job counts as orphaned."""
     text = raw_id.strip()
     job_id = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
     async with db.connection() as conn:
@@ -47,7 +50,9 @@ async def job_bundle(
         slots: list[Any] = []
         if job_id is not None:
             cur = await conn.execute(
-                job_detail.GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS}
+                # Live as the lifeline judges it: a heartbeat within the grace.
+                job_detail.GET_JOB,
+                {"id": job_id, "live": lifeline_grace},
             )
             row = await cur.fetchone()
             cur = await conn.execute(JOB_SLOTS, {"id": job_id})
@@ -123,11 +128,23 @@ async def job_bundle(
     state = job.state
     if job.state == "executing":
         running = duration((now - job.attempted_at).total_seconds()) if job.attempted_at else "?"
-        if not job.producer_live:
+        orphan = orphan_sentence(
+            node=node,
+            producer=job.producer,
+            last_heartbeat=job.last_heartbeat,
+            grace=lifeline_grace,
+            now=now,
+        )
+        if orphan is not None or not job.producer_live:
             state = "orphaned"
             diagnosis = (
-                f"Executing for {running} on {node}, which has no live producer: the node is "
-                "gone or stuck and the job will not finish there."
+                f"Orphaned: {orphan}. It ran for {running} there and will not finish."
+                if orphan is not None
+                else f"Executing for {running} on {node}, which has no live producer: the "
+                "node is gone or stuck and the job will not finish there."
+            )
+            paths.append(
+                NextPath("Preview its rescue (Lifeline section)", NATIVE, "/queues#lifeline")
             )
             paths.append(
                 NextPath("Check the node's health", HOST, note="Nodes and deploys are host-owned.")
@@ -206,7 +223,7 @@ async def job_bundle(
     if job.state in ("available", "scheduled", "retryable"):
         # Why it is not running yet: the explainer's reasons (the job page shows the same),
         # and their next paths right after the job's own.
-        explanation = explained or await explain(db, display, job.id)
+        explanation = explained or await explain(db, display, job.id, lifeline_grace=lifeline_grace)
         if explanation is not None:
             if job.state == "available":
                 diagnosis = explanation.summary

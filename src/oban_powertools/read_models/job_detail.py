@@ -50,6 +50,10 @@ class JobDetail(JobIdentity):
     result_json: str | None = None
     # A unique job's key, whether it holds it, and the other jobs of the key.
     unique: UniqueFacts | None = None
+    # The producer that runs (ran) it (attempted_by[2]) and its last heartbeat (None: its
+    # row is gone), for the lifeline's word on an executing job.
+    producer: str | None = None
+    last_heartbeat: datetime | None = None
 
 
 async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:
@@ -109,6 +113,12 @@ def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
         actions=applicable_actions(row["state"]),
         deadline_at=stored_deadline(meta),
         result_json=_result_json(display, meta, resource, known),
+        producer=display.text(
+            "producer", row["attempted_by"][1], resource=resource, field="attempted_by"
+        )
+        if len(row["attempted_by"] or []) >= 2
+        else None,
+        last_heartbeat=utc(row.get("last_heartbeat")),
     )
 
 

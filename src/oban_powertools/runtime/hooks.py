@@ -36,6 +36,12 @@ process-global registry. Powertools registers eight of them:
     Acks of jobs that belong to a composite (a workflow step: ``meta.workflow_id``) are
     acked by :mod:`.acks` in one transaction with the composite's follow-up (releasing
     the step's dependents); every other ack is oban's own, untouched.
+``lifeline.rescue``
+    For an instance with a runtime (found by the instance's ``Query``, which the
+    ``scheduler.build`` hook attaches the runtime's lifeline to), run the accurate
+    lifeline (:mod:`.lifeline`): only jobs whose producer stopped heartbeating are
+    rescued, never one still running on a live node. oban calls it on the leader every
+    lifeline interval; other instances get oban's age-based rescue.
 ``executor.wrap_result``
     A job whose args no longer fit its typed worker's schema
     (:class:`~oban_powertools.errors.JobArgsInvalid`) is discarded at once instead of
@@ -73,6 +79,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ConfigError, JobArgsInvalid
 from ..limits.options import parse_queue_limits
 from . import acks, inserter, workflow_insert
+from .lifeline import attach_lifeline, wrap_rescue
 from .limiter import FetchRequest
 
 if TYPE_CHECKING:
@@ -92,6 +99,7 @@ __all__ = [
     "wrap_ack_jobs",
     "wrap_get_jobs",
     "wrap_insert_jobs",
+    "wrap_lifeline_rescue",
     "wrap_metrics_build",
     "wrap_result",
     "wrap_scheduler_build",
@@ -108,6 +116,7 @@ HOOKS = (
     "producer.get_jobs",
     "query.insert_jobs",
     "query.ack_jobs",
+    "lifeline.rescue",
     "executor.wrap_result",
 )
 SUPPORTED_OBAN = (0, 7)
@@ -147,6 +156,7 @@ def install(resolve: Resolver) -> None:
     ensure_no_oban_pro()
     _ensure_supported_oban()
     from oban._extensions import get_ext, put_ext
+    from oban._lifeline import _rescue
     from oban._metrics import build_metrics
     from oban._producer import _get_jobs, _validate
     from oban._query import _ack_jobs, _insert_jobs
@@ -161,6 +171,7 @@ def install(resolve: Resolver) -> None:
         ("producer.get_jobs", _get_jobs, wrap_get_jobs),
         ("query.insert_jobs", _insert_jobs, wrap_insert_jobs),
         ("query.ack_jobs", _ack_jobs, wrap_ack_jobs),
+        ("lifeline.rescue", _rescue, wrap_lifeline_rescue),
         ("executor.wrap_result", _unwrapped_result, wrap_result),
     )
     for name, default, wrap in wraps:
@@ -233,13 +244,17 @@ def wrap_scheduler_build(previous: Build) -> Build:
         runtime, rest = _split(config)
         if runtime is None:
             return previous(config, leader=leader, notifier=notifier, query=query)
-        return runtime.build_scheduler(
+        scheduler = runtime.build_scheduler(
             rest,
             leader=leader,
             node=_node_of(leader),
             prefix=_prefix_of(query),
             name=_name_of(leader),
         )
+        if runtime.lifeline is not None:
+            # The lifeline.rescue hook gets only the instance's Query: found by it.
+            attach_lifeline(query, runtime.lifeline)
+        return scheduler
 
     setattr(build, _MARK, True)
     build.previous = previous  # type: ignore[attr-defined]
@@ -443,6 +458,14 @@ def wrap_ack_jobs(previous: Build) -> Build:
     setattr(ack_jobs, _MARK, True)
     ack_jobs.previous = previous  # type: ignore[attr-defined]
     return ack_jobs
+
+
+def wrap_lifeline_rescue(previous: Build) -> Build:
+    """``lifeline.rescue`` that runs the accurate lifeline for instances with a runtime."""
+    rescue = wrap_rescue(previous)
+    setattr(rescue, _MARK, True)
+    rescue.previous = previous  # type: ignore[attr-defined]
+    return rescue
 
 
 def _unwrapped_result(job: Any, result: Any) -> Any:

@@ -14,7 +14,10 @@ components, so that instance gets
   code entries (``declare()`` and oban's ``@worker(cron=...)``) are synced to the
   database when the instance starts and are scheduled from there, never by oban too;
 * oban's own stager wrapped together with a :class:`~.applier.QueueStateApplier`,
-  which applies the stored queue decisions before the stager first wakes the producers.
+  which applies the stored queue decisions before the stager first wakes the producers;
+* the accurate :class:`~.lifeline.Lifeline` in place of oban's age-based rescue (oban's
+  loop calls it on the leader through the ``lifeline.rescue`` hook): only jobs whose
+  producer stopped heartbeating within ``Config.lifeline_grace_seconds`` are rescued.
 
 Each runtime belongs to one Oban instance (call ``oban_options()`` once per instance) and
 keeps a small connection pool of its own, open while the instance runs. Its prefix must
@@ -37,6 +40,7 @@ from ..db.queries import sql
 from ..errors import ConfigError, CronTimezoneError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
+from .lifeline import Lifeline
 from .limiter import Limiter, declared_limits
 from .presence import Presence
 from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
@@ -104,6 +108,7 @@ class Runtime:
         self.applier: QueueStateApplier | None = None
         self.limiter: Limiter | None = None
         self.workflow_repair: WorkflowRepair | None = None
+        self.lifeline: Lifeline | None = None
 
     @property
     def prefix(self) -> str:
@@ -182,6 +187,14 @@ class Runtime:
             node=node,
             prefix=prefix,
             interval=self._workflow_repair_interval,
+        )
+        # The accurate lifeline (oban's loop calls it on the leader, through the
+        # lifeline.rescue hook); it uses the runtime's pool while the instance runs.
+        self.lifeline = Lifeline(
+            lambda: self.database,
+            grace=lambda: self.powertools.config.lifeline_grace_seconds,
+            node=node,
+            running=lambda: self._users > 0,
         )
         return SchedulerService(self, self.scheduler, presence, self.workflow_repair)
 

@@ -286,8 +286,9 @@ WHERE state = ANY(%(states)s::oban_job_state[])
  LIMIT %(cap)s) capped
 
 -- name: job_detail
--- One job in full, with whether the producer that runs (or ran) it is still alive: by
--- its uuid where oban records one (attempted_by[2]), else by node and queue.
+-- One job in full, with whether the producer that runs (or ran) it is still alive, and
+-- its last heartbeat (NULL: its row is gone): by its uuid where oban records one
+-- (attempted_by[2]), else by node and queue.
 SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, tags, args,
        meta, errors, attempted_by, inserted_at, scheduled_at, attempted_at, completed_at,
        cancelled_at, discarded_at,
@@ -298,7 +299,12 @@ SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority,
                  AND CASE WHEN cardinality(attempted_by) >= 2
                           THEN p.uuid::text = attempted_by[2]
                           ELSE p.node = attempted_by[1] AND p.queue = oban_jobs.queue END
-       ) AS producer_live
+       ) AS producer_live,
+       (SELECT max(p.updated_at) FROM oban_producers p
+        WHERE CASE WHEN cardinality(attempted_by) >= 2
+                   THEN p.uuid::text = attempted_by[2]
+                   ELSE p.node = attempted_by[1] AND p.queue = oban_jobs.queue END
+       ) AS last_heartbeat
 FROM oban_jobs WHERE id = %(id)s
 
 -- name: failing_workers

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ...config import DEFAULT_LIFELINE_GRACE_SECONDS
 from ...db import Database
 from ...display import Display
 from ..common import ago, utc
+from ..lifeline import orphan_sentence
 from .gather import WAITING_STATES, Situation, gather
 from .model import Evidence, Explanation, Reason, render_text
 from .reasons import CHECKS, expected_start
@@ -21,14 +23,24 @@ from .reasons import CHECKS, expected_start
 __all__ = ["Evidence", "Explanation", "Reason", "explain", "explain_situation", "render_text"]
 
 
-async def explain(db: Database, display: Display, job_id: int) -> Explanation | None:
-    """Why job ``job_id`` is (not) running now; None when there is no such job."""
+async def explain(
+    db: Database,
+    display: Display,
+    job_id: int,
+    *,
+    lifeline_grace: float = DEFAULT_LIFELINE_GRACE_SECONDS,
+) -> Explanation | None:
+    """Why job ``job_id`` is (not) running now; None when there is no such job.
+    ``lifeline_grace`` is the host's ``Config.lifeline_grace_seconds``: an executing job
+    whose producer has not heartbeated for that long is named orphaned."""
     async with db.connection() as conn:
         situation = await gather(conn, display, job_id)
-    return None if situation is None else explain_situation(situation)
+    return None if situation is None else explain_situation(situation, lifeline_grace)
 
 
-def explain_situation(s: Situation) -> Explanation:
+def explain_situation(
+    s: Situation, lifeline_grace: float = DEFAULT_LIFELINE_GRACE_SECONDS
+) -> Explanation:
     job = s.job
     answer = Explanation(
         job_id=int(job["id"]),
@@ -36,7 +48,7 @@ def explain_situation(s: Situation) -> Explanation:
         worker=s.show("worker", job["worker"], "worker"),
         queue=s.show("queue", s.queue, "queue"),
         waiting=s.state in WAITING_STATES,
-        summary=_not_waiting(s),
+        summary=_orphaned(s, lifeline_grace) or _not_waiting(s),
         checked_at=s.now,
     )
     if not answer.waiting:
@@ -53,6 +65,25 @@ def explain_situation(s: Situation) -> Explanation:
     expected = expected_start(s)
     summary = f"Nothing holds job {job['id']} back: it should start {expected}."
     return replace(answer, summary=summary, reasons=reasons, expected=expected)
+
+
+def _orphaned(s: Situation, grace: float) -> str | None:
+    """An executing job whose producer stopped heartbeating, as the lifeline sees it."""
+    beat = s.heartbeat
+    if s.state != "executing" or beat is None:
+        return None
+    sentence = orphan_sentence(
+        node=s.show("node", beat["node"] or "unknown node", "attempted_by"),
+        producer=None
+        if beat["producer"] is None
+        else s.show("producer", beat["producer"], "attempted_by"),
+        last_heartbeat=utc(beat["last_heartbeat"]),
+        grace=grace,
+        now=s.now,
+    )
+    if sentence is None:
+        return None
+    return f"Job {s.job['id']} is orphaned: {sentence}. It is not waiting to run."
 
 
 def _not_waiting(s: Situation) -> str:

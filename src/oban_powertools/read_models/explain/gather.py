@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..common import PRODUCER_LIVE_SECONDS, utc
 __all__ = ["AHEAD_CAP", "Producer", "Situation", "gather"]
 
 GET_JOB = sql("explain", "job")
+JOB_EVIDENCE = sql("lifeline", "job_evidence")
 QUEUE_DECISION = sql("explain", "queue_decision")
 PRODUCERS = sql("producers", "queue_producers")
 EXECUTING_BY_PRODUCER = sql("explain", "executing_by_producer")
@@ -75,6 +76,8 @@ class Situation:
     partitions_ahead: int | None  # partitions the round-robin serves before the job's
     jobs_ahead: int | None  # jobs its fetch takes before it (in its partition, if any)
     cron: Mapping[str, Any] | None
+    # An executing job's producer and its last heartbeat (lifeline.sql: job_evidence).
+    heartbeat: Mapping[str, Any] | None = None
 
     @property
     def queue(self) -> str:
@@ -130,6 +133,9 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
     situation = Situation(
         display, resource, job, now, None, [], None, None, None, None, None, None, None
     )
+    if job["state"] == "executing":
+        cur = await conn.execute(JOB_EVIDENCE, {"ids": [job_id]})
+        return replace(situation, heartbeat=await cur.fetchone())
     if job["state"] not in WAITING_STATES:
         return situation
     queue = job["queue"]

@@ -209,7 +209,16 @@ async def explain_job(request: Request) -> JSONResponse:
         return error(403, "unauthorized", "not allowed to view jobs")
     job_id = positive_id(raw)
     plane = plane_of(request)
-    found = await explain(plane.powertools.db, _display(request), job_id) if job_id else None
+    found = (
+        await explain(
+            plane.powertools.db,
+            _display(request),
+            job_id,
+            lifeline_grace=plane.config.lifeline_grace_seconds,
+        )
+        if job_id
+        else None
+    )
     if found is None:
         return error(404, "job_not_found", "no such job")
     return JSONResponse(found.to_dict())

@@ -31,6 +31,7 @@ async def _bundle(request: Request, viewer: Viewer, subject: tuple[str, str]) ->
         subject[0],
         subject[1],
         bridge=await viewer.sees_bridge(),
+        lifeline_grace=plane.config.lifeline_grace_seconds,
     )
 
 

@@ -93,7 +93,8 @@ async def job_detail(request: Request) -> Response:
         return await not_found(request, viewer, "job", section="jobs")
     resource = Resource("job", str(job.id))
     allowed = {name: await viewer.can(name, resource) for name in jobs_model.JOB_ACTIONS}
-    explanation = await explain(plane.powertools.db, plane.display, job.id)
+    grace = plane.config.lifeline_grace_seconds
+    explanation = await explain(plane.powertools.db, plane.display, job.id, lifeline_grace=grace)
     # The timeline is the job's forensics chronology, shown here on the page surface; the
     # bundle reuses the explanation rather than asking the explainer again.
     bundle = await job_bundle(
@@ -104,6 +105,7 @@ async def job_detail(request: Request) -> Response:
         now=now_utc(),
         window=DEFAULT_WINDOW,
         explained=explanation,
+        lifeline_grace=grace,
     )
     context = {
         "job": job,
@@ -111,6 +113,8 @@ async def job_detail(request: Request) -> Response:
         "controls": {name: allowed[name] and name in job.actions for name in allowed},
         "chronology": bundle.chronology,
         "completeness": bundle.completeness,
+        # The lifeline's word on an executing job whose producer stopped heartbeating.
+        "orphaned": bundle.diagnosis if bundle.state == "orphaned" else None,
     }
     template = "job_detail_live.html" if is_poll(request) else "job_detail.html"
     return await page(

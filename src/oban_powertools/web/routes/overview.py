@@ -15,6 +15,7 @@ from ..access import Viewer, plane_of, require
 from ..charts import minute_chart
 from ..pages import page
 from ..templating import is_poll
+from .queues import lifeline_section
 
 # The page permission that lets a viewer see one resource of each kind the overview names.
 VIEW_OF = {"cron_entry": "view_cron", "queue": "view_queues", "job": "view_jobs"}
@@ -84,6 +85,8 @@ async def overview(request: Request) -> Response:
             "data": data,
             "hidden": hidden,
             "charts": [minute_chart(data.last_hour, s) for s in ("completed", "failed")],
+            "lifeline": await lifeline_section(viewer),
+            "lifeline_return": "/",
         },
         section="overview",
         read_only=read_only,

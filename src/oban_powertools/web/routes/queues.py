@@ -3,10 +3,13 @@ resume, scale, change limits."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...read_models import lifeline as lifeline_model
 from ...read_models import limits as limits_model
 from ...read_models import queues as queues_model
 from ...seams import Resource
@@ -15,6 +18,53 @@ from ..pages import page
 from ..templating import is_poll
 
 QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
+LIFELINE_ACTIONS = ("rescue_jobs", "discard_stuck_jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class LifelineSection:
+    """The Lifeline section of a page: the jobs this viewer may view, whether it may
+    preview each repair (the pipeline checks every job again), how many were left out."""
+
+    data: lifeline_model.Lifeline
+    can_rescue: bool
+    can_discard: bool
+    hidden: int
+
+
+async def lifeline_section(viewer: Viewer) -> LifelineSection:
+    plane = viewer.plane
+    config = plane.config
+    async with plane.powertools.db.connection() as conn:
+        data = await lifeline_model.lifeline(
+            conn,
+            plane.display,
+            grace=config.lifeline_grace_seconds,
+            stuck_after=config.stuck_after_seconds,
+        )
+    orphaned, hidden_orphaned = await viewer.visible(
+        "view_jobs", "job", data.orphaned, lambda j: str(j.id)
+    )
+    stuck, hidden_stuck = await viewer.visible("view_jobs", "job", data.stuck, lambda j: str(j.id))
+    shown = {j.id for j in (*orphaned, *stuck)}
+    by_queue = [
+        replace(
+            q,
+            orphaned=[j for j in q.orphaned if j.id in shown],
+            stuck=[j for j in q.stuck if j.id in shown],
+        )
+        for q in data.by_queue
+    ]
+    if hidden_orphaned or hidden_stuck:
+        by_queue = [q for q in by_queue if q.orphaned or q.stuck]
+    return LifelineSection(
+        data=replace(data, orphaned=orphaned, stuck=stuck, by_queue=by_queue),
+        can_rescue=await viewer.can("rescue_jobs", Resource("job")),
+        can_discard=await viewer.can("discard_stuck_jobs", Resource("job")),
+        hidden=hidden_orphaned + hidden_stuck,
+    )
+
+
 LIMITS_ACTION = "set_queue_limits"
 
 
@@ -39,7 +89,14 @@ async def queue_list(request: Request) -> Response:
         request,
         viewer,
         name,
-        {"queues": queues, "controls": allowed, "hidden": hidden, "limiters": limiters},
+        {
+            "queues": queues,
+            "controls": allowed,
+            "hidden": hidden,
+            "limiters": limiters,
+            "lifeline": await lifeline_section(viewer),
+            "lifeline_return": "/queues",
+        },
         section="queues",
         read_only=read_only,
     )

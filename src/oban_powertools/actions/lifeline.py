@@ -1,0 +1,326 @@
+"""Lifeline repairs: ``rescue_jobs`` and ``discard_stuck_jobs``, on an explicit set of jobs.
+
+``rescue_jobs`` does by hand what the lifeline does by itself (``runtime/lifeline.py``):
+an *orphaned* executing job (its producer has not heartbeated within
+``Config.lifeline_grace_seconds``) goes back to available with its attempt kept, or is
+discarded when it has no attempt left. ``discard_stuck_jobs`` discards executing jobs that
+are *stuck* (running longer than ``Config.stuck_after_seconds`` on a live producer) or
+orphaned; a run still going on a live node is told to stop (oban's ``pkill`` signal, as a
+cancel sends) and its late ack is dropped by oban's ``attempted_at`` guard.
+
+Both take job ids (a page lists a queue's orphaned or stuck jobs and posts them; the
+optional ``queue`` parameter then requires every job to be of that queue, and names an
+unknown queue as an error). The preview states each job's evidence (node, producer, last
+heartbeat, how long it has executed), and both thresholds are stored with it, so preview
+and confirm judge by the same numbers. At confirm the jobs are locked and judged again:
+a job that changed (finished, rescued by the lifeline, fetched again) or whose producer
+came back is drift, and nothing of the set changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..db import Conn, oban_jobs
+from ..db.queries import sql
+from ..queues.state import QUEUE_PATTERN
+from .base import (
+    Action,
+    Applied,
+    ApplyContext,
+    Params,
+    PreviewFields,
+    Snapshot,
+    Snapshots,
+    StoredPreview,
+    register,
+)
+from .errors import InvalidParams, InvalidTargets
+
+MAX_JOBS = 10_000
+# The effect text names this many jobs with their evidence; the preview keeps all.
+LISTED = 20
+
+JOB_EVIDENCE = sql("lifeline", "job_evidence")
+JOB_EVIDENCE_FOR_UPDATE = sql("lifeline", "job_evidence_for_update")
+QUEUE_KNOWN = sql("lifeline", "queue_known")
+OPERATOR_RESCUE = sql("lifeline", "operator_rescue")
+OPERATOR_DISCARD = sql("lifeline", "operator_discard")
+PREVIEW_BEFORE = sql("previews", "preview_before")
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
+
+
+async def job_evidence(conn: Conn, ids: Sequence[int], *, lock: bool) -> dict[str, Snapshot]:
+    """Each existing job's lifeline evidence, JSON-ready (it is stored on the preview)."""
+    cur = await conn.execute(JOB_EVIDENCE_FOR_UPDATE if lock else JOB_EVIDENCE, {"ids": list(ids)})
+    found: dict[str, Snapshot] = {}
+    for r in await cur.fetchall():
+        age = r["heartbeat_age"]
+        found[str(r["id"])] = {
+            "state": r["state"],
+            "queue": r["queue"],
+            "worker": r["worker"],
+            "attempt": r["attempt"],
+            "max_attempts": r["max_attempts"],
+            "attempted_at": _iso(r["attempted_at"]),
+            "node": r["node"],
+            "producer": r["producer"],
+            "last_heartbeat_at": _iso(r["last_heartbeat"]),
+            "heartbeat_age_seconds": None if age is None else round(float(age), 1),
+            "running_seconds": r["running_seconds"],
+        }
+    return found
+
+
+def orphaned(snapshot: Snapshot, grace: float) -> bool:
+    """Executing, and its producer has no heartbeat within the grace (or no row)."""
+    age = snapshot.get("heartbeat_age_seconds")
+    return snapshot["state"] == "executing" and (age is None or age >= grace)
+
+
+def stuck(snapshot: Snapshot, grace: float, stuck_after: int) -> bool:
+    """Executing on a live producer for longer than ``stuck_after`` seconds."""
+    running = snapshot.get("running_seconds")
+    return (
+        snapshot["state"] == "executing"
+        and not orphaned(snapshot, grace)
+        and running is not None
+        and running > stuck_after
+    )
+
+
+def evidence_line(job_id: str, snap: Snapshot, grace: float) -> str:
+    """One job's evidence in words, as the preview names it."""
+    node = snap.get("node") or "an unknown node"
+    producer = snap.get("producer") or "unknown"
+    running = snap.get("running_seconds")
+    ran = f"executing for {_span(running)}" if running is not None else "executing"
+    beat = snap.get("last_heartbeat_at")
+    age = snap.get("heartbeat_age_seconds")
+    if beat is None:
+        heartbeat = "its producer row is gone"
+    elif age is not None and age >= grace:
+        heartbeat = f"last heartbeat {beat} ({_span(age)} ago, grace {grace:g} s)"
+    else:
+        heartbeat = f"producer alive (heartbeat {_span(age or 0)} ago)"
+    return f"job {job_id} on node {node}, producer {producer}: {ran}; {heartbeat}"
+
+
+def _span(seconds: float | int) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+class LifelineJobAction(Action):
+    """What both repairs share: job targets, the evidence snapshot, judging at confirm."""
+
+    resource_type = "job"
+    max_targets = MAX_JOBS
+    destructive = True
+
+    def parse_target(self, raw: str) -> str:
+        text = raw.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) <= 0:
+            raise InvalidTargets(f"{raw[:40]!r} is not a job id")
+        return str(int(text))
+
+    def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """``queue`` (optional): every job must be of this queue."""
+        self.refuse_unknown(raw, frozenset({"queue"}))
+        queue = raw.get("queue")
+        if queue is None or (isinstance(queue, str) and not queue.strip()):
+            return {}
+        if not isinstance(queue, str) or not QUEUE_PATTERN.match(queue.strip()):
+            raise InvalidParams(f"{str(queue)[:60]!r} is not a queue name")
+        return {"queue": queue.strip()}
+
+    def with_settings(self, parsed: dict[str, Any], config: Any) -> dict[str, Any]:
+        return {
+            **parsed,
+            "grace_seconds": float(config.lifeline_grace_seconds),
+            "stuck_after_seconds": int(config.stuck_after_seconds),
+        }
+
+    async def store_preview(
+        self, conn: Conn, targets: Sequence[str], params: Params, fields: PreviewFields
+    ) -> StoredPreview | None:
+        # Not a store of its own: the queue is checked here, where a connection is at hand,
+        # then the pipeline snapshots, checks and stores as for any action.
+        queue = params.get("queue")
+        if queue is not None:
+            cur = await conn.execute(QUEUE_KNOWN, {"queue": queue})
+            row = await cur.fetchone()
+            if row is None or not row["known"]:
+                raise InvalidParams(
+                    f"unknown queue {queue!r}: no node runs it and none of its jobs executes"
+                )
+        return None
+
+    async def snapshot(
+        self, conn: Conn, targets: Sequence[str], *, lock: bool
+    ) -> dict[str, Snapshot]:
+        return await job_evidence(conn, [int(t) for t in targets], lock=lock)
+
+    def drift_key(self, snapshot: Snapshot) -> Any:
+        return [snapshot["state"], snapshot["attempt"], snapshot["attempted_at"]]
+
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
+        queue = params.get("queue")
+        if queue is not None and snapshot["queue"] != queue:
+            return f"the job is in queue {snapshot['queue']!r}, not {queue!r}"
+        if snapshot["state"] != "executing":
+            return f"a {snapshot['state']} job is not executing"
+        return self.judge(snapshot, params)
+
+    def judge(self, snapshot: Snapshot, params: Params) -> str | None:
+        raise NotImplementedError
+
+    def effect(self, snapshots: Snapshots, params: Params) -> str:
+        grace = float(params["grace_seconds"])
+        lines = [evidence_line(t, snapshots[t], grace) for t in sorted(snapshots, key=int)]
+        shown = "; ".join(lines[:LISTED])
+        more = f"; and {len(lines) - LISTED} more" if len(lines) > LISTED else ""
+        return f"{self.summary(snapshots, params)} Evidence: {shown}{more}."
+
+    def summary(self, snapshots: Snapshots, params: Params) -> str:
+        raise NotImplementedError
+
+    async def apply_checked(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Params,
+        expected: Snapshots | None,
+    ) -> Applied:
+        """Lock the jobs, and drift unless each is as previewed *and* still orphaned (or
+        stuck): a producer that came back makes its jobs drift too."""
+        if expected is None:
+            cur = await conn.execute(PREVIEW_BEFORE, {"token": ctx.preview_token})
+            row = await cur.fetchone()
+            expected = dict(row["before"]) if row else {}
+        snapshots = await self.snapshot(conn, targets, lock=True)
+        drifted = [
+            t
+            for t in targets
+            if t not in snapshots
+            or t not in expected
+            or self.drift_key(snapshots[t]) != self.drift_key(expected[t])
+            or self.check(snapshots[t], params) is not None
+        ]
+        if drifted:
+            return Applied({}, {}, drifted)
+        after = await self.apply(conn, ctx, snapshots, params)
+        return Applied(snapshots, after, [])
+
+
+def _by(ctx: ApplyContext) -> str:
+    return f"{ctx.principal.label} ({ctx.principal.id})"
+
+
+def _after(rows: Sequence[Mapping[str, Any]]) -> dict[str, Snapshot]:
+    return {
+        str(r["id"]): {
+            "state": r["state"],
+            "queue": r["queue"],
+            "worker": r["worker"],
+            "attempt": r["attempt"],
+            "max_attempts": r["max_attempts"],
+        }
+        for r in rows
+    }
+
+
+@register
+class RescueJobs(LifelineJobAction):
+    name = "rescue_jobs"
+    event = "job.rescued"
+    label = "Rescue orphaned jobs"
+
+    def judge(self, snapshot: Snapshot, params: Params) -> str | None:
+        grace = float(params["grace_seconds"])
+        if orphaned(snapshot, grace):
+            return None
+        return (
+            f"it is not orphaned: its producer on node {snapshot.get('node')} heartbeated "
+            f"{_span(snapshot.get('heartbeat_age_seconds') or 0)} ago (grace {grace:g} s)"
+        )
+
+    def summary(self, snapshots: Snapshots, params: Params) -> str:
+        spent = sum(1 for s in snapshots.values() if s["attempt"] >= s["max_attempts"])
+        count = len(snapshots)
+        what = f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
+        tail = (
+            f" {spent} of them {'has' if spent == 1 else 'have'} no attempt left and "
+            f"{'is' if spent == 1 else 'are'} discarded instead."
+            if spent
+            else ""
+        )
+        return (
+            f"Rescues {what}, orphaned (their producer stopped heartbeating): back to "
+            f"available with the attempt kept, an error entry saying why.{tail}"
+        )
+
+    async def apply(
+        self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
+    ) -> dict[str, Snapshot]:
+        cur = await conn.execute(
+            OPERATOR_RESCUE, {"ids": [int(t) for t in snapshots], "by": _by(ctx)}
+        )
+        rows = await cur.fetchall()
+        queues = sorted({r["queue"] for r in rows if r["state"] == "available"})
+        for queue in queues:
+            # Wake the queue's producers, as an insert would.
+            await oban_jobs.notify(conn, ctx.prefix, "insert", {"queue": queue})
+        return _after(rows)
+
+
+@register
+class DiscardStuckJobs(LifelineJobAction):
+    name = "discard_stuck_jobs"
+    event = "job.discarded"
+    label = "Discard stuck jobs"
+
+    def judge(self, snapshot: Snapshot, params: Params) -> str | None:
+        grace = float(params["grace_seconds"])
+        stuck_after = int(params["stuck_after_seconds"])
+        if orphaned(snapshot, grace) or stuck(snapshot, grace, stuck_after):
+            return None
+        return (
+            f"it is not stuck: executing for {_span(snapshot.get('running_seconds') or 0)} on "
+            f"a live node (stuck after {_span(stuck_after)})"
+        )
+
+    def summary(self, snapshots: Snapshots, params: Params) -> str:
+        count = len(snapshots)
+        what = f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
+        return (
+            f"Discards {what}, stuck or orphaned: no further attempts, kept for forensics; "
+            "a run still going on a live node is told to stop (its worker must check for "
+            "cancellation) and its result is dropped."
+        )
+
+    async def apply(
+        self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
+    ) -> dict[str, Snapshot]:
+        cur = await conn.execute(
+            OPERATOR_DISCARD, {"ids": [int(t) for t in snapshots], "by": _by(ctx)}
+        )
+        rows = await cur.fetchall()
+        for row in rows:
+            await oban_jobs.notify(
+                conn, ctx.prefix, "signal", {"action": "pkill", "job_id": row["id"]}
+            )
+        return _after(rows)

@@ -1,0 +1,2 @@
+-- powertools: no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS powertools_oban_jobs_exhausted_index;

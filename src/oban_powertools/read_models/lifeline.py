@@ -1,0 +1,250 @@
+"""The lifeline's view: orphaned and stuck executing jobs, counted and listed by queue.
+
+*Orphaned*: executing, and its producer (``attempted_by[2]``) has no heartbeat within
+``Config.lifeline_grace_seconds``; the lifeline rescues it at its next pass after
+``last heartbeat + grace``. *Stuck*: executing on a live producer for longer than
+``Config.stuck_after_seconds``; nothing touches it unless an operator discards it.
+
+One statement (``lifeline.sql: executing_evidence``) reads executing jobs only, through
+Powertools' (state, attempted_at) index, at most ``scan`` of them oldest first, and returns
+only the orphaned and stuck ones: its cost follows the number of executing jobs, not the
+size of the table. :func:`lifeline_counts` is the same read without the display policy,
+for exporters (a count per queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..db import Conn
+from ..db.queries import sql
+from ..display import Display
+from ..seams import Resource
+from .common import Count, now_utc, utc
+
+EXECUTING_EVIDENCE = sql("lifeline", "executing_evidence")
+
+# Executing jobs looked at per read (oldest first), and orphaned or stuck ones returned.
+SCAN = 10_000
+LIMIT = 2_000
+# A rescue this late means no lifeline pass ran (oban's lifeline interval is 60 s).
+OVERDUE_AFTER = 120
+
+
+@dataclass(frozen=True, slots=True)
+class LifelineJob:
+    id: int
+    queue: str  # as the display policy shows it
+    queue_key: str  # as stored: the target of links and actions
+    worker: str
+    attempt: int
+    max_attempts: int
+    attempted_at: datetime | None
+    running_seconds: int | None
+    node: str
+    producer: str
+    last_heartbeat: datetime | None  # None: the producer's row is gone
+    orphaned: bool
+    rescue_at: datetime | None  # when the lifeline rescues it (~): heartbeat + grace
+    overdue: bool = False  # rescue_at has passed: no lifeline ran since
+
+    @property
+    def stuck(self) -> bool:
+        return not self.orphaned
+
+
+@dataclass(slots=True)
+class QueueLifeline:
+    key: str
+    name: str
+    orphaned: list[LifelineJob] = field(default_factory=list)
+    stuck: list[LifelineJob] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Lifeline:
+    orphaned: list[LifelineJob]
+    stuck: list[LifelineJob]
+    by_queue: list[QueueLifeline]
+    orphaned_count: Count
+    stuck_count: Count
+    orphaned_producers: int
+    grace_seconds: float
+    stuck_after_seconds: int
+
+    @property
+    def clear(self) -> bool:
+        return not self.orphaned and not self.stuck
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    orphaned: int
+    stuck: int
+
+
+@dataclass(frozen=True, slots=True)
+class LifelineCounts:
+    """Raw counts for exporters (no display policy: label values are the exporter's)."""
+
+    orphaned: int
+    stuck: int
+    orphaned_producers: int
+    by_queue: Mapping[str, QueueCounts]
+    capped: bool  # a lower bound: the scan or the row limit was reached
+
+
+async def _rows(
+    conn: Conn,
+    *,
+    grace: float,
+    stuck_after: int,
+    queue: str | None,
+    scan: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        EXECUTING_EVIDENCE,
+        {
+            "grace": grace,
+            "stuck_after": stuck_after,
+            "queue": queue,
+            "scan": scan,
+            "limit": limit,
+        },
+    )
+    return list(await cur.fetchall())
+
+
+def _producer_key(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(row["node"] or ""), str(row["producer"] or ""))
+
+
+async def lifeline_counts(
+    conn: Conn,
+    *,
+    grace: float,
+    stuck_after: int,
+    scan: int = SCAN,
+    limit: int = LIMIT,
+) -> LifelineCounts:
+    """Orphaned and stuck executing jobs, in all and per queue (one bounded read)."""
+    rows = await _rows(
+        conn, grace=grace, stuck_after=stuck_after, queue=None, scan=scan, limit=limit
+    )
+    by_queue: dict[str, list[int]] = {}
+    producers: set[tuple[str, str]] = set()
+    for r in rows:
+        counts = by_queue.setdefault(r["queue"], [0, 0])
+        if r["producer_live"]:
+            counts[1] += 1
+        else:
+            counts[0] += 1
+            producers.add(_producer_key(r))
+    return LifelineCounts(
+        orphaned=sum(c[0] for c in by_queue.values()),
+        stuck=sum(c[1] for c in by_queue.values()),
+        orphaned_producers=len(producers),
+        by_queue={q: QueueCounts(c[0], c[1]) for q, c in sorted(by_queue.items())},
+        capped=len(rows) >= limit,
+    )
+
+
+async def lifeline(
+    conn: Conn,
+    display: Display,
+    *,
+    grace: float,
+    stuck_after: int,
+    queue: str | None = None,
+    scan: int = SCAN,
+    limit: int = LIMIT,
+) -> Lifeline:
+    """The orphaned and stuck jobs (of one queue, or all), each with its evidence."""
+    rows = await _rows(
+        conn, grace=grace, stuck_after=stuck_after, queue=queue, scan=scan, limit=limit
+    )
+    orphaned: list[LifelineJob] = []
+    stuck: list[LifelineJob] = []
+    queues: dict[str, QueueLifeline] = {}
+    producers: set[tuple[str, str]] = set()
+    now = now_utc()
+    for r in rows:
+        resource = Resource("job", str(r["id"]))
+        heartbeat = utc(r["last_heartbeat"])
+        live = bool(r["producer_live"])
+        job = LifelineJob(
+            id=int(r["id"]),
+            queue=display.text("queue", r["queue"], resource=resource, field="queue"),
+            queue_key=r["queue"],
+            worker=display.text("worker", r["worker"], resource=resource, field="worker"),
+            attempt=r["attempt"],
+            max_attempts=r["max_attempts"],
+            attempted_at=utc(r["attempted_at"]),
+            running_seconds=r["running_seconds"],
+            node=display.text("node", r["node"] or "unknown node", resource=resource, field="node"),
+            producer=display.text(
+                "producer", r["producer"] or "unknown", resource=resource, field="producer"
+            ),
+            last_heartbeat=heartbeat,
+            orphaned=not live,
+            rescue_at=None if live or heartbeat is None else heartbeat + timedelta(seconds=grace),
+        )
+        if job.rescue_at is not None and job.rescue_at < now - timedelta(seconds=OVERDUE_AFTER):
+            job = replace(job, overdue=True)
+        group = queues.get(job.queue_key)
+        if group is None:
+            group = queues[job.queue_key] = QueueLifeline(job.queue_key, job.queue)
+        if live:
+            stuck.append(job)
+            group.stuck.append(job)
+        else:
+            orphaned.append(job)
+            group.orphaned.append(job)
+            producers.add(_producer_key(r))
+    capped = len(rows) >= limit
+    return Lifeline(
+        orphaned=orphaned,
+        stuck=stuck,
+        by_queue=sorted(queues.values(), key=lambda g: g.key),
+        orphaned_count=Count(len(orphaned), "at_least" if capped else "exact"),
+        stuck_count=Count(len(stuck), "at_least" if capped else "exact"),
+        orphaned_producers=len(producers),
+        grace_seconds=grace,
+        stuck_after_seconds=stuck_after,
+    )
+
+
+def orphan_sentence(
+    *,
+    node: str,
+    producer: str | None,
+    last_heartbeat: datetime | None,
+    grace: float,
+    now: datetime,
+) -> str | None:
+    """What the lifeline says about an executing job, or None while its producer lives:
+    "executing on node X whose producer stopped heartbeating at T; the lifeline will
+    rescue it at ~T+grace" (the job page's forensics and the explainer say the same)."""
+    who = f"producer {producer}" if producer else "producer"
+    if last_heartbeat is None:
+        return (
+            f"executing on node {node} whose {who} is gone (no oban_producers row); the "
+            "lifeline will rescue it at its next pass"
+        )
+    if now - last_heartbeat < timedelta(seconds=grace):
+        return None
+    due = last_heartbeat + timedelta(seconds=grace)
+    stamp = f"{last_heartbeat:%Y-%m-%d %H:%M:%S} UTC"
+    when = f"~{due:%Y-%m-%d %H:%M:%S} UTC"
+    if due < now - timedelta(seconds=OVERDUE_AFTER):
+        rescue = (
+            f"the lifeline was due to rescue it at {when} and has not: is a leader running "
+            "Powertools' runtime?"
+        )
+    else:
+        rescue = f"the lifeline will rescue it at {when}"
+    return f"executing on node {node} whose {who} stopped heartbeating at {stamp}; {rescue}"

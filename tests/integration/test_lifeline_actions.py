@@ -1,0 +1,237 @@
+"""The lifeline repairs through the one pipeline: rescue_jobs and discard_stuck_jobs preview
+exactly their set with each job's evidence, confirm changes exactly it with its audit
+event, drift (a job changed, a producer came back) changes nothing, and bad input is a
+clear error that changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+
+from oban_powertools import Powertools
+from oban_powertools.actions import errors
+from tests.support.seams import OPERATOR, VIEWER, make_powertools
+
+GRACE = 30
+STUCK_AFTER = 600
+
+PRODUCER = (
+    "INSERT INTO oban_producers (uuid, name, node, queue, meta, started_at, updated_at) "
+    "VALUES (%(uuid)s, 'Oban', %(node)s, %(queue)s, '{}', timezone('UTC', now()), "
+    "timezone('UTC', now()) - make_interval(secs => %(age)s))"
+)
+JOB = (
+    "INSERT INTO oban_jobs (state, queue, worker, args, attempt, max_attempts, attempted_at, "
+    "attempted_by) VALUES (%(state)s::oban_job_state, %(queue)s, 'app.Work', '{}', "
+    "%(attempt)s, %(max)s, timezone('UTC', now()) - make_interval(secs => %(running)s), "
+    "%(by)s) RETURNING id"
+)
+
+
+@dataclass
+class World:
+    pt: Powertools
+    live: str = field(default_factory=lambda: str(uuid.uuid4()))
+    dead: str = field(default_factory=lambda: str(uuid.uuid4()))
+    orphans: list[str] = field(default_factory=list)  # queue work, producer dead
+    spent: str = ""  # an orphan with no attempt left
+    gone: str = ""  # queue other, producer row gone
+    healthy: str = ""  # live producer, 10 s
+    stuck: str = ""  # live producer, 1 h
+    done: str = ""
+
+
+async def job(pt: Powertools, **values: Any) -> str:
+    params = {"state": "executing", "queue": "work", "attempt": 1, "max": 5, "running": 60}
+    params.update(values)
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(JOB, params)
+        row = await cur.fetchone()
+    assert row is not None
+    return str(row["id"])
+
+
+@pytest.fixture
+async def world(db_url: str) -> AsyncIterator[World]:
+    pt = make_powertools(db_url, lifeline_grace_seconds=GRACE, stuck_after_seconds=STUCK_AFTER)
+    async with pt:
+        w = World(pt)
+        async with pt.db.connection() as conn:
+            await conn.execute(
+                PRODUCER, {"uuid": w.live, "node": "alive", "queue": "work", "age": 2}
+            )
+            await conn.execute(
+                PRODUCER, {"uuid": w.dead, "node": "dead", "queue": "work", "age": 300}
+            )
+        w.orphans = [await job(pt, by=["dead", w.dead], running=400 + n) for n in range(3)]
+        w.spent = await job(pt, by=["dead", w.dead], attempt=3, max=3)
+        w.gone = await job(pt, queue="other", by=["vanished", str(uuid.uuid4())])
+        w.healthy = await job(pt, by=["alive", w.live], running=10)
+        w.stuck = await job(pt, by=["alive", w.live], running=3600)
+        w.done = await job(pt, state="completed", by=["alive", w.live])
+        yield w
+
+
+async def states(pt: Powertools) -> dict[str, tuple[str, int]]:
+    async with pt.db.connection() as conn:
+        cur = await conn.execute("SELECT id, state::text AS state, attempt FROM oban_jobs")
+        return {str(r["id"]): (r["state"], r["attempt"]) for r in await cur.fetchall()}
+
+
+async def audit(pt: Powertools, action: str) -> list[dict[str, Any]]:
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT * FROM powertools_audit_events WHERE action = %s ORDER BY id", (action,)
+        )
+        return list(await cur.fetchall())
+
+
+async def test_rescue_previews_the_orphans_with_evidence_and_confirm_changes_exactly_them(
+    world: World,
+) -> None:
+    pt = world.pt
+    targets = [*world.orphans, world.spent]
+    before = await states(pt)
+    preview = await pt.pipeline.preview(
+        OPERATOR, "rescue_jobs", targets, {"queue": "work"}, surface="web"
+    )
+    assert sorted(preview.targets) == sorted(targets)
+    assert set(preview.before) == set(targets)
+    evidence = preview.before[world.orphans[0]]
+    assert evidence["node"] == "dead" and evidence["producer"] == world.dead
+    assert evidence["last_heartbeat_at"] is not None and evidence["heartbeat_age_seconds"] >= 299
+    assert evidence["running_seconds"] >= 400
+    assert f"on node dead, producer {world.dead}" in preview.effect
+    assert "last heartbeat" in preview.effect and "1 of them has no attempt left" in preview.effect
+    assert preview.params == {"queue": "work", "grace_seconds": GRACE, "stuck_after_seconds": 600}
+
+    result = await pt.pipeline.execute(OPERATOR, preview.token, "node dead was replaced")
+    after = await states(pt)
+    for job_id in world.orphans:
+        assert after[job_id] == ("available", 1)  # the attempt kept
+    assert after[world.spent] == ("discarded", 3)
+    untouched = set(before) - set(targets)
+    assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
+
+    (event,) = await audit(pt, "job.rescued")
+    assert event["id"] == result.audit_event_id
+    assert event["command"] == "rescue_jobs" and event["principal_id"] == OPERATOR.id
+    assert sorted(event["detail"]["targets"]) == sorted(targets)
+    assert event["reason"] == "node dead was replaced"
+    async with pt.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT meta, errors FROM oban_jobs WHERE id = %s", (int(world.orphans[0]),)
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["meta"]["rescued"] == 1
+    assert f"producer {world.dead}" in row["errors"][-1]["error"]
+    assert "Ops Demo (ops-demo)" in row["errors"][-1]["error"]
+
+
+async def test_a_job_changed_or_a_producer_back_since_the_preview_is_drift_and_nothing_changes(
+    world: World,
+) -> None:
+    pt = world.pt
+    preview = await pt.pipeline.preview(OPERATOR, "rescue_jobs", world.orphans)
+    async with pt.db.connection() as conn:  # the lifeline got to one first
+        await conn.execute(
+            "UPDATE oban_jobs SET state = 'available' WHERE id = %s", (int(world.orphans[1]),)
+        )
+    with pytest.raises(errors.PreviewDrifted) as drifted:
+        await pt.pipeline.execute(OPERATOR, preview.token, "rescue them")
+    assert world.orphans[1] in str(drifted.value)
+    now = await states(pt)
+    assert [now[j][0] for j in (world.orphans[0], world.orphans[2])] == ["executing"] * 2
+
+    second = await pt.pipeline.preview(OPERATOR, "rescue_jobs", [world.orphans[0]])
+    async with pt.db.connection() as conn:  # the dead node's producer heartbeats again
+        await conn.execute(
+            "UPDATE oban_producers SET updated_at = timezone('UTC', now()) WHERE uuid = %s",
+            (world.dead,),
+        )
+    with pytest.raises(errors.PreviewDrifted):
+        await pt.pipeline.execute(OPERATOR, second.token, "rescue it")
+    assert (await states(pt))[world.orphans[0]][0] == "executing"
+    assert await audit(pt, "job.rescued") == []
+
+
+async def test_bad_input_is_a_clear_error_and_changes_nothing(world: World) -> None:
+    pt = world.pt
+    before = await states(pt)
+    with pytest.raises(errors.InvalidParams, match="unknown queue 'nowhere'"):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", world.orphans, {"queue": "nowhere"})
+    with pytest.raises(errors.NotApplicable, match="not orphaned"):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", [world.healthy])
+    with pytest.raises(errors.NotApplicable, match="not orphaned"):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", [*world.orphans, world.stuck])
+    with pytest.raises(errors.NotApplicable, match="in queue 'other', not 'work'"):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", [world.gone], {"queue": "work"})
+    with pytest.raises(errors.NotApplicable, match="not executing"):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", [world.done])
+    with pytest.raises(errors.UnknownTarget):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", ["987654321"])
+    with pytest.raises(errors.InvalidTargets):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", ["12; DROP TABLE oban_jobs"])
+    with pytest.raises(errors.InvalidParams):
+        await pt.pipeline.preview(OPERATOR, "rescue_jobs", world.orphans, {"grace_seconds": 0})
+    with pytest.raises(errors.NotApplicable, match="not stuck"):
+        await pt.pipeline.preview(OPERATOR, "discard_stuck_jobs", [world.healthy])
+    assert await states(pt) == before
+    async with pt.db.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM powertools_previews")
+        row = await cur.fetchone()
+    assert row is not None and row["n"] == 0
+
+
+async def test_an_orphan_without_a_producer_row_is_rescued_too(world: World) -> None:
+    pt = world.pt
+    preview = await pt.pipeline.preview(OPERATOR, "rescue_jobs", [world.gone], {"queue": "other"})
+    assert "its producer row is gone" in preview.effect
+    await pt.pipeline.execute(OPERATOR, preview.token, "gone for good")
+    assert (await states(pt))[world.gone] == ("available", 1)
+
+
+async def test_discard_stuck_jobs_discards_them_and_tells_the_live_node_to_stop(
+    world: World, db_url: str
+) -> None:
+    pt = world.pt
+    signals: list[dict[str, Any]] = []
+    listener = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+    await listener.execute('LISTEN "public.oban_signal"')
+    preview = await pt.pipeline.preview(
+        OPERATOR, "discard_stuck_jobs", [world.stuck, world.orphans[0]]
+    )
+    assert "executing for 60 min" in preview.effect and "producer alive" in preview.effect
+    result = await pt.pipeline.execute(OPERATOR, preview.token, "hung on a lock")
+    try:
+        gen = listener.notifies(timeout=5, stop_after=2)
+        async for note in gen:
+            signals.append(json.loads(note.payload))
+    finally:
+        await listener.close()
+    now = await states(pt)
+    assert now[world.stuck][0] == "discarded" and now[world.orphans[0]][0] == "discarded"
+    assert now[world.healthy][0] == "executing"
+    assert sorted(s["job_id"] for s in signals) == sorted([int(world.stuck), int(world.orphans[0])])
+    assert all(s["action"] == "pkill" for s in signals)
+    (event,) = await audit(pt, "job.discarded")
+    assert event["id"] == result.audit_event_id and event["command"] == "discard_stuck_jobs"
+
+
+async def test_a_viewer_may_not_rescue_and_the_refusal_is_audited(world: World) -> None:
+    pt = world.pt
+    with pytest.raises(errors.Unauthorized):
+        await pt.pipeline.preview(VIEWER, "rescue_jobs", world.orphans)
+    with pytest.raises(errors.Unauthorized):
+        await pt.pipeline.preview(VIEWER, "discard_stuck_jobs", [world.stuck])
+    denied = await audit(pt, "security.denied")
+    assert {e["command"] for e in denied} == {"rescue_jobs", "discard_stuck_jobs"}
+    assert (await states(pt))[world.orphans[0]][0] == "executing"
+    await asyncio.sleep(0)

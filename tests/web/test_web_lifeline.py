@@ -1,0 +1,212 @@
+"""The Lifeline sections of the overview and the queues page: orphaned and stuck counts by
+queue, each job's evidence, and the previews of the repairs, through the pipeline."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import psycopg
+
+from oban_powertools import Powertools
+from oban_powertools.display import Display
+from oban_powertools.read_models import lifeline as lifeline_model
+from tests.web.helpers import (
+    MOUNT,
+    RedactingDisplay,
+    csrf_of,
+    insert_job,
+    insert_producer,
+    scalar,
+    token_of,
+    visible_text,
+)
+
+Client = Callable[..., httpx.AsyncClient]
+
+
+async def seed(conn: Any) -> dict[str, Any]:
+    """exports: two jobs of a producer silent for 5 minutes (orphaned) and one healthy;
+    reports: one job running 2 hours on a live node (stuck)."""
+    dead = await insert_producer(
+        conn, queue="exports", node="worker-dead", age=timedelta(minutes=5)
+    )
+    live = await insert_producer(conn, queue="exports", node="worker-1")
+    reports = await insert_producer(conn, queue="reports", node="worker-1")
+    orphans = [
+        await insert_job(
+            conn,
+            queue="exports",
+            state="executing",
+            attempt=1,
+            attempted_by=["worker-dead", dead],
+            attempted_ago=timedelta(minutes=6),
+        )
+        for _ in range(2)
+    ]
+    healthy = await insert_job(
+        conn,
+        queue="exports",
+        state="executing",
+        attempt=1,
+        attempted_by=["worker-1", live],
+        attempted_ago=timedelta(seconds=20),
+    )
+    stuck = await insert_job(
+        conn,
+        queue="reports",
+        state="executing",
+        attempt=1,
+        attempted_by=["worker-1", reports],
+        attempted_ago=timedelta(hours=2),
+    )
+    return {"orphans": orphans, "healthy": healthy, "stuck": stuck, "dead": dead}
+
+
+def lifeline_part(html: str) -> str:
+    match = re.search(r'<section class="card lifeline".*?</section>', html, flags=re.DOTALL)
+    assert match, "no Lifeline section on the page"
+    return match.group(0)
+
+
+async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
+    powertools: Powertools, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    seeded = await seed(conn)
+    await powertools.start()
+    async with powertools.db.connection() as c:
+        counts = await lifeline_model.lifeline_counts(c, grace=60, stuck_after=900)
+        view = await lifeline_model.lifeline(
+            c, Display(RedactingDisplay()), grace=60, stuck_after=900
+        )
+    assert (counts.orphaned, counts.stuck, counts.orphaned_producers) == (2, 1, 1)
+    assert counts.by_queue["exports"] == lifeline_model.QueueCounts(2, 0)
+    assert counts.by_queue["reports"] == lifeline_model.QueueCounts(0, 1)
+    assert not counts.capped
+    assert sorted(j.id for j in view.orphaned) == sorted(seeded["orphans"])
+    assert [j.id for j in view.stuck] == [seeded["stuck"]]
+    orphan = view.orphaned[0]
+    assert orphan.node == "worker-dead" and orphan.producer == seeded["dead"]
+    assert orphan.last_heartbeat is not None and orphan.rescue_at is not None
+    assert orphan.rescue_at - orphan.last_heartbeat == timedelta(seconds=60)
+
+
+async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    seeded = await seed(conn)
+    ops = as_user("ops-demo")
+    for path in ("/", "/queues"):
+        page = await ops.get(f"{MOUNT}{path}")
+        assert page.status_code == 200
+        section = lifeline_part(page.text)
+        text = visible_text(section)
+        assert "2 orphaned (from 1 producer that stopped heartbeating) · 1 stuck" in text
+        assert "on node worker-dead: producer" in text and "stopped heartbeating" in text
+        assert "the lifeline was due to rescue it at ~" in text and "has not" in text
+        assert "running for 2 h" in text and "not rescued automatically" in text
+        assert "Preview rescue of 2" in text and "Preview discard of 1 stuck" in text
+        assert f'/jobs/{seeded["healthy"]}"' not in section  # a healthy job is not listed
+        rescue_form = re.search(
+            r'<form[^>]*>(?:(?!</form>).)*value="rescue_jobs"(?:(?!</form>).)*</form>',
+            section,
+            flags=re.DOTALL,
+        )
+        assert rescue_form is not None
+        posted = re.findall(r'name="target" value="(\d+)"', rescue_form.group(0))
+        assert sorted(int(t) for t in posted) == sorted(seeded["orphans"])
+        assert 'name="param.queue" value="exports"' in rescue_form.group(0)
+
+    page = await ops.get(f"{MOUNT}/queues")
+    csrf = csrf_of(page.text)
+    form = {
+        "csrf_token": csrf,
+        "action": "rescue_jobs",
+        "return_to": "/queues",
+        "param.queue": "exports",
+        "target": [str(i) for i in seeded["orphans"]],
+    }
+    preview = await ops.post(f"{MOUNT}/actions/preview", data=form)
+    assert preview.status_code == 200, preview.text
+    shown = visible_text(preview.text)
+    assert "Rescues exactly these 2 jobs" in shown
+    assert "on node worker-dead, producer" in shown and "last heartbeat" in shown
+    done = await ops.post(
+        f"{MOUNT}/actions/confirm",
+        data={"csrf_token": csrf, "token": token_of(preview.text), "reason": "worker-dead died"},
+    )
+    assert done.status_code == 303
+    states = await scalar(
+        conn,
+        "SELECT array_agg(state::text ORDER BY id) FROM oban_jobs WHERE id = ANY(%(ids)s)",
+        {"ids": seeded["orphans"]},
+    )
+    assert states == ["available", "available"]
+    event = await scalar(conn, "SELECT action || ' ' || surface FROM powertools_audit_events")
+    assert event == "job.rescued web"
+    after = visible_text(lifeline_part((await ops.get(f"{MOUNT}/")).text))
+    assert "0 orphaned · 1 stuck" in after
+
+
+async def test_a_viewer_sees_the_lifeline_but_no_repair(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    await seed(conn)
+    section = lifeline_part((await as_user("ops-viewer").get(f"{MOUNT}/")).text)
+    assert "2 orphaned" in visible_text(section)
+    assert "rescue_jobs" not in section and "discard_stuck_jobs" not in section
+    assert "Wait for the lifeline, or ask an operator." in visible_text(section)
+
+
+async def test_nothing_orphaned_or_stuck_says_so(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    section = visible_text(lifeline_part((await as_user("ops-demo").get(f"{MOUNT}/queues")).text))
+    assert "0 orphaned · 0 stuck" in section
+    assert "No orphaned or stuck job: every executing job's producer heartbeated within 60 s" in (
+        section
+    )
+
+
+async def test_forensics_and_the_explainer_name_the_orphaned_producer(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    from oban_powertools.forensics import build_bundle
+    from oban_powertools.read_models.explain import explain
+
+    seeded = await seed(conn)
+    orphan, healthy = seeded["orphans"][0], seeded["healthy"]
+    await powertools.start()
+    display = Display(RedactingDisplay())
+    bundle = await build_bundle(powertools.db, display.on("forensics"), "job", str(orphan))
+    assert bundle.state == "orphaned"
+    said = f"executing on node worker-dead whose producer {seeded['dead']} stopped heartbeating at"
+    assert said in bundle.diagnosis
+    assert "the lifeline was due to rescue it at ~" in bundle.diagnosis  # no lifeline ran here
+    assert any(p.href == "/queues#lifeline" for p in bundle.next_paths)
+    answer = await explain(powertools.db, display, orphan)
+    assert answer is not None and f"Job {orphan} is orphaned: {said}" in answer.summary
+
+    # Heartbeating 2 minutes ago with a 10-minute grace: not orphaned yet; the rescue is due.
+    async with powertools.db.connection() as c:
+        await c.execute(
+            "UPDATE oban_producers SET updated_at = timezone('UTC', now()) - interval '2 min'"
+            " WHERE uuid = %s",
+            (seeded["dead"],),
+        )
+    young = await build_bundle(
+        powertools.db, display.on("forensics"), "job", str(orphan), lifeline_grace=600
+    )
+    assert young.state == "executing"
+    later = await build_bundle(
+        powertools.db, display.on("forensics"), "job", str(orphan), lifeline_grace=90
+    )
+    assert "the lifeline will rescue it at ~" in later.diagnosis
+    healthy_answer = await explain(powertools.db, display, healthy)
+    assert healthy_answer is not None and "is executing (attempt 1 of 20" in healthy_answer.summary
+
+    page = visible_text((await as_user("ops-demo").get(f"{MOUNT}/jobs/{orphan}")).text)
+    assert said in page
