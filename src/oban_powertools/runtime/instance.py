@@ -39,6 +39,7 @@ from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
 from .limiter import Limiter, declared_limits
 from .presence import Presence
+from .rollup import DEFAULT_RETENTION, JobRollup
 from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ class Runtime:
     ``cron.declarations.declare`` when the instance starts); ``import_oban_cron`` also
     takes over oban's ``@worker(cron=...)`` declarations. ``clock``, ``grace`` and
     ``leader_poll_interval`` tune the scheduler's loop; ``queue_state_interval`` is how
-    often (seconds) stored queue decisions are re-read.
+    often (seconds) stored queue decisions are re-read. ``rollup_retention`` is how long
+    the charts' per-minute job rollups are kept (:mod:`.rollup`; default 8 days).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Runtime:
         leader_poll_interval: float = 1.0,
         queue_state_interval: float = 5.0,
         pool_max_size: int = 3,
+        rollup_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         if leader_poll_interval <= 0:
             raise ConfigError("leader_poll_interval", "must be positive", "Use e.g. 1.0 (seconds).")
@@ -79,7 +82,14 @@ class Runtime:
             raise ConfigError("queue_state_interval", "must be positive", "Use e.g. 5.0 (seconds).")
         if not isinstance(grace, timedelta) or grace < timedelta(0):
             raise ConfigError("grace", "must be a non-negative timedelta", "Use e.g. 3 minutes.")
+        if not isinstance(rollup_retention, timedelta) or rollup_retention < timedelta(days=1):
+            raise ConfigError(
+                "rollup_retention",
+                "must be a timedelta of at least a day",
+                "Use e.g. timedelta(days=8): the charts show the last day.",
+            )
         self.powertools = powertools
+        self._rollup_retention = rollup_retention
         self.declarations = None if declarations is None else list(declarations)
         self.import_oban_cron = import_oban_cron
         self.default_timezone = "Etc/UTC"
@@ -95,6 +105,7 @@ class Runtime:
         self.scheduler: CronScheduler | None = None
         self.applier: QueueStateApplier | None = None
         self.limiter: Limiter | None = None
+        self.rollup: JobRollup | None = None
 
     @property
     def prefix(self) -> str:
@@ -166,8 +177,16 @@ class Runtime:
             grace=self._grace,
             poll_interval=self._leader_poll_interval,
         )
+        self.rollup = JobRollup(
+            self.database,
+            leader=leader,
+            node=node,
+            clock=self._clock,
+            retention=self._rollup_retention,
+            poll_interval=self._leader_poll_interval,
+        )
         presence = Presence(lambda: self.database, name=name, node=node)
-        return SchedulerService(self, self.scheduler, presence)
+        return SchedulerService(self, self.scheduler, presence, self.rollup)
 
     def build_stager(
         self,
@@ -258,7 +277,7 @@ class Runtime:
                     # psycopg pools cannot be reopened: an instance restarted after stop()
                     # gets a fresh pool, and its components are pointed at it.
                     self.database = self._new_database()
-                    for component in (self.scheduler, self.applier, self.limiter):
+                    for component in (self.scheduler, self.applier, self.limiter, self.rollup):
                         if component is not None:
                             component.database = self.database
                 await self.database.open()
@@ -307,27 +326,36 @@ class _Service:
 
 class SchedulerService(_Service):
     """The looper oban starts and stops in place of its scheduler. It also records that
-    this node runs the runtime (:mod:`.presence`)."""
+    this node runs the runtime (:mod:`.presence`) and runs the leader's job rollup
+    (:mod:`.rollup`), which asks the same leader."""
 
-    def __init__(self, runtime: Runtime, scheduler: CronScheduler, presence: Presence) -> None:
+    def __init__(
+        self, runtime: Runtime, scheduler: CronScheduler, presence: Presence, rollup: JobRollup
+    ) -> None:
         super().__init__(runtime)
         self.scheduler = scheduler
         self.presence = presence
+        self.rollup = rollup
 
     async def _start_parts(self) -> None:
         await self.presence.start()
         try:
             await self.runtime.sync_declarations()
             await self.scheduler.start()
+            await self.rollup.start()
         except BaseException:
+            await self.scheduler.stop()
             await self.presence.stop()
             raise
 
     async def _stop_parts(self) -> None:
         try:
-            await self.presence.stop()
+            await self.rollup.stop()
         finally:
-            await self.scheduler.stop()
+            try:
+                await self.presence.stop()
+            finally:
+                await self.scheduler.stop()
 
 
 class StagerService(_Service):
