@@ -202,7 +202,8 @@ class JobRollup:
             async with self.database.transaction() as conn:
                 cur = await conn.execute(LOCK_PROGRESS)
                 row = await cur.fetchone()
-                written = row["written_through"].replace(tzinfo=UTC) if row else None
+                stored = row["written_through"] if row else None
+                written = stored.replace(tzinfo=UTC) if stored else None
                 # A first pass (a fresh install) fills the last hour: the charts then
                 # show it at once, and no first pass reads a whole day.
                 chunk_from = max(written, oldest) if written else through - CHUNK

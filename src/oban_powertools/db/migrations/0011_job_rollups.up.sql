@@ -18,11 +18,13 @@ CREATE TABLE powertools_job_rollups (
 -- A queue's page reads its own rows over the last day.
 CREATE INDEX powertools_job_rollups_queue ON powertools_job_rollups (queue, minute);
 
--- How far the rollup is written: the end (exclusive) of the last minute aggregated. One
--- row; the pass locks it, so two leaders (or a re-run) serialize instead of both writing.
+-- How far the rollup is written: the end (exclusive) of the last minute aggregated, NULL
+-- before the first pass. One row, there from the start: every pass locks it, so two
+-- leaders (or a re-run) serialize instead of both writing.
 CREATE TABLE powertools_job_rollup_progress (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    written_through timestamp NOT NULL,
-    written_by text NOT NULL,
-    written_at timestamptz NOT NULL DEFAULT now()
+    written_through timestamp,
+    written_by text,
+    written_at timestamptz
 );
+INSERT INTO powertools_job_rollup_progress (singleton) VALUES (true);

@@ -3,7 +3,8 @@
 
 -- name: lock_progress
 -- The rollup's progress, locked for this pass: a second leader's pass waits here and then
--- sees the minutes already written.
+-- sees the minutes already written. (Migration 0011 creates the row; record_progress puts
+-- it back should it be deleted.)
 SELECT written_through FROM powertools_job_rollup_progress WHERE singleton FOR UPDATE
 
 -- name: record_progress
@@ -12,13 +13,13 @@ INSERT INTO powertools_job_rollup_progress (singleton, written_through, written_
 VALUES (true, %(through)s, %(node)s, now())
 ON CONFLICT (singleton) DO UPDATE
 SET written_through = greatest(powertools_job_rollup_progress.written_through,
-                               EXCLUDED.written_through),
+                               EXCLUDED.written_through),  -- greatest() skips a NULL
     written_by = EXCLUDED.written_by, written_at = EXCLUDED.written_at
 
 -- name: progress
 -- How far the rollup is written, and by whom: the charts say so.
 SELECT written_through, written_by, written_at FROM powertools_job_rollup_progress
-WHERE singleton
+WHERE singleton AND written_through IS NOT NULL
 
 -- name: clear_minutes
 -- A pass recomputes its minutes and overwrites them: the old rows go first, so a queue
