@@ -38,7 +38,9 @@ async def pt(db_url: str) -> AsyncIterator[Powertools]:
 async def seed_workload(conn: psycopg.AsyncConnection[Any], m: datetime) -> None:
     """Jobs of queue "mail" around minute ``m``, and one of "default"."""
     # Completed in m, waited 2 s.
-    await put_job(conn, "completed", queue="mail", scheduled=m, attempted=m + 2 * S, ended=m + 10 * S)
+    await put_job(
+        conn, "completed", queue="mail", scheduled=m, attempted=m + 2 * S, ended=m + 10 * S
+    )
     # Started in m (waited 4 s), completed in the next minute.
     await put_job(
         conn, "completed", queue="mail", scheduled=m + S, attempted=m + 5 * S, ended=m + 65 * S
@@ -224,6 +226,7 @@ async def test_the_loop_writes_only_on_the_leader(pt: Powertools, db_url: str) -
         await pool.open()
         await oban.start()
     try:
+
         async def written_by() -> str | None:
             async with pt.db.connection() as c:
                 cur = await c.execute(

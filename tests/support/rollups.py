@@ -35,7 +35,9 @@ async def put_job(
     errors: list[dict[str, Any]] | None = None,
 ) -> int:
     """One job in ``state``; ``ended`` is its completed_at, discarded_at or cancelled_at."""
-    ends = {s: naive(ended) if state == s else None for s in ("completed", "discarded", "cancelled")}
+    ends = {
+        s: naive(ended) if state == s else None for s in ("completed", "discarded", "cancelled")
+    }
     cur = await conn.execute(
         """
         INSERT INTO oban_jobs (state, queue, worker, args, errors, attempt, max_attempts,
@@ -64,9 +66,7 @@ async def put_job(
 async def rollup_rows(conn: Any) -> dict[tuple[datetime, str], tuple[int, ...]]:
     """Every rollup row: (minute UTC, queue) -> (completed, discarded, retried, cancelled,
     wait_count, wait_ms_sum, wait_ms_max)."""
-    cur = await conn.execute(
-        "SELECT * FROM powertools_job_rollups ORDER BY minute, queue"
-    )
+    cur = await conn.execute("SELECT * FROM powertools_job_rollups ORDER BY minute, queue")
     found = {}
     for r in await cur.fetchall():
         found[(r["minute"].replace(tzinfo=UTC), r["queue"])] = (

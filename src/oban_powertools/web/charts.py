@@ -88,6 +88,14 @@ def wait_text(ms: int) -> str:
     return f"{ms / 60_000:.1f} min"
 
 
+def nice_wait_ceiling(ms: int) -> int:
+    """The wait axis maximum in whole milliseconds, seconds or minutes (2 min, not 1.7)."""
+    for unit in (60_000, 1000):
+        if ms > unit:
+            return nice_ceiling(math.ceil(ms / unit)) * unit
+    return nice_ceiling(ms)
+
+
 def _segments(bucket: Bucket, series: Series) -> list[tuple[str, Count, str]]:
     if series == "completed":
         return [("bar-completed", bucket.completed, "completed")]
@@ -115,7 +123,7 @@ def activity_chart(activity: Activity, series: Series) -> Chart:
     buckets = activity.buckets
     peak_bucket = activity.peak(series)
     peak = getattr(peak_bucket, series).value if peak_bucket else 0
-    top = nice_ceiling(peak)
+    top = nice_wait_ceiling(peak) if series == "wait" else nice_ceiling(peak)
     slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)
     base = TOP + PLOT_HEIGHT
     hourly = activity.window == "day"
