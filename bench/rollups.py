@@ -9,6 +9,9 @@ seeding, so the last minutes hold the same traffic at every size) and:
 * **catch-up**: the rollup is reset and one pass after a day without a leader writes the
   1,440 minutes before the last seeded job (24 transactions of an hour): what a leader
   does after downtime, and what fills the rows the page benchmark draws;
+* **charts**: what a page's charts read (``read_models.rollups.activity``: the progress row
+  and the rollup rows of the last hour or day, for every queue or one), timed alone over
+  ``rounds`` runs each, the day of rows the catch-up wrote in view;
 * **one minute**: the minute a steady-state pass writes, a few seconds after it closed
   (``aggregate`` over the minute before the last seeded job, ``now`` 5 s past it), timed
   over ``rounds`` runs, each recomputing and overwriting the same rows.
@@ -28,6 +31,7 @@ import psycopg
 from bench.common import Stopwatch, Timing, machine, ms, seeded_database
 from bench.report import table, write_section
 from oban_powertools.db import Database
+from oban_powertools.read_models import rollups
 from oban_powertools.runtime.rollup import JobRollup, aggregate
 
 MINUTE = timedelta(minutes=1)
@@ -78,15 +82,37 @@ async def one_minute(url: str, end: datetime, rounds: int) -> Timing:
     return Timing("one minute", samples)
 
 
+CHARTS: list[tuple[str, rollups.Window, str | None]] = [
+    ("hour, all queues", "hour", None),
+    ("day, all queues", "day", None),
+    ("hour, queue_7", "hour", "queue_7"),
+    ("day, queue_7", "day", "queue_7"),
+]
+
+
+async def charts(url: str, end: datetime, rounds: int) -> dict[str, Timing]:
+    found: dict[str, list[float]] = {label: [] for label, _, _ in CHARTS}
+    async with Database(url, "public", max_size=2) as db:
+        async with db.connection() as conn:
+            for _ in range(rounds):
+                for label, window, queue in CHARTS:
+                    watch = Stopwatch()
+                    await rollups.activity(conn, window, queue=queue, now=end)
+                    found[label].append(watch())
+    return {label: Timing(label, samples) for label, samples in found.items()}
+
+
 async def main(sizes: list[int], rounds: int, keep: bool, section: str) -> None:
     print(f"# bench.rollups — {machine()}")
     rows = []
     minutes: dict[int, Timing] = {}
+    reads: dict[int, dict[str, Timing]] = {}
     server: str | None = None
     for n in sizes:
         async with seeded_database(n, keep=keep) as url:
             catch_up, written, end = await fill(url)
             minutes[n] = await one_minute(url, end, rounds)
+            reads[n] = await charts(url, end, rounds)
             server = url.rsplit("/", 1)[0] + "/postgres"
         t = minutes[n]
         print(f"{n:>12,} jobs: catch-up of {written} minutes {ms(catch_up)}; one minute "
@@ -94,6 +120,10 @@ async def main(sizes: list[int], rounds: int, keep: bool, section: str) -> None:
         rows.append(
             [f"{n:,}", f"{catch_up:,.0f} ms ({written} minutes)", f"{t.p50:.1f} / {t.p95:.1f}"]
         )
+    chart_rows = [
+        [label] + [f"{reads[n][label].p50:.2f} / {reads[n][label].p95:.2f}" for n in sizes]
+        for label, _, _ in CHARTS
+    ]
     growth = minutes[sizes[-1]].p95 / minutes[sizes[0]].p95
     body = "\n".join(
         [
@@ -104,6 +134,10 @@ async def main(sizes: list[int], rounds: int, keep: bool, section: str) -> None:
             "",
             f"One minute's pass, growth p95 {sizes[-1]:,}/{sizes[0]:,}: {growth:.2f} "
             f"(target <= {TARGET_GROWTH:.0f}): {'met' if growth <= TARGET_GROWTH else '**not met**'}.",
+            "",
+            "What the charts read (the read model alone, p50 / p95 ms):",
+            "",
+            table(["charts"] + [f"@{n:,}" for n in sizes], chart_rows),
         ]
     )
     print()
