@@ -30,6 +30,7 @@ import psycopg
 from bench.actions import BenchAuth, PlainDisplay
 from bench.common import Stopwatch, Timing, machine, ms, seeded_database
 from bench.report import table, write_section
+from bench.rollups import fill
 from oban_powertools import Config, Powertools
 
 TARGET_P95_MS = 100.0
@@ -67,6 +68,26 @@ SELECT id, state, queue, worker, attempt, max_attempts, args, errors, inserted_a
 """
 
 
+NAIVE_SERIES: LiteralString = """
+SELECT date_trunc(%(unit)s, t) AS bucket, kind, count(*) FROM (
+    SELECT completed_at AS t, 'completed' AS kind FROM oban_jobs
+    WHERE state = 'completed' AND completed_at > timezone('UTC', now()) - %(span)s::interval
+    UNION ALL
+    SELECT discarded_at, 'discarded' FROM oban_jobs
+    WHERE state = 'discarded' AND discarded_at > timezone('UTC', now()) - %(span)s::interval
+) x GROUP BY 1, 2
+"""
+NAIVE_WAIT: LiteralString = """
+SELECT date_trunc(%(unit)s, attempted_at), avg(attempted_at - scheduled_at) FROM oban_jobs
+WHERE attempted_at > timezone('UTC', now()) - %(span)s::interval GROUP BY 1
+"""
+
+
+def naive_charts(unit: str, span: str) -> list[tuple[LiteralString, dict[str, Any]]]:
+    params = {"unit": unit, "span": span}
+    return [(NAIVE_SERIES, params), (NAIVE_WAIT, params)]
+
+
 def pages(s: Subjects) -> list[Page]:
     entry = "entry_5"
     trail: LiteralString = (
@@ -89,6 +110,27 @@ def pages(s: Subjects) -> list[Page]:
                     ),
                 ],
             ),
+        ),
+        Page(
+            "overview ?window=day",
+            "/?window=day",
+            Naive(
+                "the charts' day: per hour GROUP BY over the time columns, wait by attempted_at",
+                naive_charts("hour", "1 day"),
+            ),
+        ),
+        Page(
+            "queue page (charts)",
+            "/queues/queue_7",
+            Naive(
+                "the charts' hour per minute over all jobs (no queue filter helps it)",
+                naive_charts("minute", "1 hour"),
+            ),
+        ),
+        Page(
+            "queue page ?window=day",
+            "/queues/queue_7?window=day",
+            Naive("the charts' day per hour", naive_charts("hour", "1 day")),
         ),
         Page(
             "cron",
@@ -279,6 +321,8 @@ async def measure_size(
 ) -> tuple[list[Page], dict[str, tuple[Timing, Timing]], str]:
     async with seeded_database(jobs, keep=keep) as url:
         subject = await subjects(url, jobs)
+        # The charts draw the job rollup: a day of it, as a leader writes it.
+        await fill(url)
         plan = pages(subject)
         pt = Powertools(Config(database_url=url, auth=BenchAuth(), display=PlainDisplay()))
         ours: dict[str, list[float]] = {p.label: [] for p in plan}

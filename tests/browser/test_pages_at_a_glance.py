@@ -104,12 +104,17 @@ def test_every_page_on_phone_and_desktop(browser: Browser, live_host: LiveHost) 
     (job,) = query(
         live_host, "SELECT id FROM oban_jobs WHERE state = 'retryable' ORDER BY id LIMIT 1"
     )
+    (queue,) = query(
+        live_host, "SELECT coalesce(min(queue), 'default') AS name FROM oban_producers"
+    )
     base = "/ops/jobs"
     pages = [
         ("overview", "/"),
+        ("overview-day", "/?window=day"),
         ("cron", "/cron"),
         ("cron-detail", "/cron/nightly_sync"),
         ("queues", "/queues"),
+        ("queue-charts", f"/queues/{queue['name']}"),
         ("jobs", "/jobs"),
         ("job-detail", f"/jobs/{job['id']}"),
         ("forensics-pick", "/forensics"),

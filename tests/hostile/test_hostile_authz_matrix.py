@@ -115,6 +115,13 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
         ),
     ),
     ("/queues", GET): Page("view_queues", (Probe("/queues", shows=("marker_queue",)),)),
+    ("/queues/{queue}", GET): Page(
+        "view_queues",
+        (
+            Probe("/queues/marker_queue", shows=("marker_queue",)),
+            Probe("/queues/no_such_queue", 404),
+        ),
+    ),
     ("/jobs", GET): Page(
         "view_jobs",
         (

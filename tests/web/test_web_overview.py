@@ -1,11 +1,11 @@
-"""The overview at a glance: failures grouped by cause, counts by state and queue, and the
-last hour minute by minute (an accessible inline SVG with a table alternative)."""
+"""The overview at a glance: failures grouped by cause, counts by state and queue. (Its
+charts, read from the job rollup: test_web_charts.py.)"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +13,6 @@ import psycopg
 
 from oban_powertools import Powertools
 from oban_powertools.display import Display
-from oban_powertools.read_models import glance
 from oban_powertools.read_models import overview as overview_model
 from oban_powertools.read_models.common import HOST, NATIVE
 from tests.web.helpers import (
@@ -121,90 +120,6 @@ async def test_the_page_leads_with_counts_by_state_and_queue(
     # Busiest first, available / executing / retryable.
     assert shown == ["mailers 3 0 1", "default 1 0 0"]
     assert f'href="{MOUNT}/jobs?queue=mailers&amp;state=available">3</a>' in queues
-
-
-async def finish(
-    conn: psycopg.AsyncConnection[Any], state: str, column: str, at: datetime, n: int
-) -> None:
-    for _ in range(n):
-        job = await insert_job(conn, state=state, attempt=1)
-        await conn.execute(
-            f"UPDATE oban_jobs SET {column} = %s WHERE id = %s",
-            (at.replace(tzinfo=None), job),
-        )
-
-
-def minute_ago(minutes: int) -> datetime:
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    return now - timedelta(minutes=minutes) + timedelta(seconds=10)
-
-
-async def test_last_hour_counts_each_minute_from_the_time_indexes(
-    powertools: Powertools, conn: psycopg.AsyncConnection[Any]
-) -> None:
-    await finish(conn, "completed", "completed_at", minute_ago(5), 4)
-    await finish(conn, "completed", "completed_at", minute_ago(30), 2)
-    await finish(conn, "completed", "completed_at", minute_ago(75), 9)  # outside the hour
-    await finish(conn, "discarded", "discarded_at", minute_ago(5), 1)
-    await finish(conn, "retryable", "attempted_at", minute_ago(30), 3)
-    await powertools.start()
-    async with powertools.db.connection() as c:
-        hour = await glance.last_hour(c)
-    assert len(hour.minutes) == 60
-    by_minute = {m.at: m for m in hour.minutes}
-    five = by_minute[minute_ago(5).replace(second=0)]
-    thirty = by_minute[minute_ago(30).replace(second=0)]
-    assert (five.completed.value, five.discarded.value, five.retryable.value) == (4, 1, 0)
-    assert (thirty.completed.value, thirty.failed.value) == (2, 3)
-    assert str(hour.total("completed")) == "6"
-    assert str(hour.total("failed")) == "4"
-    assert hour.minutes[-1].partial and not hour.minutes[0].partial
-
-
-async def test_a_busy_minute_reads_only_the_cap_and_is_labelled_an_estimate(
-    powertools: Powertools, conn: psycopg.AsyncConnection[Any]
-) -> None:
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
-    # 12 jobs in the minute's first 30 seconds, then nothing: the first 4 (the cap) span
-    # 10 seconds, so the minute is extrapolated to about 4 * 60 / 10 = 24.
-    for i in range(12):
-        await finish(conn, "completed", "completed_at", start + timedelta(seconds=2.5 * (i + 1)), 1)
-    await powertools.start()
-    async with powertools.db.connection() as c:
-        hour = await glance.last_hour(c, cap=4)
-    (busy,) = [m for m in hour.minutes if m.completed.value]
-    assert busy.completed.kind == "estimate" and busy.completed.value == 24
-    assert str(hour.total("completed")) == "~24" and hour.estimated
-
-
-async def test_the_chart_is_an_accessible_svg_with_a_table_alternative(
-    as_user: Client, conn: psycopg.AsyncConnection[Any]
-) -> None:
-    at = minute_ago(5)
-    await finish(conn, "completed", "completed_at", at, 4)
-    await finish(conn, "discarded", "discarded_at", at, 1)
-    html = (await as_user("ops-demo").get(f"{MOUNT}/")).text
-    svgs = re.findall(r"<svg\b[^>]*>.*?</svg>", html, re.DOTALL)
-    assert len(svgs) == 2
-    completed, failed = svgs
-    assert 'role="img"' in completed
-    assert 'aria-labelledby="chart-completed-title chart-completed-desc"' in completed
-    assert '<title id="chart-completed-title">Completed jobs per minute, last hour</title>' in (
-        completed
-    )
-    assert f"4 jobs completed in the last hour; the busiest minute, {at:%H:%M} UTC, had 4." in (
-        completed
-    )
-    assert "1 failures in the last hour: 1 discarded, 0 now waiting to retry" in failed
-    assert completed.count('<rect class="bar-completed"') == 1
-    assert failed.count('<rect class="bar-discarded"') == 1
-    assert f"<title>{at:%H:%M} UTC: 4 completed</title>" in completed
-    # The same numbers as a table, with headers, for anyone who cannot see the chart.
-    table = html.split("The last hour minute by minute (table)", 1)[1].split("</table>", 1)[0]
-    assert '<th scope="col" class="r">Completed</th>' in table
-    assert table.count('<th scope="row">') == 60
-    row = re.search(rf"{at:%H:%M}</time></th>(.*?)</tr>", table)
-    assert row is not None and visible_text(row.group(1)) == "4 1 0"
 
 
 async def test_jobs_stuck_on_one_dead_node_are_one_item(

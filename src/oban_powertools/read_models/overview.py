@@ -3,7 +3,8 @@
 Each attention item names its next paths with their owner: a native page here, the Oban
 Web bridge (only when configured), or a step the host owns. Items that share a cause are
 one item (workers failing with the same error, jobs stuck on one node), and the page leads
-with the numbers of ``glance``: jobs by state and queue, and the last hour per minute.
+with the numbers of ``glance`` (jobs by state and queue) and the charts of ``rollups``
+(the last hour per minute or the last day per hour, from the job rollup).
 Everything is bounded: lists are capped and counts stop at a cap or come from oban's
 planner estimate, and say so.
 """
@@ -23,7 +24,7 @@ from ..display import Display
 from ..runtime import presence
 from ..seams import Resource
 from . import audit as audit_model
-from . import glance, job_failures
+from . import glance, job_failures, rollups
 from . import limits as limits_model
 from .common import (
     BRIDGE,
@@ -74,7 +75,7 @@ class Overview:
     attention: list[Attention]
     counts: dict[str, Count]
     by_queue: glance.ByQueue
-    last_hour: glance.LastHour
+    activity: rollups.Activity  # the charts: the last hour or day, from the job rollup
     failing: list[job_failures.FailingWorker]
     failure_groups: list[FailureGroup]
     stuck: list[job_failures.StuckJob]
@@ -97,6 +98,7 @@ async def overview(
     bridge: bool = False,
     stuck_after: int = DEFAULT_STUCK_AFTER_SECONDS,
     include_audit: bool = True,
+    window: rollups.Window = "hour",
     now: datetime | None = None,
 ) -> Overview:
     now = now or now_utc()
@@ -110,7 +112,7 @@ async def overview(
         discarded = await job_failures.recent_discarded(conn, display)
         counts = await state_counts(conn)
         by_queue = await glance.by_queue(conn, display)
-        last_hour = await glance.last_hour(conn)
+        activity = await rollups.activity(conn, window, now=now)
         runtime = await presence.runtime_status(conn)
         limiters = await limits_model.limiters_in(conn, display)
     # Audit rows name actors and reasons: only for viewers who may read the audit log.
@@ -144,7 +146,7 @@ async def overview(
         attention=items,
         counts=counts,
         by_queue=by_queue,
-        last_hour=last_hour,
+        activity=activity,
         failing=failing,
         failure_groups=groups,
         stuck=stuck,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -43,6 +44,7 @@ from .applier import NotifierLike, ProducerLike, QueueStateApplier
 from .lifeline import Lifeline
 from .limiter import Limiter, declared_limits
 from .presence import Presence
+from .rollup import DEFAULT_RETENTION, JobRollup
 from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
 from .workflow_repair import WorkflowRepair
 
@@ -64,7 +66,8 @@ class Runtime:
     takes over oban's ``@worker(cron=...)`` declarations. ``clock``, ``grace`` and
     ``leader_poll_interval`` tune the scheduler's loop; ``queue_state_interval`` is how
     often (seconds) stored queue decisions are re-read; ``workflow_repair_interval`` how
-    often the leader looks for missed workflow releases.
+    often the leader looks for missed workflow releases. ``rollup_retention`` is how long
+    the charts' per-minute job rollups are kept (:mod:`.rollup`; default 8 days).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class Runtime:
         queue_state_interval: float = 5.0,
         workflow_repair_interval: float = 5.0,
         pool_max_size: int = 3,
+        rollup_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         if leader_poll_interval <= 0:
             raise ConfigError("leader_poll_interval", "must be positive", "Use e.g. 1.0 (seconds).")
@@ -90,7 +94,14 @@ class Runtime:
             )
         if not isinstance(grace, timedelta) or grace < timedelta(0):
             raise ConfigError("grace", "must be a non-negative timedelta", "Use e.g. 3 minutes.")
+        if not isinstance(rollup_retention, timedelta) or rollup_retention < timedelta(days=1):
+            raise ConfigError(
+                "rollup_retention",
+                "must be a timedelta of at least a day",
+                "Use e.g. timedelta(days=8): the charts show the last day.",
+            )
         self.powertools = powertools
+        self._rollup_retention = rollup_retention
         self.declarations = None if declarations is None else list(declarations)
         self.import_oban_cron = import_oban_cron
         self.default_timezone = "Etc/UTC"
@@ -109,6 +120,7 @@ class Runtime:
         self.limiter: Limiter | None = None
         self.workflow_repair: WorkflowRepair | None = None
         self.lifeline: Lifeline | None = None
+        self.rollup: JobRollup | None = None
 
     @property
     def prefix(self) -> str:
@@ -180,6 +192,14 @@ class Runtime:
             grace=self._grace,
             poll_interval=self._leader_poll_interval,
         )
+        self.rollup = JobRollup(
+            self.database,
+            leader=leader,
+            node=node,
+            clock=self._clock,
+            retention=self._rollup_retention,
+            poll_interval=self._leader_poll_interval,
+        )
         presence = Presence(lambda: self.database, name=name, node=node)
         self.workflow_repair = WorkflowRepair(
             self.database,
@@ -196,7 +216,7 @@ class Runtime:
             node=node,
             running=lambda: self._users > 0,
         )
-        return SchedulerService(self, self.scheduler, presence, self.workflow_repair)
+        return SchedulerService(self, self.scheduler, presence, (self.workflow_repair, self.rollup))
 
     def build_stager(
         self,
@@ -287,7 +307,13 @@ class Runtime:
                     # psycopg pools cannot be reopened: an instance restarted after stop()
                     # gets a fresh pool, and its components are pointed at it.
                     self.database = self._new_database()
-                    components = (self.scheduler, self.applier, self.limiter, self.workflow_repair)
+                    components = (
+                        self.scheduler,
+                        self.applier,
+                        self.limiter,
+                        self.workflow_repair,
+                        self.rollup,
+                    )
                     for component in components:
                         if component is not None:
                             component.database = self.database
@@ -335,42 +361,50 @@ class _Service:
             await self.runtime.release()
 
 
+class LeaderLoop(Protocol):
+    """A loop :class:`SchedulerService` starts and stops beside the scheduler."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 class SchedulerService(_Service):
     """The looper oban starts and stops in place of its scheduler. It also records that
-    this node runs the runtime (:mod:`.presence`), and runs the leader's workflow repair
-    (:mod:`.workflow_repair`), which needs the leader oban gives the scheduler."""
+    this node runs the runtime (:mod:`.presence`), and runs the loops that act only on the
+    leader oban gives the scheduler (the workflow repair, the job rollup): each asks that
+    leader itself, so every node starts them and only the leader's do anything."""
 
     def __init__(
         self,
         runtime: Runtime,
         scheduler: CronScheduler,
         presence: Presence,
-        workflow_repair: WorkflowRepair,
+        leader_loops: Sequence[LeaderLoop],
     ) -> None:
         super().__init__(runtime)
         self.scheduler = scheduler
         self.presence = presence
-        self.workflow_repair = workflow_repair
+        self.leader_loops = tuple(leader_loops)
 
     async def _start_parts(self) -> None:
         await self.presence.start()
         try:
             await self.runtime.sync_declarations()
             await self.scheduler.start()
-            await self.workflow_repair.start()
+            for loop in self.leader_loops:
+                await loop.start()
         except BaseException:
-            await self.presence.stop()
-            await self.scheduler.stop()
+            await self._stop_parts()
             raise
 
     async def _stop_parts(self) -> None:
-        try:
-            await self.presence.stop()
-        finally:
-            try:
-                await self.workflow_repair.stop()
-            finally:
-                await self.scheduler.stop()
+        # Every part is stopped even if one fails (a stop of a part that never started
+        # returns at once): the leader's loops first, the scheduler last.
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self.scheduler.stop)
+            stack.push_async_callback(self.presence.stop)
+            for loop in self.leader_loops:
+                stack.push_async_callback(loop.stop)
 
 
 class StagerService(_Service):

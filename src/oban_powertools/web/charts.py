@@ -2,7 +2,9 @@
 
 No JavaScript and no chart library: the page stays one HTML response that works with
 scripts off. Each chart carries a title and a description for assistive technology
-(the SVG is ``role="img"``), and the page shows the same numbers as a table.
+(the SVG is ``role="img"``), and the page shows the same numbers as a table. The numbers
+come from the job rollup (:mod:`..read_models.rollups`): the last hour per minute or the
+last day per hour, for all queues or one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..read_models.common import Count
-from ..read_models.glance import LastHour, Minute
+from ..read_models.rollups import Activity, Bucket
 
 WIDTH = 360
 HEIGHT = 112
@@ -21,7 +23,8 @@ RIGHT = 4
 TOP = 8
 PLOT_HEIGHT = 80
 
-type Series = Literal["completed", "failed"]
+type Series = Literal["completed", "failed", "wait"]
+SERIES: tuple[Series, ...] = ("completed", "failed", "wait")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,33 +79,65 @@ def nice_ceiling(value: int) -> int:
     return 10 * power
 
 
-def _segments(minute: Minute, series: Series) -> list[tuple[str, Count, str]]:
+def wait_text(ms: int) -> str:
+    """A queue wait for a label or a sentence: milliseconds, seconds or minutes."""
+    if ms < 1000:
+        return f"{ms:,} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+def nice_wait_ceiling(ms: int) -> int:
+    """The wait axis maximum in whole milliseconds, seconds or minutes (2 min, not 1.7)."""
+    for unit in (60_000, 1000):
+        if ms > unit:
+            return nice_ceiling(math.ceil(ms / unit)) * unit
+    return nice_ceiling(ms)
+
+
+def _segments(bucket: Bucket, series: Series) -> list[tuple[str, Count, str]]:
     if series == "completed":
-        return [("bar-completed", minute.completed, "completed")]
+        return [("bar-completed", bucket.completed, "completed")]
+    if series == "wait":
+        return [("bar-wait", bucket.wait, "mean wait")]
     return [
-        ("bar-discarded", minute.discarded, "discarded"),
-        ("bar-retryable", minute.retryable, "now retryable"),
+        ("bar-discarded", bucket.discarded, "discarded"),
+        ("bar-retryable", bucket.retried, "errored and retried"),
     ]
 
 
-def minute_chart(hour: LastHour, series: Series) -> Chart:
-    """Bars per minute of ``series`` (failures stacked: discarded below, retryable above)."""
-    minutes = hour.minutes
-    peak_minute = hour.peak(series)
-    peak = getattr(peak_minute, series).value if peak_minute else 0
-    top = nice_ceiling(peak)
-    slot = (WIDTH - LEFT - RIGHT) / max(len(minutes), 1)
+def _words(series: Series, count: Count) -> str:
+    return wait_text(count.value) if series == "wait" else in_words(count)
+
+
+TITLES: dict[Series, str] = {
+    "completed": "Completed jobs per {step}, last {window}",
+    "failed": "Failures per {step}, last {window}",
+    "wait": "Mean queue wait per {step}, last {window}",
+}
+
+
+def activity_chart(activity: Activity, series: Series) -> Chart:
+    """Bars per bucket of ``series`` (failures stacked: discarded below, retried above)."""
+    buckets = activity.buckets
+    peak_bucket = activity.peak(series)
+    peak = getattr(peak_bucket, series).value if peak_bucket else 0
+    top = nice_wait_ceiling(peak) if series == "wait" else nice_ceiling(peak)
+    slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)
     base = TOP + PLOT_HEIGHT
+    hourly = activity.window == "day"
     bars = []
-    for i, minute in enumerate(minutes):
+    for i, bucket in enumerate(buckets):
         x = LEFT + i * slot + slot * 0.1
         y = float(base)
-        at = f"{minute.at:%H:%M} UTC{' (so far)' if minute.partial else ''}"
-        for css, count, words in _segments(minute, series):
+        at = f"{bucket.at:%H:%M} UTC{' (not yet rolled up)' if bucket.pending else ''}"
+        for css, count, words in _segments(bucket, series):
             if count.value <= 0:
                 continue
             h = PLOT_HEIGHT * count.value / top
             y -= h
+            text = wait_text(count.value) if series == "wait" else str(count)
             bars.append(
                 Bar(
                     round(x, 2),
@@ -110,32 +145,42 @@ def minute_chart(hour: LastHour, series: Series) -> Chart:
                     round(slot * 0.8, 2),
                     round(h, 2),
                     css,
-                    f"{at}: {count} {words}",
+                    f"{at}: {text} {words}",
                 )
             )
+    far, half = ("24 h ago", "12 h ago") if hourly else ("60 min ago", "30 min ago")
     ticks = [
         Tick(LEFT - 4, base, "0", "end"),
-        Tick(LEFT - 4, TOP + 8, f"{top:,}", "end"),
-        Tick(LEFT, HEIGHT - 4, "60 min ago", "start"),
-        Tick(LEFT + (WIDTH - LEFT - RIGHT) / 2, HEIGHT - 4, "30 min ago"),
+        Tick(LEFT - 4, TOP + 8, wait_text(top) if series == "wait" else f"{top:,}", "end"),
+        Tick(LEFT, HEIGHT - 4, far, "start"),
+        Tick(LEFT + (WIDTH - LEFT - RIGHT) / 2, HEIGHT - 4, half),
         Tick(WIDTH - RIGHT, HEIGHT - 4, "now", "end"),
     ]
-    total = hour.total(series)
+    window, step = ("day", "hour") if hourly else ("hour", "minute")
+    title = TITLES[series].format(step=step, window=window)
+    total = activity.total(series)
     if series == "completed":
-        title = "Completed jobs per minute, last hour"
-        desc = f"{in_words(total)} jobs completed in the last hour"
+        desc = f"{in_words(total)} jobs completed in the last {window}"
         legend = [("bar-completed", "completed")]
-    else:
-        title = "Failed jobs per minute, last hour"
+    elif series == "wait":
         desc = (
-            f"{in_words(total)} failures in the last hour: "
-            f"{in_words(hour.total('discarded'))} discarded, "
-            f"{in_words(hour.total('retryable'))} now waiting to retry"
+            f"{activity.attempts:,} attempts started in the last {window}, waiting "
+            f"{wait_text(total.value)} on average between scheduled and started"
         )
-        legend = [("bar-discarded", "discarded"), ("bar-retryable", "now retryable")]
-    if peak_minute is not None:
-        busiest = in_words(getattr(peak_minute, series))
-        desc += f"; the busiest minute, {peak_minute.at:%H:%M} UTC, had {busiest}."
+        legend = [("bar-wait", "mean wait")]
     else:
-        desc += "; none in any minute."
+        desc = (
+            f"{in_words(total)} failures in the last {window}: "
+            f"{in_words(activity.total('discarded'))} discarded, "
+            f"{in_words(activity.total('retried'))} errored and retried"
+        )
+        legend = [("bar-discarded", "discarded"), ("bar-retryable", "errored and retried")]
+    if peak_bucket is not None:
+        most = "longest" if series == "wait" else "busiest"
+        desc += (
+            f"; the {most} {step}, {peak_bucket.at:%H:%M} UTC, had "
+            f"{_words(series, getattr(peak_bucket, series))}."
+        )
+    else:
+        desc += f"; none in any {step}."
     return Chart(f"chart-{series}", title, desc, bars, ticks, base, legend)

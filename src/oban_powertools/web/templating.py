@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 
 from ..read_models.common import Count, ago, duration
 from .access import Viewer
+from .charts import wait_text
 
 try:
     ASSET_VERSION = version("oban-powertools")
@@ -101,6 +102,7 @@ def build_environment() -> Environment:
         count=count,
         segment=segment,
         duration=duration,
+        wait=wait_text,
     )
     return env
 

@@ -10,9 +10,10 @@ from starlette.routing import Route
 
 from ...actions import all_actions
 from ...read_models import overview as overview_model
+from ...read_models import rollups
 from ...seams import Resource
 from ..access import Viewer, plane_of, require
-from ..charts import minute_chart
+from ..charts import SERIES, activity_chart
 from ..pages import page
 from ..templating import is_poll
 from .queues import lifeline_section
@@ -70,6 +71,7 @@ async def overview(request: Request) -> Response:
         bridge=await viewer.sees_bridge(),
         stuck_after=plane.config.stuck_after_seconds,
         include_audit=await viewer.can("view_audit", Resource("audit")),
+        window=rollups.window_of(request.query_params.get("window")),
     )
     data, hidden = await visible_parts(viewer, data)
     # The overview links to native actions; say up front when this actor cannot take any.
@@ -84,7 +86,7 @@ async def overview(request: Request) -> Response:
         {
             "data": data,
             "hidden": hidden,
-            "charts": [minute_chart(data.last_hour, s) for s in ("completed", "failed")],
+            "charts": [activity_chart(data.activity, s) for s in SERIES],
             "lifeline": await lifeline_section(viewer),
             "lifeline_return": "/",
         },

@@ -1,5 +1,6 @@
 """``/queues``: queues across nodes, the stored decision, counts, limiters' use; pause,
-resume, scale, change limits."""
+resume, scale, change limits. ``/queues/{queue}``: one queue's charts (the job rollup's
+throughput, failures and wait over the last hour or day)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from starlette.routing import Route
 from ...read_models import lifeline as lifeline_model
 from ...read_models import limits as limits_model
 from ...read_models import queues as queues_model
+from ...read_models import rollups
 from ...seams import Resource
 from ..access import Viewer, plane_of, require
-from ..pages import page
+from ..charts import SERIES, activity_chart
+from ..pages import not_found, page
 from ..templating import is_poll
 
 QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
@@ -102,4 +105,33 @@ async def queue_list(request: Request) -> Response:
     )
 
 
-routes = [Route("/queues", queue_list, methods=["GET"], name="queues")]
+async def queue_detail(request: Request) -> Response:
+    key = request.path_params["queue"]
+    viewer = await require(request, "view_queues", Resource("queue", key))
+    plane = plane_of(request)
+    found = await queues_model.list_queues(plane.powertools.db, plane.display, queue=key)
+    window = rollups.window_of(request.query_params.get("window"))
+    activity = await rollups.load(plane.powertools.db, window, queue=key)
+    # A queue no node runs any more still has its rollup rows: the page shows those.
+    if not found and activity.empty:
+        return await not_found(request, viewer, "queue", section="queues")
+    name = (
+        found[0].name
+        if found
+        else plane.display.text("queue", key, resource=Resource("queue", key), field="queue")
+    )
+    context = {
+        "key": key,
+        "name": name,
+        "queue": found[0] if found else None,
+        "activity": activity,
+        "charts": [activity_chart(activity, s) for s in SERIES],
+    }
+    template = "queue_detail_live.html" if is_poll(request) else "queue_detail.html"
+    return await page(request, viewer, template, context, section="queues")
+
+
+routes = [
+    Route("/queues", queue_list, methods=["GET"], name="queues"),
+    Route("/queues/{queue}", queue_detail, methods=["GET"], name="queue"),
+]
