@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
@@ -31,6 +32,8 @@ INSERT_JOBS = sql("oban_jobs", "insert_cron_jobs")
 CLAIMED_SLOTS = sql("cron_slots", "claimed_slots")
 WRITE_CHUNK = sql("cron_slots", "write_chunk")
 RELEASE_FOLLOW_UPS = sql("cron_slots", "release_follow_ups")
+# The index a slot claimed twice violates (migration 0001).
+ONCE_INDEX = "powertools_cron_slots_once_index"
 UNIQUE_HOLDERS = InSchema("unique", "holders")
 EXPIRE_HOLDERS = InSchema("unique", "expire_holders")
 
@@ -312,21 +315,24 @@ class ChunkWriter:
         if not (planned or self._released or advance):
             return
         last_jobs = {name: real(job) for name, job in self._last.items()}
-        cur = await conn.execute(
-            WRITE_CHUNK,
-            {
-                "claimed_by": self.node,
-                "slots": Jsonb(planned),
-                "released_ids": [slot_id for slot_id, _ in self._released],
-                "released_jobs": [real(job) for _, job in self._released],
-                **advance_params(
-                    {
-                        name: (through, last_slot, last_jobs.get(name), follow_up)
-                        for name, (through, last_slot, follow_up) in advance.items()
-                    }
-                ),
-            },
-        )
+        params = {
+            "claimed_by": self.node,
+            "slots": Jsonb(planned),
+            "released_ids": [slot_id for slot_id, _ in self._released],
+            "released_jobs": [real(job) for _, job in self._released],
+            **advance_params(
+                {
+                    name: (through, last_slot, last_jobs.get(name), follow_up)
+                    for name, (through, last_slot, follow_up) in advance.items()
+                }
+            ),
+        }
+        try:
+            cur = await conn.execute(WRITE_CHUNK, params)
+        except UniqueViolation as exc:
+            if exc.diag.constraint_name != ONCE_INDEX:
+                raise
+            raise SlotClaimedMeanwhile from exc  # the transaction is aborted: roll back
         claimed = await cur.fetchone()
         if claimed is None or claimed["claimed"] != len(planned):
             raise SlotClaimedMeanwhile
