@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from ..cron import entries
 from ..cron.slots import iso_minute, iso_utc
 from ..db import Conn, oban_jobs
+from ..db.arrays import TextArray
 from ..db.queries import InSchema, sql
 from ..unique.workers import unique_meta, worker_unique
 
@@ -44,7 +45,7 @@ type Advance = tuple[datetime, datetime | None, int | None, datetime | None]
 def advance_params(changes: Mapping[str, Advance]) -> dict[str, Any]:
     """The entry updates of cron_entries.advance_entries (and of write_chunk)."""
     return {
-        "names": list(changes),
+        "names": TextArray(changes),
         "entries": Jsonb(
             [
                 {
@@ -204,7 +205,7 @@ class ChunkWriter:
             cur = await self.conn.execute(
                 CLAIMED_SLOTS,
                 {
-                    "names": [name for name, _ in planned],
+                    "names": TextArray(name for name, _ in planned),
                     "slot_ats": [slot_at for _, slot_at in planned],
                 },
                 prepare=False,

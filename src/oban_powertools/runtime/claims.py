@@ -40,6 +40,7 @@ from ..cron.expression import CronExpression
 from ..cron.slots import SlotPlan, iso_utc, plan_slots
 from ..cron.timezones import load_timezone
 from ..db import Conn, Database
+from ..db.arrays import TextArray
 from ..db.queries import sql
 from .chunk import ChunkWriter, JobTemplates, SlotClaimedMeanwhile, advance_params
 from .failures import describe_error, log_error, transient
@@ -258,7 +259,7 @@ class Claimer:
         # args and job_options stay JSON text: JobTemplates parses a definition once.
         cur = conn.cursor()
         cur.adapters.register_loader("jsonb", TextLoader)
-        await cur.execute(LOCK_ENTRIES, {"names": list(names)})
+        await cur.execute(LOCK_ENTRIES, {"names": TextArray(names)})
         rows = await cur.fetchall()
         ev.locked += len(rows)
         work: list[tuple[dict[str, Any], SlotPlan | None]] = []
@@ -425,7 +426,7 @@ class Claimer:
                 ACTIVE_BY_META,
                 {
                     "queues": sorted({row["queue"] for row in rest}),
-                    "names": [row["name"] for row in rest],
+                    "names": TextArray(row["name"] for row in rest),
                 },
                 prepare=False,
             )
