@@ -19,6 +19,7 @@ from ..db.queries import sql
 from ..errors import CronEntryError
 from ..seams import Principal
 from .expression import CronExpression
+from .slots import iso_minute
 from .timezones import load_timezone
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
@@ -190,10 +191,25 @@ def job_meta(name: str, expression: str, slot_at: datetime, kind: str) -> dict[s
     """The meta every cron job carries: oban's keys plus the entry name and slot kind."""
     return {
         "cron": True,
-        "cron_at": slot_at.isoformat(),
+        "cron_at": iso_minute(slot_at),
         "cron_expr": expression,
         "cron_name": name,
         "cron_slot_kind": kind,
+    }
+
+
+def job_base(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of every job of the entry but its meta, from its row (``worker``,
+    ``queue``, ``args``, ``job_options``): the same for each slot, so the scheduler
+    computes them once per definition (see :func:`job_fields`)."""
+    options = template["job_options"]
+    return {
+        "worker": template["worker"],
+        "queue": template["queue"],
+        "args": template["args"],
+        "priority": int(options.get("priority", 0)),
+        "max_attempts": int(options.get("max_attempts", 20)),
+        "tags": sorted({t.lower() for t in options.get("tags", [])}),
     }
 
 
@@ -202,17 +218,9 @@ def job_fields(
 ) -> dict[str, Any]:
     """The columns of the entry's job for one slot, from its row (``worker``, ``queue``,
     ``args``, ``job_options``, ``expression``): the one place both the slot-by-slot and
-    the scheduler's set-based insert take them from, so their jobs are identical."""
-    options = template["job_options"]
-    return {
-        "worker": template["worker"],
-        "queue": template["queue"],
-        "args": template["args"],
-        "meta": job_meta(name, template["expression"], slot_at, kind),
-        "priority": int(options.get("priority", 0)),
-        "max_attempts": int(options.get("max_attempts", 20)),
-        "tags": sorted({t.lower() for t in options.get("tags", [])}),
-    }
+    the scheduler's set-based insert take them from (the latter with :func:`job_base`
+    cached), so their jobs are identical."""
+    return {**job_base(template), "meta": job_meta(name, template["expression"], slot_at, kind)}
 
 
 async def enqueue_for_entry(

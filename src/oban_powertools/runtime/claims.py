@@ -33,14 +33,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
+from psycopg.types.string import TextLoader
 
 from ..cron import entries
 from ..cron.expression import CronExpression
 from ..cron.slots import SlotPlan, iso_utc, plan_slots
 from ..cron.timezones import load_timezone
 from ..db import Conn, Database
+from ..db.arrays import TextArray
 from ..db.queries import sql
-from .chunk import ChunkWriter, SlotClaimedMeanwhile, advance_params
+from .chunk import ChunkWriter, JobTemplates, SlotClaimedMeanwhile, advance_params
 from .cron_telemetry import report_chunk
 from .failures import describe_error, log_error, transient
 
@@ -99,6 +101,7 @@ class EntryCache:
         self._expressions: dict[str, CronExpression] = {}
         self._zones: dict[str, ZoneInfo] = {}
         self.next: dict[str, NextFire] = {}
+        self.templates = JobTemplates()
 
     def parsed(self, expression: str, timezone: str) -> tuple[CronExpression, ZoneInfo]:
         expr = self._expressions.get(expression)
@@ -182,7 +185,7 @@ class Claimer:
             part = Evaluation(minute=minute, live_from=live_from)
             try:
                 async with self.database.transaction() as conn:
-                    writer = ChunkWriter(conn, self.prefix, self.node)
+                    writer = ChunkWriter(conn, self.prefix, self.node, self.cache.templates)
                     await self._claim(conn, writer, names, minute, live_from, part, check_every)
                 report_chunk(writer.decided, self.node, datetime.now(UTC))
                 return part
@@ -255,7 +258,10 @@ class Claimer:
         ev: Evaluation,
         check_every: bool = False,
     ) -> None:
-        cur = await conn.execute(LOCK_ENTRIES, {"names": list(names)})
+        # args and job_options stay JSON text: JobTemplates parses a definition once.
+        cur = conn.cursor()
+        cur.adapters.register_loader("jsonb", TextLoader)
+        await cur.execute(LOCK_ENTRIES, {"names": TextArray(names)})
         rows = await cur.fetchall()
         ev.locked += len(rows)
         work: list[tuple[dict[str, Any], SlotPlan | None]] = []
@@ -422,7 +428,7 @@ class Claimer:
                 ACTIVE_BY_META,
                 {
                     "queues": sorted({row["queue"] for row in rest}),
-                    "names": [row["name"] for row in rest],
+                    "names": TextArray(row["name"] for row in rest),
                 },
                 prepare=False,
             )

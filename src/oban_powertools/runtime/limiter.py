@@ -49,8 +49,7 @@ logger = logging.getLogger(__name__)
 FETCH_LOCK = sql("queue_limits", "fetch_lock")
 FETCH_USAGE = sql("queue_limits", "fetch_usage")
 PARTITION_CANDIDATES = sql("queue_limits", "partition_candidates")
-CLAIM_QUEUE = sql("queue_limits", "claim_queue")
-CLAIM_PARTITIONS = sql("queue_limits", "claim_partitions")
+CLAIM = sql("queue_limits", "claim")
 OLDEST_TRANSACTION = sql("queue_limits", "oldest_transaction")
 JOB_ID_SPAN = sql("queue_limits", "job_id_span")
 REKEY_SLICE = sql("queue_limits", "rekey_slice")
@@ -307,9 +306,7 @@ async def claim(conn: Conn, request: FetchRequest) -> tuple[list[Job], FetchDeci
     cur = await conn.execute(FETCH_USAGE, {"queue": queue})
     usage = await cur.fetchone()
     if usage is None:  # the limits were removed since the runtime last looked
-        return await _claim(conn, CLAIM_QUEUE, _claim_params(request, request.demand)), _plain(
-            request
-        )
+        return await _claim(conn, _claim_params(request, request.demand)), _plain(request)
     now = float(usage["now_epoch"])
     global_limit, rate_allowed, period = (
         usage["global_limit"],
@@ -348,7 +345,7 @@ async def claim(conn: Conn, request: FetchRequest) -> tuple[list[Job], FetchDeci
     if demand <= 0:
         jobs: list[Job] = []
     elif not usage["partitioned"]:
-        jobs = await _claim(conn, CLAIM_QUEUE, base)
+        jobs = await _claim(conn, base)
     else:
         probe = min(4 * demand + 16, 1_000)
         cur = await conn.execute(
@@ -398,7 +395,6 @@ async def claim(conn: Conn, request: FetchRequest) -> tuple[list[Job], FetchDeci
         keys = [c.key for c in candidates if c.key in taken]
         jobs = await _claim(
             conn,
-            CLAIM_PARTITIONS,
             {
                 **base,
                 "keys": keys,
@@ -436,6 +432,11 @@ def _claim_params(request: FetchRequest, demand: int) -> dict[str, Any]:
         "record": False,
         "bucket_end": 0,
         "expired": 0,
+        # The whole queue; a partitioned claim gives its keys, counts and turn.
+        "keys": None,
+        "counts": None,
+        "by_partition": False,
+        "turn": None,
     }
 
 
@@ -443,9 +444,9 @@ def _plain(request: FetchRequest) -> FetchDecision:
     return FetchDecision(request.queue, request.demand, 0, (), 0, None, 0, None)
 
 
-async def _claim(conn: Conn, statement: Any, params: Mapping[str, Any]) -> list[Job]:
+async def _claim(conn: Conn, params: Mapping[str, Any]) -> list[Job]:
     async with conn.cursor(row_factory=class_row(Job)) as cur:
-        await cur.execute(statement, params)
+        await cur.execute(CLAIM, params)
         return await cur.fetchall()
 
 

@@ -12,8 +12,10 @@ JOIN unnest(%(names)s::text[], %(slot_ats)s::timestamptz[]) AS c(name, slot_at)
 -- The rest of a chunk in one round trip: every slot row, the jobs of released follow-ups
 -- written onto their deferred rows, and the entries' bookkeeping (see advance_entries,
 -- whose SET this is). A slot row that conflicts was claimed without the entry's lock
--- (which no writer does): the caller compares the count with what it planned and rolls
--- the chunk back when they differ.
+-- (which no writer does): the insert fails on powertools_cron_slots_once_index and the
+-- caller decides the chunk again. A plain insert, not ON CONFLICT DO NOTHING: the
+-- speculative insertion that needs costs more, for a conflict that rolls the chunk back
+-- either way.
 WITH claimed AS (
     INSERT INTO powertools_cron_slots (entry_name, slot_at, kind, outcome, job_id,
                                        claimed_by, detail)
@@ -22,7 +24,6 @@ WITH claimed AS (
                     kind text, outcome text, job_id bigint, detail jsonb))
          WITH ORDINALITY AS s(name, slot_at, kind, outcome, job_id, detail, n)
     ORDER BY s.n
-    ON CONFLICT (entry_name, slot_at) WHERE kind <> 'manual' DO NOTHING
     RETURNING 1
 ), released AS (
     UPDATE powertools_cron_slots s SET job_id = u.job_id

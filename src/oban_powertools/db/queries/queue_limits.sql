@@ -163,45 +163,22 @@ FROM picked p
 LEFT JOIN running r ON r.key = p.key
 ORDER BY p.ord
 
--- name: claim_queue
--- Claim up to demand jobs of a limited queue that is not partitioned (oban's own fetch,
--- plus the starts recorded for the rate window and expired buckets dropped).
-WITH locked AS (
+-- name: claim
+-- Claim a limited queue's jobs (oban's own fetch), record the starts for the rate window
+-- (per partition when the rate limit is partitioned, else for the whole queue), drop
+-- expired buckets and move the turn. keys NULL: the queue is not partitioned, and up to
+-- demand jobs of the whole queue are claimed; else counts[i] jobs of partition keys[i]
+-- (the round-robin share). Only one of the two locking scans runs: the whole-queue one
+-- is off when keys is given (a one-time filter), the partition one has no keys to walk
+-- when it is not.
+WITH locked_queue AS (
     SELECT id FROM oban_jobs
-    WHERE state = 'available' AND queue = %(queue)s
+    WHERE state = 'available' AND queue = %(queue)s AND %(keys)s::text[] IS NULL
     ORDER BY priority, scheduled_at, id
     LIMIT %(demand)s
     FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE oban_jobs oj
-    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', coalesce(%(now_at)s::timestamptz, now())),
-        attempted_by = %(attempted_by)s, state = 'executing'
-    FROM locked
-    WHERE oj.id = locked.id AND oj.attempt < oj.max_attempts
-    RETURNING oj.*
-), recorded AS (
-    INSERT INTO powertools_limit_starts AS s (queue, partition_key, bucket_end, starts)
-    SELECT %(queue)s, '', %(bucket_end)s, count(*) FROM claimed
-    WHERE %(record)s
-    HAVING count(*) > 0
-    ON CONFLICT (queue, partition_key, bucket_end) DO UPDATE SET starts = s.starts + EXCLUDED.starts
-), pruned AS (
-    DELETE FROM powertools_limit_starts
-    WHERE queue = %(queue)s AND bucket_end <= %(expired)s
-)
-SELECT id, state, queue, worker, attempt, max_attempts, priority, args, meta, errors, tags,
-       attempted_by, inserted_at, attempted_at, cancelled_at, completed_at, discarded_at,
-       scheduled_at
-FROM claimed
-
--- name: claim_partitions
--- Claim the given number of jobs from each partition (the round-robin share), record the
--- starts (per partition when the rate limit is partitioned, else for the whole queue),
--- drop expired buckets and move the turn.
-WITH wanted AS (
-    SELECT * FROM unnest(%(keys)s::text[], %(counts)s::int[]) AS w(key, n)
-), locked AS (
-    SELECT j.id FROM wanted w
+), locked_partitions AS (
+    SELECT j.id FROM unnest(%(keys)s::text[], %(counts)s::int[]) AS w(key, n)
     CROSS JOIN LATERAL (
         SELECT id FROM oban_jobs
         WHERE state = 'available' AND queue = %(queue)s AND meta ? 'partition_key'
@@ -214,7 +191,7 @@ WITH wanted AS (
     UPDATE oban_jobs oj
     SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', coalesce(%(now_at)s::timestamptz, now())),
         attempted_by = %(attempted_by)s, state = 'executing'
-    FROM locked
+    FROM (SELECT id FROM locked_queue UNION ALL SELECT id FROM locked_partitions) AS locked
     WHERE oj.id = locked.id AND oj.attempt < oj.max_attempts
     RETURNING oj.*
 ), recorded AS (
