@@ -30,6 +30,7 @@ NAVIGATION = (
     ("cron", "Cron", "/cron"),
     ("queues", "Queues", "/queues"),
     ("jobs", "Jobs", "/jobs"),
+    ("workflows", "Workflows", "/workflows"),
     ("audit", "Audit", "/audit"),
     ("forensics", "Forensics", "/forensics"),
 )
