@@ -46,11 +46,14 @@ from .errors import (
     WorkflowNotInserted,
     WorkflowStepNameInvalid,
     WorkflowUnknownDependency,
+    WorkflowUnknownWorker,
 )
 from .install.layout import InstallError
 from .powertools import Powertools
+from .runtime.workflow_results import workflow_results
 from .seams import Auth, DisplayContext, DisplayPolicy, Principal, Resource
 from .workers import Sensitive, typed_worker
+from .workflows import Workflow
 
 try:
     __version__ = _metadata.version("oban-powertools")
@@ -100,6 +103,8 @@ __all__ = [
     "UnknownTarget",
     "__version__",
     "typed_worker",
+    "workflow_results",
+    "Workflow",
     "WorkflowCycle",
     "WorkflowDuplicateStep",
     "WorkflowError",
@@ -109,4 +114,5 @@ __all__ = [
     "WorkflowNotInserted",
     "WorkflowStepNameInvalid",
     "WorkflowUnknownDependency",
+    "WorkflowUnknownWorker",
 ]

@@ -189,6 +189,13 @@ class WorkflowJobReused(WorkflowError):
     code = "workflow_job_reused"
 
 
+class WorkflowUnknownWorker(WorkflowError):
+    """A step's job names a worker this process cannot resolve (oban would fail it at
+    run time; a workflow refuses it before anything is inserted)."""
+
+    code = "workflow_unknown_worker"
+
+
 class WorkflowNotInserted(PowertoolsError):
     """A workflow's jobs reached oban's own insert, not Powertools': the hooks are not
     installed in this process (build ``powertools.oban_options()`` or import

@@ -25,8 +25,9 @@ process-global registry. Powertools registers eight of them:
     For a producer of an instance with a runtime whose queue has stored limits, fetch
     through the runtime's limiter (:mod:`.limiter`); every other fetch is oban's.
 ``query.insert_jobs``
-    A batch holding a unique job (``unique=`` on its worker or its insert) is inserted by
-    :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
+    A batch holding workflow steps is inserted by :mod:`.workflow_insert` (the workflow's
+    rows with its jobs, atomically); a batch holding a unique job (``unique=`` on its
+    worker or its insert) is inserted by :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
     batch is oban's own insert. This hook runs in every process that installed the
     hooks, enqueuers without a runtime included.
 ``query.ack_jobs``
@@ -68,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError, JobArgsInvalid
 from ..limits.options import parse_queue_limits
-from . import acks, inserter
+from . import acks, inserter, workflow_insert
 from .limiter import FetchRequest
 
 if TYPE_CHECKING:
@@ -370,9 +371,19 @@ def queue_options(producers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def wrap_insert_jobs(previous: Build) -> Build:
-    """``query.insert_jobs`` that inserts batches holding unique jobs idempotently."""
+    """``query.insert_jobs`` that inserts workflows with their rows and batches holding
+    unique jobs idempotently."""
 
     async def insert_jobs(query: Any, jobs: list[Any], conn: Any = None) -> Any:
+        if any(workflow_insert.plan_of(job) is not None for job in jobs):
+            from oban._query import unwrap_connection
+
+            return await workflow_insert.insert_jobs(
+                jobs,
+                prefix=_prefix_of(query),
+                pool=query._pool,
+                conn=None if conn is None else await unwrap_connection(conn),
+            )
         uniques = [inserter.unique_of(job) for job in jobs]
         if not any(uniques):
             return await previous(query, jobs, conn)

@@ -40,6 +40,7 @@ from .applier import NotifierLike, ProducerLike, QueueStateApplier
 from .limiter import Limiter, declared_limits
 from .presence import Presence
 from .scheduler import DEFAULT_GRACE, Clock, CronScheduler, LeaderLike
+from .workflow_repair import WorkflowRepair
 
 if TYPE_CHECKING:
     from ..powertools import Powertools
@@ -58,7 +59,8 @@ class Runtime:
     ``cron.declarations.declare`` when the instance starts); ``import_oban_cron`` also
     takes over oban's ``@worker(cron=...)`` declarations. ``clock``, ``grace`` and
     ``leader_poll_interval`` tune the scheduler's loop; ``queue_state_interval`` is how
-    often (seconds) stored queue decisions are re-read.
+    often (seconds) stored queue decisions are re-read; ``workflow_repair_interval`` how
+    often the leader looks for missed workflow releases.
     """
 
     def __init__(
@@ -71,12 +73,17 @@ class Runtime:
         grace: timedelta = DEFAULT_GRACE,
         leader_poll_interval: float = 1.0,
         queue_state_interval: float = 5.0,
+        workflow_repair_interval: float = 5.0,
         pool_max_size: int = 3,
     ) -> None:
         if leader_poll_interval <= 0:
             raise ConfigError("leader_poll_interval", "must be positive", "Use e.g. 1.0 (seconds).")
         if queue_state_interval <= 0:
             raise ConfigError("queue_state_interval", "must be positive", "Use e.g. 5.0 (seconds).")
+        if workflow_repair_interval <= 0:
+            raise ConfigError(
+                "workflow_repair_interval", "must be positive", "Use e.g. 5.0 (seconds)."
+            )
         if not isinstance(grace, timedelta) or grace < timedelta(0):
             raise ConfigError("grace", "must be a non-negative timedelta", "Use e.g. 3 minutes.")
         self.powertools = powertools
@@ -87,6 +94,7 @@ class Runtime:
         self._grace = grace
         self._leader_poll_interval = leader_poll_interval
         self._queue_state_interval = queue_state_interval
+        self._workflow_repair_interval = workflow_repair_interval
         self._pool_max_size = pool_max_size
         self.database = self._new_database()
         self._opened = False
@@ -95,6 +103,7 @@ class Runtime:
         self.scheduler: CronScheduler | None = None
         self.applier: QueueStateApplier | None = None
         self.limiter: Limiter | None = None
+        self.workflow_repair: WorkflowRepair | None = None
 
     @property
     def prefix(self) -> str:
@@ -167,7 +176,14 @@ class Runtime:
             poll_interval=self._leader_poll_interval,
         )
         presence = Presence(lambda: self.database, name=name, node=node)
-        return SchedulerService(self, self.scheduler, presence)
+        self.workflow_repair = WorkflowRepair(
+            self.database,
+            leader=leader,
+            node=node,
+            prefix=prefix,
+            interval=self._workflow_repair_interval,
+        )
+        return SchedulerService(self, self.scheduler, presence, self.workflow_repair)
 
     def build_stager(
         self,
@@ -258,7 +274,8 @@ class Runtime:
                     # psycopg pools cannot be reopened: an instance restarted after stop()
                     # gets a fresh pool, and its components are pointed at it.
                     self.database = self._new_database()
-                    for component in (self.scheduler, self.applier, self.limiter):
+                    components = (self.scheduler, self.applier, self.limiter, self.workflow_repair)
+                    for component in components:
                         if component is not None:
                             component.database = self.database
                 await self.database.open()
@@ -307,27 +324,40 @@ class _Service:
 
 class SchedulerService(_Service):
     """The looper oban starts and stops in place of its scheduler. It also records that
-    this node runs the runtime (:mod:`.presence`)."""
+    this node runs the runtime (:mod:`.presence`), and runs the leader's workflow repair
+    (:mod:`.workflow_repair`), which needs the leader oban gives the scheduler."""
 
-    def __init__(self, runtime: Runtime, scheduler: CronScheduler, presence: Presence) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        scheduler: CronScheduler,
+        presence: Presence,
+        workflow_repair: WorkflowRepair,
+    ) -> None:
         super().__init__(runtime)
         self.scheduler = scheduler
         self.presence = presence
+        self.workflow_repair = workflow_repair
 
     async def _start_parts(self) -> None:
         await self.presence.start()
         try:
             await self.runtime.sync_declarations()
             await self.scheduler.start()
+            await self.workflow_repair.start()
         except BaseException:
             await self.presence.stop()
+            await self.scheduler.stop()
             raise
 
     async def _stop_parts(self) -> None:
         try:
             await self.presence.stop()
         finally:
-            await self.scheduler.stop()
+            try:
+                await self.workflow_repair.stop()
+            finally:
+                await self.scheduler.stop()
 
 
 class StagerService(_Service):

@@ -1,20 +1,247 @@
 """Releasing workflow steps in the transaction that acks their dependencies.
 
-The workflow follow-up of :mod:`.acks`. (Foundation: the follow-up is registered; the
-release itself follows.)
+The workflow follow-up of :mod:`.acks` (and the routine the repair and the insert of
+appended steps reuse). Given steps that finished, in one transaction:
+
+1. each step's outcome is recorded once (``finish_steps``: a step already finished, by a
+   re-ack or an operator's retry of a finished step, is left out, so nothing below runs
+   twice for it);
+2. the workflows' counters are incremented, their rows locked in id order; a workflow
+   whose steps have all finished takes its final state (the worst outcome of its steps)
+   and, when it is a sub-workflow, finishes its parent's step in turn;
+3. the dependents of the finished steps are decremented (``pending``) by the
+   dependencies satisfied: completed, or cancelled / discarded where the dependent's
+   policy is ``ignore``. A dependency cancelled / discarded under ``cancel`` cancels the
+   dependent instead (its job is cancelled without running, the reason in
+   ``meta.workflow_cancelled``), which finishes it and goes on down the graph;
+4. dependents with nothing pending are released: their job goes from ``suspended`` to
+   ``available`` (the ack wakes its queue's producers with oban's insert notification,
+   so the release does not wait for the stager's poll), a sub-workflow step starts its
+   sub-workflow (its steps without dependencies are released).
+
+Steps 2 to 4 repeat with what they finished (cancelled dependents, finished
+sub-workflows) until nothing more changes.
+
+Why the workflow row is locked before the edges are read: steps appended to a running
+workflow lock the same row before they read how their dependencies stand, so either the
+append sees a dependency's outcome, or this sees the append's new edges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from oban import telemetry
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from ..db.queries import InSchema
+from ..workflows.plan import STEP_KEY, WORKFLOW_KEY
 
 if TYPE_CHECKING:
     from .acks import AckedJob, AckTransaction
 
-__all__ = ["after_ack"]
+__all__ = [
+    "FINISHED_STATES",
+    "RELEASED_EVENT",
+    "Finish",
+    "Progress",
+    "after_ack",
+    "propagate",
+    "release_ready",
+]
+
+logger = logging.getLogger(__name__)
+
+FINISH_STEPS = InSchema("workflows", "finish_steps")
+CANCEL_JOBS = InSchema("workflows", "cancel_jobs")
+UNFINISHED_STEPS = InSchema("workflows", "unfinished_steps")
+COUNT_FINISHED = InSchema("workflows", "count_finished")
+SATISFY_DEPENDENTS = InSchema("workflows", "satisfy_dependents")
+RELEASE_JOBS = InSchema("workflows", "release_jobs")
+START_WORKFLOWS = InSchema("workflows", "start_workflows")
+
+RELEASED_EVENT = "oban_powertools.workflow.released"
+FINISHED_STATES = frozenset({"completed", "cancelled", "discarded"})
+
+type Wake = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A step that finished: how, and (for a step taken down without running) why."""
+
+    workflow_id: UUID
+    name: str
+    outcome: str
+    cancelled_by: str | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """What one propagation did (its telemetry)."""
+
+    finished: list[tuple[UUID, str, str]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)  # job ids
+    cancelled: list[int] = field(default_factory=list)  # job ids cancelled unrun
+    started: list[UUID] = field(default_factory=list)  # sub-workflows started
+    workflows_finished: list[tuple[UUID, str]] = field(default_factory=list)
+
+    def metadata(self, source: str) -> dict[str, Any]:
+        return {
+            "source": source,
+            "released": len(self.released),
+            "released_job_ids": list(self.released),
+            "cancelled": len(self.cancelled),
+            "cancelled_job_ids": list(self.cancelled),
+            "steps_finished": len(self.finished),
+            "workflow_ids": sorted({str(w) for w, _, _ in self.finished}),
+            "sub_workflows_started": [str(w) for w in self.started],
+            "workflows_finished": [{"id": str(w), "state": s} for w, s in self.workflows_finished],
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.finished or self.released or self.started)
+
+
+def _finishes(acked: Iterable[AckedJob]) -> list[Finish]:
+    found: list[Finish] = []
+    for job in acked:
+        if job.state not in FINISHED_STATES:
+            continue  # retryable, snoozed: the step is not done
+        try:
+            workflow_id = UUID(str(job.meta[WORKFLOW_KEY]))
+        except (KeyError, ValueError):
+            logger.warning("job %s has a malformed meta.workflow_id; not a step", job.id)
+            continue
+        step = job.meta.get(STEP_KEY)
+        if isinstance(step, str):
+            found.append(Finish(workflow_id, step, job.state))
+    return found
 
 
 async def after_ack(tx: AckTransaction, acked: Sequence[AckedJob]) -> None:
-    """Record the steps that finished and release (or cancel) their dependents."""
-    return None
+    """The ack follow-up: see the module docstring."""
+    finishes = _finishes(acked)
+    if not finishes:
+        return
+    progress = await propagate(tx.conn, tx.schema, finishes, wake=tx.wake)
+    if progress.released or progress.cancelled or progress.workflows_finished:
+        metadata = progress.metadata("ack")
+        tx.after_commit(lambda: telemetry.execute(RELEASED_EVENT, metadata))
+
+
+async def propagate(
+    conn: AsyncConnection[Any], schema: str, finishes: Sequence[Finish], *, wake: Wake
+) -> Progress:
+    """Record ``finishes`` and everything they imply, on ``conn`` (inside the caller's
+    transaction). ``wake(queue)`` is called for every queue a job was released into."""
+    cur = conn.cursor(row_factory=dict_row)
+    progress = Progress()
+    candidates = list(finishes)
+    while candidates:
+        await cur.execute(FINISH_STEPS.at(schema), _finish_params(candidates))
+        finished = await cur.fetchall()
+        if not finished:
+            break
+        progress.finished.extend((r["workflow_id"], r["name"], r["outcome"]) for r in finished)
+        after: list[Finish] = []
+        taken_down = [r for r in finished if r["cancelled_by"] is not None]
+        await _take_down(cur, schema, taken_down, after, progress)
+        await cur.execute(
+            COUNT_FINISHED.at(schema),
+            {
+                "workflow_ids": [r["workflow_id"] for r in finished],
+                "outcomes": [r["outcome"] for r in finished],
+            },
+        )
+        for w in await cur.fetchall():
+            if not w["finished"]:
+                continue
+            progress.workflows_finished.append((w["id"], w["state"]))
+            if w["parent_workflow_id"] is not None:
+                after.append(Finish(w["parent_workflow_id"], w["parent_step"], w["state"]))
+        await cur.execute(
+            SATISFY_DEPENDENTS.at(schema),
+            {
+                "workflow_ids": [r["workflow_id"] for r in finished],
+                "names": [r["name"] for r in finished],
+                "outcomes": [r["outcome"] for r in finished],
+            },
+        )
+        ready: list[dict[str, Any]] = []
+        for d in await cur.fetchall():
+            if d["fatal_dep"] is not None:
+                reason = f"workflow dependency {d['fatal_dep']}"
+                after.append(Finish(d["workflow_id"], d["name"], "cancelled", reason))
+            elif d["pending"] == 0:
+                ready.append(d)
+        await release_ready(cur, schema, ready, wake=wake, progress=progress)
+        candidates = after
+    return progress
+
+
+async def _take_down(
+    cur: Any,
+    schema: str,
+    rows: Sequence[dict[str, Any]],
+    after: list[Finish],
+    progress: Progress,
+) -> None:
+    """Cancel the jobs of steps taken down by a dependency; a sub-workflow step taken
+    down takes every unfinished step of its sub-workflow with it."""
+    jobs = [(r["job_id"], r["cancelled_by"]) for r in rows if r["job_id"] is not None]
+    if jobs:
+        await cur.execute(
+            CANCEL_JOBS.at(schema),
+            {"ids": [j for j, _ in jobs], "reasons": [reason for _, reason in jobs]},
+        )
+        progress.cancelled.extend(row["id"] for row in await cur.fetchall())
+    subs = {r["sub_workflow_id"]: r for r in rows if r["sub_workflow_id"] is not None}
+    if subs:
+        await cur.execute(UNFINISHED_STEPS.at(schema), {"ids": list(subs)})
+        for step in await cur.fetchall():
+            parent = subs[step["workflow_id"]]
+            reason = f"parent step {parent['name']} cancelled: {parent['cancelled_by']}"
+            after.append(Finish(step["workflow_id"], step["name"], "cancelled", reason))
+
+
+async def release_ready(
+    cur: Any,
+    schema: str,
+    ready: Sequence[dict[str, Any]],
+    *,
+    wake: Wake,
+    progress: Progress,
+) -> None:
+    """Release steps with nothing pending (rows with ``job_id`` / ``sub_workflow_id``):
+    jobs leave 'suspended', sub-workflows start (and their ready steps are released)."""
+    jobs = [r["job_id"] for r in ready if r["job_id"] is not None]
+    subs = [r["sub_workflow_id"] for r in ready if r["sub_workflow_id"] is not None]
+    while jobs or subs:
+        if jobs:
+            await cur.execute(RELEASE_JOBS.at(schema), {"ids": jobs})
+            for row in await cur.fetchall():
+                progress.released.append(row["id"])
+                if row["state"] == "available":
+                    wake(row["queue"])
+        jobs = []
+        if subs:
+            await cur.execute(START_WORKFLOWS.at(schema), {"ids": subs})
+            progress.started.extend(subs)
+            rows = await cur.fetchall()
+            jobs = [r["job_id"] for r in rows if r["job_id"] is not None]
+            subs = [r["sub_workflow_id"] for r in rows if r["sub_workflow_id"] is not None]
+
+
+def _finish_params(finishes: Sequence[Finish]) -> dict[str, list[Any]]:
+    return {
+        "workflow_ids": [f.workflow_id for f in finishes],
+        "names": [f.name for f in finishes],
+        "outcomes": [f.outcome for f in finishes],
+        "cancelled_by": [f.cancelled_by for f in finishes],
+    }

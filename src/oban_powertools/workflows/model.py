@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid4
 
 from oban.job import Job, JobState
+from oban.worker import WorkerResolutionError, resolve_worker
 
 from ..errors import (
     WorkflowCycle,
@@ -23,6 +24,7 @@ from ..errors import (
     WorkflowNotInserted,
     WorkflowStepNameInvalid,
     WorkflowUnknownDependency,
+    WorkflowUnknownWorker,
 )
 from .graph import find_cycle
 from .plan import EXTRA_KEY, STEP_KEY, WORKFLOW_KEY, PlannedStep, PlannedWorkflow, WorkflowPlan
@@ -261,6 +263,14 @@ class Workflow:
         if cycle is not None:
             raise WorkflowCycle(self.name, cycle)
         for step in self._steps.values():
+            if step.job is not None:
+                try:
+                    resolve_worker(step.job.worker)
+                except WorkerResolutionError as exc:
+                    raise WorkflowUnknownWorker(
+                        f"workflow {self.name!r}: step {step.name!r}: worker "
+                        f"{step.job.worker!r} cannot be resolved here ({exc})"
+                    ) from None
             if step.workflow is not None:
                 step.workflow._validate_level()
 

@@ -1,0 +1,317 @@
+-- Workflows (workflows/, runtime/workflow_insert.py, runtime/workflow_release.py,
+-- runtime/workflow_repair.py). These statements run on oban's pool and on the host's
+-- connection (its transaction, its search_path): they name every table in ``{schema}``,
+-- composed as an identifier (db.queries.InSchema). No other braces may appear in them.
+
+-- name: insert_jobs
+-- Insert a batch of jobs (workflow steps, and plain jobs enqueued with them) in one
+-- statement, ids drawn first so each input row is matched to its job; the same defaults
+-- as oban's own insert. Available jobs wake their queue's producers.
+WITH input AS (
+    SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) AS id, t.*
+    FROM unnest(%(args)s::jsonb[], %(meta)s::jsonb[], %(inserted_at)s::timestamp[],
+                %(max_attempts)s::smallint[], %(priority)s::smallint[], %(queue)s::text[],
+                %(scheduled_at)s::timestamp[], %(state)s::text[], %(tags)s::jsonb[],
+                %(worker)s::text[])
+         WITH ORDINALITY AS t(args, meta, inserted_at, max_attempts, priority, queue,
+                              scheduled_at, state, tags, worker, ord)
+), inserted AS (
+    INSERT INTO {schema}.oban_jobs AS j (id, args, inserted_at, max_attempts, meta, priority,
+                                         queue, scheduled_at, state, tags, worker,
+                                         cancelled_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, args, coalesce(inserted_at, timezone('UTC', now())), max_attempts, meta,
+           priority, queue, coalesce(scheduled_at, timezone('UTC', now())),
+           (CASE WHEN state = 'available' AND scheduled_at IS NOT NULL
+                      AND scheduled_at > timezone('UTC', now()) THEN 'scheduled'
+                 ELSE state END)::{schema}.oban_job_state,
+           ARRAY(SELECT jsonb_array_elements_text(tags)), worker,
+           CASE WHEN state = 'cancelled' THEN timezone('UTC', now()) END
+    FROM input
+    ORDER BY ord
+    RETURNING j.id, j.inserted_at, j.queue, j.scheduled_at, j.state
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, json_build_object('queue', q.queue)::text)) AS n
+    FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
+)
+SELECT input.ord, inserted.id, inserted.inserted_at, inserted.queue, inserted.scheduled_at,
+       inserted.state::text AS state, (SELECT n FROM woken) AS woken
+FROM input
+JOIN inserted ON inserted.id = input.id
+ORDER BY input.ord
+
+-- name: insert_workflows
+-- The workflow rows of an enqueue (the root and its sub-workflows), in one statement.
+INSERT INTO {schema}.powertools_workflows
+    (id, name, parent_workflow_id, parent_step, state, steps_total, on_dep_cancelled,
+     on_dep_discarded, started_at)
+SELECT w.id, w.name, w.parent_id, w.parent_step, w.state, w.steps_total, w.on_cancelled,
+       w.on_discarded, CASE WHEN w.state = 'executing' THEN now() END
+FROM unnest(%(ids)s::uuid[], %(names)s::text[], %(parent_ids)s::uuid[],
+            %(parent_steps)s::text[], %(states)s::text[], %(steps_total)s::int[],
+            %(on_cancelled)s::text[], %(on_discarded)s::text[])
+     AS w(id, name, parent_id, parent_step, state, steps_total, on_cancelled, on_discarded)
+
+-- name: insert_steps
+-- The step rows of an enqueue, in one statement (a step cancelled at insert, appended
+-- after a dependency that takes it down, is inserted finished).
+INSERT INTO {schema}.powertools_workflow_steps
+    (workflow_id, name, job_id, sub_workflow_id, deps, pending, on_dep_cancelled,
+     on_dep_discarded, outcome, cancelled_by, finished_at)
+SELECT s.workflow_id, s.name, s.job_id, s.sub_workflow_id,
+       ARRAY(SELECT jsonb_array_elements_text(s.deps)), s.pending, s.on_cancelled,
+       s.on_discarded, s.outcome, s.cancelled_by, CASE WHEN s.outcome IS NOT NULL THEN now() END
+FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(job_ids)s::bigint[],
+            %(sub_workflow_ids)s::uuid[], %(deps)s::jsonb[], %(pending)s::int[],
+            %(on_cancelled)s::text[], %(on_discarded)s::text[], %(outcomes)s::text[],
+            %(cancelled_by)s::text[])
+     AS s(workflow_id, name, job_id, sub_workflow_id, deps, pending, on_cancelled,
+          on_discarded, outcome, cancelled_by)
+
+-- name: insert_edges
+-- The dependencies of an enqueue, in one statement.
+INSERT INTO {schema}.powertools_workflow_edges (workflow_id, upstream, downstream)
+SELECT e.workflow_id, e.upstream, e.downstream
+FROM unnest(%(workflow_ids)s::uuid[], %(upstreams)s::text[], %(downstreams)s::text[])
+     AS e(workflow_id, upstream, downstream)
+
+-- name: lock_workflow
+-- The workflow steps are appended to, locked: a step finishing meanwhile (its ack locks
+-- the row before it reads the edges) waits, and then sees the new edges.
+SELECT id, name, state FROM {schema}.powertools_workflows WHERE id = %(id)s FOR NO KEY UPDATE
+
+-- name: existing_steps
+-- What appended steps need to know of the steps already in their workflow: which names
+-- are taken, and how the ones they depend on finished (outcome NULL: not yet).
+SELECT name, outcome FROM {schema}.powertools_workflow_steps
+WHERE workflow_id = %(id)s AND name = ANY(%(names)s::text[])
+
+-- name: grow_workflow
+-- Count appended steps into their workflow (and the ones cancelled at insert as done).
+UPDATE {schema}.powertools_workflows
+SET steps_total = steps_total + %(added)s,
+    steps_cancelled = steps_cancelled + %(cancelled)s
+WHERE id = %(id)s
+
+-- name: finish_steps
+-- Record how steps finished, once: a step already finished (a re-ack, an operator's
+-- retry of a finished step) is not returned, so its dependents are not released twice.
+-- Locks the rows in key order.
+WITH f AS (
+    SELECT DISTINCT ON (workflow_id, name) workflow_id, name, outcome, cancelled_by
+    FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[],
+                %(cancelled_by)s::text[]) AS f(workflow_id, name, outcome, cancelled_by)
+    ORDER BY workflow_id, name
+), locked AS (
+    SELECT s.workflow_id, s.name, f.outcome, f.cancelled_by
+    FROM f
+    JOIN {schema}.powertools_workflow_steps s
+      ON s.workflow_id = f.workflow_id AND s.name = f.name AND s.outcome IS NULL
+    ORDER BY s.workflow_id, s.name
+    FOR NO KEY UPDATE OF s
+)
+UPDATE {schema}.powertools_workflow_steps s
+SET outcome = locked.outcome, cancelled_by = locked.cancelled_by, finished_at = now()
+FROM locked
+WHERE s.workflow_id = locked.workflow_id AND s.name = locked.name AND s.outcome IS NULL
+RETURNING s.workflow_id, s.name, s.outcome, s.job_id, s.sub_workflow_id, s.cancelled_by
+
+-- name: count_finished
+-- Add finished steps to their workflows' counters (rows locked in id order); a workflow
+-- whose steps have all finished takes the worst outcome among them as its state. The
+-- new counts are computed from the row as locked (never from the statement's snapshot,
+-- which a concurrent ack may have outdated). Returns each workflow counted, whether it
+-- finished now, and the parent step it stands for.
+WITH c AS (
+    SELECT c.workflow_id,
+           count(*) FILTER (WHERE c.outcome = 'completed') AS completed,
+           count(*) FILTER (WHERE c.outcome = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE c.outcome = 'discarded') AS discarded
+    FROM unnest(%(workflow_ids)s::uuid[], %(outcomes)s::text[]) AS c(workflow_id, outcome)
+    GROUP BY c.workflow_id
+), locked AS (
+    SELECT w.id FROM {schema}.powertools_workflows w JOIN c ON c.workflow_id = w.id
+    ORDER BY w.id
+    FOR NO KEY UPDATE OF w
+)
+UPDATE {schema}.powertools_workflows w
+SET steps_completed = w.steps_completed + c.completed,
+    steps_cancelled = w.steps_cancelled + c.cancelled,
+    steps_discarded = w.steps_discarded + c.discarded,
+    state = CASE WHEN w.state IN ('pending', 'executing')
+                      AND w.steps_completed + c.completed + w.steps_cancelled + c.cancelled
+                          + w.steps_discarded + c.discarded = w.steps_total
+                 THEN CASE WHEN w.steps_discarded + c.discarded > 0 THEN 'discarded'
+                           WHEN w.steps_cancelled + c.cancelled > 0 THEN 'cancelled'
+                           ELSE 'completed' END
+                 ELSE w.state END,
+    finished_at = CASE WHEN w.state IN ('pending', 'executing')
+                            AND w.steps_completed + c.completed + w.steps_cancelled
+                                + c.cancelled + w.steps_discarded + c.discarded
+                                = w.steps_total
+                       THEN now() ELSE w.finished_at END
+FROM c, locked
+WHERE w.id = c.workflow_id AND locked.id = w.id
+RETURNING w.id, w.state, w.finished_at = now() AS finished, w.parent_workflow_id,
+          w.parent_step
+
+-- name: lock_workflows
+-- Lock workflows in id order (the repair, before it reads what it repairs).
+SELECT id FROM {schema}.powertools_workflows
+WHERE id = ANY(%(ids)s::uuid[])
+ORDER BY id
+FOR NO KEY UPDATE
+
+-- name: satisfy_dependents
+-- For steps that just finished, their dependents not finished yet: how many of them
+-- this satisfies (completed, or cancelled / discarded where the dependent ignores
+-- that) is taken off ``pending``; ``fatal_dep`` names a dependency that takes the
+-- dependent down instead (then it is cancelled). Rows locked in key order.
+WITH f AS (
+    SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[])
+        AS f(workflow_id, name, outcome)
+), hits AS (
+    SELECT e.workflow_id, e.downstream AS name,
+           count(*) FILTER (WHERE f.outcome = 'completed'
+                               OR (f.outcome = 'cancelled' AND d.on_dep_cancelled = 'ignore')
+                               OR (f.outcome = 'discarded' AND d.on_dep_discarded = 'ignore'))
+               AS satisfied,
+           min(f.name || ' ' || f.outcome)
+               FILTER (WHERE (f.outcome = 'cancelled' AND d.on_dep_cancelled = 'cancel')
+                          OR (f.outcome = 'discarded' AND d.on_dep_discarded = 'cancel'))
+               AS fatal_dep
+    FROM f
+    JOIN {schema}.powertools_workflow_edges e
+      ON e.workflow_id = f.workflow_id AND e.upstream = f.name
+    JOIN {schema}.powertools_workflow_steps d
+      ON d.workflow_id = e.workflow_id AND d.name = e.downstream AND d.outcome IS NULL
+    GROUP BY e.workflow_id, e.downstream
+), locked AS (
+    SELECT d.workflow_id, d.name
+    FROM {schema}.powertools_workflow_steps d
+    JOIN hits h ON h.workflow_id = d.workflow_id AND h.name = d.name
+    ORDER BY d.workflow_id, d.name
+    FOR NO KEY UPDATE OF d
+)
+UPDATE {schema}.powertools_workflow_steps d
+SET pending = greatest(d.pending - h.satisfied, 0)
+FROM hits h, locked
+WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND d.outcome IS NULL
+  AND locked.workflow_id = d.workflow_id AND locked.name = d.name
+RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
+
+-- name: release_jobs
+-- Steps whose dependencies are all satisfied: their jobs leave 'suspended' (due now, or
+-- at their own later scheduled_at). Returns the jobs released, for the wake-up.
+UPDATE {schema}.oban_jobs
+SET state = (CASE WHEN scheduled_at > timezone('UTC', now()) THEN 'scheduled'
+                  ELSE 'available' END)::{schema}.oban_job_state,
+    scheduled_at = greatest(scheduled_at, timezone('UTC', now()))
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'suspended'
+RETURNING id, queue, state::text AS state
+
+-- name: cancel_jobs
+-- Steps taken down by a dependency: their jobs are cancelled without running, the
+-- reason in meta.workflow_cancelled and in errors (as oban records a cancel). A job
+-- already executing (an operator ran it) finishes on its own.
+UPDATE {schema}.oban_jobs j
+SET state = 'cancelled'::{schema}.oban_job_state,
+    cancelled_at = timezone('UTC', now()),
+    meta = j.meta || jsonb_build_object('workflow_cancelled', c.reason),
+    errors = j.errors || jsonb_build_object('attempt', j.attempt,
+                                            'at', to_char(now() AT TIME ZONE 'UTC',
+                                                          'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+                                            'error', c.reason)
+FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS c(id, reason)
+WHERE j.id = c.id
+  AND j.state IN ('suspended', 'available', 'scheduled', 'retryable')
+RETURNING j.id
+
+-- name: start_workflows
+-- Sub-workflows whose parent step was released start: returns their steps that have no
+-- dependency left (to release, or to start in turn when they are sub-workflows).
+WITH started AS (
+    UPDATE {schema}.powertools_workflows
+    SET state = 'executing', started_at = now()
+    WHERE id = ANY(%(ids)s::uuid[]) AND state = 'pending'
+    RETURNING id
+)
+SELECT s.workflow_id, s.name, s.job_id, s.sub_workflow_id
+FROM started
+JOIN {schema}.powertools_workflow_steps s ON s.workflow_id = started.id
+WHERE s.pending = 0 AND s.outcome IS NULL
+
+-- name: unfinished_steps
+-- The steps of these (sub-)workflows not finished yet: cancelled with their parent step.
+SELECT workflow_id, name FROM {schema}.powertools_workflow_steps
+WHERE workflow_id = ANY(%(ids)s::uuid[]) AND outcome IS NULL
+
+-- name: repair_finished
+-- Steps whose job finished (or is gone) without the step being recorded: an operator's
+-- cancel, plain SQL, the lifeline discarding a job, a path around the ack hook.
+SELECT s.workflow_id, s.name,
+       coalesce(CASE WHEN j.state IN ('completed', 'cancelled', 'discarded')
+                     THEN j.state::text END, 'cancelled') AS outcome,
+       j.id IS NULL AS job_missing
+FROM {schema}.powertools_workflow_steps s
+LEFT JOIN {schema}.oban_jobs j ON j.id = s.job_id
+WHERE s.outcome IS NULL
+  AND s.job_id IS NOT NULL
+  AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'))
+  AND (%(ids)s::uuid[] IS NULL OR s.workflow_id = ANY(%(ids)s::uuid[]))
+LIMIT %(limit)s
+
+-- name: repair_waiting
+-- Steps still waiting (their job suspended, or their sub-workflow pending) in a running
+-- workflow although every dependency has finished: a release was missed. Each comes
+-- with the pending count its dependencies give (satisfied ones off) and a dependency
+-- that should have taken it down, if any.
+SELECT s.workflow_id, s.name, s.job_id, s.sub_workflow_id, s.pending,
+       (SELECT count(*) FROM {schema}.powertools_workflow_edges e
+        JOIN {schema}.powertools_workflow_steps u
+          ON u.workflow_id = e.workflow_id AND u.name = e.upstream
+        WHERE e.workflow_id = s.workflow_id AND e.downstream = s.name
+          AND NOT (u.outcome = 'completed'
+                   OR (u.outcome = 'cancelled' AND s.on_dep_cancelled = 'ignore')
+                   OR (u.outcome = 'discarded' AND s.on_dep_discarded = 'ignore'))
+       ) AS unsatisfied,
+       (SELECT min(u.name || ' ' || u.outcome) FROM {schema}.powertools_workflow_edges e
+        JOIN {schema}.powertools_workflow_steps u
+          ON u.workflow_id = e.workflow_id AND u.name = e.upstream
+        WHERE e.workflow_id = s.workflow_id AND e.downstream = s.name
+          AND ((u.outcome = 'cancelled' AND s.on_dep_cancelled = 'cancel')
+               OR (u.outcome = 'discarded' AND s.on_dep_discarded = 'cancel'))
+       ) AS fatal_dep
+FROM {schema}.powertools_workflow_steps s
+JOIN {schema}.powertools_workflows w ON w.id = s.workflow_id AND w.state = 'executing'
+LEFT JOIN {schema}.oban_jobs j ON j.id = s.job_id
+LEFT JOIN {schema}.powertools_workflows sub ON sub.id = s.sub_workflow_id
+WHERE s.outcome IS NULL
+  AND (j.state = 'suspended' OR sub.state = 'pending')
+  AND NOT EXISTS (
+      SELECT 1 FROM {schema}.powertools_workflow_edges e
+      JOIN {schema}.powertools_workflow_steps u
+        ON u.workflow_id = e.workflow_id AND u.name = e.upstream
+      WHERE e.workflow_id = s.workflow_id AND e.downstream = s.name AND u.outcome IS NULL)
+  AND (%(ids)s::uuid[] IS NULL OR s.workflow_id = ANY(%(ids)s::uuid[]))
+LIMIT %(limit)s
+
+-- name: set_pending
+-- The repair's correction of a step's pending count (from its dependencies' outcomes).
+UPDATE {schema}.powertools_workflow_steps s
+SET pending = p.pending
+FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(pending)s::int[])
+     AS p(workflow_id, name, pending)
+WHERE s.workflow_id = p.workflow_id AND s.name = p.name AND s.outcome IS NULL
+
+-- name: step_deps
+-- A step's dependencies (context passing).
+SELECT deps FROM {schema}.powertools_workflow_steps
+WHERE workflow_id = %(workflow_id)s::uuid AND name = %(name)s
+
+-- name: step_results
+-- The jobs of a step's dependencies, with what they recorded (context passing).
+SELECT s.name, s.job_id, s.outcome, j.meta
+FROM {schema}.powertools_workflow_steps s
+LEFT JOIN {schema}.oban_jobs j ON j.id = s.job_id
+WHERE s.workflow_id = %(workflow_id)s::uuid AND s.name = ANY(%(names)s::text[])
