@@ -231,7 +231,7 @@ async def workflow_target(conn: Any, action: str) -> Any:
                 ("first",),
                 "cancelled" if failed else "suspended",
                 worker=WORKER_MARK,
-                cancelled_by="first" if failed else None,
+                cancelled_by="workflow dependency first discarded" if failed else None,
             ),
         },
     )

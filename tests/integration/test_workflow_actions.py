@@ -118,7 +118,7 @@ async def test_retry_reruns_the_failed_steps_and_their_dependents(
     pt: Powertools, conn: Any
 ) -> None:
     spec = diamond(a="completed", b="discarded", c="completed")
-    spec["d"] = StepSpec(("b", "c"), "cancelled", cancelled_by="b")
+    spec["d"] = StepSpec(("b", "c"), "cancelled", cancelled_by="workflow dependency b discarded")
     wf = await build(conn, "invoice", spec)
     before = await workflow(conn, wf.id)
     assert (before["state"], before["steps_cancelled"], before["steps_discarded"]) == (

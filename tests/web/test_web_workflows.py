@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.support.workflow_rows import StepSpec, attach, build, diamond
-from tests.web.helpers import MOUNT, visible_text
+from tests.web.helpers import MOUNT, csrf_of, token_of, visible_text
 
 Client = Callable[..., httpx.AsyncClient]
 
@@ -65,7 +65,9 @@ async def test_the_detail_draws_the_graph(as_user: Client, conn: Any) -> None:
         {
             "fetch": StepSpec(state="completed"),
             "render": StepSpec(("fetch",), "discarded", attempt=3),
-            "mail": StepSpec(("render",), "cancelled", cancelled_by="render"),
+            "mail": StepSpec(
+                ("render",), "cancelled", cancelled_by="workflow dependency render discarded"
+            ),
             "audit": StepSpec(("fetch",), "executing"),
         },
     )
@@ -91,7 +93,7 @@ async def test_the_detail_draws_the_graph(as_user: Client, conn: Any) -> None:
     assert 'href="' not in svg
     text = visible_text(html)
     assert "3 of 4 steps finished (1 completed, 1 cancelled, 1 discarded)" in text
-    assert "cancelled because render did not complete" in text
+    assert "cancelled (workflow dependency render discarded)" in text
     assert 'class="dag-scroll" tabindex="0" role="region"' in html
 
 
@@ -153,3 +155,44 @@ async def test_the_auth_seam_and_bad_ids(as_user: Client, conn: Any) -> None:
         assert (await as_user("ops-viewer").get(f"{MOUNT}/workflows/{bad}")).status_code == 404
     missing = "00000000-0000-4000-8000-00000000dead"
     assert (await as_user("ops-viewer").get(f"{MOUNT}/workflows/{missing}")).status_code == 404
+
+
+async def test_cancel_from_the_page_through_preview_reason_confirm(
+    as_user: Client, conn: Any
+) -> None:
+    wf = await build(conn, "invoice", diamond(a="completed", b="available"))
+    ops = as_user("ops-demo")
+    page = await ops.get(f"{MOUNT}/workflows/{wf.id}")
+    assert ">Cancel workflow</button>" in page.text
+    assert ">Retry workflow</button>" not in page.text  # nothing failed yet
+    viewer_page = await as_user("ops-viewer").get(f"{MOUNT}/workflows/{wf.id}")
+    assert ">Cancel workflow</button>" not in viewer_page.text and "Read-only." in viewer_page.text
+    panel = await ops.post(
+        f"{MOUNT}/actions/preview",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "action": "cancel_workflow",
+            "target": wf.id,
+            "return_to": f"/workflows/{wf.id}",
+        },
+    )
+    assert panel.status_code == 200
+    text = visible_text(panel.text)
+    assert "Exactly these 3 jobs change" in text
+    for step in ("b", "c", "d"):
+        assert f"job {wf.jobs[step]} (step {step}):" in text
+    assert f"job {wf.jobs['a']} " not in text
+    done = await ops.post(
+        f"{MOUNT}/actions/confirm",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "token": token_of(panel.text),
+            "reason": "customer withdrew",
+        },
+    )
+    assert done.status_code == 303
+    result = await ops.get(done.headers["location"])
+    assert "workflow.cancelled" in result.text
+    after = await ops.get(f"{MOUNT}/workflows/{wf.id}")
+    assert ">Cancel workflow</button>" not in after.text
+    assert ">Retry workflow</button>" in after.text  # cancelled steps can run again

@@ -267,7 +267,7 @@ class StepView:
     dep_keys: list[str]  # as stored
     state: str  # the job's state, or the sub-workflow's; "missing" for a pruned job
     outcome: str | None
-    cancelled_by: str | None  # shown: the dependency that took it down
+    cancelled_by: str | None  # shown: why it was cancelled (the dependency that took it down)
     pending: int
     deps_finished: bool
     worker: str | None
@@ -322,7 +322,8 @@ class WorkflowDetail:
         return [s for s in self.steps if s.stuck]
 
 
-def _step(display: Display, wid: str, row: Mapping[str, Any]) -> StepView:
+def step_view(display: Display, wid: str, row: Mapping[str, Any]) -> StepView:
+    """One step row as the pages and the forensics bundle show it."""
     resource = Resource("workflow", wid)
     sub = str(row["sub_workflow_id"]) if row["sub_workflow_id"] else None
     if sub is not None:
@@ -340,7 +341,9 @@ def _step(display: Display, wid: str, row: Mapping[str, Any]) -> StepView:
         dep_keys=deps,
         state=state,
         outcome=row["outcome"],
-        cancelled_by=shown_step(display, wid, row["cancelled_by"], "cancelled_by")
+        cancelled_by=display.free_text(
+            "workflow_step", row["cancelled_by"], resource=resource, field="cancelled_by"
+        )
         if row["cancelled_by"]
         else None,
         pending=int(row["pending"]),
@@ -392,7 +395,7 @@ async def workflow_detail(
         children = [workflow_row(display, r) for r in await cur.fetchall()]
     wid = str(row["id"])
     more = len(raw_steps) > STEP_PAGE
-    steps = [_step(display, wid, r) for r in raw_steps[:STEP_PAGE]]
+    steps = [step_view(display, wid, r) for r in raw_steps[:STEP_PAGE]]
     shown = workflow_row(display, row)
     parent_name = None
     if row["parent_workflow_id"] and row["parent_name"]:
