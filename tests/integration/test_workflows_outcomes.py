@@ -179,3 +179,31 @@ async def test_bad_appends_insert_nothing(db_url: str, oban: Oban) -> None:
         await Workflow.appending_to(wf.id).add("a", step()).enqueue(oban)
     assert await count(db_url, "SELECT count(*) AS n FROM oban_jobs") == before
     assert (await workflow_row(db_url, wf.id))["steps_total"] == 1
+
+
+async def test_a_retried_completed_step_runs_again_but_releases_nothing_twice(
+    db_url: str, oban: Oban
+) -> None:
+    wf = Workflow(name="retried").add("a", step()).add("c", step(queue="wf-idle"))
+    wf.add("b", step(), deps=["a", "c"])
+    jobs = {j.meta["workflow_step"]: j for j in await wf.enqueue(oban)}
+
+    async def a_done() -> bool:
+        return (await states(db_url, wf))["a"] == ("completed", "completed")
+
+    await eventually(a_done, what="a completed")
+    await oban.retry_job(jobs["a"].id)  # an operator's retry of a finished step
+
+    async def a_ran_twice() -> bool:
+        found = await runs(db_url)
+        return (
+            sum(1 for r in found if r["step"] == "a" and r["finished_at"]) == 2
+            and (await states(db_url, wf))["a"][0] == "completed"
+        )
+
+    await eventually(a_ran_twice, what="a ran again and completed")
+    found = await query(db_url, "SELECT pending FROM powertools_workflow_steps WHERE name = 'b'")
+    assert found == [{"pending": 1}]  # still waiting for c: a counted once
+    assert (await states(db_url, wf))["b"] == ("suspended", None)
+    assert (await states(db_url, wf))["c"] == ("available", None)  # no node runs its queue
+    assert (await workflow_row(db_url, wf.id))["steps_completed"] == 1

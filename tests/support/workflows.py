@@ -80,11 +80,12 @@ class RecordedStep:
         return None
 
 
-def step(ms: int = 0, outcome: str | None = None, max_attempts: int = 3) -> Any:
+def step(ms: int = 0, outcome: str | None = None, max_attempts: int = 3, queue: str = QUEUE) -> Any:
+    """A RecordedStep job; ``queue`` another than QUEUE: a step no node runs."""
     args: dict[str, Any] = {"ms": ms}
     if outcome:
         args["outcome"] = outcome
-    return RecordedStep.new(args, max_attempts=max_attempts)
+    return RecordedStep.new(args, max_attempts=max_attempts, queue=queue)
 
 
 async def runs(url: str) -> list[dict[str, Any]]:

@@ -9,9 +9,21 @@ oban's producer flushes the acks of the jobs it ran in one call to ``query.ack_j
 * the others are acked in ONE transaction on oban's pool: oban's ack for all of them in
   one statement (``acks.ack_jobs``: oban's semantics, ``attempted_at`` guard included,
   so a stale ack changes nothing), then each composite's follow-up with the rows really
-  acked, then one wake-up notification per queue the follow-ups made jobs available
-  in. Any error rolls the whole transaction back; oban keeps the acks and flushes them
-  again on its next pass, and the guard makes that safe.
+  acked, then oban's insert notification for the queues the follow-ups made more jobs
+  available in than the ack freed slots there. Any error rolls the whole transaction
+  back; oban keeps the acks and flushes them again on its next pass, and the guard
+  makes that safe.
+
+Why not every release notifies
+==============================
+
+The ack runs inside the producer that ran the jobs, and oban's producer fetches right
+after it flushes its acks: every acked job freed one of its slots, so it fetches, at
+once, as many jobs released into its own queue as it acked from there (a chain's next
+step is fetched by the node that ran the step before, in the same pass). Only the
+surplus (a fan-out; jobs released into other queues) needs other nodes' producers, and
+only then is the notification sent: a notification the local producer did not need
+would wake it mid-job and make it wait out its debounce.
 
 Plugging in a composite kind
 ============================
@@ -31,8 +43,8 @@ The follow-up receives only the acked jobs carrying its key (a job may belong to
 kinds; each sees it), with the state the ack wrote (completed, cancelled, discarded,
 retryable, scheduled: a follow-up ignores the states it has no use for). It runs SQL on
 ``tx.conn`` (its statements name tables in ``{schema}``: compose them with
-``db.queries.InSchema`` and ``tx.schema``), calls ``tx.wake(queue)`` for every queue in
-which it made a job available, and ``tx.after_commit(fn)`` for what must only happen
+``db.queries.InSchema`` and ``tx.schema``), calls ``tx.wake(queue)`` once for every job it made
+available, and ``tx.after_commit(fn)`` for what must only happen
 once the transaction committed (telemetry). It must not commit or roll back, and must
 be safe to run again for the same jobs (it will not be: a re-flushed ack is not acked
 twice, so it reaches no follow-up).
@@ -89,12 +101,18 @@ class AckTransaction:
 
     conn: AsyncConnection[Any]
     schema: str
-    _woken: set[str] = field(default_factory=set)
+    # Slots the ack freed in the acking producer, by queue (see the module docstring).
+    freed: dict[str, int] = field(default_factory=dict)
+    _woken: dict[str, int] = field(default_factory=dict)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def wake(self, queue: str) -> None:
-        """Notify the producers of ``queue`` once this transaction commits."""
-        self._woken.add(queue)
+        """One job was made available in ``queue``: its producers are notified when this
+        transaction commits, unless the acking producer fetches it itself."""
+        self._woken[queue] = self._woken.get(queue, 0) + 1
+
+    def queues_to_wake(self) -> list[str]:
+        return sorted(q for q, n in self._woken.items() if n > self.freed.get(q, 0))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
@@ -146,14 +164,16 @@ async def ack_in_transaction(
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(ACK_JOBS.at(schema), _params(acks))
         acked = [AckedJob(**row) for row in await cur.fetchall()]
+        for job in acked:
+            tx.freed[job.queue] = tx.freed.get(job.queue, 0) + 1
         for composite in COMPOSITES:
             mine = [job for job in acked if composite.meta_key in job.meta]
             if mine:
                 await composite.follow_up(tx, mine)
-        if tx._woken:
+        queues = tx.queues_to_wake()
+        if queues:
             await cur.execute(
-                WAKE_QUEUES.at(schema),
-                {"channel": f"{schema}.oban_insert", "queues": sorted(tx._woken)},
+                WAKE_QUEUES.at(schema), {"channel": f"{schema}.oban_insert", "queues": queues}
             )
     for callback in tx._after_commit:
         try:

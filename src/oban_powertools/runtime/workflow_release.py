@@ -3,24 +3,28 @@
 The workflow follow-up of :mod:`.acks` (and the routine the repair and the insert of
 appended steps reuse). Given steps that finished, in one transaction:
 
-1. each step's outcome is recorded once (``finish_steps``: a step already finished, by a
-   re-ack or an operator's retry of a finished step, is left out, so nothing below runs
-   twice for it);
-2. the workflows' counters are incremented, their rows locked in id order; a workflow
-   whose steps have all finished takes its final state (the worst outcome of its steps)
-   and, when it is a sub-workflow, finishes its parent's step in turn;
-3. the dependents of the finished steps are decremented (``pending``) by the
+1. each step's outcome is recorded once and the workflows' counters are incremented,
+   their rows locked in id order (``finish_steps``, one statement). A step already
+   finished, by a re-ack or an operator's retry of a finished step, is left out, so
+   nothing below runs twice for it. A workflow whose steps have all finished takes its
+   final state (the worst outcome of its steps) and, when it is a sub-workflow,
+   finishes its parent's step in turn;
+2. the dependents of the finished steps are decremented (``pending``) by the
    dependencies satisfied: completed, or cancelled / discarded where the dependent's
-   policy is ``ignore``. A dependency cancelled / discarded under ``cancel`` cancels the
-   dependent instead (its job is cancelled without running, the reason in
-   ``meta.workflow_cancelled``), which finishes it and goes on down the graph;
-4. dependents with nothing pending are released: their job goes from ``suspended`` to
-   ``available`` (the ack wakes its queue's producers with oban's insert notification,
-   so the release does not wait for the stager's poll), a sub-workflow step starts its
-   sub-workflow (its steps without dependencies are released).
+   policy is ``ignore``; a job step left with nothing pending is released in the same
+   statement (``satisfy_dependents``): its job goes from ``suspended`` to ``available``
+   and its queue is woken (``wake``: the ack sends oban's insert notification where the
+   acking producer will not fetch the job itself, see :mod:`.acks`), so the release does
+   not wait for the stager's poll. A dependency cancelled / discarded under
+   ``cancel`` cancels the dependent instead (its job is cancelled without running, the
+   reason in ``meta.workflow_cancelled``), which finishes it and goes on down the
+   graph; a sub-workflow step with nothing pending starts its sub-workflow (its steps
+   without dependencies are released).
 
-Steps 2 to 4 repeat with what they finished (cancelled dependents, finished
-sub-workflows) until nothing more changes.
+Both repeat with what they finished (cancelled dependents, finished sub-workflows)
+until nothing more changes. A step of a chain costs the ack two statements.
+
+``wake(queue)`` is called once per job released available into ``queue``.
 
 Why the workflow row is locked before the edges are read: steps appended to a running
 workflow lock the same row before they read how their dependencies stand, so either the
@@ -60,7 +64,6 @@ logger = logging.getLogger(__name__)
 FINISH_STEPS = InSchema("workflows", "finish_steps")
 CANCEL_JOBS = InSchema("workflows", "cancel_jobs")
 UNFINISHED_STEPS = InSchema("workflows", "unfinished_steps")
-COUNT_FINISHED = InSchema("workflows", "count_finished")
 SATISFY_DEPENDENTS = InSchema("workflows", "satisfy_dependents")
 RELEASE_JOBS = InSchema("workflows", "release_jobs")
 START_WORKFLOWS = InSchema("workflows", "start_workflows")
@@ -145,26 +148,21 @@ async def propagate(
     candidates = list(finishes)
     while candidates:
         await cur.execute(FINISH_STEPS.at(schema), _finish_params(candidates))
-        finished = await cur.fetchall()
+        rows = await cur.fetchall()
+        finished = [r for r in rows if r["kind"] == "step"]
         if not finished:
             break
         progress.finished.extend((r["workflow_id"], r["name"], r["outcome"]) for r in finished)
         after: list[Finish] = []
-        taken_down = [r for r in finished if r["cancelled_by"] is not None]
-        await _take_down(cur, schema, taken_down, after, progress)
-        await cur.execute(
-            COUNT_FINISHED.at(schema),
-            {
-                "workflow_ids": [r["workflow_id"] for r in finished],
-                "outcomes": [r["outcome"] for r in finished],
-            },
-        )
-        for w in await cur.fetchall():
-            if not w["finished"]:
+        for w in rows:
+            if w["kind"] != "workflow" or not w["finished"]:
                 continue
-            progress.workflows_finished.append((w["id"], w["state"]))
+            progress.workflows_finished.append((w["workflow_id"], w["outcome"]))
             if w["parent_workflow_id"] is not None:
-                after.append(Finish(w["parent_workflow_id"], w["parent_step"], w["state"]))
+                after.append(Finish(w["parent_workflow_id"], w["parent_step"], w["outcome"]))
+        taken_down = [r for r in finished if r["cancelled_by"] is not None]
+        if taken_down:
+            await _take_down(cur, schema, taken_down, after, progress)
         await cur.execute(
             SATISFY_DEPENDENTS.at(schema),
             {
@@ -173,14 +171,19 @@ async def propagate(
                 "outcomes": [r["outcome"] for r in finished],
             },
         )
-        ready: list[dict[str, Any]] = []
+        starting: list[dict[str, Any]] = []
         for d in await cur.fetchall():
             if d["fatal_dep"] is not None:
                 reason = f"workflow dependency {d['fatal_dep']}"
                 after.append(Finish(d["workflow_id"], d["name"], "cancelled", reason))
-            elif d["pending"] == 0:
-                ready.append(d)
-        await release_ready(cur, schema, ready, wake=wake, progress=progress)
+            elif d["released_id"] is not None:
+                progress.released.append(d["released_id"])
+                if d["released_state"] == "available":
+                    wake(d["released_queue"])
+            elif d["pending"] == 0 and d["sub_workflow_id"] is not None:
+                starting.append(d)
+        if starting:
+            await release_ready(cur, schema, starting, wake=wake, progress=progress)
         candidates = after
     return progress
 

@@ -94,9 +94,14 @@ SET steps_total = steps_total + %(added)s,
 WHERE id = %(id)s
 
 -- name: finish_steps
--- Record how steps finished, once: a step already finished (a re-ack, an operator's
--- retry of a finished step) is not returned, so its dependents are not released twice.
--- Locks the rows in key order.
+-- Record how steps finished, once, and count them into their workflows, in one
+-- statement. A step already finished (a re-ack, an operator's retry of a finished step)
+-- is left out, so nothing after this runs twice for it. Step rows, then workflow rows,
+-- are locked in key order; a workflow's new counts are computed from its row as locked
+-- (never from the statement's snapshot, which a concurrent ack may have outdated), and
+-- one whose steps have all finished takes the worst outcome among them as its state.
+-- Returns the steps finished (kind 'step') and the workflows counted (kind 'workflow':
+-- whether it finished now, and the parent step it stands for).
 WITH f AS (
     SELECT DISTINCT ON (workflow_id, name) workflow_id, name, outcome, cancelled_by
     FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[],
@@ -109,51 +114,52 @@ WITH f AS (
       ON s.workflow_id = f.workflow_id AND s.name = f.name AND s.outcome IS NULL
     ORDER BY s.workflow_id, s.name
     FOR NO KEY UPDATE OF s
-)
-UPDATE {schema}.powertools_workflow_steps s
-SET outcome = locked.outcome, cancelled_by = locked.cancelled_by, finished_at = now()
-FROM locked
-WHERE s.workflow_id = locked.workflow_id AND s.name = locked.name AND s.outcome IS NULL
-RETURNING s.workflow_id, s.name, s.outcome, s.job_id, s.sub_workflow_id, s.cancelled_by
-
--- name: count_finished
--- Add finished steps to their workflows' counters (rows locked in id order); a workflow
--- whose steps have all finished takes the worst outcome among them as its state. The
--- new counts are computed from the row as locked (never from the statement's snapshot,
--- which a concurrent ack may have outdated). Returns each workflow counted, whether it
--- finished now, and the parent step it stands for.
-WITH c AS (
-    SELECT c.workflow_id,
-           count(*) FILTER (WHERE c.outcome = 'completed') AS completed,
-           count(*) FILTER (WHERE c.outcome = 'cancelled') AS cancelled,
-           count(*) FILTER (WHERE c.outcome = 'discarded') AS discarded
-    FROM unnest(%(workflow_ids)s::uuid[], %(outcomes)s::text[]) AS c(workflow_id, outcome)
-    GROUP BY c.workflow_id
-), locked AS (
+), finished AS (
+    UPDATE {schema}.powertools_workflow_steps s
+    SET outcome = locked.outcome, cancelled_by = locked.cancelled_by, finished_at = now()
+    FROM locked
+    WHERE s.workflow_id = locked.workflow_id AND s.name = locked.name AND s.outcome IS NULL
+    RETURNING s.workflow_id, s.name, s.outcome, s.job_id, s.sub_workflow_id, s.cancelled_by
+), c AS (
+    SELECT workflow_id,
+           count(*) FILTER (WHERE outcome = 'completed') AS completed,
+           count(*) FILTER (WHERE outcome = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE outcome = 'discarded') AS discarded
+    FROM finished
+    GROUP BY workflow_id
+), workflows_locked AS (
     SELECT w.id FROM {schema}.powertools_workflows w JOIN c ON c.workflow_id = w.id
     ORDER BY w.id
     FOR NO KEY UPDATE OF w
+), counted AS (
+    UPDATE {schema}.powertools_workflows w
+    SET steps_completed = w.steps_completed + c.completed,
+        steps_cancelled = w.steps_cancelled + c.cancelled,
+        steps_discarded = w.steps_discarded + c.discarded,
+        state = CASE WHEN w.state IN ('pending', 'executing')
+                          AND w.steps_completed + c.completed + w.steps_cancelled + c.cancelled
+                              + w.steps_discarded + c.discarded = w.steps_total
+                     THEN CASE WHEN w.steps_discarded + c.discarded > 0 THEN 'discarded'
+                               WHEN w.steps_cancelled + c.cancelled > 0 THEN 'cancelled'
+                               ELSE 'completed' END
+                     ELSE w.state END,
+        finished_at = CASE WHEN w.state IN ('pending', 'executing')
+                                AND w.steps_completed + c.completed + w.steps_cancelled
+                                    + c.cancelled + w.steps_discarded + c.discarded
+                                    = w.steps_total
+                           THEN now() ELSE w.finished_at END
+    FROM c, workflows_locked
+    WHERE w.id = c.workflow_id AND workflows_locked.id = w.id
+    RETURNING w.id, w.state, w.finished_at = now() AS finished, w.parent_workflow_id,
+              w.parent_step
 )
-UPDATE {schema}.powertools_workflows w
-SET steps_completed = w.steps_completed + c.completed,
-    steps_cancelled = w.steps_cancelled + c.cancelled,
-    steps_discarded = w.steps_discarded + c.discarded,
-    state = CASE WHEN w.state IN ('pending', 'executing')
-                      AND w.steps_completed + c.completed + w.steps_cancelled + c.cancelled
-                          + w.steps_discarded + c.discarded = w.steps_total
-                 THEN CASE WHEN w.steps_discarded + c.discarded > 0 THEN 'discarded'
-                           WHEN w.steps_cancelled + c.cancelled > 0 THEN 'cancelled'
-                           ELSE 'completed' END
-                 ELSE w.state END,
-    finished_at = CASE WHEN w.state IN ('pending', 'executing')
-                            AND w.steps_completed + c.completed + w.steps_cancelled
-                                + c.cancelled + w.steps_discarded + c.discarded
-                                = w.steps_total
-                       THEN now() ELSE w.finished_at END
-FROM c, locked
-WHERE w.id = c.workflow_id AND locked.id = w.id
-RETURNING w.id, w.state, w.finished_at = now() AS finished, w.parent_workflow_id,
-          w.parent_step
+SELECT 'step' AS kind, workflow_id, name, outcome, job_id, sub_workflow_id, cancelled_by,
+       NULL::boolean AS finished, NULL::uuid AS parent_workflow_id, NULL::text AS parent_step
+FROM finished
+UNION ALL
+SELECT 'workflow', id, NULL, state, NULL, NULL, NULL, finished, parent_workflow_id,
+       parent_step
+FROM counted
 
 -- name: lock_workflows
 -- Lock workflows in id order (the repair, before it reads what it repairs).
@@ -163,10 +169,13 @@ ORDER BY id
 FOR NO KEY UPDATE
 
 -- name: satisfy_dependents
--- For steps that just finished, their dependents not finished yet: how many of them
--- this satisfies (completed, or cancelled / discarded where the dependent ignores
--- that) is taken off ``pending``; ``fatal_dep`` names a dependency that takes the
--- dependent down instead (then it is cancelled). Rows locked in key order.
+-- For steps that just finished (their workflows locked by finish_steps, so this
+-- statement's snapshot sees every edge appended before), their dependents not finished
+-- yet: the dependencies this satisfies (completed, or cancelled / discarded where the
+-- dependent ignores that) are taken off ``pending``; ``fatal_dep`` names a dependency
+-- that takes the dependent down instead (the caller cancels it). A job step left with
+-- nothing pending is released in the same statement (due now, or at its own later
+-- scheduled_at); the caller decides which queues to wake. Rows locked in key order.
 WITH f AS (
     SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[])
         AS f(workflow_id, name, outcome)
@@ -185,6 +194,10 @@ WITH f AS (
       ON e.workflow_id = f.workflow_id AND e.upstream = f.name
     JOIN {schema}.powertools_workflow_steps d
       ON d.workflow_id = e.workflow_id AND d.name = e.downstream AND d.outcome IS NULL
+    -- A dependent finishing in this very batch (it ran early: an operator's doing) is
+    -- done already.
+    WHERE NOT EXISTS (SELECT 1 FROM f AS g
+                      WHERE g.workflow_id = e.workflow_id AND g.name = e.downstream)
     GROUP BY e.workflow_id, e.downstream
 ), locked AS (
     SELECT d.workflow_id, d.name
@@ -192,13 +205,29 @@ WITH f AS (
     JOIN hits h ON h.workflow_id = d.workflow_id AND h.name = d.name
     ORDER BY d.workflow_id, d.name
     FOR NO KEY UPDATE OF d
+), decremented AS (
+    UPDATE {schema}.powertools_workflow_steps d
+    SET pending = greatest(d.pending - h.satisfied, 0)
+    FROM hits h, locked
+    WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND d.outcome IS NULL
+      AND locked.workflow_id = d.workflow_id AND locked.name = d.name
+    RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
+), released AS (
+    UPDATE {schema}.oban_jobs j
+    SET state = (CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
+                      ELSE 'available' END)::{schema}.oban_job_state,
+        scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
+    FROM decremented
+    WHERE j.id = decremented.job_id AND decremented.pending = 0
+      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
+    RETURNING j.id, j.queue, j.state::text AS state
 )
-UPDATE {schema}.powertools_workflow_steps d
-SET pending = greatest(d.pending - h.satisfied, 0)
-FROM hits h, locked
-WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND d.outcome IS NULL
-  AND locked.workflow_id = d.workflow_id AND locked.name = d.name
-RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
+SELECT decremented.workflow_id, decremented.name, decremented.job_id,
+       decremented.sub_workflow_id, decremented.pending, decremented.fatal_dep,
+       released.id AS released_id, released.queue AS released_queue,
+       released.state AS released_state
+FROM decremented
+LEFT JOIN released ON released.id = decremented.job_id
 
 -- name: release_jobs
 -- Steps whose dependencies are all satisfied: their jobs leave 'suspended' (due now, or

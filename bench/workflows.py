@@ -1,0 +1,213 @@
+"""Workflows: what a chain-shaped workflow costs over plain jobs, and release latency.
+
+    python -m bench.workflows [--steps 1000] [--rounds 3] [--latency-steps 300]
+
+1. Chain overhead: a 1,000-step workflow where each step depends on the one before
+   (each step released by its upstream's ack), against 1,000 plain no-op jobs in a queue
+   of limit 1 (so they too run one after the other: the chain cannot run two steps at
+   once, and a wider plain queue would measure parallelism, not workflow cost). Timed
+   from the enqueue until the last job completed; one Oban instance with the Powertools
+   runtime on both sides, a fresh database per run, the sides alternating. The headline
+   is the median of the rounds' ratios. Target: <= 1.5x.
+2. Release latency: a two-wide ladder (each level's two steps depend on both steps of
+   the level before) on two nodes, queue limit 1, whose stagers poll only every 10 s (a
+   release that waited for the poll would show); for each step, the time from the ack
+   of the dependency that released it (``completed_at``, the ack transaction's time) to
+   its own start (``attempted_at``). Half the releases go to the other node through
+   the insert notification. p50 / p95. Target: p95 <= 50 ms.
+
+Results go to the ``workflows`` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import psycopg
+from oban import Job, Oban, worker
+from psycopg_pool import AsyncConnectionPool
+
+from bench.actions import BenchAuth, PlainDisplay
+from bench.common import Timing, machine, scratch_database
+from bench.report import table, write_section
+from oban_powertools import Config, Powertools, Workflow
+from oban_powertools.db import migrate
+from oban_powertools.runtime import Runtime
+
+QUEUE = "bench_wf"
+REMAINING = "SELECT count(*) FROM oban_jobs WHERE state <> 'completed'"
+# Per released step: from the ack of its last dependency (the one that released it) to
+# its own start, and whether it started on another node than that dependency ran on.
+GAPS = """
+SELECT DISTINCT ON (d.id)
+       extract(epoch FROM (d.attempted_at - u.completed_at)) * 1000 AS ms,
+       u.attempted_by[1] <> d.attempted_by[1] AS other_node
+FROM powertools_workflow_edges e
+JOIN powertools_workflow_steps us ON us.workflow_id = e.workflow_id AND us.name = e.upstream
+JOIN powertools_workflow_steps ds ON ds.workflow_id = e.workflow_id AND ds.name = e.downstream
+JOIN oban_jobs u ON u.id = us.job_id
+JOIN oban_jobs d ON d.id = ds.job_id
+ORDER BY d.id, u.completed_at DESC
+"""
+
+
+@worker(queue=QUEUE)
+class Noop:
+    async def process(self, job: Job) -> None:
+        return None
+
+
+def powertools(url: str) -> Powertools:
+    return Powertools(Config(database_url=url, auth=BenchAuth(), display=PlainDisplay()))
+
+
+def ladder(levels: int) -> Workflow:
+    """Two steps per level, each depending on both steps of the level before: the second
+    ack of a level releases two jobs, one more than the acking node (queue limit 1)
+    fetches itself, so the other one reaches the other node through the notification."""
+    wf = Workflow(name="bench-ladder")
+    wf.add("l0a", Noop.new({})).add("l0b", Noop.new({}))
+    for i in range(1, levels):
+        deps = [f"l{i - 1}a", f"l{i - 1}b"]
+        wf.add(f"l{i}a", Noop.new({}), deps=deps).add(f"l{i}b", Noop.new({}), deps=deps)
+    return wf
+
+
+def chain(steps: int) -> Workflow:
+    wf = Workflow(name="bench-chain")
+    wf.add("s0", Noop.new({}))
+    for i in range(1, steps):
+        wf.add(f"s{i}", Noop.new({}), deps=[f"s{i - 1}"])
+    return wf
+
+
+async def _nodes(stack: AsyncExitStack, url: str, names: list[str], **options: Any) -> list[Oban]:
+    nodes = []
+    for name in names:
+        pool = AsyncConnectionPool(url, min_size=2, max_size=10, open=False)
+        await stack.enter_async_context(pool)
+        pt = powertools(url)
+        await stack.enter_async_context(pt)
+        runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+        oban = Oban(pool=pool, node=name, queues={QUEUE: 1}, **runtime.oban_options(**options))
+        await oban.start()
+        stack.push_async_callback(oban.stop)
+        nodes.append(oban)
+    return nodes
+
+
+async def _wait_done(raw: psycopg.AsyncConnection[Any]) -> None:
+    while True:
+        row = await (await raw.execute(REMAINING)).fetchone()
+        if row is not None and row[0] == 0:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def run_once(steps: int, workflow: bool) -> float:
+    """Seconds from the enqueue until every job completed."""
+    with scratch_database("bench_wf") as url:
+        await migrate.apply(url)
+        async with (
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as raw,
+            AsyncExitStack() as stack,
+        ):
+            (oban,) = await _nodes(stack, url, ["bench"])
+            jobs = chain(steps) if workflow else None
+            started = time.perf_counter()
+            if jobs is not None:
+                await jobs.enqueue(oban)
+            else:
+                await oban.enqueue_many([Noop.new({"n": n}) for n in range(steps)])
+            await _wait_done(raw)
+            return time.perf_counter() - started
+
+
+async def latency(steps: int) -> tuple[Timing, float]:
+    """Upstream ack to dependent start, per step, over two nodes; and the share of steps
+    that ran on another node than their upstream."""
+    with scratch_database("bench_wf_lat") as url:
+        await migrate.apply(url)
+        async with (
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as raw,
+            AsyncExitStack() as stack,
+        ):
+            nodes = await _nodes(stack, url, ["lat-a", "lat-b"], stager={"interval": 10.0})
+            await asyncio.sleep(0.5)  # both notifiers listening
+            await ladder(steps // 2).enqueue(nodes[0])
+            await _wait_done(raw)
+            rows = await (await raw.execute(GAPS)).fetchall()
+    samples = [float(r[0]) for r in rows]
+    other = sum(1 for r in rows if r[1]) / max(1, len(rows))
+    return Timing(f"{steps}-step ladder, 2 nodes", samples), other
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"# bench.workflows — {machine()}")
+    plain: list[float] = []
+    chained: list[float] = []
+    for n in range(args.rounds):
+        order = (False, True) if n % 2 == 0 else (True, False)
+        for side in order:
+            (chained if side else plain).append(await run_once(args.steps, side))
+        print(f"plain {plain[-1]:6.2f} s   workflow chain {chained[-1]:6.2f} s")
+    ratios = [c / p for c, p in zip(chained, plain, strict=True)]
+    ratio = statistics.median(ratios)
+    print(f"chain / plain: median {ratio:.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})")
+    timing, other = await latency(args.latency_steps)
+    print(
+        f"release latency ({timing.label}): p50 {timing.p50:.1f} ms, p95 {timing.p95:.1f} ms, "
+        f"{other:.0%} of steps on the other node"
+    )
+    rows = [
+        [
+            f"{args.steps:,} plain no-op jobs, queue limit 1",
+            f"{statistics.median(plain):.2f} s",
+            ", ".join(f"{p:.2f}" for p in plain),
+            "",
+        ],
+        [
+            f"{args.steps:,}-step chain workflow, same queue",
+            f"{statistics.median(chained):.2f} s",
+            ", ".join(f"{c:.2f}" for c in chained),
+            "",
+        ],
+        [
+            "chain / plain (median of the rounds' ratios)",
+            f"{ratio:.2f}x",
+            ", ".join(f"{r:.2f}" for r in ratios),
+            "yes" if ratio <= 1.5 else "**no**",
+        ],
+        [
+            f"release latency, upstream ack to dependent start ({timing.label}, stager poll 10 s)",
+            f"p95 {timing.p95:.1f} ms",
+            f"p50 {timing.p50:.1f} ms, max {max(timing.samples):.1f} ms, "
+            f"{other:.0%} started on the other node",
+            "yes" if timing.p95 <= 50 else "**no**",
+        ],
+    ]
+    body = (
+        f"Chain overhead: a {args.steps:,}-step workflow where each step depends on the one "
+        f"before, against {args.steps:,} plain no-op jobs, both in a queue of limit 1 on one "
+        "Oban instance with the Powertools runtime, timed from the enqueue to the last "
+        f"completion; {args.rounds} alternating rounds, a fresh database each. Release "
+        "latency: a two-wide ladder on two nodes (queue limit 1) whose stagers poll every "
+        "10 s; per step, from the ack of the dependency that released it (completed_at) to "
+        "its start (attempted_at). Targets: chain <= 1.5x plain; release p95 <= 50 ms.\n\n"
+        + table(["measure", "result", "all rounds / detail", "met"], rows)
+    )
+    write_section(args.section, "Workflows: chain overhead and release latency", body)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency-steps", type=int, default=300)
+    parser.add_argument("--section", default="workflows")
+    asyncio.run(main(parser.parse_args()))
