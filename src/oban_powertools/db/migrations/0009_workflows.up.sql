@@ -64,9 +64,10 @@ CREATE UNIQUE INDEX powertools_workflow_steps_job ON powertools_workflow_steps (
     WHERE job_id IS NOT NULL;
 CREATE UNIQUE INDEX powertools_workflow_steps_sub_workflow
     ON powertools_workflow_steps (sub_workflow_id) WHERE sub_workflow_id IS NOT NULL;
--- The repair reads only the steps not finished yet.
+-- The repair reads only the steps not finished yet. (pending is left out of it: the
+-- decrements of a release then stay heap-only updates.)
 CREATE INDEX powertools_workflow_steps_unfinished ON powertools_workflow_steps (workflow_id)
-    INCLUDE (job_id, pending) WHERE outcome IS NULL;
+    INCLUDE (job_id) WHERE outcome IS NULL;
 
 -- One dependency: downstream waits for upstream. The ack path walks them from the
 -- finished step (the primary key); the DAG page and the repair walk them backwards.
