@@ -157,6 +157,10 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
             ),
             Probe("/forensics?resource_type=job&resource_id={retryable}", shows=(ERROR_MARK,)),
             Probe("/forensics?resource_type=queue&resource_id=marker_queue"),
+            Probe(
+                "/forensics?resource_type=workflow&resource_id={workflow}",
+                shows=(ENTRY_MARK,),
+            ),
         ),
     ),
     ("/forensics/bundle.json", GET): Page(
