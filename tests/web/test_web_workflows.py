@@ -196,3 +196,12 @@ async def test_cancel_from_the_page_through_preview_reason_confirm(
     after = await ops.get(f"{MOUNT}/workflows/{wf.id}")
     assert ">Cancel workflow</button>" not in after.text
     assert ">Retry workflow</button>" in after.text  # cancelled steps can run again
+
+
+async def test_a_step_job_links_to_its_workflow(as_user: Client, conn: Any) -> None:
+    wf = await build(conn, "invoice", diamond())
+    page = await as_user("ops-viewer").get(f"{MOUNT}/jobs/{wf.jobs['d']}")
+    assert f'href="{MOUNT}/workflows/{wf.id}"' in page.text
+    text = visible_text(page.text)
+    assert "Workflow step d of its workflow" in text
+    assert "Waiting on dependencies b, c" in text
