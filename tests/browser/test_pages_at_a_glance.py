@@ -12,6 +12,7 @@ Playwright; the page's CSP stays on, so a CSP problem still fails the test.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from playwright.sync_api import Browser, Page, expect
 from psycopg.rows import dict_row
 
 from tests.browser.conftest import LiveHost, login, screenshot
+from tests.support.db import run_async
+from tests.support.workflow_rows import StepSpec, build
 
 pytestmark = pytest.mark.browser
 
@@ -97,7 +100,33 @@ def assert_within_width(page: Page, selector: str) -> None:
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
 
 
+def seed_workflow(host: LiveHost) -> str:
+    """A running workflow with steps in most states, a fan-out and a long edge."""
+
+    async def write() -> str:
+        async with await psycopg.AsyncConnection.connect(
+            host.database_url, autocommit=True, row_factory=dict_row
+        ) as conn:
+            steps = {
+                "fetch_invoice": StepSpec(state="completed"),
+                "price_lines": StepSpec(("fetch_invoice",), "completed"),
+                "render_pdf": StepSpec(("price_lines",), "executing"),
+                "check_tax": StepSpec(("price_lines",), "discarded", attempt=3),
+                "notify_sales": StepSpec(
+                    ("check_tax",),
+                    "cancelled",
+                    cancelled_by="workflow dependency check_tax discarded",
+                ),
+                "archive_copy_for_the_auditors": StepSpec(("fetch_invoice",), "available"),
+                "mail_customer": StepSpec(("render_pdf", "fetch_invoice")),
+            }
+            return (await build(conn, "monthly invoice", steps)).id
+
+    return run_async(write())
+
+
 def test_every_page_on_phone_and_desktop(browser: Browser, live_host: LiveHost) -> None:
+    workflow = seed_workflow(live_host)
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     login(page, live_host, "ops-demo")
@@ -117,6 +146,9 @@ def test_every_page_on_phone_and_desktop(browser: Browser, live_host: LiveHost) 
         ("queue-charts", f"/queues/{queue['name']}"),
         ("jobs", "/jobs"),
         ("job-detail", f"/jobs/{job['id']}"),
+        ("workflows", "/workflows"),
+        ("workflow-detail", f"/workflows/{workflow}"),
+        ("workflow-forensics", f"/forensics?resource_type=workflow&resource_id={workflow}"),
         ("forensics-pick", "/forensics"),
         ("forensics-bundle", "/forensics?resource_type=cron_entry&resource_id=nightly_sync"),
         ("not-found", "/jobs/999999999"),
@@ -133,6 +165,16 @@ def test_every_page_on_phone_and_desktop(browser: Browser, live_host: LiveHost) 
                 findings.setdefault(f"a11y-{label}-jobs", []).append(
                     f"only {rows} whole job rows on the first screen"
                 )
+
+        # The graph scrolls inside its own box; the page itself never does (checked above).
+        page.goto(live_host.url(f"{base}/workflows/{workflow}"))
+        expect(page.get_by_role("img", name="Graph of workflow monthly invoice")).to_be_visible()
+        assert_within_width(page, ".dag-scroll")
+        # The workflow's preview panel lists the exact jobs the cancel touches (the demo's
+        # worker may have picked up the available step meanwhile: it knows no app.Step).
+        page.get_by_role("button", name="Cancel workflow").click()
+        expect(page.get_by_text(re.compile(r"^Exactly these [23] jobs change$"))).to_be_visible()
+        audit(page, f"a11y-{label}-workflow-preview-panel", findings)
 
         # The preview panel htmx puts into a page, and how it looks there.
         page.goto(live_host.url(base + "/queues"))

@@ -60,7 +60,7 @@ MOUNTED = frozenset({"MOUNT"})
 
 @dataclass(frozen=True)
 class Probe:
-    path: str  # placeholders: {retryable} {discarded} (job ids), {event}, {token}
+    path: str  # placeholders: {retryable} {discarded} (job ids), {event}, {token}, {workflow}
     status: int = 200  # what a persona who may see it gets
     shows: tuple[str, ...] = ()  # markers it shows to those who may see it
 
@@ -136,6 +136,20 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
             Probe("/jobs/987654321", 404),
         ),
     ),
+    ("/workflows", GET): Page(
+        "view_jobs",
+        (
+            Probe("/workflows", shows=(ENTRY_MARK,)),
+            Probe("/workflows?state=executing", shows=(ENTRY_MARK,)),
+        ),
+    ),
+    ("/workflows/{workflow_id}", GET): Page(
+        "view_jobs",
+        (
+            Probe("/workflows/{workflow}", shows=(ENTRY_MARK, WORKER_MARK)),
+            Probe("/workflows/00000000-0000-4000-8000-000000000000", 404),
+        ),
+    ),
     ("/audit", GET): Page("view_audit", (Probe("/audit", shows=(REASON_MARK,)),)),
     ("/audit/{event_id}", GET): Page(
         "view_audit", (Probe("/audit/{event}", shows=(REASON_MARK,)), Probe("/audit/0", 404))
@@ -150,6 +164,10 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
             ),
             Probe("/forensics?resource_type=job&resource_id={retryable}", shows=(ERROR_MARK,)),
             Probe("/forensics?resource_type=queue&resource_id=marker_queue"),
+            Probe(
+                "/forensics?resource_type=workflow&resource_id={workflow}",
+                shows=(ENTRY_MARK,),
+            ),
         ),
     ),
     ("/forensics/bundle.json", GET): Page(
@@ -266,6 +284,7 @@ async def test_page_matrix(bridged: Powertools, upstream: Upstream, conn: Any) -
         "retryable": seeded.jobs["retryable"],
         "discarded": seeded.jobs["discarded"],
         "event": seeded.event,
+        "workflow": seeded.workflow,
         "token": made.json()["token"],
     }
     clients = {

@@ -409,6 +409,8 @@ FILTER_KEYS = [
     "worker",
     "tag",
     "q",
+    "name",
+    "steps_from",
     "before",
     "resource_type",
     "resource_id",
@@ -419,8 +421,24 @@ FILTER_KEYS = [
     "until",
     "x",
 ]
-PAGES = ["/", "/cron", "/queues", "/jobs", "/audit", "/forensics", "/forensics/bundle.json"]
-PATHS = ["/cron/{}", "/jobs/{}", "/audit/{}", "/actions/results/{}", "/api/previews/{}"]
+PAGES = [
+    "/",
+    "/cron",
+    "/queues",
+    "/jobs",
+    "/workflows",
+    "/audit",
+    "/forensics",
+    "/forensics/bundle.json",
+]
+PATHS = [
+    "/cron/{}",
+    "/jobs/{}",
+    "/workflows/{}",
+    "/audit/{}",
+    "/actions/results/{}",
+    "/api/previews/{}",
+]
 ACTIONS = sorted(a.name for a in all_actions())
 TARGETS = st.one_of(WILD, st.sampled_from(["nightly_sync", "marker_queue", "1", "2", "3"]))
 

@@ -22,6 +22,8 @@ from oban_powertools import Config, Powertools, Principal, Resource
 from oban_powertools.cron.entries import CronEntrySpec, upsert_entry
 from oban_powertools.web.security import SECURITY_HEADERS, Csrf
 from tests.support.seams import RedactingDisplay
+from tests.support.workflow_rows import StepSpec
+from tests.support.workflow_rows import build as build_workflow
 from tests.web.helpers import ORIGIN, insert_job, insert_producer
 
 CSRF_SECRET = "hostile-csrf-secret"
@@ -166,6 +168,7 @@ class Upstream:
 class Seeded:
     jobs: dict[str, int] = field(default_factory=dict)
     event: int = 0  # an audit event by ops-demo, with REASON_MARK as its reason
+    workflow: str = ""  # a running workflow whose steps' worker is WORKER_MARK
 
 
 async def seed_markers(conn: Any) -> Seeded:
@@ -214,7 +217,27 @@ async def seed_markers(conn: Any) -> Seeded:
     )
     row = await cur.fetchone()
     seeded.event = int(row["id"])
+    seeded.workflow = (await workflow_target(conn, "cancel_workflow")).id
     return seeded
+
+
+async def workflow_target(conn: Any, action: str) -> Any:
+    """A running workflow (to cancel) or a failed one (to retry), its steps' worker
+    marked."""
+    failed = action == "retry_workflow"
+    return await build_workflow(
+        conn,
+        ENTRY_MARK,
+        {
+            "first": StepSpec(state="discarded" if failed else "executing", worker=WORKER_MARK),
+            "second": StepSpec(
+                ("first",),
+                "cancelled" if failed else "suspended",
+                worker=WORKER_MARK,
+                cancelled_by="workflow dependency first discarded" if failed else None,
+            ),
+        },
+    )
 
 
 MARKERS = (
@@ -261,6 +284,8 @@ PARAMS_FOR: dict[str, dict[str, str]] = {
     "discard_job": {},
     "rescue_jobs": {},
     "discard_stuck_jobs": {},
+    "cancel_workflow": {},
+    "retry_workflow": {},
 }
 
 
@@ -303,6 +328,8 @@ async def seed_target(conn: Any, action: str, resource_type: str, tag: str) -> s
             attempted_ago=timedelta(minutes=10) if orphan else None,
         )
         return str(job)
+    if resource_type == "workflow":
+        return str((await workflow_target(conn, action)).id)
     raise KeyError(
         f"no target builder for resource type {resource_type!r}: add one to "
         "tests/hostile/world.py so the matrix covers the new action family"

@@ -297,3 +297,74 @@ SCENARIOS: dict[str, Scenario] = {
         not_waiting,
     )
 }
+
+
+# -- workflow steps (rows in the shape of migration 0009, see tests/support/workflow_rows) --
+
+
+async def _workflow(conn: Any, steps: dict[str, Any]) -> Any:
+    from tests.support.workflow_rows import build
+
+    return await build(conn, "invoice", steps)
+
+
+async def workflow_waiting(conn: Any) -> Expect:
+    from tests.support.workflow_rows import StepSpec
+
+    wf = await _workflow(
+        conn,
+        {
+            "fetch": StepSpec(state="executing"),
+            "price": StepSpec(state="completed"),
+            "render": StepSpec(("fetch", "price")),
+        },
+    )
+    return Expect(
+        wf.jobs["render"],
+        "workflow_dependencies",
+        (
+            f"Dependency fetch: executing (job {wf.jobs['fetch']})",
+            f"Dependency price: completed (job {wf.jobs['price']})",
+            "Workflow: invoice (executing)",
+        ),
+    )
+
+
+async def workflow_release_missed(conn: Any) -> Expect:
+    from tests.support.workflow_rows import StepSpec
+
+    wf = await _workflow(
+        conn, {"fetch": StepSpec(state="completed"), "render": StepSpec(("fetch",), pending=0)}
+    )
+    return Expect(
+        wf.jobs["render"],
+        "workflow_release_missed",
+        (f"Dependency fetch: completed (job {wf.jobs['fetch']})",),
+    )
+
+
+async def workflow_dependency_failed(conn: Any) -> Expect:
+    from tests.support.workflow_rows import StepSpec
+
+    wf = await _workflow(
+        conn,
+        {
+            "fetch": StepSpec(state="discarded", attempt=3),
+            "render": StepSpec(
+                ("fetch",), "cancelled", cancelled_by="workflow dependency fetch discarded"
+            ),
+        },
+    )
+    return Expect(
+        wf.jobs["render"],
+        "workflow_dependency_failed",
+        (
+            f"Dependency fetch: discarded (job {wf.jobs['fetch']})",
+            "Recorded reason: workflow dependency fetch discarded",
+        ),
+    )
+
+
+SCENARIOS.update(
+    {f.__name__: f for f in (workflow_waiting, workflow_release_missed, workflow_dependency_failed)}
+)

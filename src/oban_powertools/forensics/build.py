@@ -12,8 +12,9 @@ from .bundle import EvidenceBundle
 from .cron_entry import cron_bundle
 from .job import job_bundle
 from .queue import queue_bundle
+from .workflow import workflow_bundle
 
-SUBJECT_TYPES = ("cron_entry", "job", "queue")
+SUBJECT_TYPES = ("cron_entry", "job", "queue", "workflow")
 DEFAULT_WINDOW = timedelta(hours=24)
 
 
@@ -50,6 +51,10 @@ async def build_bundle(
         )
     if resource_type == "queue":
         return await queue_bundle(db, display, resource_id, bridge=bridge, now=now, window=window)
+    if resource_type == "workflow":
+        return await workflow_bundle(
+            db, display, resource_id, bridge=bridge, now=now, window=window
+        )
     raise UnsupportedSubject(
         f"forensics covers {', '.join(SUBJECT_TYPES)}; {resource_type[:40]!r} is not one of them"
     )

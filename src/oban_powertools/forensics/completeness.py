@@ -179,6 +179,35 @@ def job_completeness(
     )
 
 
+def workflow_completeness(
+    *,
+    exists: bool,
+    has_audit: bool,
+    steps_total: int = 0,
+    steps_read: int = 0,
+    jobs_missing: int = 0,
+    truncated: bool = False,
+) -> Completeness:
+    """A workflow's picture is complete when every step was read and every step's job is
+    still in oban_jobs (its attempts and times are the chronology)."""
+    if not exists:
+        return _absent(
+            has_audit,
+            unknown="no workflow with this id and no audit trail for it",
+            gone="the workflow row was deleted; only its audit trail remains",
+        )
+    reasons = []
+    if jobs_missing:
+        reasons.append(f"{jobs_missing} step job(s) were pruned: their times are unknown")
+    if steps_read < steps_total:
+        reasons.append(f"only {steps_read} of {steps_total} steps were read")
+    return _graded(
+        reasons,
+        truncated=truncated,
+        complete="every step and every step's job is present",
+    )
+
+
 def queue_completeness(
     *,
     known: bool,

@@ -220,12 +220,13 @@ async def job_bundle(
             paths.append(
                 NextPath(f"Job {holder.id}, which holds its key", NATIVE, f"/jobs/{holder.id}")
             )
-    if job.state in ("available", "scheduled", "retryable"):
-        # Why it is not running yet: the explainer's reasons (the job page shows the same),
-        # and their next paths right after the job's own.
+    if job.state in ("available", "scheduled", "retryable", "suspended", "cancelled"):
+        # Why it is not running yet (or, for a workflow step, which dependency cancelled
+        # it): the explainer's reasons (the job page shows the same), and their next
+        # paths right after the job's own.
         explanation = explained or await explain(db, display, job.id, lifeline_grace=lifeline_grace)
         if explanation is not None:
-            if job.state == "available":
+            if job.state in ("available", "suspended"):
                 diagnosis = explanation.summary
             details.extend(r.line() for r in explanation.reasons)
             if explanation.expected:

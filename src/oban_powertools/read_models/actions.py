@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..actions import Action, Preview, get_action
@@ -30,6 +30,9 @@ class PreviewView:
     destructive: bool
     reason_required: bool
     params: dict[str, str]
+    # The jobs a workflow action changes, one line each ("job 12 (step fetch): executing
+    # -> cancelled"): its exact set, which its one target (the workflow) does not show.
+    touches: list[str] = field(default_factory=list)
 
 
 def preview_view(
@@ -57,7 +60,24 @@ def preview_view(
             k: display.text("param", v, resource=resource, field=k)
             for k, v in preview.params.items()
         },
+        touches=touched_jobs(display, preview),
     )
+
+
+def touched_jobs(display: Display, preview: Preview) -> list[str]:
+    """The jobs a workflow action's snapshot lists, each with its step (through the
+    display policy: step names are host data), its state now and what it becomes."""
+    if preview.resource_type != "workflow":
+        return []
+    lines = []
+    for snapshot in preview.before.values():
+        for job in snapshot.get("jobs", []):
+            wid = str(job.get("workflow_id", preview.resource_id))
+            step = display.text(
+                "workflow_step", job["step"], resource=Resource("workflow", wid), field="step"
+            )
+            lines.append(f"job {job['id']} (step {step}): {job['state']} → {job['to']}")
+    return lines
 
 
 def back_path(resource_type: str, targets: list[str]) -> str:
@@ -70,4 +90,6 @@ def back_path(resource_type: str, targets: list[str]) -> str:
         return f"/jobs/{targets[0]}"
     if resource_type == "job":
         return "/jobs"
+    if resource_type == "workflow" and len(targets) == 1:
+        return f"/workflows/{targets[0]}"
     return "/"

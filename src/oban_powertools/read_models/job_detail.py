@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from ..db import Database
 from ..db.queries import sql
@@ -48,6 +49,9 @@ class JobDetail(JobIdentity):
     # decoded, through the display policy); None when the job has none.
     deadline_at: datetime | None = None
     result_json: str | None = None
+    # A workflow step's workflow (its id, for the link) and step name (shown).
+    workflow_id: str | None = None
+    workflow_step: str | None = None
     # A unique job's key, whether it holds it, and the other jobs of the key.
     unique: UniqueFacts | None = None
     # The producer that runs (ran) it (attempted_by[2]) and its last heartbeat (None: its
@@ -91,6 +95,7 @@ def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
         )
     meta = row["meta"] or {}
     cron_name = meta.get("cron_name") if isinstance(meta.get("cron_name"), str) else None
+    step = _workflow_step(display, meta)
     return JobDetail(
         id=row["id"],
         state=row["state"],
@@ -119,7 +124,24 @@ def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:
         if len(row["attempted_by"] or []) >= 2
         else None,
         last_heartbeat=utc(row.get("last_heartbeat")),
+        workflow_id=step[0] if step else None,
+        workflow_step=step[1] if step else None,
     )
+
+
+def _workflow_step(display: Display, meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The workflow a step's job belongs to (meta.workflow_id, a UUID) and its step."""
+    raw, step = meta.get("workflow_id"), meta.get("workflow_step")
+    if not isinstance(raw, str) or not isinstance(step, str):
+        return None
+    try:
+        workflow_id = str(UUID(raw))
+    except ValueError:
+        return None
+    shown = display.text(
+        "workflow_step", step, resource=Resource("workflow", workflow_id), field="step"
+    )
+    return workflow_id, shown
 
 
 def _result_json(

@@ -31,6 +31,7 @@ NAVIGATION = (
     ("cron", "Cron", "/cron"),
     ("queues", "Queues", "/queues"),
     ("jobs", "Jobs", "/jobs"),
+    ("workflows", "Workflows", "/workflows"),
     ("audit", "Audit", "/audit"),
     ("forensics", "Forensics", "/forensics"),
 )

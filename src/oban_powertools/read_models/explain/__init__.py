@@ -16,9 +16,14 @@ from ...db import Database
 from ...display import Display
 from ..common import ago, utc
 from ..lifeline import orphan_sentence
-from .gather import WAITING_STATES, Situation, gather
+from .gather import HELD_STATES, WAITING_STATES, Situation, gather
 from .model import Evidence, Explanation, Reason, render_text
 from .reasons import CHECKS, expected_start
+from .workflow import workflow_step
+
+# What holds a suspended job (oban never fetches one): the queue, nodes and limits do
+# not matter to it until it is released. Other kinds of holding add their check here.
+HELD_CHECKS = (workflow_step,)
 
 __all__ = ["Evidence", "Explanation", "Reason", "explain", "explain_situation", "render_text"]
 
@@ -47,19 +52,28 @@ def explain_situation(
         state=s.state,
         worker=s.show("worker", job["worker"], "worker"),
         queue=s.show("queue", s.queue, "queue"),
-        waiting=s.state in WAITING_STATES,
+        waiting=s.state in WAITING_STATES or s.state in HELD_STATES,
         summary=_orphaned(s, lifeline_grace) or _not_waiting(s),
         checked_at=s.now,
     )
     if not answer.waiting:
-        return answer
-    reasons = [reason for check in CHECKS for reason in check(s)]
+        # A finished job says how it finished; a workflow step cancelled by a dependency
+        # also says which one.
+        return replace(answer, reasons=workflow_step(s))
+    held = s.state in HELD_STATES
+    reasons = [reason for check in (HELD_CHECKS if held else CHECKS) for reason in check(s)]
     blocking = sum(1 for r in reasons if r.blocking)
     if blocking:
         summary = (
             f"Job {job['id']} ({s.state}) is not running: "
             + ("1 reason holds" if blocking == 1 else f"{blocking} reasons hold")
             + " it back."
+        )
+        return replace(answer, summary=summary, reasons=reasons)
+    if held:
+        summary = (
+            f"Job {job['id']} is suspended (oban does not fetch it) and is no workflow "
+            "step: what releases it is outside what the explainer knows."
         )
         return replace(answer, summary=summary, reasons=reasons)
     expected = expected_start(s)

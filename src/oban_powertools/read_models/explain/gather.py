@@ -25,7 +25,7 @@ from ...runtime import presence
 from ...seams import Resource
 from ..common import PRODUCER_LIVE_SECONDS, utc
 
-__all__ = ["AHEAD_CAP", "Producer", "Situation", "gather"]
+__all__ = ["AHEAD_CAP", "HELD_STATES", "Producer", "Situation", "gather"]
 
 GET_JOB = sql("explain", "job")
 JOB_EVIDENCE = sql("lifeline", "job_evidence")
@@ -35,8 +35,11 @@ EXECUTING_BY_PRODUCER = sql("explain", "executing_by_producer")
 JOBS_AHEAD = sql("explain", "jobs_ahead")
 PARTITION_JOBS_AHEAD = sql("explain", "partition_jobs_ahead")
 PARTITIONS_AHEAD = sql("explain", "partitions_ahead")
+STEP_OF_JOB = sql("workflow_pages", "step_of_job")
 
 WAITING_STATES = frozenset({"available", "scheduled", "retryable"})
+# A suspended job waits too, for whatever holds it (a workflow step: its dependencies).
+HELD_STATES = frozenset({"suspended"})
 # Jobs (and partitions) ahead are counted up to here; past it the answer says "1,000+".
 AHEAD_CAP = 1_000
 PARTITIONS_CAP = 100
@@ -78,6 +81,8 @@ class Situation:
     cron: Mapping[str, Any] | None
     # An executing job's producer and its last heartbeat (lifeline.sql: job_evidence).
     heartbeat: Mapping[str, Any] | None = None
+    # The workflow step the job is (with its dependencies), when it is one.
+    step: Mapping[str, Any] | None = None
 
     @property
     def queue(self) -> str:
@@ -130,16 +135,22 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
     resource = Resource("job", str(job_id))
     now = utc(job["db_now"])
     assert now is not None
+    meta = job["meta"] if isinstance(job["meta"], Mapping) else {}
+    step = None
+    if isinstance(meta.get("workflow_id"), str):
+        cur = await conn.execute(STEP_OF_JOB, {"job_id": job_id})
+        step = await cur.fetchone()
     situation = Situation(
-        display, resource, job, now, None, [], None, None, None, None, None, None, None
+        display, resource, job, now, None, [], None, None, None, None, None, None, None, step=step
     )
     if job["state"] == "executing":
         cur = await conn.execute(JOB_EVIDENCE, {"ids": [job_id]})
         return replace(situation, heartbeat=await cur.fetchone())
     if job["state"] not in WAITING_STATES:
+        # A held (suspended) job is not fetched: the queue, nodes and limits do not
+        # matter to it until it is released.
         return situation
     queue = job["queue"]
-    meta = job["meta"] if isinstance(job["meta"], Mapping) else {}
 
     cur = await conn.execute(QUEUE_DECISION, {"queue": queue})
     decision = await cur.fetchone()
@@ -213,6 +224,7 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
         partitions_ahead,
         jobs_ahead,
         cron,
+        step=step,
     )
 
 

@@ -28,6 +28,9 @@ type ReasonCode = Literal[
     "partition_unkeyed",
     "partition_turn",
     "cron_entry_paused",
+    "workflow_dependencies",
+    "workflow_release_missed",
+    "workflow_dependency_failed",
 ]
 
 
@@ -75,7 +78,8 @@ class Explanation:
     state: str
     worker: str
     queue: str
-    waiting: bool  # available, scheduled or retryable: something decides when it runs
+    # available, scheduled, retryable or suspended: something decides when it runs
+    waiting: bool
     summary: str
     reasons: list[Reason] = field(default_factory=list)
     expected: str | None = None  # when nothing blocks it: when it should start

@@ -244,7 +244,7 @@ async def result(request: Request) -> Response:
         "event": row,
         "back": back_path(event.resource_type, targets),
         "audit_query": {"resource_type": event.resource_type, "resource_id": event.resource_id},
-        "forensics": event.resource_type in ("cron_entry", "job", "queue")
+        "forensics": event.resource_type in ("cron_entry", "job", "queue", "workflow")
         and not event.resource_id.startswith("bulk:"),
     }
     return await page(request, viewer, "result.html", context, section="")

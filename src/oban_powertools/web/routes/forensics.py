@@ -75,7 +75,8 @@ async def forensics(request: Request) -> Response:
             {
                 "subjects": [],
                 "types": SUBJECT_TYPES,
-                "error": "Choose a subject: forensics covers cron entries, jobs and queues, "
+                "error": "Choose a subject: forensics covers cron entries, jobs, queues and "
+                "workflows, "
                 "and needs both resource_type and resource_id.",
             },
             section="forensics",
@@ -91,7 +92,9 @@ async def forensics_export(request: Request) -> Response:
     if subject is None or subject[0] not in SUBJECT_TYPES or not subject[1]:
         await require(request, "view_forensics", Resource("forensics"))
         return Response(
-            json.dumps({"error": "pass resource_type (cron_entry, job, queue) and resource_id"}),
+            json.dumps(
+                {"error": "pass resource_type (cron_entry, job, queue, workflow) and resource_id"}
+            ),
             status_code=400,
             media_type="application/json",
         )

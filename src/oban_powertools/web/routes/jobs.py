@@ -109,7 +109,9 @@ async def job_detail(request: Request) -> Response:
     )
     context = {
         "job": job,
-        "explanation": explanation if explanation and explanation.waiting else None,
+        "explanation": explanation
+        if explanation and (explanation.waiting or explanation.reasons)
+        else None,
         "controls": {name: allowed[name] and name in job.actions for name in allowed},
         "chronology": bundle.chronology,
         "completeness": bundle.completeness,
