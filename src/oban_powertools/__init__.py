@@ -23,6 +23,10 @@ from .actions.errors import (
 from .config import Config
 from .errors import (
     ArgsValidationError,
+    BatchCallbackUnknown,
+    BatchError,
+    ChainError,
+    CompositeNotInserted,
     ConfigError,
     CronEntryError,
     CronExpressionError,
@@ -62,6 +66,10 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, never insta
     __version__ = "0+unknown"
 
 __all__ = [
+    "BatchCallbackUnknown",
+    "BatchError",
+    "ChainError",
+    "CompositeNotInserted",
     "ActionError",
     "ArgsValidationError",
     "Auth",

@@ -231,3 +231,39 @@ class WorkflowFinished(PowertoolsError):
     inserted."""
 
     code = "workflow_finished"
+
+
+class ChainError(InvalidArgument):
+    """A chain link cannot be enqueued as given (an empty chain key, a bad
+    ``on_failure``, a job that is also a workflow step or unique); nothing was
+    inserted."""
+
+    code = "chain_invalid"
+
+
+class BatchError(InvalidArgument):
+    """A batch cannot be built or enqueued as given (no jobs, a job already in a batch,
+    a bad option); nothing was inserted."""
+
+    code = "batch_invalid"
+
+
+class BatchCallbackUnknown(BatchError):
+    """A batch callback names a worker that cannot be resolved (the way oban resolves
+    a job's worker when it runs it); nothing was inserted."""
+
+    code = "batch_callback_unknown"
+
+    def __init__(self, batch: str, kind: str, worker: str, problem: str) -> None:
+        self.batch = batch
+        self.kind = kind
+        self.worker = worker
+        super().__init__(f"batch {batch!r}: {kind} names worker {worker!r}, which {problem}")
+
+
+class CompositeNotInserted(PowertoolsError):
+    """Chain links or batch jobs reached oban's own insert, not Powertools': the hooks
+    are not installed in this process. Chain links were inserted without their chain
+    and may run out of order; a batch's callbacks will not fire."""
+
+    code = "composite_not_inserted"

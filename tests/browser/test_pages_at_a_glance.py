@@ -152,6 +152,8 @@ def test_every_page_on_phone_and_desktop(browser: Browser, live_host: LiveHost) 
         ("forensics-pick", "/forensics"),
         ("forensics-bundle", "/forensics?resource_type=cron_entry&resource_id=nightly_sync"),
         ("not-found", "/jobs/999999999"),
+        ("chains", "/chains"),
+        ("batches", "/batches"),
     ]
     findings: dict[str, list[str]] = {}
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):

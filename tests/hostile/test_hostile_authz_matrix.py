@@ -150,6 +150,16 @@ ROUTES: dict[tuple[str, frozenset[str]], Rule] = {
             Probe("/workflows/00000000-0000-4000-8000-000000000000", 404),
         ),
     ),
+    ("/chains", GET): Page("view_jobs", (Probe("/chains"), Probe("/chains?state=held"))),
+    ("/chains/{key:path}", GET): Page("view_jobs", (Probe("/chains/no-such-chain", 404),)),
+    ("/batches", GET): Page("view_jobs", (Probe("/batches"),)),
+    ("/batches/{batch_id}", GET): Page(
+        "view_jobs",
+        (
+            Probe("/batches/not-a-batch", 404),
+            Probe("/batches/00000000-0000-0000-0000-000000000000", 404),
+        ),
+    ),
     ("/audit", GET): Page("view_audit", (Probe("/audit", shows=(REASON_MARK,)),)),
     ("/audit/{event_id}", GET): Page(
         "view_audit", (Probe("/audit/{event}", shows=(REASON_MARK,)), Probe("/audit/0", 404))

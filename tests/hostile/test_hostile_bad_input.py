@@ -430,6 +430,8 @@ PAGES = [
     "/audit",
     "/forensics",
     "/forensics/bundle.json",
+    "/chains",
+    "/batches",
 ]
 PATHS = [
     "/cron/{}",
@@ -438,6 +440,8 @@ PATHS = [
     "/audit/{}",
     "/actions/results/{}",
     "/api/previews/{}",
+    "/chains/{}",
+    "/batches/{}",
 ]
 ACTIONS = sorted(a.name for a in all_actions())
 TARGETS = st.one_of(WILD, st.sampled_from(["nightly_sync", "marker_queue", "1", "2", "3"]))

@@ -286,6 +286,7 @@ PARAMS_FOR: dict[str, dict[str, str]] = {
     "discard_stuck_jobs": {},
     "cancel_workflow": {},
     "retry_workflow": {},
+    "resume_chain": {},
 }
 
 
@@ -330,6 +331,36 @@ async def seed_target(conn: Any, action: str, resource_type: str, tag: str) -> s
         return str(job)
     if resource_type == "workflow":
         return str((await workflow_target(conn, action)).id)
+    if resource_type == "chain":
+        # A chain held at its failed first link, a second link waiting behind it.
+        key = f"c_{tag}"
+        failed = await insert_job(
+            conn,
+            state="discarded",
+            worker=WORKER_MARK,
+            queue=QUEUE_MARK,
+            args={"note": ARG_MARK},
+            attempt=1,
+        )
+        waiting = await insert_job(
+            conn,
+            state="suspended",
+            worker=WORKER_MARK,
+            queue=QUEUE_MARK,
+            args={"note": ARG_MARK},
+            attempt=0,
+        )
+        await conn.execute(
+            "INSERT INTO powertools_chains (key, state, head_seq, next_seq) "
+            "VALUES (%(k)s, 'held', 1, 2)",
+            {"k": key},
+        )
+        await conn.execute(
+            "INSERT INTO powertools_chain_links (chain_key, seq, job_id, outcome, finished_at) "
+            "VALUES (%(k)s, 1, %(f)s, 'discarded', now()), (%(k)s, 2, %(w)s, NULL, NULL)",
+            {"k": key, "f": failed, "w": waiting},
+        )
+        return key
     raise KeyError(
         f"no target builder for resource type {resource_type!r}: add one to "
         "tests/hostile/world.py so the matrix covers the new action family"

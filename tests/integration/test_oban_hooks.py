@@ -365,6 +365,42 @@ async def test_insert_observers_see_plain_and_unique_batches_before_the_insert(
     ]
 
 
+async def test_insert_jobs_inserts_chain_links_and_batches_with_their_rows(
+    pt: Powertools,
+    pool: AsyncConnectionPool,  # type: ignore[type-arg]
+    registry: None,
+) -> None:
+    from oban_powertools.batches import Batch
+
+    calls: list[int] = []
+    install_hooks()
+    original = get_ext("query.insert_jobs", None).previous
+
+    async def counting(query: Any, jobs: list[Any], conn: Any = None) -> Any:
+        calls.append(len(jobs))
+        return await original(query, jobs, conn)
+
+    put_ext("query.insert_jobs", oban_hooks.wrap_insert_jobs(counting))
+    oban = Oban(pool=pool, node="hooks-c", queues={})
+
+    @worker(queue="hooked")
+    class Step:
+        async def process(self, job: Any) -> None:
+            return None
+
+    plain = await oban.enqueue(Step.new({}))
+    first, second = await oban.enqueue_many(Step.new({}, chain="k"), Step.new({}, chain="k"))
+    batch = await Batch(name="b", on_completed=Step).add(Step.new({}), Step.new({})).enqueue(oban)
+    assert calls == [1]  # only the plain job went to oban's insert
+    assert plain.id is not None and "chain" not in plain.meta
+    assert (first.state, second.state) == ("available", "suspended")
+    assert (first.meta["chain_seq"], second.meta["chain_seq"]) == (1, 2)
+    links = await rows(pt, "SELECT seq, job_id FROM powertools_chain_links ORDER BY seq")
+    assert links == [{"seq": 1, "job_id": first.id}, {"seq": 2, "job_id": second.id}]
+    members = await rows(pt, "SELECT job_id FROM powertools_batch_jobs ORDER BY job_id")
+    assert [m["job_id"] for m in members] == [j.id for j in batch]
+
+
 # -- executor.wrap_result --------------------------------------------------------------------
 
 

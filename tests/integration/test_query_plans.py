@@ -24,7 +24,7 @@ IDENTIFIER = re.compile(r"\{(\w+)\}")
 UTILITY = ("SET ", "CREATE ", "DROP ")
 EXPLAIN = "EXPLAIN "
 # Families whose statements name oban's tables in ``{schema}`` (db.queries.InSchema).
-IN_SCHEMA = ("unique", "acks", "workflows")
+IN_SCHEMA = ("unique", "acks", "workflows", "chains", "batches")
 ALL = [(f, name) for f in queries.families() for name in queries.family(f)]
 
 

@@ -7,13 +7,13 @@ run one way: pipeline, registry -> families -> base -> errors.
 
 from __future__ import annotations
 
-from . import cron, jobs, lifeline, limits, queues, workflows
+from . import chains, cron, jobs, lifeline, limits, queues, workflows
 from .base import REGISTRY, Action
 from .errors import UnknownAction
 
 __all__ = ["all_actions", "get_action"]
 
-FAMILIES = (cron, jobs, lifeline, limits, queues, workflows)
+FAMILIES = (chains, cron, jobs, lifeline, limits, queues, workflows)
 
 
 def get_action(name: str) -> Action:

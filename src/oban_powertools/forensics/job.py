@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from ..config import DEFAULT_LIFELINE_GRACE_SECONDS
 from ..db import Database
 from ..db.queries import sql
 from ..display import Display
 from ..read_models import job_detail
+from ..read_models.batches import batch_of_job
+from ..read_models.chains import chain_of_job
 from ..read_models.common import (
     BRIDGE,
     HOST,
@@ -27,6 +30,10 @@ from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subje
 from .completeness import job_completeness
 
 JOB_SLOTS = sql("cron_slots", "job_slots")
+
+
+def segment(value: str) -> str:
+    return quote(value, safe="")
 
 
 async def job_bundle(
@@ -220,10 +227,24 @@ async def job_bundle(
             paths.append(
                 NextPath(f"Job {holder.id}, which holds its key", NATIVE, f"/jobs/{holder.id}")
             )
+    # A chain link names its chain and its place in it; a batch job (or a batch's
+    # callback) its batch. The marks are set at insert: plain jobs cost no query.
+    chain = await chain_of_job(db, display, job.id) if "chain" in meta else None
+    if chain is not None:
+        details.append(chain.says)
+        paths.append(NextPath(f"Chain {chain.key}", NATIVE, "/chains/" + segment(chain.raw_key)))
+    batch = (
+        await batch_of_job(db, display, job.id)
+        if "batch_id" in meta or "batch_callback_of" in meta
+        else None
+    )
+    if batch is not None:
+        details.append(batch.says)
+        paths.append(NextPath(f"Batch {batch.name}", NATIVE, f"/batches/{batch.id}"))
     if job.state in ("available", "scheduled", "retryable", "suspended", "cancelled"):
-        # Why it is not running yet (or, for a workflow step, which dependency cancelled
-        # it): the explainer's reasons (the job page shows the same), and their next
-        # paths right after the job's own.
+        # Why it is not running yet (a held workflow step or chain link: what holds it; a
+        # step cancelled by a dependency: which one): the explainer's reasons (the job page
+        # shows the same), and their next paths right after the job's own.
         explanation = explained or await explain(db, display, job.id, lifeline_grace=lifeline_grace)
         if explanation is not None:
             if job.state in ("available", "suspended"):

@@ -15,6 +15,8 @@ from ..display import Display, error_line, job_redactions, mask_known, merge_sec
 from ..seams import Resource
 from ..workers.deadline import stored_deadline
 from ..workers.recorded import decode_recorded
+from .batches import BatchOfJob, batch_of_job
+from .chains import ChainOfJob, chain_of_job
 from .common import PRODUCER_LIVE_SECONDS, utc
 from .jobs import JobIdentity, applicable_actions, shown_identity
 from .unique import UniqueFacts, unique_facts
@@ -58,6 +60,9 @@ class JobDetail(JobIdentity):
     # row is gone), for the lifeline's word on an executing job.
     producer: str | None = None
     last_heartbeat: datetime | None = None
+    # A chain link's place in its chain; a batch job's (or callback's) batch.
+    chain: ChainOfJob | None = None
+    batch: BatchOfJob | None = None
 
 
 async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:
@@ -68,7 +73,15 @@ async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail |
             return None
         facts = await unique_facts(conn, row["id"], row["meta"] or {}, row["inserted_at"])
     detail = detail_from_row(display, row)
-    return detail if facts is None else replace(detail, unique=facts)
+    if facts is not None:
+        detail = replace(detail, unique=facts)
+    meta = row["meta"] or {}
+    # The meta marks are set at insert and never change: a plain job costs no query.
+    if "chain" in meta:
+        detail = replace(detail, chain=await chain_of_job(db, display, row["id"]))
+    if "batch_id" in meta or "batch_callback_of" in meta:
+        detail = replace(detail, batch=await batch_of_job(db, display, row["id"]))
+    return detail
 
 
 def detail_from_row(display: Display, row: Mapping[str, Any]) -> JobDetail:

@@ -62,9 +62,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..batches.model import BATCH_KEY
+from ..chains.options import CHAIN_KEY
 from ..db.queries import InSchema
 from ..workflows.plan import WORKFLOW_KEY
-from . import workflow_release
+from . import batch_release, chain_release, workflow_release
 
 __all__ = [
     "COMPOSITES",
@@ -130,6 +132,8 @@ class Composite:
 
 COMPOSITES: tuple[Composite, ...] = (
     Composite("workflow", WORKFLOW_KEY, workflow_release.after_ack),
+    Composite("chain", CHAIN_KEY, chain_release.after_ack),
+    Composite("batch", BATCH_KEY, batch_release.after_ack),
 )
 _KEYS = tuple(c.meta_key for c in COMPOSITES)
 

@@ -25,15 +25,19 @@ process-global registry. Powertools registers eight of them:
     For a producer of an instance with a runtime whose queue has stored limits, fetch
     through the runtime's limiter (:mod:`.limiter`); every other fetch is oban's.
 ``query.insert_jobs``
-    A batch holding workflow steps is inserted by :mod:`.workflow_insert` (the workflow's
-    rows with its jobs, atomically); a batch holding a unique job (``unique=`` on its
-    worker or its insert) is inserted by :mod:`.inserter`, in the caller's transaction when ``conn=`` is given; every other
-    batch is oban's own insert. This hook runs in every process that installed the
-    hooks, enqueuers without a runtime included. Insert observers
-    (:func:`observe_inserts`, e.g. OpenTelemetry's enqueue span) see every batch before
-    any path inserts it, and the inserted jobs after.
+    A batch holding chain links (``chain=``) or a :class:`~oban_powertools.batches.Batch`'s
+    jobs is inserted by :mod:`.chain_batch_insert` (links and batch rows with the jobs,
+    atomically); a batch holding workflow steps is inserted by :mod:`.workflow_insert`
+    (the workflow's rows with its jobs, atomically); a batch holding a unique job
+    (``unique=`` on its worker or its insert) is inserted by :mod:`.inserter`, in the
+    caller's transaction when ``conn=`` is given; every other batch is oban's own
+    insert. This hook runs in every process that installed the hooks, enqueuers
+    without a runtime included. Insert observers (:func:`observe_inserts`, e.g.
+    OpenTelemetry's enqueue span) see every batch before any path inserts it, and the
+    inserted jobs after.
 ``query.ack_jobs``
-    Acks of jobs that belong to a composite (a workflow step: ``meta.workflow_id``) are
+    Acks of jobs that belong to a composite (a workflow step: ``meta.workflow_id``; a
+    chain link: ``meta.chain``; a batch job: ``meta.batch_id``) are
     acked by :mod:`.acks` in one transaction with the composite's follow-up (releasing
     the step's dependents); every other ack is oban's own, untouched.
 ``lifeline.rescue``
@@ -78,7 +82,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError, JobArgsInvalid
 from ..limits.options import parse_queue_limits
-from . import acks, inserter, workflow_insert
+from . import acks, chain_batch_insert, inserter, workflow_insert
 from .lifeline import attach_lifeline, wrap_rescue
 from .limiter import FetchRequest
 
@@ -422,6 +426,15 @@ def wrap_insert_jobs(previous: Build) -> Build:
             return inserted
 
     async def insert(query: Any, jobs: list[Any], conn: Any) -> Any:
+        if any(chain_batch_insert.is_chain_or_batch(job) for job in jobs):
+            from oban._query import unwrap_connection
+
+            return await chain_batch_insert.insert_jobs(
+                jobs,
+                prefix=_prefix_of(query),
+                pool=query._pool,
+                conn=None if conn is None else await unwrap_connection(conn),
+            )
         if any(workflow_insert.plan_of(job) is not None for job in jobs):
             from oban._query import unwrap_connection
 

@@ -41,6 +41,7 @@ from ..db.queries import sql
 from ..errors import ConfigError, CronTimezoneError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
+from .chain_repair import ChainRepair
 from .lifeline import Lifeline
 from .limiter import Limiter, declared_limits
 from .presence import Presence
@@ -208,6 +209,14 @@ class Runtime:
             prefix=prefix,
             interval=self._workflow_repair_interval,
         )
+        # The chains' repair runs beside the workflows', on the same interval.
+        chain_repair = ChainRepair(
+            self.database,
+            leader=leader,
+            node=node,
+            prefix=prefix,
+            interval=self._workflow_repair_interval,
+        )
         # The accurate lifeline (oban's loop calls it on the leader, through the
         # lifeline.rescue hook); it uses the runtime's pool while the instance runs.
         self.lifeline = Lifeline(
@@ -216,7 +225,9 @@ class Runtime:
             node=node,
             running=lambda: self._users > 0,
         )
-        return SchedulerService(self, self.scheduler, presence, (self.workflow_repair, self.rollup))
+        return SchedulerService(
+            self, self.scheduler, presence, (self.workflow_repair, chain_repair, self.rollup)
+        )
 
     def build_stager(
         self,
@@ -371,7 +382,7 @@ class LeaderLoop(Protocol):
 class SchedulerService(_Service):
     """The looper oban starts and stops in place of its scheduler. It also records that
     this node runs the runtime (:mod:`.presence`), and runs the loops that act only on the
-    leader oban gives the scheduler (the workflow repair, the job rollup): each asks that
+    leader oban gives the scheduler (the workflow and chain repairs, the job rollup): each asks that
     leader itself, so every node starts them and only the leader's do anything."""
 
     def __init__(

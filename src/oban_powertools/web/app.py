@@ -29,7 +29,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import ExtraNotInstalled
 from ..seams import resolve
 from .access import CsrfRejected, Forbidden, NotSignedIn, Plane, current_viewer
-from .routes import actions, api, audit, cron, forensics, jobs, overview, queues, workflows
+from .routes import (
+    actions,
+    api,
+    audit,
+    composites,
+    cron,
+    forensics,
+    jobs,
+    overview,
+    queues,
+    workflows,
+)
 from .security import RequestLimits, SecurityHeaders, is_api_path, local_path
 from .templating import Templates, is_htmx, is_poll
 
@@ -147,6 +158,7 @@ def create_app(powertools: Powertools) -> Starlette:
         *queues.routes,
         *jobs.routes,
         *workflows.routes,
+        *composites.routes,
         *audit.routes,
         *forensics.routes,
         *actions.routes,

@@ -18,12 +18,12 @@ from ..common import ago, utc
 from ..lifeline import orphan_sentence
 from .gather import HELD_STATES, WAITING_STATES, Situation, gather
 from .model import Evidence, Explanation, Reason, render_text
-from .reasons import CHECKS, expected_start
+from .reasons import CHECKS, chain_link, expected_start
 from .workflow import workflow_step
 
 # What holds a suspended job (oban never fetches one): the queue, nodes and limits do
 # not matter to it until it is released. Other kinds of holding add their check here.
-HELD_CHECKS = (workflow_step,)
+HELD_CHECKS = (workflow_step, chain_link)
 
 __all__ = ["Evidence", "Explanation", "Reason", "explain", "explain_situation", "render_text"]
 
@@ -72,8 +72,9 @@ def explain_situation(
         return replace(answer, summary=summary, reasons=reasons)
     if held:
         summary = (
-            f"Job {job['id']} is suspended (oban does not fetch it) and is no workflow "
-            "step: what releases it is outside what the explainer knows."
+            f"Job {job['id']} is suspended (oban does not fetch it) and is neither a workflow "
+            "step nor a waiting chain link: what releases it is outside what the explainer "
+            "knows."
         )
         return replace(answer, summary=summary, reasons=reasons)
     expected = expected_start(s)

@@ -29,6 +29,7 @@ __all__ = ["AHEAD_CAP", "HELD_STATES", "Producer", "Situation", "gather"]
 
 GET_JOB = sql("explain", "job")
 JOB_EVIDENCE = sql("lifeline", "job_evidence")
+CHAIN_OF_JOB = sql("chain_views", "chain_of_job")
 QUEUE_DECISION = sql("explain", "queue_decision")
 PRODUCERS = sql("producers", "queue_producers")
 EXECUTING_BY_PRODUCER = sql("explain", "executing_by_producer")
@@ -83,6 +84,8 @@ class Situation:
     heartbeat: Mapping[str, Any] | None = None
     # The workflow step the job is (with its dependencies), when it is one.
     step: Mapping[str, Any] | None = None
+    # A chain link's place in its chain (chain_views.chain_of_job), None for other jobs.
+    chain: Mapping[str, Any] | None = None
 
     @property
     def queue(self) -> str:
@@ -143,6 +146,11 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
     situation = Situation(
         display, resource, job, now, None, [], None, None, None, None, None, None, None, step=step
     )
+    chain = None
+    if "chain" in meta:  # set at insert, never changed: a plain job costs no query
+        cur = await conn.execute(CHAIN_OF_JOB, {"job_id": job_id})
+        chain = await cur.fetchone()
+        situation = replace(situation, chain=chain)
     if job["state"] == "executing":
         cur = await conn.execute(JOB_EVIDENCE, {"ids": [job_id]})
         return replace(situation, heartbeat=await cur.fetchone())
@@ -225,6 +233,7 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
         jobs_ahead,
         cron,
         step=step,
+        chain=chain,
     )
 
 

@@ -31,6 +31,8 @@ type ReasonCode = Literal[
     "workflow_dependencies",
     "workflow_release_missed",
     "workflow_dependency_failed",
+    "chain_waiting",
+    "chain_held",
 ]
 
 

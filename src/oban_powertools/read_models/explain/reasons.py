@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from ..common import HOST, NATIVE, NextPath, ago, utc
 from ..principal import shown_principal, shown_stored
@@ -372,7 +372,49 @@ def cron_entry(s: Situation) -> list[Reason]:
     ]
 
 
+def chain_link(s: Situation) -> list[Reason]:
+    """A chain link waits for the link before it (its chain's head) to finish; a held
+    chain waits for an operator's resume_chain past its failed link."""
+    c = s.chain
+    if c is None or s.state != "suspended" or c["outcome"] is not None:
+        return []
+    key = s.show("chain_key", c["chain_key"], "chain")
+    chain_path = _href("/chains/" + quote(str(c["chain_key"]), safe=""))
+    head = f"link {c['head_seq']} (job {c['head_job_id']}, state {c['head_job_state']})"
+    evidence = [
+        Evidence("Chain", key),
+        Evidence("Position", f"link {c['seq']}"),
+        Evidence("Chain state", str(c["chain_state"])),
+    ]
+    if c["chain_state"] == "held":
+        return [
+            Reason(
+                "chain_held",
+                f"Chain {key} is held at its failed {head}: the links after it wait until "
+                "an operator resumes the chain",
+                evidence,
+                [
+                    NextPath("Resume chain (releases the next link)", NATIVE, chain_path),
+                    NextPath("Open the failed link", NATIVE, f"/jobs/{c['head_job_id']}"),
+                ],
+            )
+        ]
+    return [
+        Reason(
+            "chain_waiting",
+            f"It is waiting for {head} of chain {key}: links of one chain run one after "
+            "another, in insertion order",
+            evidence,
+            [
+                NextPath("Open the link it waits for", NATIVE, f"/jobs/{c['head_job_id']}"),
+                NextPath("Open the chain", NATIVE, chain_path),
+            ],
+        )
+    ]
+
+
 CHECKS: tuple[Check, ...] = (
+    chain_link,
     attempts_exhausted,
     scheduled,
     queue_paused,
