@@ -73,10 +73,11 @@ async def test_a_node_killed_during_a_step_does_not_stop_the_workflow(
         victim: list[str] = []
 
         async def long_is_running() -> bool:
+            # The step's own run record, not the job's executing state: a node killed
+            # between its fetch and the step's first line leaves no run to compare.
             found = await query(
                 db_url,
-                "SELECT attempted_by[1] AS node FROM oban_jobs "
-                "WHERE meta ->> 'workflow_step' = 'long' AND state = 'executing'",
+                "SELECT node FROM workflow_runs WHERE step = 'long' AND finished_at IS NULL",
             )
             if found:
                 victim.append(found[0]["node"])
