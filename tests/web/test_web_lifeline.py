@@ -47,6 +47,11 @@ async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
     assert counts.by_queue["exports"] == lifeline_model.QueueCounts(2, 0)
     assert counts.by_queue["reports"] == lifeline_model.QueueCounts(0, 1)
     assert not counts.capped
+    async with powertools.db.connection() as c:
+        # The two oldest of the four executing jobs: the 2-hour stuck one and an orphan.
+        oldest = await lifeline_model.lifeline_counts(c, grace=60, stuck_after=900, scan=2)
+    assert oldest.capped and (oldest.orphaned, oldest.stuck) == (1, 1)
+    assert not counts.capped
     assert sorted(j.id for j in view.orphaned) == sorted(seeded["orphans"])
     assert [j.id for j in view.stuck] == [seeded["stuck"]]
     orphan = view.orphaned[0]

@@ -272,7 +272,7 @@ def _families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
     )
     yield GaugeMetricFamily(
         "oban_powertools_lifeline_capped",
-        "1 when the lifeline read hit its scan or row limit: the counts are lower bounds.",
+        "1 when the lifeline read hit its scan limit: the counts are lower bounds.",
         value=1 if lifeline.capped else 0,
     )
 
