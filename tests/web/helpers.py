@@ -224,3 +224,41 @@ async def scalar(conn: Any, sql: str, params: dict[str, Any] | None = None) -> A
     cur = await conn.execute(sql, params or {})
     row = await cur.fetchone()
     return next(iter(row.values())) if row else None
+
+
+async def seed_lifeline(conn: Any) -> dict[str, Any]:
+    """exports: two jobs of a producer silent for 5 minutes (orphaned) and one healthy;
+    reports: one job running 2 hours on a live node (stuck)."""
+    dead = await insert_producer(
+        conn, queue="exports", node="worker-dead", age=timedelta(minutes=5)
+    )
+    live = await insert_producer(conn, queue="exports", node="worker-1")
+    reports = await insert_producer(conn, queue="reports", node="worker-1")
+    orphans = [
+        await insert_job(
+            conn,
+            queue="exports",
+            state="executing",
+            attempt=1,
+            attempted_by=["worker-dead", dead],
+            attempted_ago=timedelta(minutes=6),
+        )
+        for _ in range(2)
+    ]
+    healthy = await insert_job(
+        conn,
+        queue="exports",
+        state="executing",
+        attempt=1,
+        attempted_by=["worker-1", live],
+        attempted_ago=timedelta(seconds=20),
+    )
+    stuck = await insert_job(
+        conn,
+        queue="reports",
+        state="executing",
+        attempt=1,
+        attempted_by=["worker-1", reports],
+        attempted_ago=timedelta(hours=2),
+    )
+    return {"orphans": orphans, "healthy": healthy, "stuck": stuck, "dead": dead}

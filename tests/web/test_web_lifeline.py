@@ -18,52 +18,13 @@ from tests.web.helpers import (
     MOUNT,
     RedactingDisplay,
     csrf_of,
-    insert_job,
-    insert_producer,
     scalar,
+    seed_lifeline,
     token_of,
     visible_text,
 )
 
 Client = Callable[..., httpx.AsyncClient]
-
-
-async def seed(conn: Any) -> dict[str, Any]:
-    """exports: two jobs of a producer silent for 5 minutes (orphaned) and one healthy;
-    reports: one job running 2 hours on a live node (stuck)."""
-    dead = await insert_producer(
-        conn, queue="exports", node="worker-dead", age=timedelta(minutes=5)
-    )
-    live = await insert_producer(conn, queue="exports", node="worker-1")
-    reports = await insert_producer(conn, queue="reports", node="worker-1")
-    orphans = [
-        await insert_job(
-            conn,
-            queue="exports",
-            state="executing",
-            attempt=1,
-            attempted_by=["worker-dead", dead],
-            attempted_ago=timedelta(minutes=6),
-        )
-        for _ in range(2)
-    ]
-    healthy = await insert_job(
-        conn,
-        queue="exports",
-        state="executing",
-        attempt=1,
-        attempted_by=["worker-1", live],
-        attempted_ago=timedelta(seconds=20),
-    )
-    stuck = await insert_job(
-        conn,
-        queue="reports",
-        state="executing",
-        attempt=1,
-        attempted_by=["worker-1", reports],
-        attempted_ago=timedelta(hours=2),
-    )
-    return {"orphans": orphans, "healthy": healthy, "stuck": stuck, "dead": dead}
 
 
 def lifeline_part(html: str) -> str:
@@ -75,7 +36,7 @@ def lifeline_part(html: str) -> str:
 async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
     powertools: Powertools, conn: psycopg.AsyncConnection[Any]
 ) -> None:
-    seeded = await seed(conn)
+    seeded = await seed_lifeline(conn)
     await powertools.start()
     async with powertools.db.connection() as c:
         counts = await lifeline_model.lifeline_counts(c, grace=60, stuck_after=900)
@@ -85,6 +46,11 @@ async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
     assert (counts.orphaned, counts.stuck, counts.orphaned_producers) == (2, 1, 1)
     assert counts.by_queue["exports"] == lifeline_model.QueueCounts(2, 0)
     assert counts.by_queue["reports"] == lifeline_model.QueueCounts(0, 1)
+    assert not counts.capped
+    async with powertools.db.connection() as c:
+        # The two oldest of the four executing jobs: the 2-hour stuck one and an orphan.
+        oldest = await lifeline_model.lifeline_counts(c, grace=60, stuck_after=900, scan=2)
+    assert oldest.capped and (oldest.orphaned, oldest.stuck) == (1, 1)
     assert not counts.capped
     assert sorted(j.id for j in view.orphaned) == sorted(seeded["orphans"])
     assert [j.id for j in view.stuck] == [seeded["stuck"]]
@@ -97,7 +63,7 @@ async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
 async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
     powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
 ) -> None:
-    seeded = await seed(conn)
+    seeded = await seed_lifeline(conn)
     ops = as_user("ops-demo")
     for path in ("/", "/queues"):
         page = await ops.get(f"{MOUNT}{path}")
@@ -154,7 +120,7 @@ async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
 async def test_a_viewer_sees_the_lifeline_but_no_repair(
     powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
 ) -> None:
-    await seed(conn)
+    await seed_lifeline(conn)
     section = lifeline_part((await as_user("ops-viewer").get(f"{MOUNT}/")).text)
     assert "2 orphaned" in visible_text(section)
     assert "rescue_jobs" not in section and "discard_stuck_jobs" not in section
@@ -177,7 +143,7 @@ async def test_forensics_and_the_explainer_name_the_orphaned_producer(
     from oban_powertools.forensics import build_bundle
     from oban_powertools.read_models.explain import explain
 
-    seeded = await seed(conn)
+    seeded = await seed_lifeline(conn)
     orphan, healthy = seeded["orphans"][0], seeded["healthy"]
     await powertools.start()
     display = Display(RedactingDisplay())

@@ -26,7 +26,7 @@ from oban_powertools.web.metrics import (
     metrics_app,
 )
 from tests.support.waiting import eventually
-from tests.web.helpers import MOUNT, USERS, insert_job, insert_producer, seed_cron
+from tests.web.helpers import MOUNT, USERS, insert_job, insert_producer, seed_cron, seed_lifeline
 
 EXEC_QUEUE = "metrics_exec"
 
@@ -176,6 +176,25 @@ async def test_scrape_reports_the_known_workload(
     # No label carries an id or args: only the bounded vocabulary.
     labels = {name for _, pairs in samples for name, _ in pairs}
     assert labels <= {"queue", "state", "worker", "action", "outcome", "le"}
+
+
+async def test_scrape_reports_orphaned_and_stuck_jobs_as_the_pages_do(
+    powertools: Powertools, conn: Any, as_user: Callable[..., httpx.AsyncClient]
+) -> None:
+    """Two jobs of a producer silent for 5 minutes, one healthy, one running 2 hours on a
+    live node (stuck_after defaults to 15 minutes); a clear queue still has its series."""
+    await seed_lifeline(conn)
+    await insert_producer(conn, queue="mail")
+    await insert_job(conn, queue="mail", state="available")
+    samples = parse((await as_user("ops-viewer").get(f"{MOUNT}/metrics")).text)
+    assert value(samples, "oban_powertools_jobs_orphaned", queue="exports") == 2
+    assert value(samples, "oban_powertools_jobs_stuck", queue="exports") == 0
+    assert value(samples, "oban_powertools_jobs_orphaned", queue="reports") == 0
+    assert value(samples, "oban_powertools_jobs_stuck", queue="reports") == 1
+    assert value(samples, "oban_powertools_jobs_orphaned", queue="mail") == 0
+    assert value(samples, "oban_powertools_jobs_stuck", queue="mail") == 0
+    assert value(samples, "oban_powertools_orphaned_producers") == 1
+    assert value(samples, "oban_powertools_lifeline_capped") == 0
 
 
 async def test_scrape_is_refused_like_a_page(as_user: Callable[..., httpx.AsyncClient]) -> None:

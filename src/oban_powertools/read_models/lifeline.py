@@ -8,8 +8,8 @@
 One statement (``lifeline.sql: executing_evidence``) reads executing jobs only, through
 Powertools' (state, attempted_at) index, at most ``scan`` of them oldest first, and returns
 only the orphaned and stuck ones: its cost follows the number of executing jobs, not the
-size of the table. :func:`lifeline_counts` is the same read without the display policy,
-for exporters (a count per queue).
+size of the table. :func:`lifeline_counts` is the same classification counted in the
+database, without the display policy, for exporters (a count per queue).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..seams import Resource
 from .common import Count, now_utc, utc
 
 EXECUTING_EVIDENCE = sql("lifeline", "executing_evidence")
+EXECUTING_COUNTS = sql("lifeline", "executing_counts")
 
 # Executing jobs looked at per read (oldest first), and orphaned or stuck ones returned.
 SCAN = 10_000
@@ -94,7 +95,7 @@ class LifelineCounts:
     stuck: int
     orphaned_producers: int
     by_queue: Mapping[str, QueueCounts]
-    capped: bool  # a lower bound: the scan or the row limit was reached
+    capped: bool  # a lower bound: ``scan`` executing jobs were looked at, there may be more
 
 
 async def _rows(
@@ -129,27 +130,28 @@ async def lifeline_counts(
     grace: float,
     stuck_after: int,
     scan: int = SCAN,
-    limit: int = LIMIT,
 ) -> LifelineCounts:
-    """Orphaned and stuck executing jobs, in all and per queue (one bounded read)."""
-    rows = await _rows(
-        conn, grace=grace, stuck_after=stuck_after, queue=None, scan=scan, limit=limit
+    """Orphaned and stuck executing jobs, in all and per queue: the pages' classification
+    over the same ``scan`` oldest executing jobs, counted in the database (one statement)."""
+    cur = await conn.execute(
+        EXECUTING_COUNTS, {"grace": grace, "stuck_after": stuck_after, "scan": scan}
     )
     by_queue: dict[str, list[int]] = {}
     producers: set[tuple[str, str]] = set()
-    for r in rows:
+    scanned = 0
+    for r in await cur.fetchall():
         counts = by_queue.setdefault(r["queue"], [0, 0])
-        if r["producer_live"]:
-            counts[1] += 1
-        else:
-            counts[0] += 1
+        counts[0] += r["orphaned"]
+        counts[1] += r["stuck"]
+        scanned += r["scanned"]
+        if r["orphaned"]:
             producers.add(_producer_key(r))
     return LifelineCounts(
         orphaned=sum(c[0] for c in by_queue.values()),
         stuck=sum(c[1] for c in by_queue.values()),
         orphaned_producers=len(producers),
-        by_queue={q: QueueCounts(c[0], c[1]) for q, c in sorted(by_queue.items())},
-        capped=len(rows) >= limit,
+        by_queue={q: QueueCounts(c[0], c[1]) for q, c in sorted(by_queue.items()) if c[0] or c[1]},
+        capped=scanned >= scan,
     )
 
 

@@ -10,7 +10,9 @@ an index, so a scrape costs about the same at 10M jobs as at 10:
 * cron: entries active and paused, how far behind the scheduler is, and the slots of the
   last ``window`` by outcome (skipped and failed ones are the missed runs) with the latest
   live decisions' lag, read per entry through the ``(entry_name, slot_at)`` index;
-* actions: audit events of the last ``window`` by action name and outcome.
+* actions: audit events of the last ``window`` by action name and outcome;
+* lifeline: orphaned and stuck executing jobs per queue, the lifeline page's one bounded
+  read (executing jobs only, at most ``lifeline.SCAN`` of them).
 
 Nothing here knows Prometheus: :mod:`oban_powertools.web.metrics` turns a
 :class:`MetricsSnapshot` into metric families. Labels are queue, state, action and
@@ -20,7 +22,6 @@ cardinality is bounded whatever the data.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from ..db import Conn, Database
 from ..db.queries import sql
 from ..limits.usage import limit_use
 from . import queues as queues_model
+from .lifeline import LifelineCounts, lifeline_counts
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -81,21 +83,6 @@ class CronMetrics:
 
 
 @dataclass(frozen=True, slots=True)
-class LifelineCounts:
-    """Orphaned and stuck jobs. EXTENSION POINT: filled by ``read_models/lifeline.py``
-    (built separately) once it is wired into :data:`LIFELINE`; until then not exported."""
-
-    orphaned: dict[str, int]  # by queue
-    stuck: dict[str, int]  # by queue
-
-
-# EXTENSION POINT for the lifeline read model: a function reading LifelineCounts on the
-# snapshot's connection. None: the orphaned/stuck gauges are not exported.
-type LifelineReader = Callable[[Conn], Awaitable[LifelineCounts]]
-LIFELINE: LifelineReader | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     jobs: dict[str, dict[str, int]]  # queue -> state -> count (estimate where large)
     queues_omitted: int  # queues beyond MAX_QUEUES
@@ -104,7 +91,7 @@ class MetricsSnapshot:
     actions: dict[tuple[str, str], int]  # (action, outcome) -> audit events in the window
     window: int
     taken_at: datetime
-    lifeline: LifelineCounts | None = None
+    lifeline: LifelineCounts
 
 
 async def _jobs(conn: Conn) -> tuple[dict[str, dict[str, int]], int]:
@@ -165,14 +152,21 @@ async def _actions(conn: Conn, window: int) -> dict[tuple[str, str], int]:
     return {(row["action"], row["outcome"]): int(row["n"]) for row in await cur.fetchall()}
 
 
-async def metrics_snapshot(db: Database, *, window: int = DEFAULT_WINDOW) -> MetricsSnapshot:
-    """Read everything the exporter reports, on one connection."""
+async def metrics_snapshot(
+    db: Database,
+    *,
+    lifeline_grace: float,
+    stuck_after: int,
+    window: int = DEFAULT_WINDOW,
+) -> MetricsSnapshot:
+    """Read everything the exporter reports, on one connection. ``lifeline_grace`` and
+    ``stuck_after`` are the host's ``Config`` values, so the gauges agree with the pages."""
     async with db.connection() as conn:
         jobs, omitted = await _jobs(conn)
         limiters = await _limiters(conn)
         cron, now = await _cron(conn, window)
         actions = await _actions(conn, window)
-        lifeline = await LIFELINE(conn) if LIFELINE is not None else None
+        lifeline = await lifeline_counts(conn, grace=lifeline_grace, stuck_after=stuck_after)
     return MetricsSnapshot(
         jobs=jobs,
         queues_omitted=omitted,

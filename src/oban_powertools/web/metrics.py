@@ -245,18 +245,36 @@ def _families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
     for (action, outcome), n in sorted(snapshot.actions.items()):
         actions.add_metric([action, outcome], n)
     yield actions
-    if snapshot.lifeline is not None:
-        # EXTENSION POINT: read_models.metrics.LIFELINE (the lifeline read model).
-        for kind, counts in (
-            ("orphaned", snapshot.lifeline.orphaned),
-            ("stuck", snapshot.lifeline.stuck),
-        ):
-            family = GaugeMetricFamily(
-                f"oban_powertools_jobs_{kind}", f"Jobs the lifeline finds {kind}.", labels=["queue"]
-            )
-            for queue, n in sorted(counts.items())[:MAX_QUEUES]:
-                family.add_metric([queue], n)
-            yield family
+    lifeline = snapshot.lifeline
+    orphaned = GaugeMetricFamily(
+        "oban_powertools_jobs_orphaned",
+        "Executing jobs whose producer stopped heartbeating (the lifeline rescues them).",
+        labels=["queue"],
+    )
+    stuck = GaugeMetricFamily(
+        "oban_powertools_jobs_stuck",
+        "Executing jobs on a live producer past stuck_after_seconds (reported, not touched).",
+        labels=["queue"],
+    )
+    # Every queue the jobs gauge names gets a sample (0 when clear), so an alert on
+    # "orphaned > 0" has a series to watch before the first orphan appears.
+    queues = sorted(set(snapshot.jobs) | set(lifeline.by_queue))[:MAX_QUEUES]
+    for queue in queues:
+        counts = lifeline.by_queue.get(queue)
+        orphaned.add_metric([queue], counts.orphaned if counts else 0)
+        stuck.add_metric([queue], counts.stuck if counts else 0)
+    yield orphaned
+    yield stuck
+    yield GaugeMetricFamily(
+        "oban_powertools_orphaned_producers",
+        "Producers (node, queue) with orphaned jobs: each is a node that died.",
+        value=lifeline.orphaned_producers,
+    )
+    yield GaugeMetricFamily(
+        "oban_powertools_lifeline_capped",
+        "1 when the lifeline read hit its scan limit: the counts are lower bounds.",
+        value=1 if lifeline.capped else 0,
+    )
 
 
 class PowertoolsCollector(Collector):
@@ -278,7 +296,13 @@ class PowertoolsCollector(Collector):
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> MetricsSnapshot:
-        self.snapshot = await metrics_snapshot(self.powertools.db, window=self.window)
+        config = self.powertools.config
+        self.snapshot = await metrics_snapshot(
+            self.powertools.db,
+            lifeline_grace=config.lifeline_grace_seconds,
+            stuck_after=config.stuck_after_seconds,
+            window=self.window,
+        )
         return self.snapshot
 
     def refresh_every(self, seconds: float) -> asyncio.Task[None]:

@@ -108,6 +108,36 @@ WHERE NOT producer_live OR running_seconds > %(stuck_after)s OR running_seconds 
 ORDER BY attempted_at ASC NULLS FIRST
 LIMIT %(limit)s
 
+-- name: executing_counts
+-- executing_evidence's classification without its evidence, for exporters: the same
+-- ``scan`` oldest executing jobs, counted per (queue, node, producer, live). No heartbeat
+-- lookup per job and no rows per job: a scrape stays cheap when thousands are executing.
+WITH live AS (
+    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
+           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
+    FROM oban_producers
+    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+), executing AS (
+    SELECT j.queue, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
+           extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
+               AS running_seconds,
+           CASE WHEN cardinality(j.attempted_by) >= 2
+                THEN j.attempted_by[2] = ANY(live.uuids)
+                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
+                              false) END AS producer_live
+    FROM oban_jobs j, live
+    WHERE j.state = 'executing'
+    ORDER BY j.attempted_at ASC NULLS FIRST
+    LIMIT %(scan)s
+)
+SELECT queue, node, producer, producer_live,
+       count(*) FILTER (WHERE NOT producer_live) AS orphaned,
+       count(*) FILTER (WHERE producer_live AND (running_seconds > %(stuck_after)s
+                                                 OR running_seconds IS NULL)) AS stuck,
+       count(*) AS scanned
+FROM executing
+GROUP BY queue, node, producer, producer_live
+
 -- name: job_evidence
 -- The lifeline's view of the given jobs, whatever their state: where each runs, since
 -- when, and its producer's last heartbeat and that heartbeat's age in seconds (NULL when
