@@ -1,17 +1,25 @@
-"""Seed the demo database: cron entries, and jobs in every state so the overview has
-something to diagnose (failing mail, a discarded export, a job stuck on a dead node)."""
+"""Seed the demo database: cron entries, jobs in every state so the overview has
+something to diagnose (failing mail, a discarded export, a job stuck on a dead node), and
+composites enqueued through the real API for the worker to run: a month-end workflow
+that completes, one whose ledger step fails (its dependents are cancelled: a
+retry_workflow to try), per-account chains (one held by a failed link: a resume_chain to
+try) and a batch with its exactly-once callback."""
 
 from __future__ import annotations
 
 import asyncio
 
 import psycopg
+from oban import Job, Oban
 from psycopg.types.json import Jsonb
 
+from oban_powertools import Workflow
+from oban_powertools.batches import Batch
 from oban_powertools.cron.declarations import declared, sync_declarations
 from oban_powertools.db import connect
 
-from . import settings, workers  # noqa: F401  (declares the cron entries)
+from . import settings, workers
+from .powertools_config import powertools
 
 ERROR = (
     "Traceback (most recent call last):\n"
@@ -136,6 +144,69 @@ JOBS = [
 ]
 
 
+def month_end(period: str, *, fail_first: bool = False) -> Workflow:
+    """extract, then two customers' reports and the ledger side by side, then the summary
+    mail once all three completed."""
+    wf = Workflow(name=f"month_end_close {period}")
+    wf.add("extract", workers.NightlySync.new({"period": period}))
+    # Customers without the seeded export stuck on a dead node (it holds customer 3's
+    # global-limit partition until the lifeline rescues it), so the workflow runs through.
+    for customer in (11, 12):
+        report = workers.GenerateReport.new(
+            {"report": f"monthly {period}", "customer_id": customer}
+        )
+        wf.add(f"report_{customer}", report, deps=["extract"])
+    ledger = workers.CloseLedger.new({"period": period, "fail_first": fail_first}, max_attempts=1)
+    wf.add("ledger", ledger, deps=["extract"])
+    # SendEmail is unique by recipient and subject; a workflow step is unique by its
+    # workflow already, so the step opts out.
+    summary = workers.SendEmail.new(
+        {"to": "finance@example.com", "subject": f"close {period}"}, unique=None
+    )
+    wf.add("summary", summary, deps=["report_11", "report_12", "ledger"])
+    return wf
+
+
+def account_syncs() -> list[Job]:
+    """Three syncs for each of two accounts; account 42's second one fails once for good
+    (max_attempts 1), which holds the rest of its chain."""
+    return [
+        workers.SyncAccount.new(
+            {"account": account, "sync": n, "fail": account == 42 and n == 2},
+            chain=f"account:{account}",
+            max_attempts=1,
+        )
+        for account in (42, 77)
+        for n in (1, 2, 3)
+    ]
+
+
+async def seed_composites() -> int:
+    """Enqueue the demo's composites through an oban client with Powertools' hooks (not
+    started: the worker process runs them). Returns the number of jobs inserted."""
+    pool = await Oban.create_pool(settings.DATABASE_URL, min_size=1, max_size=2)
+    try:
+        oban = Oban(pool=pool, queues={}, **powertools.oban_options())
+        inserted = len(await month_end("2026-11").enqueue(oban))
+        inserted += len(await month_end("2026-10", fail_first=True).enqueue(oban))
+        inserted += len(await oban.enqueue_many(*account_syncs()))
+        batch = Batch(
+            name="import customers 2026-12",
+            on_completed=workers.ImportFinished,
+            callback_args={"import": "customers 2026-12"},
+        )
+        batch.add(
+            *(
+                workers.GenerateReport.new({"report": "import", "customer_id": n})
+                for n in range(100, 105)
+            )
+        )
+        inserted += len(await batch.enqueue(oban))
+        return inserted
+    finally:
+        await pool.close()
+
+
 async def main() -> None:
     conn = await connect(settings.DATABASE_URL)
     try:
@@ -149,7 +220,11 @@ async def main() -> None:
         async with conn.transaction():
             for params in JOBS:
                 await conn.execute(JOB, params)
-        print(f"seeded {len(JOBS)} jobs and {len(declared())} cron entries")
+        composites = await seed_composites()
+        print(
+            f"seeded {len(JOBS)} jobs, {composites} workflow, chain and batch jobs, and "
+            f"{len(declared())} cron entries"
+        )
     except psycopg.Error as exc:
         raise SystemExit(f"seeding failed: {exc}") from exc
     finally:

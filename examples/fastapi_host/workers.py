@@ -48,6 +48,38 @@ class GenerateReport:
         return {"report": args.report, "customer_id": args.customer_id, "rows": 128}
 
 
+@worker(queue="default")
+class SyncAccount:
+    """One account's sync with the billing provider: chained per account (``chain=``), so
+    two syncs of one account never overlap or reorder. ``fail`` makes the demo's held
+    chain: the link is discarded and the chain waits for an operator's resume_chain."""
+
+    async def process(self, job: Job) -> None:
+        await asyncio.sleep(0.05)
+        if job.args.get("fail"):
+            raise RuntimeError(f"billing provider refused account {job.args.get('account')}")
+
+
+@worker(queue="default")
+class CloseLedger:
+    """A month-end workflow step; ``fail_first`` fails the first attempt (a flaky upstream),
+    so the demo has a workflow an operator can retry with retry_workflow."""
+
+    async def process(self, job: Job) -> dict[str, object]:
+        await asyncio.sleep(0.05)
+        if job.args.get("fail_first") and job.attempt <= 1:
+            raise RuntimeError("ledger service timed out")
+        return {"period": job.args.get("period"), "closed": True}
+
+
+@worker(queue="default")
+class ImportFinished:
+    """A batch callback: enqueued exactly once, when every job of the import finished."""
+
+    async def process(self, job: Job) -> None:
+        await asyncio.sleep(0.01)
+
+
 # The canonical entry of the first operator session. Declared in code, stored in the
 # database, so an operator can pause it without a deploy.
 NIGHTLY_SYNC = declare(

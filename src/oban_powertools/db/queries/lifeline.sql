@@ -110,8 +110,9 @@ LIMIT %(limit)s
 
 -- name: executing_counts
 -- executing_evidence's classification without its evidence, for exporters: the same
--- ``scan`` oldest executing jobs, counted per (queue, node, producer, live). No heartbeat
--- lookup per job and no rows per job: a scrape stays cheap when thousands are executing.
+-- ``scan`` oldest executing jobs, counted per (queue, node, producer). Liveness is decided
+-- once per group, not per job, and no heartbeat is looked up: a scrape stays cheap when
+-- thousands of jobs are executing.
 WITH live AS (
     SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
            coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
@@ -119,24 +120,27 @@ WITH live AS (
     WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
 ), executing AS (
     SELECT j.queue, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
+           cardinality(j.attempted_by) >= 2 AS has_producer,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
-               AS running_seconds,
-           CASE WHEN cardinality(j.attempted_by) >= 2
-                THEN j.attempted_by[2] = ANY(live.uuids)
-                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                              false) END AS producer_live
-    FROM oban_jobs j, live
+               AS running_seconds
+    FROM oban_jobs j
     WHERE j.state = 'executing'
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(scan)s
+), groups AS (
+    SELECT queue, node, producer, has_producer, count(*) AS scanned,
+           count(*) FILTER (WHERE running_seconds > %(stuck_after)s
+                              OR running_seconds IS NULL) AS long_running
+    FROM executing
+    GROUP BY queue, node, producer, has_producer
 )
-SELECT queue, node, producer, producer_live,
-       count(*) FILTER (WHERE NOT producer_live) AS orphaned,
-       count(*) FILTER (WHERE producer_live AND (running_seconds > %(stuck_after)s
-                                                 OR running_seconds IS NULL)) AS stuck,
-       count(*) AS scanned
-FROM executing
-GROUP BY queue, node, producer, producer_live
+SELECT g.queue, g.node, g.producer, g.scanned,
+       CASE WHEN l.producer_live THEN 0 ELSE g.scanned END AS orphaned,
+       CASE WHEN l.producer_live THEN g.long_running ELSE 0 END AS stuck
+FROM groups g, live,
+LATERAL (SELECT CASE WHEN g.has_producer THEN g.producer = ANY(live.uuids)
+                     ELSE coalesce(g.node || chr(31) || g.queue = ANY(live.node_queues),
+                                   false) END AS producer_live) l
 
 -- name: job_evidence
 -- The lifeline's view of the given jobs, whatever their state: where each runs, since
