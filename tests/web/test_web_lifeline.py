@@ -40,9 +40,7 @@ async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
     await powertools.start()
     async with powertools.db.connection() as c:
         counts = await lifeline_model.lifeline_counts(c, grace=60, stuck_after=900)
-        view = await lifeline_model.lifeline(
-            c, Display(RedactingDisplay()), grace=60, stuck_after=900
-        )
+        view = await lifeline_model.lifeline(c, grace=60, stuck_after=900)
     assert (counts.orphaned, counts.stuck, counts.orphaned_producers) == (2, 1, 1)
     assert counts.by_queue["exports"] == lifeline_model.QueueCounts(2, 0)
     assert counts.by_queue["reports"] == lifeline_model.QueueCounts(0, 1)
@@ -55,7 +53,9 @@ async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
     assert sorted(j.id for j in view.orphaned) == sorted(seeded["orphans"])
     assert [j.id for j in view.stuck] == [seeded["stuck"]]
     orphan = view.orphaned[0]
-    assert orphan.node == "worker-dead" and orphan.producer == seeded["dead"]
+    assert not orphan.displayed  # as stored until a page shows it
+    orphan = lifeline_model.shown(orphan, Display(RedactingDisplay()))
+    assert orphan.displayed and orphan.node == "worker-dead" and orphan.producer == seeded["dead"]
     assert orphan.last_heartbeat is not None and orphan.rescue_at is not None
     assert orphan.rescue_at - orphan.last_heartbeat == timedelta(seconds=60)
 
@@ -176,3 +176,31 @@ async def test_forensics_and_the_explainer_name_the_orphaned_producer(
 
     page = visible_text((await as_user("ops-demo").get(f"{MOUNT}/jobs/{orphan}")).text)
     assert said in page
+
+
+class CountingDisplay:
+    """Counts the values it is asked about (and shows them as they are)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def display(self, kind: str, value: Any, context: Any) -> str | None:
+        self.asked.append(kind)
+        return None
+
+
+async def test_the_section_asks_the_display_policy_about_the_evidence_it_writes_out_only(
+    powertools: Powertools, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    # Two orphans in one queue, evidence written out for one of each kind per queue: the
+    # policy is asked about the queue's name and the one shown job, not about the other.
+    await seed_lifeline(conn)
+    await powertools.start()
+    async with powertools.db.connection() as c:
+        view = await lifeline_model.lifeline(c, grace=60, stuck_after=900)
+    counting = CountingDisplay()
+    exports = next(q for q in view.by_queue if q.key == "exports")
+    assert len(exports.orphaned) == 2
+    shown = exports.evidence(Display(counting), each=1)
+    assert [j.displayed for j in shown.orphaned] == [True, False]
+    assert sorted(counting.asked) == ["node", "producer", "queue", "queue", "worker"]

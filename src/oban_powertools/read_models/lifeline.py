@@ -37,8 +37,12 @@ OVERDUE_AFTER = 120
 
 @dataclass(frozen=True, slots=True)
 class LifelineJob:
+    """An orphaned or stuck job. Its text fields are as stored until :func:`shown` asks the
+    display policy for them: a page lists hundreds of such jobs by id (counts, the repairs'
+    target sets) but writes out the evidence of a few, and asks the policy about those only."""
+
     id: int
-    queue: str  # as the display policy shows it
+    queue: str  # as the display policy shows it, once shown
     queue_key: str  # as stored: the target of links and actions
     worker: str
     attempt: int
@@ -51,18 +55,51 @@ class LifelineJob:
     orphaned: bool
     rescue_at: datetime | None  # when the lifeline rescues it (~): heartbeat + grace
     overdue: bool = False  # rescue_at has passed: no lifeline ran since
+    displayed: bool = False
 
     @property
     def stuck(self) -> bool:
         return not self.orphaned
 
 
+def shown(job: LifelineJob, display: Display) -> LifelineJob:
+    """``job`` with its text as the display policy shows it (the one redaction path)."""
+    if job.displayed:
+        return job
+    resource = Resource("job", str(job.id))
+
+    def text(kind: str, value: str) -> str:
+        return display.text(kind, value, resource=resource, field=kind)
+
+    return replace(
+        job,
+        queue=text("queue", job.queue_key),
+        worker=text("worker", job.worker),
+        node=text("node", job.node),
+        producer=text("producer", job.producer),
+        displayed=True,
+    )
+
+
 @dataclass(slots=True)
 class QueueLifeline:
     key: str
-    name: str
+    name: str  # as the display policy shows it, once shown
     orphaned: list[LifelineJob] = field(default_factory=list)
     stuck: list[LifelineJob] = field(default_factory=list)
+
+    def evidence(self, display: Display, *, each: int) -> QueueLifeline:
+        """This queue with its name and the first ``each`` orphaned and stuck jobs shown
+        (the ones a page writes out); the rest stay ids and times."""
+        first = (self.orphaned or self.stuck)[0]  # a queue is listed for its jobs
+        resource = Resource("job", str(first.id))
+        name = display.text("queue", self.key, resource=resource, field="queue")
+        return QueueLifeline(
+            self.key,
+            name,
+            [shown(j, display) for j in self.orphaned[:each]] + self.orphaned[each:],
+            [shown(j, display) for j in self.stuck[:each]] + self.stuck[each:],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +194,6 @@ async def lifeline_counts(
 
 async def lifeline(
     conn: Conn,
-    display: Display,
     *,
     grace: float,
     stuck_after: int,
@@ -165,7 +201,8 @@ async def lifeline(
     scan: int = SCAN,
     limit: int = LIMIT,
 ) -> Lifeline:
-    """The orphaned and stuck jobs (of one queue, or all), each with its evidence."""
+    """The orphaned and stuck jobs (of one queue, or all), each with its evidence, as
+    stored (see :func:`shown`)."""
     rows = await _rows(
         conn, grace=grace, stuck_after=stuck_after, queue=queue, scan=scan, limit=limit
     )
@@ -173,33 +210,30 @@ async def lifeline(
     stuck: list[LifelineJob] = []
     queues: dict[str, QueueLifeline] = {}
     producers: set[tuple[str, str]] = set()
-    now = now_utc()
+    overdue_before = now_utc() - timedelta(seconds=OVERDUE_AFTER)
     for r in rows:
-        resource = Resource("job", str(r["id"]))
         heartbeat = utc(r["last_heartbeat"])
         live = bool(r["producer_live"])
+        rescue_at = None if live or heartbeat is None else heartbeat + timedelta(seconds=grace)
         job = LifelineJob(
             id=int(r["id"]),
-            queue=display.text("queue", r["queue"], resource=resource, field="queue"),
+            queue=r["queue"],
             queue_key=r["queue"],
-            worker=display.text("worker", r["worker"], resource=resource, field="worker"),
+            worker=r["worker"],
             attempt=r["attempt"],
             max_attempts=r["max_attempts"],
             attempted_at=utc(r["attempted_at"]),
             running_seconds=r["running_seconds"],
-            node=display.text("node", r["node"] or "unknown node", resource=resource, field="node"),
-            producer=display.text(
-                "producer", r["producer"] or "unknown", resource=resource, field="producer"
-            ),
+            node=r["node"] or "unknown node",
+            producer=r["producer"] or "unknown",
             last_heartbeat=heartbeat,
             orphaned=not live,
-            rescue_at=None if live or heartbeat is None else heartbeat + timedelta(seconds=grace),
+            rescue_at=rescue_at,
+            overdue=rescue_at is not None and rescue_at < overdue_before,
         )
-        if job.rescue_at is not None and job.rescue_at < now - timedelta(seconds=OVERDUE_AFTER):
-            job = replace(job, overdue=True)
         group = queues.get(job.queue_key)
         if group is None:
-            group = queues[job.queue_key] = QueueLifeline(job.queue_key, job.queue)
+            group = queues[job.queue_key] = QueueLifeline(job.queue_key, job.queue_key)
         if live:
             stuck.append(job)
             group.stuck.append(job)

@@ -22,6 +22,8 @@ from ..templating import is_poll
 
 QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
 LIFELINE_ACTIONS = ("rescue_jobs", "discard_stuck_jobs")
+# Orphaned and stuck jobs per queue whose evidence the Lifeline section writes out.
+EVIDENCE_EACH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class LifelineSection:
     can_rescue: bool
     can_discard: bool
     hidden: int
+    each: int  # jobs of each kind per queue whose evidence the section writes out
 
 
 async def lifeline_section(viewer: Viewer) -> LifelineSection:
@@ -41,7 +44,6 @@ async def lifeline_section(viewer: Viewer) -> LifelineSection:
     async with plane.powertools.db.connection() as conn:
         data = await lifeline_model.lifeline(
             conn,
-            plane.display,
             grace=config.lifeline_grace_seconds,
             stuck_after=config.stuck_after_seconds,
         )
@@ -50,7 +52,10 @@ async def lifeline_section(viewer: Viewer) -> LifelineSection:
     )
     stuck, hidden_stuck = await viewer.visible("view_jobs", "job", data.stuck, lambda j: str(j.id))
     shown = {j.id for j in (*orphaned, *stuck)}
-    by_queue = [
+    each = EVIDENCE_EACH
+    # The display policy is asked about the jobs the section writes out, after the seam
+    # has said which the viewer may see: a few per queue, not every listed id.
+    visible = [
         replace(
             q,
             orphaned=[j for j in q.orphaned if j.id in shown],
@@ -58,13 +63,13 @@ async def lifeline_section(viewer: Viewer) -> LifelineSection:
         )
         for q in data.by_queue
     ]
-    if hidden_orphaned or hidden_stuck:
-        by_queue = [q for q in by_queue if q.orphaned or q.stuck]
+    by_queue = [q.evidence(plane.display, each=each) for q in visible if q.orphaned or q.stuck]
     return LifelineSection(
         data=replace(data, orphaned=orphaned, stuck=stuck, by_queue=by_queue),
         can_rescue=await viewer.can("rescue_jobs", Resource("job")),
         can_discard=await viewer.can("discard_stuck_jobs", Resource("job")),
         hidden=hidden_orphaned + hidden_stuck,
+        each=each,
     )
 
 
