@@ -38,7 +38,7 @@ from .job_rows import job_columns, take_row
 
 __all__ = ["INSERTED_MARK", "insert_jobs", "is_chain_or_batch"]
 
-INSERT_JOBS = InSchema("chains", "insert_jobs")
+INSERT_JOBS = InSchema("workflows", "insert_jobs")
 RESERVE_LINKS = InSchema("chains", "reserve_links")
 INSERT_LINKS = InSchema("chains", "insert_links")
 INSERT_BATCHES = InSchema("batches", "insert_batches")
