@@ -14,6 +14,7 @@ from contextlib import suppress
 from datetime import datetime
 from typing import ClassVar
 
+from ..errors import InvalidArgument
 from .clock import Clock, LeaderLike
 from .failures import log_error
 
@@ -105,6 +106,8 @@ class MinuteLoop(BackgroundLoop):
     without the database's DETAIL; the next one retries."""
 
     def __init__(self, *, node: str, clock: Clock, poll_interval: float) -> None:
+        if poll_interval <= 0:
+            raise InvalidArgument("poll_interval must be positive")
         super().__init__()
         self.node = node
         self._clock = clock

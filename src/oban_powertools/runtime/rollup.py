@@ -139,8 +139,6 @@ class JobRollup(MinuteLoop):
                 raise InvalidArgument(f"rollup {name} must be at least a minute")
         if lookback < timedelta(0) or settle < timedelta(0):
             raise InvalidArgument("rollup lookback and settle must not be negative")
-        if poll_interval <= 0:
-            raise InvalidArgument("poll_interval must be positive")
         super().__init__(node=node, clock=clock or SystemClock(), poll_interval=poll_interval)
         self.database = database
         self.retention = retention

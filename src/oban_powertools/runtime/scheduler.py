@@ -126,13 +126,11 @@ class CronScheduler(MinuteLoop):
         poll_interval: float = 1.0,
         chunk_size: int = 200,
     ) -> None:
-        if poll_interval <= 0:
-            raise InvalidArgument("poll_interval must be positive")
+        super().__init__(node=node, clock=clock or SystemClock(), poll_interval=poll_interval)
         if chunk_size < 1:
             raise InvalidArgument("chunk_size must be at least 1")
         if grace < timedelta(0):
             raise InvalidArgument("grace must not be negative")
-        super().__init__(node=node, clock=clock or SystemClock(), poll_interval=poll_interval)
         self.database = database
         self.prefix = prefix
         self._leader = leader
