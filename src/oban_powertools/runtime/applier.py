@@ -30,12 +30,12 @@ from typing import Any, Protocol
 from ..db import Database
 from ..errors import InvalidArgument
 from ..queues.state import QueueDecision, desired_states
+from .loop import BackgroundLoop
 
 __all__ = ["AppliedChange", "ProducerLike", "QueueStateApplier"]
 
 logger = logging.getLogger(__name__)
 
-STOP_TIMEOUT = 5.0
 # oban starts its producers concurrently with the stager; a second is ample for their
 # oban_producers rows to exist before the applier rewrites their meta once.
 REFRESH_AFTER = 1.0
@@ -75,8 +75,11 @@ class AppliedChange:
     limit: int | None = None
 
 
-class QueueStateApplier:
+class QueueStateApplier(BackgroundLoop):
     """Makes ``producers`` (oban's live dict for one instance) match stored decisions."""
+
+    label = "queue-state applier"
+    task_name = "oban-powertools-queue-state"
 
     def __init__(
         self,
@@ -88,14 +91,13 @@ class QueueStateApplier:
     ) -> None:
         if interval <= 0:
             raise InvalidArgument("interval must be positive")
+        super().__init__()
         self.database = database
         self._producers = producers
         self._notifier = notifier
         self._interval = interval
         self._applied: dict[str, int] = {}  # producer uuid -> decision version applied
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._listen_token: str | None = None
 
     async def apply(self, *, refresh: bool = False) -> list[AppliedChange]:
@@ -172,27 +174,21 @@ class QueueStateApplier:
         row (the in-memory state is right either way), so the first background pass at
         least a second later refreshes the row's meta as well.
         """
-        self._stopping.clear()
         await self.apply()
         if self._notifier is not None:
             self._listen_token = await self._notifier.listen("signal", self._on_signal, wait=False)
-        self._task = asyncio.create_task(self._loop(), name="oban-powertools-queue-state")
+        await super().start()
 
     async def stop(self) -> None:
         if self._notifier is not None and self._listen_token is not None:
             await self._notifier.unlisten(self._listen_token)
             self._listen_token = None
-        self._stopping.set()
+        # Wakes the loop from its wait; the stop below sets _stopping before it can run.
         self._wake.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
-        except TimeoutError:
-            logger.warning("queue-state applier did not stop in time; cancelled")
-        except asyncio.CancelledError:
-            pass
+        await super().stop()
+
+    def _describe(self) -> str:
+        return self.label  # one per node already, so no node in its name
 
     def _on_signal(self, _channel: str, payload: Mapping[str, Any]) -> None:
         # Sync on purpose: it runs inline in the notifier and only reads the payload,

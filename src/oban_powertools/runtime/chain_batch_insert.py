@@ -21,7 +21,6 @@ A chain link or batch job that is also a workflow step or a unique job is refuse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from oban.job import Job, JobState
@@ -35,10 +34,11 @@ from ..chains.options import CHAIN_KEY, SEQ_KEY, ChainSpec, parse_chain
 from ..chains.options import EXTRA_KEY as CHAIN_EXTRA
 from ..db.queries import InSchema
 from ..errors import BatchError, ChainError
+from .job_rows import job_columns, take_row
 
 __all__ = ["INSERTED_MARK", "insert_jobs", "is_chain_or_batch"]
 
-INSERT_JOBS = InSchema("chains", "insert_jobs")
+INSERT_JOBS = InSchema("workflows", "insert_jobs")
 RESERVE_LINKS = InSchema("chains", "reserve_links")
 INSERT_LINKS = InSchema("chains", "insert_links")
 INSERT_BATCHES = InSchema("batches", "insert_batches")
@@ -51,12 +51,6 @@ _WORKFLOW_MARKS = ("workflow", "workflow_id")
 def is_chain_or_batch(job: Job) -> bool:
     extra = job.extra or {}
     return extra.get(CHAIN_EXTRA) is not None or isinstance(extra.get(BATCH_EXTRA), BatchPlan)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _check(job: Job, chain: ChainSpec | None, batch: BatchPlan | None) -> None:
@@ -128,14 +122,9 @@ async def _insert(
 ) -> list[Job]:
     cur = conn.cursor(row_factory=dict_row)
     links = await _reserve(cur, jobs, chains, prefix)
-    await cur.execute(INSERT_JOBS.at(prefix), _columns(jobs, prefix))
+    await cur.execute(INSERT_JOBS.at(prefix), job_columns(jobs, prefix))
     for row in await cur.fetchall():
-        job = jobs[row["ord"] - 1]
-        job.id = row["id"]
-        job.inserted_at = row["inserted_at"]
-        job.queue = row["queue"]
-        job.scheduled_at = row["scheduled_at"]
-        job.state = row["state"]
+        take_row(jobs[row["ord"] - 1], row)
     if links:
         await cur.execute(
             INSERT_LINKS.at(prefix),
@@ -220,20 +209,3 @@ async def _insert_batches(
         INSERT_BATCH_JOBS.at(prefix),
         {"job_ids": [m[0] for m in members], "batch_ids": [m[1] for m in members]},
     )
-
-
-def _columns(jobs: Sequence[Job], prefix: str) -> dict[str, Any]:
-    return {
-        "table": f"{prefix}.oban_jobs",
-        "channel": f"{prefix}.oban_insert",
-        "args": [Jsonb(j.args) for j in jobs],
-        "meta": [Jsonb(j.meta) for j in jobs],
-        "inserted_at": [_utc(j.inserted_at) for j in jobs],
-        "max_attempts": [j.max_attempts for j in jobs],
-        "priority": [j.priority for j in jobs],
-        "queue": [j.queue for j in jobs],
-        "scheduled_at": [_utc(j.scheduled_at) for j in jobs],
-        "state": [str(j.state) for j in jobs],
-        "tags": [Jsonb(list(j.tags)) for j in jobs],
-        "worker": [j.worker for j in jobs],
-    }

@@ -12,62 +12,28 @@ link, or holds there. Each repaired link is logged and its release emits
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any
 
 from . import chain_release
+from .clock import LeaderLike
+from .loop import LeaderPassLoop
 
 __all__ = ["ChainRepair"]
 
-logger = logging.getLogger(__name__)
-STOP_TIMEOUT = 5.0
 
-
-class LeaderLike(Protocol):
-    @property
-    def is_leader(self) -> bool: ...
-
-
-class ChainRepair:
+class ChainRepair(LeaderPassLoop):
     """The chain repair loop of one node (acting only while it leads)."""
+
+    label = "chain repair"
+    task_name = "oban-powertools-chain-repair"
 
     def __init__(
         self, database: Any, *, leader: LeaderLike, node: str, prefix: str, interval: float = 5.0
     ) -> None:
+        super().__init__(leader=leader, node=node, interval=interval)
         self.database = database
-        self._leader = leader
-        self.node = node
         self.prefix = prefix
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self.repaired = 0
 
-    async def start(self) -> None:
-        self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._loop(), name="oban-powertools-chain-repair")
-
-    async def stop(self) -> None:
-        # Asked to stop at its next safe point (never mid-transaction), cancelled only if
-        # that takes too long.
-        self._stopping.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        with suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            if self._stopping.is_set() or not self._leader.is_leader:
-                continue
-            try:
-                self.repaired += await chain_release.repair(self.database, self.prefix)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("chain repair on %s failed; retrying next pass", self.node)
+    async def _pass(self) -> None:
+        self.repaired += await chain_release.repair(self.database, self.prefix)

@@ -112,6 +112,27 @@ class EntryCache:
             tz = self._zones[timezone] = load_timezone(timezone)
         return expr, tz
 
+    def plan(
+        self,
+        row: Mapping[str, Any],
+        minute: datetime,
+        live_from: datetime,
+        first_due: datetime | None = None,
+    ) -> SlotPlan | None:
+        """The slots a locked ``cron_entries`` row claims at ``minute``."""
+        expr, tz = self.parsed(row["expression"], row["timezone"])
+        return plan_slots(
+            expr,
+            tz,
+            evaluated_through=row["evaluated_through"],
+            updated_at=row["updated_at"],
+            now_minute=minute,
+            live_from=live_from,
+            catch_up_policy=row["catch_up_policy"],
+            max_catch_up=row["max_catch_up"],
+            first_due=first_due,
+        )
+
     def forget(self, seen: set[str], rows: int) -> None:
         """Drop what belongs to entries that are gone; start the expression cache over
         when redefined entries have left many old ones behind."""
@@ -214,17 +235,7 @@ class Claimer:
                 row = await cur.fetchone()
                 if row is None or row["paused"]:
                     return
-                expr, tz = self.cache.parsed(row["expression"], row["timezone"])
-                plan = plan_slots(
-                    expr,
-                    tz,
-                    evaluated_through=row["evaluated_through"],
-                    updated_at=row["updated_at"],
-                    now_minute=minute,
-                    live_from=live_from,
-                    catch_up_policy=row["catch_up_policy"],
-                    max_catch_up=row["max_catch_up"],
-                )
+                plan = self.cache.plan(row, minute, live_from)
                 if plan is None:
                     return
                 text = describe_error(error)
@@ -268,19 +279,13 @@ class Claimer:
         for row in rows:
             if row["paused"]:
                 continue  # paused since the unlocked read: the pause wins
-            expr, tz = self.cache.parsed(row["expression"], row["timezone"])
             # The next fire _candidates cached, if the locked row is still what it read.
             cached = self.cache.next.get(row["name"])
             key = (row["expression"], row["timezone"], row["evaluated_through"])
-            plan = plan_slots(
-                expr,
-                tz,
-                evaluated_through=row["evaluated_through"],
-                updated_at=row["updated_at"],
-                now_minute=minute,
-                live_from=live_from,
-                catch_up_policy=row["catch_up_policy"],
-                max_catch_up=row["max_catch_up"],
+            plan = self.cache.plan(
+                row,
+                minute,
+                live_from,
                 first_due=cached.next_fire if cached is not None and cached.key == key else None,
             )
             if plan is None and row["follow_up_slot_at"] is None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from oban.job import Job
@@ -36,6 +35,7 @@ from ..errors import UniqueConflictUnresolved
 from ..unique.keys import unique_key
 from ..unique.options import UniqueSpec, parse_unique
 from ..unique.workers import unique_meta
+from .job_rows import job_columns, take_row, utc
 
 __all__ = ["UniqueJob", "insert_jobs", "unique_of"]
 
@@ -63,13 +63,6 @@ def unique_of(job: Job) -> UniqueJob | None:
         return None
     key = unique_key(spec, worker=job.worker, queue=job.queue, args=job.args, meta=job.meta)
     return UniqueJob(spec, key)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # oban_jobs' timestamps are UTC without a zone, as oban writes them.
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _mark(job: Job, unique: UniqueJob) -> None:
@@ -114,7 +107,7 @@ async def _insert(
     pending = list(range(len(jobs)))
     cur = conn.cursor(row_factory=dict_row)
     for _ in range(ATTEMPTS):
-        await cur.execute(INSERT_JOBS.at(prefix), _columns(jobs, pending, prefix))
+        await cur.execute(INSERT_JOBS.at(prefix), job_columns([jobs[i] for i in pending], prefix))
         rows = await cur.fetchall()
         conflicts: list[int] = []
         for row in rows:
@@ -123,11 +116,7 @@ async def _insert(
                 conflicts.append(index)
                 continue
             job = jobs[index]
-            job.id = row["id"]
-            job.inserted_at = row["inserted_at"]
-            job.queue = row["queue"]
-            job.scheduled_at = row["scheduled_at"]
-            job.state = row["state"]
+            take_row(job, row)
             results[index] = job
         if not conflicts:
             break
@@ -212,7 +201,7 @@ async def _replace(
         params["max_attempts"].append(job.max_attempts)
         params["priority"].append(job.priority)
         params["tags"].append(Jsonb(list(job.tags)))
-        params["scheduled_at"].append(_utc(job.scheduled_at))
+        params["scheduled_at"].append(utc(job.scheduled_at))
     await cur.execute(REPLACE_HOLDERS.at(prefix), params)
     return list(await cur.fetchall())
 
@@ -226,21 +215,3 @@ def _conflict(row: Mapping[str, Any], *, replaced: bool = False) -> Job:
     job = Job(**row)
     job.extra = {**(job.extra or {}), "conflict": True, "replaced": replaced}
     return job
-
-
-def _columns(jobs: Sequence[Job], indexes: Sequence[int], prefix: str) -> dict[str, Any]:
-    picked = [jobs[i] for i in indexes]
-    return {
-        "table": f"{prefix}.oban_jobs",
-        "channel": f"{prefix}.oban_insert",
-        "args": [Jsonb(j.args) for j in picked],
-        "meta": [Jsonb(j.meta) for j in picked],
-        "inserted_at": [_utc(j.inserted_at) for j in picked],
-        "max_attempts": [j.max_attempts for j in picked],
-        "priority": [j.priority for j in picked],
-        "queue": [j.queue for j in picked],
-        "scheduled_at": [_utc(j.scheduled_at) for j in picked],
-        "state": [str(j.state) for j in picked],
-        "tags": [Jsonb(list(j.tags)) for j in picked],
-        "worker": [j.worker for j in picked],
-    }

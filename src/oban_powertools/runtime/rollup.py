@@ -34,7 +34,6 @@ hour; older minutes stay empty. The very first pass writes the last hour.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from ..db import Conn, Database
 from ..db.queries import sql
 from ..errors import InvalidArgument
 from .clock import Clock, LeaderLike, SystemClock
-from .failures import log_error
+from .loop import MinuteLoop
 
 __all__ = ["DEFAULT_RETENTION", "TELEMETRY_EVENT", "JobRollup", "RollupPass", "aggregate"]
 
@@ -63,7 +62,6 @@ DEFAULT_CATCH_UP = timedelta(hours=24)
 DEFAULT_LOOKBACK = timedelta(minutes=15)
 DEFAULT_SETTLE = timedelta(seconds=5)
 CHUNK = timedelta(hours=1)
-STOP_TIMEOUT = 5.0
 
 LOCK_PROGRESS = sql("job_rollups", "lock_progress")
 RECORD_PROGRESS = sql("job_rollups", "record_progress")
@@ -117,8 +115,11 @@ async def aggregate(
     return len(await cur.fetchall())
 
 
-class JobRollup:
+class JobRollup(MinuteLoop):
     """The rollup loop of one node. Start/stop it with the scheduler; see the module doc."""
+
+    label = "job rollup"
+    task_name = "oban-powertools-rollup"
 
     def __init__(
         self,
@@ -138,57 +139,23 @@ class JobRollup:
                 raise InvalidArgument(f"rollup {name} must be at least a minute")
         if lookback < timedelta(0) or settle < timedelta(0):
             raise InvalidArgument("rollup lookback and settle must not be negative")
-        if poll_interval <= 0:
-            raise InvalidArgument("poll_interval must be positive")
+        super().__init__(node=node, clock=clock or SystemClock(), poll_interval=poll_interval)
         self.database = database
-        self.node = node
         self.retention = retention
         self.catch_up = catch_up
         self.lookback = lookback
         self.settle = settle
         self._leader = leader
-        self._clock: Clock = clock or SystemClock()
-        self._poll_interval = poll_interval
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.last_pass: RollupPass | None = None
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._loop(), name="oban-powertools-rollup")
+    async def _tick(self) -> None:
+        if self._leader.is_leader:
+            # A failed pass committed nothing: the next pass covers these minutes too.
+            await self.run_pass()
 
-    async def stop(self) -> None:
-        # Asked to stop at a safe point, as the scheduler is: cancelling mid-transaction
-        # could strand a pooled connection.
-        self._stopping.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
-        except TimeoutError:
-            logger.warning("job rollup on %s did not stop in time; cancelled", self.node)
-        except asyncio.CancelledError:
-            pass
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            if self._leader.is_leader:
-                try:
-                    await self.run_pass()
-                except asyncio.CancelledError:
-                    break
-                except Exception as exc:
-                    # Nothing was committed: the next pass covers these minutes too.
-                    log_error("job rollup on %s failed; retrying", self.node, error=exc)
-            # Wake at the next minute boundary plus the settle time (or sooner, to notice
-            # leadership arriving: the first pass then runs within poll_interval).
-            target = floor_minute(self._clock.now() - self.settle) + MINUTE + self.settle
-            await self._clock.sleep_until(target, self._stopping, self._poll_interval)
+    def _wake_at(self, now: datetime) -> datetime:
+        # The next minute boundary plus the settle time, so that minute is closed.
+        return floor_minute(now - self.settle) + MINUTE + self.settle
 
     async def run_pass(self, now: datetime | None = None) -> RollupPass:
         """Write every minute closed (``settle`` ago) since the last written one, then

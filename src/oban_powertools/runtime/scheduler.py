@@ -62,7 +62,6 @@ event by the system principal in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -81,7 +80,7 @@ from ..seams import SYSTEM_PRINCIPAL
 from .claims import ACTIVE_STATES, Claimer, EntryCache, Evaluation, NextFire
 from .clock import Clock, LeaderLike, SystemClock
 from .cron_telemetry import EVALUATED
-from .failures import log_error
+from .loop import MinuteLoop
 
 __all__ = [
     "ACTIVE_STATES",
@@ -97,8 +96,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(minutes=3)
-# Long enough for an in-flight evaluation to commit, short enough not to hang shutdown.
-STOP_TIMEOUT = 5.0
 
 CANDIDATES = sql("cron_entries", "candidates")
 EXPIRED_PAUSES = sql("cron_entries", "expired_pauses")
@@ -106,13 +103,16 @@ LAST_COVERED = sql("scheduler_coverage", "last_covered")
 RECORD_COVERAGE = sql("scheduler_coverage", "record_coverage")
 
 
-class CronScheduler:
+class CronScheduler(MinuteLoop):
     """The scheduler of one node. Start/stop it like oban's loopers; see the module doc.
 
     ``database`` must be open while the scheduler runs (the runtime opens it). ``node``
     names this node in slot rows and coverage; ``prefix`` is oban's schema, for the
     channels of the insert notifications.
     """
+
+    label = "cron scheduler"
+    task_name = "oban-powertools-cron"
 
     def __init__(
         self,
@@ -126,67 +126,27 @@ class CronScheduler:
         poll_interval: float = 1.0,
         chunk_size: int = 200,
     ) -> None:
-        if poll_interval <= 0:
-            raise InvalidArgument("poll_interval must be positive")
+        super().__init__(node=node, clock=clock or SystemClock(), poll_interval=poll_interval)
         if chunk_size < 1:
             raise InvalidArgument("chunk_size must be at least 1")
         if grace < timedelta(0):
             raise InvalidArgument("grace must not be negative")
         self.database = database
-        self.node = node
         self.prefix = prefix
         self._leader = leader
-        self._clock: Clock = clock or SystemClock()
         self._grace = grace
-        self._poll_interval = poll_interval
         self._chunk_size = chunk_size
         self._cache = EntryCache()
         self._claimer = Claimer(database, prefix=prefix, node=node, cache=self._cache)
         self._last_minute: datetime | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.last_evaluation: Evaluation | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._loop(), name="oban-powertools-cron")
-
-    async def stop(self) -> None:
-        # Cancelling mid-transaction could strand a pooled connection, so the loop is
-        # asked to stop at its next safe point and only cancelled if that takes too long.
-        self._stopping.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
-        except TimeoutError:
-            logger.warning("cron scheduler on %s did not stop in time; cancelled", self.node)
-        except asyncio.CancelledError:
-            pass
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._tick()
-            except asyncio.CancelledError:
-                break
-            except Exception as exc:
-                # The minute stays undecided (no coverage was recorded for it): the next
-                # tick evaluates it again, within the grace window as if it were late.
-                log_error("cron scheduler on %s failed; retrying", self.node, error=exc)
-            now = self._clock.now()
-            await self._clock.sleep_until(
-                floor_minute(now) + MINUTE, self._stopping, self._poll_interval
-            )
+    def _wake_at(self, now: datetime) -> datetime:
+        return floor_minute(now) + MINUTE
 
     async def _tick(self) -> None:
+        # A failed tick records no coverage for its minute: the next tick evaluates it
+        # again, within the grace window as if it were late.
         if not self._leader.is_leader:
             # Contiguity is only ours while we keep leading; another leader may run next.
             self._last_minute = None

@@ -21,7 +21,6 @@ steps, is refused (nothing is inserted).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +38,7 @@ from ..errors import (
     WorkflowUnknownDependency,
 )
 from ..workflows.plan import EXTRA_KEY, PlannedStep, WorkflowPlan
+from .job_rows import job_columns, take_row
 from .workflow_release import FINISHED_STATES, Finish, Progress, propagate
 
 __all__ = ["insert_jobs", "plan_of"]
@@ -58,12 +58,6 @@ INSERTED_MARK = "workflow_inserted"
 def plan_of(job: Job) -> WorkflowPlan | None:
     plan = (job.extra or {}).get(EXTRA_KEY)
     return plan if isinstance(plan, WorkflowPlan) else None
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _plans(jobs: Sequence[Job]) -> list[WorkflowPlan]:
@@ -163,14 +157,10 @@ async def _insert(
         if planned is not None:
             released = (planned.workflow_id, planned.name) in decided.released
             job.state = JobState.AVAILABLE if released else JobState.SUSPENDED
-    await cur.execute(INSERT_JOBS.at(prefix), _job_columns(jobs, prefix))
+    await cur.execute(INSERT_JOBS.at(prefix), job_columns(jobs, prefix))
     for row in await cur.fetchall():
         job = jobs[row["ord"] - 1]
-        job.id = row["id"]
-        job.inserted_at = row["inserted_at"]
-        job.queue = row["queue"]
-        job.scheduled_at = row["scheduled_at"]
-        job.state = row["state"]
+        take_row(job, row)
         if id(job) in step_of:
             job.extra = {**job.extra, INSERTED_MARK: True}
     steps = [s for plan in plans for s in plan.steps]
@@ -248,23 +238,6 @@ def _satisfies(step: PlannedStep, outcome: str) -> bool:
         return True
     policy = step.on_dep_cancelled if outcome == "cancelled" else step.on_dep_discarded
     return policy == "ignore"
-
-
-def _job_columns(jobs: Sequence[Job], prefix: str) -> dict[str, Any]:
-    return {
-        "table": f"{prefix}.oban_jobs",
-        "channel": f"{prefix}.oban_insert",
-        "args": [Jsonb(j.args) for j in jobs],
-        "meta": [Jsonb(j.meta) for j in jobs],
-        "inserted_at": [_utc(j.inserted_at) for j in jobs],
-        "max_attempts": [j.max_attempts for j in jobs],
-        "priority": [j.priority for j in jobs],
-        "queue": [j.queue for j in jobs],
-        "scheduled_at": [_utc(j.scheduled_at) for j in jobs],
-        "state": [str(j.state) for j in jobs],
-        "tags": [Jsonb(list(j.tags)) for j in jobs],
-        "worker": [j.worker for j in jobs],
-    }
 
 
 def _step_columns(steps: Sequence[PlannedStep], decided: _Decided) -> dict[str, Any]:

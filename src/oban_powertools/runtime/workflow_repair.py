@@ -23,11 +23,9 @@ repair's transaction, and the pass emits ``oban_powertools.workflow.repaired``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
@@ -37,6 +35,8 @@ from ..audit import write_event
 from ..db import Database
 from ..db.queries import InSchema
 from ..seams import SYSTEM_PRINCIPAL
+from .clock import LeaderLike
+from .loop import LeaderPassLoop
 from .workflow_release import Finish, Progress, propagate, release_ready
 
 __all__ = ["REPAIRED_EVENT", "RepairResult", "WorkflowRepair"]
@@ -61,12 +61,6 @@ REPAIRED = telemetry.declare(
     metadata=("node", "workflow_ids"),
 )
 REPAIRED_EVENT = REPAIRED.name
-STOP_TIMEOUT = 5.0
-
-
-class LeaderLike(Protocol):
-    @property
-    def is_leader(self) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -101,8 +95,11 @@ class RepairResult:
         return bool(self.workflows)
 
 
-class WorkflowRepair:
+class WorkflowRepair(LeaderPassLoop):
     """The repair loop of one node (acting only while it leads). See the module docstring."""
+
+    label = "workflow repair"
+    task_name = "oban-powertools-workflow-repair"
 
     def __init__(
         self,
@@ -114,44 +111,14 @@ class WorkflowRepair:
         interval: float = 5.0,
         batch: int = 500,
     ) -> None:
+        super().__init__(leader=leader, node=node, interval=interval)
         self.database = database
-        self._leader = leader
-        self.node = node
         self.prefix = prefix
-        self.interval = interval
         self.batch = batch
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self.last: RepairResult | None = None
 
-    async def start(self) -> None:
-        self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._loop(), name="oban-powertools-workflow-repair")
-
-    async def stop(self) -> None:
-        # Cancelling mid-transaction could strand a pooled connection: the loop is asked
-        # to stop at its next safe point, and cancelled only if that takes too long.
-        self._stopping.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        with suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            if self._stopping.is_set():
-                break
-            if not self._leader.is_leader:
-                continue
-            try:
-                self.last = await self.repair()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("workflow repair on %s failed; retrying next pass", self.node)
+    async def _pass(self) -> None:
+        self.last = await self.repair()
 
     async def _find(self, cur: Any, ids: list[UUID] | None) -> tuple[list[Any], list[Any]]:
         params = {"ids": ids, "limit": self.batch}

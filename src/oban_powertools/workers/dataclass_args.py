@@ -15,7 +15,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -295,26 +295,25 @@ def _tuple(tp: Any, value: Any, at: _At, redact: list[str]) -> tuple[Any, ...]:
     )
 
 
+def _iso[T](value: Any, at: _At, parse: Callable[[str], T], what: str) -> T:
+    if isinstance(value, str):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    raise at.fail(f"{what} (an ISO 8601 string in JSON)", value)
+
+
 def _datetime(value: Any, at: _At) -> datetime:
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    raise at.fail("datetime (an ISO 8601 string in JSON)", value)
+    return _iso(value, at, datetime.fromisoformat, "datetime")
 
 
 def _date(value: Any, at: _At) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise at.fail("date (an ISO 8601 string in JSON)", value)
+    return _iso(value, at, date.fromisoformat, "date")
 
 
 def _dataclass(cls: type, value: Any, at: _At, redact: list[str]) -> Any:

@@ -4,9 +4,11 @@
 -- composed as an identifier (db.queries.InSchema). No other braces may appear in them.
 
 -- name: insert_jobs
--- Insert a batch of jobs (workflow steps, and plain jobs enqueued with them) in one
--- statement, ids drawn first so each input row is matched to its job; the same defaults
--- as oban's own insert. Available jobs wake their queue's producers.
+-- Insert a batch of jobs (workflow steps, chain links, batch jobs, and plain jobs enqueued
+-- with them; runtime/chain_batch_insert.py uses it too) in one statement, ids drawn first
+-- so each input row is matched to its job; the same defaults as oban's own insert, plus
+-- cancelled_at for a job inserted cancelled (so pruning sees it). Available jobs wake
+-- their queue's producers.
 WITH input AS (
     SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) AS id, t.*
     FROM unnest(%(args)s::jsonb[], %(meta)s::jsonb[], %(inserted_at)s::timestamp[],
