@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 from ..cron import entries
 from ..db import Conn
 from .base import (
-    Action,
     ApplyContext,
     ConfirmStatement,
+    NamedAction,
     Params,
     PreviewFields,
     Snapshot,
@@ -20,26 +20,19 @@ from .base import (
     register,
     whole_number,
 )
-from .errors import InvalidTargets
 
 MAX_PAUSE_MINUTES = 60 * 24 * 90  # a pause may expire after at most 90 days
 
 
-class CronAction(Action):
+class CronAction(NamedAction):
     resource_type = "cron_entry"
-
-    def parse_target(self, raw: str) -> str:
-        if not entries.NAME_PATTERN.match(raw):
-            raise InvalidTargets(f"{raw[:60]!r} is not a cron entry name")
-        return raw
+    target_pattern = entries.NAME_PATTERN
+    target_noun = "cron entry name"
 
     async def snapshot(
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         return await entries.snapshot_entries(conn, targets, lock=lock)
-
-    def drift_key(self, snapshot: Snapshot) -> Any:
-        return snapshot["version"]
 
 
 class SetPaused(CronAction):

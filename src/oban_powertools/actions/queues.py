@@ -9,20 +9,16 @@ from typing import Any, ClassVar, LiteralString
 from ..db import Conn, oban_jobs
 from ..db.queries import sql
 from ..queues import state
-from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register, whole_number
-from .errors import InvalidTargets
+from .base import ApplyContext, NamedAction, Params, Snapshot, Snapshots, register, whole_number
 
 MAX_LIMIT = 10_000
 LOCK_QUEUE_KEY = sql("queue_states", "lock_queue_key")
 
 
-class QueueAction(Action):
+class QueueAction(NamedAction):
     resource_type = "queue"
-
-    def parse_target(self, raw: str) -> str:
-        if not state.QUEUE_PATTERN.match(raw):
-            raise InvalidTargets(f"{raw[:60]!r} is not a queue name")
-        return raw
+    target_pattern = state.QUEUE_PATTERN
+    target_noun = "queue name"
 
     async def snapshot(
         self, conn: Conn, targets: Sequence[str], *, lock: bool
@@ -32,9 +28,6 @@ class QueueAction(Action):
             for queue in targets:
                 await conn.execute(LOCK_QUEUE_KEY, {"key": f"powertools.queue:{queue}"})
         return await state.snapshot_queues(conn, targets)
-
-    def drift_key(self, snapshot: Snapshot) -> Any:
-        return snapshot["version"]
 
     def decision(self, params: Params) -> Decision:
         """What confirming stores and signals, from the action's parameters."""
