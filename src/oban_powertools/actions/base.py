@@ -309,6 +309,20 @@ class NamedAction(Action):
         return snapshot["version"]
 
 
+class PauseToggle:
+    """Mixed into the pause and resume actions of a kind of row (a cron entry, a queue):
+    ``pause`` is the direction, and a row already that way is refused."""
+
+    pause: ClassVar[bool]
+    resource_type: ClassVar[str]
+
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
+        if bool(snapshot["paused"]) != self.pause:
+            return None
+        noun = self.resource_type.replace("_", " ")
+        return f"the {noun} is {'already' if self.pause else 'not'} paused"
+
+
 def whole_number(raw: Mapping[str, Any], name: str, most: int, unit: str = "") -> int:
     """A parameter that must be a whole number from 1 to ``most`` (a form sends text)."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from ..cron import entries
 from ..db import Conn
@@ -13,6 +13,7 @@ from .base import (
     ConfirmStatement,
     NamedAction,
     Params,
+    PauseToggle,
     PreviewFields,
     Snapshot,
     Snapshots,
@@ -35,12 +36,10 @@ class CronAction(NamedAction):
         return await entries.snapshot_entries(conn, targets, lock=lock)
 
 
-class SetPaused(CronAction):
+class SetPaused(PauseToggle, CronAction):
     """Pause and resume, each confirmed in one statement (``confirm_set_paused``): the
     preview locked, the entry changed only at the version the preview saw, the audit
     event written and the preview consumed together."""
-
-    pause: ClassVar[bool]
 
     def confirm_statement(
         self, ctx: ApplyContext, targets: Sequence[str], params: Params, expected: Snapshots | None
@@ -72,9 +71,6 @@ class PauseCronEntry(SetPaused):
             return {}
         minutes = whole_number(raw, "expires_in_minutes", MAX_PAUSE_MINUTES, " of minutes")
         return {"expires_in_minutes": minutes}
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return "the cron entry is already paused" if snapshot["paused"] else None
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         minutes = params.get("expires_in_minutes")
@@ -111,9 +107,6 @@ class ResumeCronEntry(SetPaused):
     event = "cron.resumed"
     label = "Resume cron entry"
     pause = False
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return None if snapshot["paused"] else "the cron entry is not paused"
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (entry,) = snapshots.values()

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, LiteralString
+from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
 from ..db.queries import sql
 from ..queues import state
-from .base import ApplyContext, NamedAction, Params, Snapshot, Snapshots, register, whole_number
+from .base import (
+    ApplyContext,
+    NamedAction,
+    Params,
+    PauseToggle,
+    Snapshot,
+    Snapshots,
+    register,
+    whole_number,
+)
 
 MAX_LIMIT = 10_000
 LOCK_QUEUE_KEY = sql("queue_states", "lock_queue_key")
@@ -66,10 +75,8 @@ def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
     }
 
 
-class SetQueuePaused(QueueAction):
+class SetQueuePaused(PauseToggle, QueueAction):
     """Pause and resume: the stored decision and the signal differ only in direction."""
-
-    pause: ClassVar[bool]
 
     def decision(self, params: Params) -> Decision:
         signal = {"action": "pause" if self.pause else "resume"}
@@ -83,9 +90,6 @@ class PauseQueue(SetQueuePaused):
     label = "Pause queue"
     destructive = True
     pause = True
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return "the queue is already paused" if snapshot["paused"] else None
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots
@@ -101,9 +105,6 @@ class ResumeQueue(SetQueuePaused):
     event = "queue.resumed"
     label = "Resume queue"
     pause = False
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return None if snapshot["paused"] else "the queue is not paused"
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots
