@@ -9,6 +9,7 @@ the change; the pipeline does everything else the same way for all of them.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ from ..db import Conn
 from ..db.queries import sql
 from ..errors import InvalidArgument
 from ..seams import Principal
-from .errors import InvalidParams
+from .errors import InvalidParams, InvalidTargets
 
 type Snapshot = dict[str, Any]
 # One snapshot per target id, as the pipeline hands them to an action.
@@ -279,12 +280,47 @@ class Action(ABC):
             for t in targets
             if t not in snapshots
             or t not in expected
-            or self.drift_key(snapshots[t]) != self.drift_key(expected[t])
+            or self.drifted(snapshots[t], expected[t], params)
         ]
         if drifted:
             return Applied({}, {}, drifted)
         after = await self.apply(conn, ctx, snapshots, params)
         return Applied(snapshots, after, [])
+
+    def drifted(self, snapshot: Snapshot, expected: Snapshot, params: Params) -> bool:
+        """Whether a target, locked and snapshotted again, differs from its preview so that
+        :meth:`apply_checked` must not change it: by default its drift key changed."""
+        return bool(self.drift_key(snapshot) != self.drift_key(expected))
+
+
+class NamedAction(Action):
+    """An action on one kind of named, versioned row (a cron entry, a queue): a target is
+    a name matching ``target_pattern``, and the row's version is the drift key."""
+
+    target_pattern: ClassVar[re.Pattern[str]]
+    target_noun: ClassVar[str]  # what the refusal calls a target, e.g. "queue name"
+
+    def parse_target(self, raw: str) -> str:
+        if not self.target_pattern.match(raw):
+            raise InvalidTargets(f"{raw[:60]!r} is not a {self.target_noun}")
+        return raw
+
+    def drift_key(self, snapshot: Snapshot) -> Any:
+        return snapshot["version"]
+
+
+class PauseToggle:
+    """Mixed into the pause and resume actions of a kind of row (a cron entry, a queue):
+    ``pause`` is the direction, and a row already that way is refused."""
+
+    pause: ClassVar[bool]
+    resource_type: ClassVar[str]
+
+    def check(self, snapshot: Snapshot, params: Params) -> str | None:
+        if bool(snapshot["paused"]) != self.pause:
+            return None
+        noun = self.resource_type.replace("_", " ")
+        return f"the {noun} is {'already' if self.pause else 'not'} paused"
 
 
 def whole_number(raw: Mapping[str, Any], name: str, most: int, unit: str = "") -> int:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from ..cron import entries
 from ..db import Conn
 from .base import (
-    Action,
     ApplyContext,
     ConfirmStatement,
+    NamedAction,
     Params,
+    PauseToggle,
     PreviewFields,
     Snapshot,
     Snapshots,
@@ -20,34 +21,25 @@ from .base import (
     register,
     whole_number,
 )
-from .errors import InvalidTargets
 
 MAX_PAUSE_MINUTES = 60 * 24 * 90  # a pause may expire after at most 90 days
 
 
-class CronAction(Action):
+class CronAction(NamedAction):
     resource_type = "cron_entry"
-
-    def parse_target(self, raw: str) -> str:
-        if not entries.NAME_PATTERN.match(raw):
-            raise InvalidTargets(f"{raw[:60]!r} is not a cron entry name")
-        return raw
+    target_pattern = entries.NAME_PATTERN
+    target_noun = "cron entry name"
 
     async def snapshot(
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         return await entries.snapshot_entries(conn, targets, lock=lock)
 
-    def drift_key(self, snapshot: Snapshot) -> Any:
-        return snapshot["version"]
 
-
-class SetPaused(CronAction):
+class SetPaused(PauseToggle, CronAction):
     """Pause and resume, each confirmed in one statement (``confirm_set_paused``): the
     preview locked, the entry changed only at the version the preview saw, the audit
     event written and the preview consumed together."""
-
-    pause: ClassVar[bool]
 
     def confirm_statement(
         self, ctx: ApplyContext, targets: Sequence[str], params: Params, expected: Snapshots | None
@@ -79,9 +71,6 @@ class PauseCronEntry(SetPaused):
             return {}
         minutes = whole_number(raw, "expires_in_minutes", MAX_PAUSE_MINUTES, " of minutes")
         return {"expires_in_minutes": minutes}
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return "the cron entry is already paused" if snapshot["paused"] else None
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         minutes = params.get("expires_in_minutes")
@@ -118,9 +107,6 @@ class ResumeCronEntry(SetPaused):
     event = "cron.resumed"
     label = "Resume cron entry"
     pause = False
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return None if snapshot["paused"] else "the cron entry is not paused"
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (entry,) = snapshots.values()

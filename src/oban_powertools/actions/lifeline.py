@@ -21,14 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
 from ..db.queries import sql
 from ..queues.state import QUEUE_PATTERN
 from .base import (
     Action,
-    Applied,
     ApplyContext,
     Params,
     PreviewFields,
@@ -48,7 +47,6 @@ JOB_EVIDENCE_FOR_UPDATE = sql("lifeline", "job_evidence_for_update")
 QUEUE_KNOWN = sql("lifeline", "queue_known")
 OPERATOR_RESCUE = sql("lifeline", "operator_rescue")
 OPERATOR_DISCARD = sql("lifeline", "operator_discard")
-PREVIEW_BEFORE = sql("previews", "preview_before")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -197,37 +195,25 @@ class LifelineJobAction(Action):
     def summary(self, snapshots: Snapshots, params: Params) -> str:
         raise NotImplementedError
 
-    async def apply_checked(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        targets: Sequence[str],
-        params: Params,
-        expected: Snapshots | None,
-    ) -> Applied:
-        """Lock the jobs, and drift unless each is as previewed *and* still orphaned (or
-        stuck): a producer that came back makes its jobs drift too."""
-        if expected is None:
-            cur = await conn.execute(PREVIEW_BEFORE, {"token": ctx.preview_token})
-            row = await cur.fetchone()
-            expected = dict(row["before"]) if row else {}
-        snapshots = await self.snapshot(conn, targets, lock=True)
-        drifted = [
-            t
-            for t in targets
-            if t not in snapshots
-            or t not in expected
-            or self.drift_key(snapshots[t]) != self.drift_key(expected[t])
-            or self.check(snapshots[t], params) is not None
-        ]
-        if drifted:
-            return Applied({}, {}, drifted)
-        after = await self.apply(conn, ctx, snapshots, params)
-        return Applied(snapshots, after, [])
+    def drifted(self, snapshot: Snapshot, expected: Snapshot, params: Params) -> bool:
+        """Drift unless the job is as previewed *and* still orphaned (or stuck): a producer
+        that came back makes its jobs drift too."""
+        return (
+            super().drifted(snapshot, expected, params) or self.check(snapshot, params) is not None
+        )
 
 
 def _by(ctx: ApplyContext) -> str:
     return f"{ctx.principal.label} ({ctx.principal.id})"
+
+
+async def _operate(
+    conn: Conn, statement: LiteralString, ctx: ApplyContext, snapshots: Snapshots
+) -> list[dict[str, Any]]:
+    """Run an operator statement (rescue or discard) on the snapshotted jobs, in the name of
+    the acting principal; the changed jobs' rows."""
+    cur = await conn.execute(statement, {"ids": [int(t) for t in snapshots], "by": _by(ctx)})
+    return list(await cur.fetchall())
 
 
 def _after(rows: Sequence[Mapping[str, Any]]) -> dict[str, Snapshot]:
@@ -276,10 +262,7 @@ class RescueJobs(LifelineJobAction):
     async def apply(
         self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
-        cur = await conn.execute(
-            OPERATOR_RESCUE, {"ids": [int(t) for t in snapshots], "by": _by(ctx)}
-        )
-        rows = await cur.fetchall()
+        rows = await _operate(conn, OPERATOR_RESCUE, ctx, snapshots)
         queues = sorted({r["queue"] for r in rows if r["state"] == "available"})
         for queue in queues:
             # Wake the queue's producers, as an insert would.
@@ -315,10 +298,7 @@ class DiscardStuckJobs(LifelineJobAction):
     async def apply(
         self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
-        cur = await conn.execute(
-            OPERATOR_DISCARD, {"ids": [int(t) for t in snapshots], "by": _by(ctx)}
-        )
-        rows = await cur.fetchall()
+        rows = await _operate(conn, OPERATOR_DISCARD, ctx, snapshots)
         for row in rows:
             await oban_jobs.notify(
                 conn, ctx.prefix, "signal", {"action": "pkill", "job_id": row["id"]}

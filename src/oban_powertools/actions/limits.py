@@ -22,16 +22,16 @@ from ..limits.options import MAX_PERIOD, Partition, parse_queue_limits
 from ..limits.usage import limit_use
 from ..queues.state import QUEUE_PATTERN
 from .base import (
-    Action,
     ApplyContext,
     ConfirmStatement,
+    NamedAction,
     Params,
     Snapshot,
     Snapshots,
     register,
     whole_number,
 )
-from .errors import InvalidParams, InvalidTargets
+from .errors import InvalidParams
 
 # The most jobs a limit may allow: far above any real queue, low enough to stay an int4.
 MAX_ALLOWED = 1_000_000
@@ -90,12 +90,14 @@ def target_numbers(snap: Snapshot, params: Params) -> Numbers:
 
 
 @register
-class SetQueueLimits(Action):
+class SetQueueLimits(NamedAction):
     name = "set_queue_limits"
     event = "queue.limits_changed"
     resource_type = "queue"
     label = "Change limits"
     destructive = True
+    target_pattern = QUEUE_PATTERN
+    target_noun = "queue name"
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """The queue's limits as they should be: ``global_limit`` (at most N executing
@@ -123,11 +125,6 @@ class SetQueueLimits(Action):
             )
         return numbers
 
-    def parse_target(self, raw: str) -> str:
-        if not QUEUE_PATTERN.match(raw):
-            raise InvalidTargets(f"{raw[:60]!r} is not a queue name")
-        return raw
-
     async def snapshot(
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
@@ -143,9 +140,6 @@ class SetQueueLimits(Action):
                 "window_resets_at": _iso(use.window_resets_at if use else None),
             }
         return snaps
-
-    def drift_key(self, snapshot: Snapshot) -> Any:
-        return snapshot["version"]
 
     def check(self, snapshot: Snapshot, params: Params) -> str | None:
         if params.get("revert"):

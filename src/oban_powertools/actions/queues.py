@@ -4,25 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, LiteralString
+from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
 from ..db.queries import sql
 from ..queues import state
-from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register, whole_number
-from .errors import InvalidTargets
+from .base import (
+    ApplyContext,
+    NamedAction,
+    Params,
+    PauseToggle,
+    Snapshot,
+    Snapshots,
+    register,
+    whole_number,
+)
 
 MAX_LIMIT = 10_000
 LOCK_QUEUE_KEY = sql("queue_states", "lock_queue_key")
 
 
-class QueueAction(Action):
+class QueueAction(NamedAction):
     resource_type = "queue"
-
-    def parse_target(self, raw: str) -> str:
-        if not state.QUEUE_PATTERN.match(raw):
-            raise InvalidTargets(f"{raw[:60]!r} is not a queue name")
-        return raw
+    target_pattern = state.QUEUE_PATTERN
+    target_noun = "queue name"
 
     async def snapshot(
         self, conn: Conn, targets: Sequence[str], *, lock: bool
@@ -32,9 +37,6 @@ class QueueAction(Action):
             for queue in targets:
                 await conn.execute(LOCK_QUEUE_KEY, {"key": f"powertools.queue:{queue}"})
         return await state.snapshot_queues(conn, targets)
-
-    def drift_key(self, snapshot: Snapshot) -> Any:
-        return snapshot["version"]
 
     def decision(self, params: Params) -> Decision:
         """What confirming stores and signals, from the action's parameters."""
@@ -73,10 +75,8 @@ def _by(ctx: ApplyContext, queue: str) -> dict[str, Any]:
     }
 
 
-class SetQueuePaused(QueueAction):
+class SetQueuePaused(PauseToggle, QueueAction):
     """Pause and resume: the stored decision and the signal differ only in direction."""
-
-    pause: ClassVar[bool]
 
     def decision(self, params: Params) -> Decision:
         signal = {"action": "pause" if self.pause else "resume"}
@@ -90,9 +90,6 @@ class PauseQueue(SetQueuePaused):
     label = "Pause queue"
     destructive = True
     pause = True
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return "the queue is already paused" if snapshot["paused"] else None
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots
@@ -108,9 +105,6 @@ class ResumeQueue(SetQueuePaused):
     event = "queue.resumed"
     label = "Resume queue"
     pause = False
-
-    def check(self, snapshot: Snapshot, params: Params) -> str | None:
-        return None if snapshot["paused"] else "the queue is not paused"
 
     def effect(self, snapshots: Snapshots, params: Params) -> str:
         (queue,) = snapshots

@@ -18,7 +18,7 @@ parent step a sub-workflow stands for is recorded by the release path, not here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 from ..db import Conn, oban_jobs
@@ -60,6 +60,18 @@ def _workflow(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _tree(conn: Conn, target: str, lock_jobs: LiteralString | None) -> list[dict[str, Any]]:
+    """The workflow ``target`` and its sub-workflows (the root first; empty when there is no
+    such workflow). With ``lock_jobs``, the statement locking the jobs the action changes,
+    those jobs, then the steps, then the workflows are locked first: the ack path's order."""
+    if lock_jobs is not None:
+        await conn.execute(lock_jobs, {"id": target})
+        await conn.execute(LOCK_TREE_STEPS, {"id": target})
+        await conn.execute(LOCK_TREE, {"id": target})
+    cur = await conn.execute(TREE, {"id": target})
+    return [_workflow(r) for r in await cur.fetchall()]
+
+
 class WorkflowAction(Action):
     resource_type = "workflow"
 
@@ -90,13 +102,7 @@ class CancelWorkflow(WorkflowAction):
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         (target,) = targets
-        if lock:
-            # The jobs first, then the steps, then the workflows: the ack path's order.
-            await conn.execute(CANCEL_PLAN_FOR_UPDATE, {"id": target})
-            await conn.execute(LOCK_TREE_STEPS, {"id": target})
-            await conn.execute(LOCK_TREE, {"id": target})
-        cur = await conn.execute(TREE, {"id": target})
-        tree = [_workflow(r) for r in await cur.fetchall()]
+        tree = await _tree(conn, target, CANCEL_PLAN_FOR_UPDATE if lock else None)
         if not tree:
             return {}
         cur = await conn.execute(CANCEL_PLAN, {"id": target})
@@ -186,12 +192,7 @@ class RetryWorkflow(WorkflowAction):
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         (target,) = targets
-        if lock:
-            await conn.execute(LOCK_RETRY_JOBS, {"id": target})
-            await conn.execute(LOCK_TREE_STEPS, {"id": target})
-            await conn.execute(LOCK_TREE, {"id": target})
-        cur = await conn.execute(TREE, {"id": target})
-        tree = [_workflow(r) for r in await cur.fetchall()]
+        tree = await _tree(conn, target, LOCK_RETRY_JOBS if lock else None)
         if not tree:
             return {}
         cur = await conn.execute(RETRY_PLAN, {"id": target})

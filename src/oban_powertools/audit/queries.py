@@ -8,7 +8,7 @@ everything. Bulk events (``resource_id = "bulk:N"``) list their targets in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,15 +39,8 @@ class AuditFilters:
     until: datetime | None = None
 
     def params(self) -> dict[str, Any]:
-        return {
-            "resource_type": self.resource_type,
-            "resource_id": self.resource_id,
-            "action": self.action,
-            "actor": self.actor,
-            "outcome": self.outcome,
-            "since": self.since,
-            "until": self.until,
-        }
+        # Each field is the statement's parameter of the same name.
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

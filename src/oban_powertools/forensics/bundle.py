@@ -159,9 +159,13 @@ class Subject:
         index: NextPath,
         window_start: datetime,
         exists: bool = False,
+        audit_note: bool = True,
     ) -> EvidenceBundle:
         """The bundle of a subject that is not there (any more): its audit trail, and the
-        way to its audit page and to the list of its kind (``index``)."""
+        way to its audit page and to the list of its kind (``index``). With ``audit_note``
+        the diagnosis says when that trail is shown below."""
+        if audit_note and self.audit:
+            diagnosis += " Its audit trail is shown below."
         return self.bundle(
             state="missing",
             diagnosis=diagnosis,

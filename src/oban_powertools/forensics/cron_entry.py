@@ -61,11 +61,8 @@ async def cron_bundle(
             referenced_jobs=0,
             missing_jobs=0,
         )
-        diagnosis = f"No cron entry named {evidence.label} exists." + (
-            " Its audit trail is shown below." if evidence.audit else ""
-        )
         return evidence.missing(
-            diagnosis=diagnosis,
+            diagnosis=f"No cron entry named {evidence.label} exists.",
             completeness=completeness,
             index=NextPath("All cron entries", NATIVE, "/cron"),
             window_start=start,

@@ -72,13 +72,9 @@ async def job_bundle(
         evidence = await open_subject(conn, display, "job", raw_id, field="id", now=now)
     items = evidence.audit_items()
     if row is None:
-        completeness = job_completeness(exists=False, has_audit=bool(evidence.audit))
-        diagnosis = f"Job {evidence.label} is not in oban_jobs (pruned or never existed)." + (
-            " Its audit trail is shown below." if evidence.audit else ""
-        )
         return evidence.missing(
-            diagnosis=diagnosis,
-            completeness=completeness,
+            diagnosis=f"Job {evidence.label} is not in oban_jobs (pruned or never existed).",
+            completeness=job_completeness(exists=False, has_audit=bool(evidence.audit)),
             index=NextPath("All jobs", NATIVE, "/jobs"),
             window_start=now - window,
         )

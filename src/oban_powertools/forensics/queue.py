@@ -36,6 +36,7 @@ async def queue_bundle(
             index=NextPath("All queues", NATIVE, "/queues"),
             window_start=now - window,
             exists=bool(evidence.audit),  # known from its audit trail alone
+            audit_note=False,
         )
     live = view.live_nodes
     stale = sum(1 for n in view.nodes if n.freshness == "stale")

@@ -47,13 +47,9 @@ async def workflow_bundle(
             raw_steps = await model.fetch_steps(conn, workflow_id, limit=STEP_LIMIT)
         evidence = await open_evidence(conn, display, "workflow", raw_id, field="id", now=now)
     if row is None:
-        completeness = workflow_completeness(exists=False, has_audit=bool(evidence.audit))
-        diagnosis = f"Workflow {evidence.label} is not in powertools_workflows." + (
-            " Its audit trail is shown below." if evidence.audit else ""
-        )
         return evidence.missing(
-            diagnosis=diagnosis,
-            completeness=completeness,
+            diagnosis=f"Workflow {evidence.label} is not in powertools_workflows.",
+            completeness=workflow_completeness(exists=False, has_audit=bool(evidence.audit)),
             index=NextPath("All workflows", NATIVE, "/workflows"),
             window_start=now - window,
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, LiteralString
+from typing import Any, ClassVar, Final, Literal, LiteralString
 
 from ..db import Conn
 from ..db.queries import sql
@@ -161,3 +161,25 @@ def duration(seconds: float) -> str:
             n = round(s / size) if unit != "minute" else s // size
             return f"{n} {unit}{'' if n == 1 else 's'}"
     return f"{s} second{'' if s == 1 else 's'}"
+
+
+class ListFilters:
+    """The filters of a list page, a frozen dataclass of optional strings whose fields are
+    the page's query parameters of the same names (in link order)."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @staticmethod
+    def from_param(query: Mapping[str, str], name: str) -> str | None:
+        """One filter from the query string: stripped, None when empty."""
+        value = (query.get(name) or "").strip()
+        return value or None
+
+    def query(self) -> dict[str, str]:
+        """The filters set, as query parameters (for pagination links)."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name))}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from ..actions import get_action
@@ -24,6 +25,7 @@ from .common import (
     EXACT_BELOW_FACTOR,
     JOB_STATES,
     Count,
+    ListFilters,
     bounded_count,
     estimate_rows,
     utc,
@@ -54,7 +56,7 @@ COUNT_JOBS = sql("oban_jobs", "count_jobs")
 
 
 @dataclass(frozen=True, slots=True)
-class JobFilters:
+class JobFilters(ListFilters):
     state: str | None = None
     queue: str | None = None
     worker: str | None = None
@@ -71,10 +73,7 @@ class JobFilters:
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> JobFilters:
-        def get(name: str) -> str | None:
-            value = (query.get(name) or "").strip()
-            return value or None
-
+        get = partial(cls.from_param, query)
         tag = get("tag")
         return cls(
             get("state"), get("queue"), get("worker"), tag.lower() if tag else None, get("q")
@@ -82,21 +81,6 @@ class JobFilters:
 
     def params(self) -> dict[str, Any]:
         return {"state": self.state, "queue": self.queue, "worker": self.worker, "tag": self.tag}
-
-    def query(self) -> dict[str, str]:
-        """The filters as query parameters (for pagination links)."""
-        pairs = {
-            "state": self.state,
-            "queue": self.queue,
-            "worker": self.worker,
-            "tag": self.tag,
-            "q": self.q,
-        }
-        return {k: v for k, v in pairs.items() if v}
-
-    @property
-    def active(self) -> bool:
-        return bool(self.query())
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from ..db.queries import sql
 from ..display import Display
 from ..errors import FilterError
 from ..seams import Resource
-from .common import COUNT_CAP, Count, bounded_count, utc
+from .common import COUNT_CAP, Count, ListFilters, bounded_count, utc
 
 __all__ = [
     "DRAW_LIMIT",
@@ -74,7 +74,7 @@ def parse_workflow_id(raw: str) -> UUID | None:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowFilters:
+class WorkflowFilters(ListFilters):
     state: str | None = None
     name: str | None = None
 
@@ -86,18 +86,7 @@ class WorkflowFilters:
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> WorkflowFilters:
-        def get(name: str) -> str | None:
-            value = (query.get(name) or "").strip()
-            return value or None
-
-        return cls(get("state"), get("name"))
-
-    def query(self) -> dict[str, str]:
-        return {k: v for k, v in (("state", self.state), ("name", self.name)) if v}
-
-    @property
-    def active(self) -> bool:
-        return bool(self.query())
+        return cls(cls.from_param(query, "state"), cls.from_param(query, "name"))
 
 
 @dataclass(frozen=True, slots=True)
