@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from . import manifest as manifest_file
 from .django_host import (
@@ -54,6 +55,7 @@ DJANGO_STARTERS = {
 }
 CONFIG_MODULE = "powertools_config"
 CONFIG_FACTORY = "build_config"
+_UNMOUNTED = "install mounted /ops/jobs here before; the mount was removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,31 +224,24 @@ def _mount(
     )
     if recorded is not None and recorded.mount.get("file") == shown:
         new.mount = dict(recorded.mount)
-    if plan.state == "present":
-        report.steps.append(Step("unchanged", shown, plan.detail))
-        report.app_target = _target(module, source)
-        return
-    if new.mount:
-        # Install mounted it once and the host removed it since: their decision stands.
-        report.steps.append(
-            Step("kept", shown, "install mounted /ops/jobs here before; the mount was removed")
-        )
-        report.snippet = host_snippet(config_module)
-        return
-    if "powertools" not in provided:
+    if plan.state != "present" and "powertools" not in provided:
         plan = MountPlan(
             "manual",
             f"{relative_to(report.project_dir, config_file)} defines no `powertools` to mount",
         )
-    if plan.state == "manual" or plan.text is None:
-        report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
+    # Install mounted it once and the host removed it since: their decision stands.
+    outcome = _apply_plan(
+        report, app_file, shown, source, plan, removed=bool(new.mount), removed_detail=_UNMOUNTED
+    )
+    if outcome == "unchanged":
+        report.app_target = _target(module, source)
+    elif outcome == "patched":
+        assert plan.text is not None
+        new.mount = {"file": shown, "state": "applied"}
+        report.lifespan_wired = plan.lifespan
+        report.app_target = _target(module, plan.text)
+    else:
         report.snippet = host_snippet(config_module)
-        return
-    _patch(report, app_file, shown, source, plan.text)
-    new.mount = {"file": shown, "state": "applied"}
-    report.lifespan_wired = plan.lifespan
-    report.app_target = _target(module, plan.text)
-    report.steps.append(Step("patched", shown, plan.detail))
 
 
 def _mount_django(
@@ -268,21 +263,20 @@ def _mount_django(
         report.app_target = f"{module}:application" if module else None
         if before.get("file") == shown:
             new.mount["file"], new.mount["state"] = shown, before.get("state", "applied")
-        if plan.state == "present":
-            report.steps.append(Step("unchanged", shown, plan.detail))
-        elif new.mount.get("file"):
-            report.steps.append(
-                Step("kept", shown, "install mounted /ops/jobs here before; the mount was removed")
-            )
-            snippets.append(asgi_snippet(config_module))
-        elif plan.state == "manual" or plan.text is None:
-            report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
-            snippets.append(asgi_snippet(config_module))
-        else:
-            _patch(report, asgi_file, shown, source, plan.text)
+        outcome = _apply_plan(
+            report,
+            asgi_file,
+            shown,
+            source,
+            plan,
+            removed=bool(new.mount.get("file")),
+            removed_detail=_UNMOUNTED,
+        )
+        if outcome == "patched":
             new.mount.update(file=shown, state="applied")
             report.lifespan_wired = True
-            report.steps.append(Step("patched", shown, plan.detail))
+        elif outcome != "unchanged":
+            snippets.append(asgi_snippet(config_module))
     settings_file = report.django.settings_file
     if settings_file is None:
         report.steps.append(Step("manual", "-", "settings module not found"))
@@ -293,21 +287,50 @@ def _mount_django(
         plan = plan_settings(source, config_module)
         if before.get("settings") == shown:
             new.mount["settings"] = shown
-        if plan.state == "present":
-            report.steps.append(Step("unchanged", shown, plan.detail))
-        elif new.mount.get("settings"):
-            report.steps.append(
-                Step("kept", shown, "install added oban_powertools here before; it was removed")
-            )
-        elif plan.state == "manual" or plan.text is None:
-            report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
-            snippets.append(settings_snippet(config_module))
-        else:
-            _patch(report, settings_file, shown, source, plan.text)
+        outcome = _apply_plan(
+            report,
+            settings_file,
+            shown,
+            source,
+            plan,
+            removed=bool(new.mount.get("settings")),
+            removed_detail="install added oban_powertools here before; it was removed",
+        )
+        if outcome == "patched":
             new.mount["settings"] = shown
-            report.steps.append(Step("patched", shown, plan.detail))
+        elif outcome == "manual":
+            snippets.append(settings_snippet(config_module))
     if snippets:
         report.snippet = "\n".join(snippets)
+
+
+def _apply_plan(
+    report: InstallReport,
+    path: Path,
+    shown: str,
+    source: str,
+    plan: MountPlan,
+    *,
+    removed: bool,
+    removed_detail: str,
+) -> Literal["unchanged", "kept", "manual", "patched"]:
+    """Patch one host file by its plan and record the step; the caller does the rest.
+
+    ``removed``: install patched this file before and the host took it out since, so
+    their decision stands and the file is kept as it is.
+    """
+    if plan.state == "present":
+        report.steps.append(Step("unchanged", shown, plan.detail))
+        return "unchanged"
+    if removed:
+        report.steps.append(Step("kept", shown, removed_detail))
+        return "kept"
+    if plan.state == "manual" or plan.text is None:
+        report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
+        return "manual"
+    _patch(report, path, shown, source, plan.text)
+    report.steps.append(Step("patched", shown, plan.detail))
+    return "patched"
 
 
 def _patch(report: InstallReport, path: Path, shown: str, source: str, text: str) -> None:
