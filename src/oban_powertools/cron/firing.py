@@ -152,14 +152,20 @@ def _owner_by_search(wall: datetime, tz: ZoneInfo, first: datetime, second: date
     return high
 
 
+def _clamp(first: datetime, last: datetime) -> tuple[datetime, datetime] | None:
+    """``first`` and ``last`` within the searchable minutes, or None when nothing is left."""
+    first = max(first, _MIN_UTC)
+    last = min(last, _MAX_UTC)
+    return (first, last) if first <= last else None
+
+
 def _search_forward(
     expr: CronExpression, tz: ZoneInfo, first: datetime, last: datetime
 ) -> datetime | None:
     """Earliest firing UTC minute ``m`` with ``first <= m <= last``."""
-    first = max(first, _MIN_UTC)
-    last = min(last, _MAX_UTC)
-    if first > last:
+    if (bounds := _clamp(first, last)) is None:
         return None
+    first, last = bounds
     # A wall time at or before the wall clock of first - 1 was owned earlier.
     wall: datetime | None = _wall(first - _MINUTE, tz) + _MINUTE
     stop = min(_wall(last, tz).date() + 2 * _DAY, _MAX_DATE)
@@ -181,10 +187,9 @@ def _search_backward(
     expr: CronExpression, tz: ZoneInfo, last: datetime, first: datetime
 ) -> datetime | None:
     """Latest firing UTC minute ``m`` with ``first <= m <= last``."""
-    first = max(first, _MIN_UTC)
-    last = min(last, _MAX_UTC)
-    if first > last:
+    if (bounds := _clamp(first, last)) is None:
         return None
+    first, last = bounds
     local = last.astimezone(tz)
     start = local.replace(tzinfo=None, second=0, microsecond=0, fold=0)
     if local.fold == 1:
