@@ -36,6 +36,11 @@ from .litestar import (
 from .manifest import MANIFEST_NAME, Manifest, content_hash
 from .mount import MountPlan, app_assignments, find_app_files, plan_mount, snippet
 
+# Why a host file install patched before is left alone now, by its manifest key.
+KEPT = {
+    "file": "install mounted /ops/jobs here before; the mount was removed",
+    "settings": "install added oban_powertools here before; it was removed",
+}
 # (file name, what it is) in the order they are reported.
 STARTERS = (
     ("ops_auth.py", "starter auth seam: denies everything until you edit it"),
@@ -55,7 +60,6 @@ DJANGO_STARTERS = {
 }
 CONFIG_MODULE = "powertools_config"
 CONFIG_FACTORY = "build_config"
-_UNMOUNTED = "install mounted /ops/jobs here before; the mount was removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +233,7 @@ def _mount(
             "manual",
             f"{relative_to(report.project_dir, config_file)} defines no `powertools` to mount",
         )
-    # Install mounted it once and the host removed it since: their decision stands.
-    outcome = _apply_plan(
-        report, app_file, shown, source, plan, removed=bool(new.mount), removed_detail=_UNMOUNTED
-    )
+    outcome = _apply_plan(report, new, "file", app_file, shown, source, plan)
     if outcome == "unchanged":
         report.app_target = _target(module, source)
     elif outcome == "patched":
@@ -263,15 +264,7 @@ def _mount_django(
         report.app_target = f"{module}:application" if module else None
         if before.get("file") == shown:
             new.mount["file"], new.mount["state"] = shown, before.get("state", "applied")
-        outcome = _apply_plan(
-            report,
-            asgi_file,
-            shown,
-            source,
-            plan,
-            removed=bool(new.mount.get("file")),
-            removed_detail=_UNMOUNTED,
-        )
+        outcome = _apply_plan(report, new, "file", asgi_file, shown, source, plan)
         if outcome == "patched":
             new.mount.update(file=shown, state="applied")
             report.lifespan_wired = True
@@ -287,15 +280,7 @@ def _mount_django(
         plan = plan_settings(source, config_module)
         if before.get("settings") == shown:
             new.mount["settings"] = shown
-        outcome = _apply_plan(
-            report,
-            settings_file,
-            shown,
-            source,
-            plan,
-            removed=bool(new.mount.get("settings")),
-            removed_detail="install added oban_powertools here before; it was removed",
-        )
+        outcome = _apply_plan(report, new, "settings", settings_file, shown, source, plan)
         if outcome == "patched":
             new.mount["settings"] = shown
         elif outcome == "manual":
@@ -306,24 +291,23 @@ def _mount_django(
 
 def _apply_plan(
     report: InstallReport,
+    new: Manifest,
+    key: str,
     path: Path,
     shown: str,
     source: str,
     plan: MountPlan,
-    *,
-    removed: bool,
-    removed_detail: str,
 ) -> Literal["unchanged", "kept", "manual", "patched"]:
     """Patch one host file by its plan and record the step; the caller does the rest.
 
-    ``removed``: install patched this file before and the host took it out since, so
-    their decision stands and the file is kept as it is.
+    A file the manifest already holds under ``key`` that needs patching again was
+    patched by install before and changed back by the host: their decision stands.
     """
     if plan.state == "present":
         report.steps.append(Step("unchanged", shown, plan.detail))
         return "unchanged"
-    if removed:
-        report.steps.append(Step("kept", shown, removed_detail))
+    if new.mount.get(key):
+        report.steps.append(Step("kept", shown, KEPT[key]))
         return "kept"
     if plan.state == "manual" or plan.text is None:
         report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
