@@ -11,6 +11,7 @@ import ast
 import difflib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -257,9 +258,7 @@ def _mount_django(
         report.steps.append(Step("manual", "-", "no asgi.py in the project package (pass --app)"))
         snippets.append(asgi_snippet(config_module))
     else:
-        shown = relative_to(report.project_dir, asgi_file)
-        source = asgi_file.read_text(encoding="utf-8")
-        plan = plan_asgi_mount(source, config_module)
+        shown, source, plan = _read_plan(report, asgi_file, plan_asgi_mount, config_module)
         module = report.package.module_of(asgi_file)
         report.app_target = f"{module}:application" if module else None
         if before.get("file") == shown:
@@ -275,9 +274,7 @@ def _mount_django(
         report.steps.append(Step("manual", "-", "settings module not found"))
         snippets.append(settings_snippet(config_module))
     else:
-        shown = relative_to(report.project_dir, settings_file)
-        source = settings_file.read_text(encoding="utf-8")
-        plan = plan_settings(source, config_module)
+        shown, source, plan = _read_plan(report, settings_file, plan_settings, config_module)
         if before.get("settings") == shown:
             new.mount["settings"] = shown
         outcome = _apply_plan(report, new, "settings", settings_file, shown, source, plan)
@@ -287,6 +284,17 @@ def _mount_django(
             snippets.append(settings_snippet(config_module))
     if snippets:
         report.snippet = "\n".join(snippets)
+
+
+def _read_plan(
+    report: InstallReport,
+    path: Path,
+    plan_of: Callable[[str, str], MountPlan],
+    config_module: str,
+) -> tuple[str, str, MountPlan]:
+    """One Django host file as shown in the report, its text, and the plan to patch it."""
+    source = path.read_text(encoding="utf-8")
+    return relative_to(report.project_dir, path), source, plan_of(source, config_module)
 
 
 def _apply_plan(
