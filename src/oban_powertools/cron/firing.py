@@ -152,58 +152,42 @@ def _owner_by_search(wall: datetime, tz: ZoneInfo, first: datetime, second: date
     return high
 
 
-def _search_forward(
-    expr: CronExpression, tz: ZoneInfo, first: datetime, last: datetime
+def _search(
+    expr: CronExpression, tz: ZoneInfo, first: datetime, last: datetime, *, backward: bool
 ) -> datetime | None:
-    """Earliest firing UTC minute ``m`` with ``first <= m <= last``."""
+    """Earliest (``backward``: latest) firing UTC minute ``m`` with ``first <= m <= last``."""
     first = max(first, _MIN_UTC)
     last = min(last, _MAX_UTC)
     if first > last:
         return None
-    # A wall time at or before the wall clock of first - 1 was owned earlier.
-    wall: datetime | None = _wall(first - _MINUTE, tz) + _MINUTE
-    stop = min(_wall(last, tz).date() + 2 * _DAY, _MAX_DATE)
+    wall: datetime | None
+    if backward:
+        local = last.astimezone(tz)
+        wall = local.replace(tzinfo=None, second=0, microsecond=0, fold=0)
+        if local.fold == 1:
+            # In the second pass of a repeated hour the first pass already reached
+            # later wall times; start from an upper bound on them (owners past
+            # `last` are skipped below).
+            wall = _floor_minute(wall + (last - local.replace(fold=0).astimezone(UTC)))
+        stop = max(_wall(first, tz).date() - 2 * _DAY, _MIN_DATE)
+        step, find = -_MINUTE, expr.previous_wall
+    else:
+        # A wall time at or before the wall clock of first - 1 was owned earlier.
+        wall = _wall(first - _MINUTE, tz) + _MINUTE
+        stop = min(_wall(last, tz).date() + 2 * _DAY, _MAX_DATE)
+        step, find = _MINUTE, expr.next_wall
     while wall is not None:
-        wall = expr.next_wall(wall, stop)
+        wall = find(wall, stop)
         if wall is None:
             return None
         owner = _owner(wall, tz)
-        if owner > last:
-            return None  # owners only grow with the wall time
-        if owner >= first and _fires(expr, tz, owner):
+        if (owner < first) if backward else (owner > last):
+            return None  # owners move with the wall time, and this one is past the far end
+        if first <= owner <= last and _fires(expr, tz, owner):
             return owner
-        # Owned before `first` (the repeated hour of a fall-back): keep going.
-        wall += _MINUTE
-    return None
-
-
-def _search_backward(
-    expr: CronExpression, tz: ZoneInfo, last: datetime, first: datetime
-) -> datetime | None:
-    """Latest firing UTC minute ``m`` with ``first <= m <= last``."""
-    first = max(first, _MIN_UTC)
-    last = min(last, _MAX_UTC)
-    if first > last:
-        return None
-    local = last.astimezone(tz)
-    start = local.replace(tzinfo=None, second=0, microsecond=0, fold=0)
-    if local.fold == 1:
-        # In the second pass of a repeated hour the first pass already reached
-        # later wall times; start from an upper bound on them (owners past
-        # `last` are skipped below).
-        start = _floor_minute(start + (last - local.replace(fold=0).astimezone(UTC)))
-    wall: datetime | None = start
-    stop = max(_wall(first, tz).date() - 2 * _DAY, _MIN_DATE)
-    while wall is not None:
-        wall = expr.previous_wall(wall, stop)
-        if wall is None:
-            return None
-        owner = _owner(wall, tz)
-        if owner < first:
-            return None
-        if owner <= last and _fires(expr, tz, owner):
-            return owner
-        wall -= _MINUTE
+        # Owned outside the range on the near side (the repeated hour of a fall-back):
+        # keep going.
+        wall += step
     return None
 
 
@@ -229,7 +213,7 @@ def next_fire(expr: CronExpression, tz: ZoneInfo, after_utc: datetime) -> dateti
     ``None`` if there is none within :data:`SEARCH_HORIZON`.
     """
     start = _offset(_floor_minute(_as_utc(after_utc, "after_utc")), _MINUTE)
-    return _search_forward(expr, tz, start, _offset(start, SEARCH_HORIZON))
+    return _search(expr, tz, start, _offset(start, SEARCH_HORIZON), backward=False)
 
 
 def previous_fire(expr: CronExpression, tz: ZoneInfo, before_utc: datetime) -> datetime | None:
@@ -238,7 +222,7 @@ def previous_fire(expr: CronExpression, tz: ZoneInfo, before_utc: datetime) -> d
     ``None`` if there is none within :data:`SEARCH_HORIZON`.
     """
     end = _offset(_ceil_minute(_as_utc(before_utc, "before_utc")), -_MINUTE)
-    return _search_backward(expr, tz, end, _offset(end, -SEARCH_HORIZON))
+    return _search(expr, tz, _offset(end, -SEARCH_HORIZON), end, backward=True)
 
 
 def due_minutes(
@@ -257,7 +241,7 @@ def due_minutes(
     last = _floor_minute(_as_utc(until_utc, "until_utc"))
     found: list[datetime] = []
     while len(found) < limit:
-        minute = _search_forward(expr, tz, current, last)
+        minute = _search(expr, tz, current, last, backward=False)
         if minute is None:
             break
         found.append(minute)
@@ -274,4 +258,4 @@ def latest_due(
     """
     first = _offset(_floor_minute(_as_utc(after_utc, "after_utc")), _MINUTE)
     last = _floor_minute(_as_utc(until_utc, "until_utc"))
-    return _search_backward(expr, tz, last, first)
+    return _search(expr, tz, first, last, backward=True)

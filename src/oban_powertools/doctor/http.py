@@ -39,6 +39,12 @@ def http_get(url: str, timeout: float) -> tuple[int, str | None]:
         return exc.code, exc.headers.get("Location")
 
 
+def _unreachable(name: str, what: str, exc: OSError | ValueError, fix: str) -> Check:
+    """A failed check for a GET that never got an answer."""
+    # urllib wraps the socket's error in a URLError; its reason is what a reader needs.
+    return Check(name, "fail", f"{what}: {getattr(exc, 'reason', exc)}", fix)
+
+
 def check_mount(
     url: str, timeout: float, get: Callable[[str, float], tuple[int, str | None]]
 ) -> Check:
@@ -55,11 +61,10 @@ def check_mount(
             url = url + "/"  # the mount's own trailing-slash redirect
             status, location = get(url, timeout)
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Check(
+        return _unreachable(
             "mount",
-            "fail",
-            f"cannot reach {url}: {reason}",
+            f"cannot reach {url}",
+            exc,
             "Start the app (e.g. `uvicorn myapp.main:app`) and pass the URL it serves "
             "the mount at, e.g. --url http://127.0.0.1:8000/ops/jobs/",
         )
@@ -106,11 +111,10 @@ def check_bridge(
     try:
         status, _ = get(bridge_url, timeout)
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Check(
+        return _unreachable(
             "bridge",
-            "fail",
-            f"bridge_url {bridge_url} is unreachable: {reason}",
+            f"bridge_url {bridge_url} is unreachable",
+            exc,
             "Start the Oban Web dashboard service at that address, or unset "
             f"{ENV_PREFIX}BRIDGE_URL to run without the bridge (/ops/jobs/oban then does "
             "not exist).",

@@ -11,9 +11,11 @@ import ast
 import difflib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from . import manifest as manifest_file
 from .django_host import (
@@ -35,6 +37,11 @@ from .litestar import (
 from .manifest import MANIFEST_NAME, Manifest, content_hash
 from .mount import MountPlan, app_assignments, find_app_files, plan_mount, snippet
 
+# Why a host file install patched before is left alone now, by its manifest key.
+KEPT = {
+    "file": "install mounted /ops/jobs here before; the mount was removed",
+    "settings": "install added oban_powertools here before; it was removed",
+}
 # (file name, what it is) in the order they are reported.
 STARTERS = (
     ("ops_auth.py", "starter auth seam: denies everything until you edit it"),
@@ -222,31 +229,21 @@ def _mount(
     )
     if recorded is not None and recorded.mount.get("file") == shown:
         new.mount = dict(recorded.mount)
-    if plan.state == "present":
-        report.steps.append(Step("unchanged", shown, plan.detail))
-        report.app_target = _target(module, source)
-        return
-    if new.mount:
-        # Install mounted it once and the host removed it since: their decision stands.
-        report.steps.append(
-            Step("kept", shown, "install mounted /ops/jobs here before; the mount was removed")
-        )
-        report.snippet = host_snippet(config_module)
-        return
-    if "powertools" not in provided:
+    if plan.state != "present" and "powertools" not in provided:
         plan = MountPlan(
             "manual",
             f"{relative_to(report.project_dir, config_file)} defines no `powertools` to mount",
         )
-    if plan.state == "manual" or plan.text is None:
-        report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
+    outcome = _apply_plan(report, new, "file", app_file, shown, source, plan)
+    if outcome == "unchanged":
+        report.app_target = _target(module, source)
+    elif outcome == "patched":
+        assert plan.text is not None
+        new.mount = {"file": shown, "state": "applied"}
+        report.lifespan_wired = plan.lifespan
+        report.app_target = _target(module, plan.text)
+    else:
         report.snippet = host_snippet(config_module)
-        return
-    _patch(report, app_file, shown, source, plan.text)
-    new.mount = {"file": shown, "state": "applied"}
-    report.lifespan_wired = plan.lifespan
-    report.app_target = _target(module, plan.text)
-    report.steps.append(Step("patched", shown, plan.detail))
 
 
 def _mount_django(
@@ -261,53 +258,71 @@ def _mount_django(
         report.steps.append(Step("manual", "-", "no asgi.py in the project package (pass --app)"))
         snippets.append(asgi_snippet(config_module))
     else:
-        shown = relative_to(report.project_dir, asgi_file)
-        source = asgi_file.read_text(encoding="utf-8")
-        plan = plan_asgi_mount(source, config_module)
+        shown, source, plan = _read_plan(report, asgi_file, plan_asgi_mount, config_module)
         module = report.package.module_of(asgi_file)
         report.app_target = f"{module}:application" if module else None
         if before.get("file") == shown:
             new.mount["file"], new.mount["state"] = shown, before.get("state", "applied")
-        if plan.state == "present":
-            report.steps.append(Step("unchanged", shown, plan.detail))
-        elif new.mount.get("file"):
-            report.steps.append(
-                Step("kept", shown, "install mounted /ops/jobs here before; the mount was removed")
-            )
-            snippets.append(asgi_snippet(config_module))
-        elif plan.state == "manual" or plan.text is None:
-            report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
-            snippets.append(asgi_snippet(config_module))
-        else:
-            _patch(report, asgi_file, shown, source, plan.text)
+        outcome = _apply_plan(report, new, "file", asgi_file, shown, source, plan)
+        if outcome == "patched":
             new.mount.update(file=shown, state="applied")
             report.lifespan_wired = True
-            report.steps.append(Step("patched", shown, plan.detail))
+        elif outcome != "unchanged":
+            snippets.append(asgi_snippet(config_module))
     settings_file = report.django.settings_file
     if settings_file is None:
         report.steps.append(Step("manual", "-", "settings module not found"))
         snippets.append(settings_snippet(config_module))
     else:
-        shown = relative_to(report.project_dir, settings_file)
-        source = settings_file.read_text(encoding="utf-8")
-        plan = plan_settings(source, config_module)
+        shown, source, plan = _read_plan(report, settings_file, plan_settings, config_module)
         if before.get("settings") == shown:
             new.mount["settings"] = shown
-        if plan.state == "present":
-            report.steps.append(Step("unchanged", shown, plan.detail))
-        elif new.mount.get("settings"):
-            report.steps.append(
-                Step("kept", shown, "install added oban_powertools here before; it was removed")
-            )
-        elif plan.state == "manual" or plan.text is None:
-            report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
-            snippets.append(settings_snippet(config_module))
-        else:
-            _patch(report, settings_file, shown, source, plan.text)
+        outcome = _apply_plan(report, new, "settings", settings_file, shown, source, plan)
+        if outcome == "patched":
             new.mount["settings"] = shown
-            report.steps.append(Step("patched", shown, plan.detail))
+        elif outcome == "manual":
+            snippets.append(settings_snippet(config_module))
     if snippets:
         report.snippet = "\n".join(snippets)
+
+
+def _read_plan(
+    report: InstallReport,
+    path: Path,
+    plan_of: Callable[[str, str], MountPlan],
+    config_module: str,
+) -> tuple[str, str, MountPlan]:
+    """One Django host file as shown in the report, its text, and the plan to patch it."""
+    source = path.read_text(encoding="utf-8")
+    return relative_to(report.project_dir, path), source, plan_of(source, config_module)
+
+
+def _apply_plan(
+    report: InstallReport,
+    new: Manifest,
+    key: str,
+    path: Path,
+    shown: str,
+    source: str,
+    plan: MountPlan,
+) -> Literal["unchanged", "kept", "manual", "patched"]:
+    """Patch one host file by its plan and record the step; the caller does the rest.
+
+    A file the manifest already holds under ``key`` that needs patching again was
+    patched by install before and changed back by the host: their decision stands.
+    """
+    if plan.state == "present":
+        report.steps.append(Step("unchanged", shown, plan.detail))
+        return "unchanged"
+    if new.mount.get(key):
+        report.steps.append(Step("kept", shown, KEPT[key]))
+        return "kept"
+    if plan.state == "manual" or plan.text is None:
+        report.steps.append(Step("manual", shown, f"not patched: {plan.detail}"))
+        return "manual"
+    _patch(report, path, shown, source, plan.text)
+    report.steps.append(Step("patched", shown, plan.detail))
+    return "patched"
 
 
 def _patch(report: InstallReport, path: Path, shown: str, source: str, text: str) -> None:
