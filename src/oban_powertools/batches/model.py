@@ -34,19 +34,6 @@ from ..errors import BatchCallbackUnknown, BatchError, CompositeNotInserted
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-__all__ = [
-    "BATCH_KEY",
-    "CALLBACK_KEY",
-    "CALLBACK_KINDS",
-    "CALLBACK_OF_KEY",
-    "EXTRA_KEY",
-    "Batch",
-    "BatchPlan",
-    "CallbackSpec",
-    "callback_batch_id",
-    "callbacks_due",
-]
-
 BATCH_KEY = "batch_id"
 EXTRA_KEY = "batch"
 # A callback job's meta: which callback of which batch it is (not batch_id: a callback

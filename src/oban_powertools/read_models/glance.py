@@ -14,7 +14,7 @@ from ..db import Conn
 from ..display import Display
 from ..seams import Resource
 from . import queues as queues_model
-from .common import EXACT_BELOW_FACTOR, Count, bounded_count
+from .common import Count
 
 # States an operator reads a queue's health from: its backlog, what runs, what fails.
 QUEUE_STATES = ("available", "executing", "retryable")
@@ -47,18 +47,7 @@ async def by_queue(conn: Conn, display: Display) -> ByQueue:
     names = names[:MAX_QUEUES]
     if not names:
         return ByQueue([], False)
-    cur = await conn.execute(
-        queues_model.QUEUE_COUNTS,
-        {
-            "queues": names,
-            "states": list(QUEUE_STATES),
-            "cap": QUEUE_CAP,
-            "exact_below": QUEUE_CAP * EXACT_BELOW_FACTOR,
-        },
-    )
-    counts: dict[str, dict[str, Count]] = {q: {} for q in names}
-    for row in await cur.fetchall():
-        counts[row["queue"]][row["state"]] = bounded_count(row["n"], row["estimate"], QUEUE_CAP)
+    counts = await queues_model.queue_counts(conn, names, states=QUEUE_STATES, cap=QUEUE_CAP)
     rows = [
         QueueCounts(
             key=q,

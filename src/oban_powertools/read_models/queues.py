@@ -88,16 +88,21 @@ def _limit(meta: Any) -> int | None:
 
 
 async def queue_counts(
-    conn: Conn, queues: Sequence[str], *, cap: int = QUEUE_COUNT_CAP
+    conn: Conn,
+    queues: Sequence[str],
+    *,
+    states: Sequence[str] = QUEUE_STATES,
+    cap: int = QUEUE_COUNT_CAP,
 ) -> dict[str, dict[str, Count]]:
-    """Each queue's jobs by state: exact up to ``cap``, else oban's planner estimate."""
+    """Each queue's jobs by state (those of ``states`` it has): exact up to ``cap``, else
+    oban's planner estimate."""
     if not queues:
         return {}
     cur = await conn.execute(
         QUEUE_COUNTS,
         {
             "queues": list(queues),
-            "states": list(QUEUE_STATES),
+            "states": list(states),
             "cap": cap,
             "exact_below": cap * EXACT_BELOW_FACTOR,
         },
