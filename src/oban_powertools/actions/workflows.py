@@ -60,16 +60,23 @@ def _workflow(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _tree(conn: Conn, target: str, lock_jobs: LiteralString | None) -> list[dict[str, Any]]:
+async def _read(
+    conn: Conn, target: str, plan: LiteralString, lock_jobs: LiteralString | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The workflow ``target`` and its sub-workflows (the root first; empty when there is no
-    such workflow). With ``lock_jobs``, the statement locking the jobs the action changes,
-    those jobs, then the steps, then the workflows are locked first: the ack path's order."""
+    such workflow), and the rows of ``plan``, the statement saying what the action touches.
+    With ``lock_jobs``, the statement locking the jobs the action changes, those jobs, then
+    the steps, then the workflows are locked first: the ack path's order."""
     if lock_jobs is not None:
         await conn.execute(lock_jobs, {"id": target})
         await conn.execute(LOCK_TREE_STEPS, {"id": target})
         await conn.execute(LOCK_TREE, {"id": target})
     cur = await conn.execute(TREE, {"id": target})
-    return [_workflow(r) for r in await cur.fetchall()]
+    tree = [_workflow(r) for r in await cur.fetchall()]
+    if not tree:
+        return [], []
+    cur = await conn.execute(plan, {"id": target})
+    return tree, list(await cur.fetchall())
 
 
 class WorkflowAction(Action):
@@ -102,10 +109,11 @@ class CancelWorkflow(WorkflowAction):
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         (target,) = targets
-        tree = await _tree(conn, target, CANCEL_PLAN_FOR_UPDATE if lock else None)
+        tree, plan = await _read(
+            conn, target, CANCEL_PLAN, CANCEL_PLAN_FOR_UPDATE if lock else None
+        )
         if not tree:
             return {}
-        cur = await conn.execute(CANCEL_PLAN, {"id": target})
         jobs = [
             {
                 "id": r["job_id"],
@@ -115,7 +123,7 @@ class CancelWorkflow(WorkflowAction):
                 "attempt": r["attempt"],
                 "to": "asked to stop" if r["state"] == "executing" else "cancelled",
             }
-            for r in await cur.fetchall()
+            for r in plan
         ]
         return {
             target: {
@@ -192,11 +200,9 @@ class RetryWorkflow(WorkflowAction):
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         (target,) = targets
-        tree = await _tree(conn, target, LOCK_RETRY_JOBS if lock else None)
+        tree, steps = await _read(conn, target, RETRY_PLAN, LOCK_RETRY_JOBS if lock else None)
         if not tree:
             return {}
-        cur = await conn.execute(RETRY_PLAN, {"id": target})
-        steps = list(await cur.fetchall())
         return {
             target: {
                 "workflow": tree[0],
