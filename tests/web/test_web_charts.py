@@ -161,7 +161,7 @@ async def test_the_chart_statements_read_only_the_rollup_tables(
 ) -> None:
     """What the charts run, planned by Postgres: no relation but the rollup's own."""
     since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
-    for statement in (rollups.MINUTES, rollups.HOURS, rollups.PROGRESS):
+    for statement in (rollups.Q.minutes, rollups.Q.hours, rollups.Q.progress):
         for queue in (None, "mail"):
             cur = await conn.execute(
                 f"EXPLAIN (FORMAT JSON) {statement}",  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, LiteralString
 from psycopg.types.json import Jsonb
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import InvalidArgument
 from ..seams import Principal
 from .errors import InvalidParams, InvalidTargets
@@ -176,7 +176,7 @@ class StoredPreview:
     problem_count: int
 
 
-PREVIEW_BEFORE = sql("previews", "preview_before")
+Q = Statements(previews="preview_before")
 
 
 class Action(ABC):
@@ -271,7 +271,7 @@ class Action(ABC):
         that checks and changes together (see the job actions).
         """
         if expected is None:
-            cur = await conn.execute(PREVIEW_BEFORE, {"token": ctx.preview_token})
+            cur = await conn.execute(Q.preview_before, {"token": ctx.preview_token})
             row = await cur.fetchone()
             expected = dict(row["before"]) if row else {}
         snapshots = await self.snapshot(conn, targets, lock=True)

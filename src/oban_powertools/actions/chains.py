@@ -17,13 +17,11 @@ from typing import Any
 
 from ..chains.options import MAX_KEY
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register
 from .errors import InvalidTargets
 
-LOCK_CHAIN = sql("chain_views", "lock_chain")
-CHAIN_SNAPSHOT = sql("chain_views", "chain_snapshot")
-RESUME_CHAIN = sql("chain_views", "resume_chain")
+Q = Statements(chain_views="lock_chain chain_snapshot resume_chain")
 
 
 def _link(seq: Any, job_id: Any, state: Any) -> str:
@@ -47,8 +45,8 @@ class ResumeChain(Action):
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         if lock:
-            await conn.execute(LOCK_CHAIN, {"keys": list(targets)})
-        cur = await conn.execute(CHAIN_SNAPSHOT, {"keys": list(targets)})
+            await conn.execute(Q.lock_chain, {"keys": list(targets)})
+        cur = await conn.execute(Q.chain_snapshot, {"keys": list(targets)})
         return {row["key"]: dict(row) for row in await cur.fetchall()}
 
     def drift_key(self, snapshot: Snapshot) -> Any:
@@ -86,7 +84,7 @@ class ResumeChain(Action):
         after: dict[str, Snapshot] = {}
         for key in snapshots:
             cur = await conn.execute(
-                RESUME_CHAIN, {"key": key, "channel": f"{ctx.prefix}.oban_insert"}
+                Q.resume_chain, {"key": key, "channel": f"{ctx.prefix}.oban_insert"}
             )
             row = await cur.fetchone()
             assert row is not None  # the chain is locked and was checked held

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..audit.writer import event_params, write_event
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import InvalidArgument
 from .base import Action, Applied, ApplyContext, ConfirmStatement, Snapshot
 from .errors import PreviewDrifted, PreviewExpired, PreviewNotFound
@@ -23,9 +23,7 @@ from .preview import ActionResult, Preview, audit_snapshot, event_detail, raise_
 if TYPE_CHECKING:
     from ..powertools import Powertools
 
-LOCK_PREVIEW = sql("previews", "lock_preview")
-GET_PREVIEW = sql("previews", "get_preview")
-RESOLVE_PREVIEW = sql("previews", "resolve_preview")
+Q = Statements(previews="lock_preview get_preview resolve_preview")
 
 
 class _Drifted(Exception):
@@ -110,7 +108,7 @@ class Confirm:
         expired = False
         try:
             async with self._pt.db.transaction() as conn:
-                cur = await conn.execute(LOCK_PREVIEW, {"token": token})
+                cur = await conn.execute(Q.lock_preview, {"token": token})
                 row = await cur.fetchone()
                 if row is None:
                     raise PreviewNotFound()
@@ -167,12 +165,12 @@ class Confirm:
         """Record a terminal outcome (expired, drifted) on a preview still ready."""
         async with self._pt.db.connection() as conn:
             await conn.execute(
-                RESOLVE_PREVIEW,
+                Q.resolve_preview,
                 {"token": token, "status": status, "reason": reason, "audit_event_id": None},
             )
 
     async def _current(self, token: str) -> Preview | None:
         async with self._pt.db.connection() as conn:
-            cur = await conn.execute(GET_PREVIEW, {"token": token})
+            cur = await conn.execute(Q.get_preview, {"token": token})
             row = await cur.fetchone()
         return Preview.from_row(row) if row else None

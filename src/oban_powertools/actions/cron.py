@@ -48,7 +48,7 @@ class SetPaused(PauseToggle, CronAction):
         minutes = params.get("expires_in_minutes")
         expires_at = ctx.now + timedelta(minutes=minutes) if minutes else None
         return ConfirmStatement(
-            entries.CONFIRM_SET_PAUSED,
+            entries.Q.confirm_set_paused,
             entries.set_paused_params(name, self.pause, ctx.principal, ctx.reason, expires_at),
         )
 
@@ -87,7 +87,7 @@ class PauseCronEntry(SetPaused):
     ) -> StoredPreview | None:
         (name,) = targets
         cur = await conn.execute(
-            entries.STORE_PAUSE_PREVIEW,
+            entries.Q.store_pause_preview,
             {"name": name, **fields.bind(self.name, targets, params, self.effect({}, params))},
         )
         row = await cur.fetchone()

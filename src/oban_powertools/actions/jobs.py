@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..db import Conn, oban_jobs
-from ..db.queries import sql
+from ..db.queries import Statements
 from .base import (
     Action,
     Applied,
@@ -34,7 +34,7 @@ AFTER_COLUMNS = {
 }
 
 
-STORE_SET_PREVIEW = sql("previews", "store_job_set_preview")
+Q = Statements(previews="store_job_set_preview")
 
 
 class JobAction(Action):
@@ -68,7 +68,7 @@ class JobAction(Action):
         if len(targets) == 1:
             return None  # one job: the full snapshot, through the pipeline's own path
         cur = await conn.execute(
-            STORE_SET_PREVIEW,
+            Q.store_job_set_preview,
             {
                 "ids": [int(t) for t in targets],
                 "applies_to": sorted(self.applies_to),

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..queues.state import QUEUE_PATTERN
 from .base import (
     Action,
@@ -42,11 +42,9 @@ MAX_JOBS = 10_000
 # The effect text names this many jobs with their evidence; the preview keeps all.
 LISTED = 20
 
-JOB_EVIDENCE = sql("lifeline", "job_evidence")
-JOB_EVIDENCE_FOR_UPDATE = sql("lifeline", "job_evidence_for_update")
-QUEUE_KNOWN = sql("lifeline", "queue_known")
-OPERATOR_RESCUE = sql("lifeline", "operator_rescue")
-OPERATOR_DISCARD = sql("lifeline", "operator_discard")
+Q = Statements(
+    lifeline="job_evidence job_evidence_for_update queue_known operator_rescue operator_discard",
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -58,7 +56,9 @@ def _iso(value: datetime | None) -> str | None:
 
 async def job_evidence(conn: Conn, ids: Sequence[int], *, lock: bool) -> dict[str, Snapshot]:
     """Each existing job's lifeline evidence, JSON-ready (it is stored on the preview)."""
-    cur = await conn.execute(JOB_EVIDENCE_FOR_UPDATE if lock else JOB_EVIDENCE, {"ids": list(ids)})
+    cur = await conn.execute(
+        Q.job_evidence_for_update if lock else Q.job_evidence, {"ids": list(ids)}
+    )
     found: dict[str, Snapshot] = {}
     for r in await cur.fetchall():
         age = r["heartbeat_age"]
@@ -158,7 +158,7 @@ class LifelineJobAction(Action):
         # then the pipeline snapshots, checks and stores as for any action.
         queue = params.get("queue")
         if queue is not None:
-            cur = await conn.execute(QUEUE_KNOWN, {"queue": queue})
+            cur = await conn.execute(Q.queue_known, {"queue": queue})
             row = await cur.fetchone()
             if row is None or not row["known"]:
                 raise InvalidParams(
@@ -262,7 +262,7 @@ class RescueJobs(LifelineJobAction):
     async def apply(
         self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
-        rows = await _operate(conn, OPERATOR_RESCUE, ctx, snapshots)
+        rows = await _operate(conn, Q.operator_rescue, ctx, snapshots)
         queues = sorted({r["queue"] for r in rows if r["state"] == "available"})
         for queue in queues:
             # Wake the queue's producers, as an insert would.
@@ -298,7 +298,7 @@ class DiscardStuckJobs(LifelineJobAction):
     async def apply(
         self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
-        rows = await _operate(conn, OPERATOR_DISCARD, ctx, snapshots)
+        rows = await _operate(conn, Q.operator_discard, ctx, snapshots)
         for row in rows:
             await oban_jobs.notify(
                 conn, ctx.prefix, "signal", {"action": "pkill", "job_id": row["id"]}

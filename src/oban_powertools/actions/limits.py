@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Conn
-from ..limits.decision import CONFIRM_SET_LIMITS, limits_snapshot
+from ..limits import decision
+from ..limits.decision import limits_snapshot
 from ..limits.options import MAX_PERIOD, Partition, parse_queue_limits
 from ..limits.usage import limit_use
 from ..queues.state import QUEUE_PATTERN
@@ -165,7 +166,7 @@ class SetQueueLimits(NamedAction):
         # again since, the row's version moved and the confirm drifts.
         numbers = target_numbers(before, params) if before is not None else None
         return ConfirmStatement(
-            CONFIRM_SET_LIMITS,
+            decision.Q.confirm_set_limits,
             {
                 "queue": queue,
                 "global_limit": numbers.global_limit if numbers else None,

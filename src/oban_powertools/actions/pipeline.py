@@ -28,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from .. import telemetry
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import InvalidArgument
 from ..seams import Principal
 from .base import Action, ApplyContext, PreviewFields, drift_text, plan_text
@@ -58,9 +58,7 @@ from .registry import get_action
 if TYPE_CHECKING:
     from ..powertools import Powertools
 
-INSERT_PREVIEW = sql("previews", "insert_preview")
-READ_PREVIEW = sql("previews", "read_preview")
-GET_PREVIEW = sql("previews", "get_preview")
+Q = Statements(previews="insert_preview read_preview get_preview")
 
 # What the pipeline did, for hosts' telemetry handlers (docs/telemetry.md). ``targets`` is
 # how many resources the action covers; ``duration`` is in nanoseconds, as oban's.
@@ -210,7 +208,7 @@ class Pipeline:
                 raise NotApplicable(problems[0][1])
             raise NotApplicable(not_applicable(problems[:10], len(problems)))
         cur = await conn.execute(
-            INSERT_PREVIEW,
+            Q.insert_preview,
             {
                 "token": fields.token,
                 "action": action.name,
@@ -237,7 +235,7 @@ class Pipeline:
         if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
             return None  # not a token we could have issued (e.g. a NUL byte from a form)
         async with self._pt.db.connection() as conn:
-            cur = await conn.execute(GET_PREVIEW, {"token": token})
+            cur = await conn.execute(Q.get_preview, {"token": token})
             row = await cur.fetchone()
         return Preview.from_row(row) if row else None
 
@@ -258,7 +256,7 @@ class Pipeline:
         started = time.monotonic_ns()
         principal = await self.principal(actor)
         async with self._pt.db.connection() as conn:
-            cur = await conn.execute(READ_PREVIEW, {"token": token, "inline": INLINE_BEFORE_MAX})
+            cur = await conn.execute(Q.read_preview, {"token": token, "inline": INLINE_BEFORE_MAX})
             row = await cur.fetchone()
         if row is None:
             raise PreviewNotFound()

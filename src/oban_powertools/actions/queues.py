@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, LiteralString
 
 from ..db import Conn, oban_jobs
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..queues import state
 from .base import (
     ApplyContext,
@@ -21,7 +21,7 @@ from .base import (
 )
 
 MAX_LIMIT = 10_000
-LOCK_QUEUE_KEY = sql("queue_states", "lock_queue_key")
+Q = Statements(queue_states="lock_queue_key")
 
 
 class QueueAction(NamedAction):
@@ -35,7 +35,7 @@ class QueueAction(NamedAction):
         if lock:
             # Serialize decisions on one queue; the row may not exist yet, so lock its key.
             for queue in targets:
-                await conn.execute(LOCK_QUEUE_KEY, {"key": f"powertools.queue:{queue}"})
+                await conn.execute(Q.lock_queue_key, {"key": f"powertools.queue:{queue}"})
         return await state.snapshot_queues(conn, targets)
 
     def decision(self, params: Params) -> Decision:
@@ -80,7 +80,7 @@ class SetQueuePaused(PauseToggle, QueueAction):
 
     def decision(self, params: Params) -> Decision:
         signal = {"action": "pause" if self.pause else "resume"}
-        return Decision(state.SET_PAUSED, {"paused": self.pause}, signal)
+        return Decision(state.Q.set_paused, {"paused": self.pause}, signal)
 
 
 @register
@@ -138,4 +138,4 @@ class ScaleQueue(QueueAction):
 
     def decision(self, params: Params) -> Decision:
         limit = params["limit"]
-        return Decision(state.SET_LIMIT, {"limit": limit}, {"action": "scale", "limit": limit})
+        return Decision(state.Q.set_limit, {"limit": limit}, {"action": "scale", "limit": limit})

@@ -22,19 +22,16 @@ from typing import Any, LiteralString
 from uuid import UUID
 
 from ..db import Conn, oban_jobs
-from ..db.queries import sql
+from ..db.queries import Statements
 from .base import Action, ApplyContext, Params, Snapshot, Snapshots, register
 from .errors import InvalidTargets
 
-CANCEL_PLAN = sql("workflow_actions", "cancel_plan")
-CANCEL_PLAN_FOR_UPDATE = sql("workflow_actions", "cancel_plan_for_update")
-TREE = sql("workflow_actions", "workflow_tree")
-LOCK_TREE_STEPS = sql("workflow_actions", "lock_tree_steps")
-LOCK_TREE = sql("workflow_actions", "lock_tree")
-CANCEL_TREE = sql("workflow_actions", "cancel_tree")
-RETRY_PLAN = sql("workflow_actions", "retry_plan")
-LOCK_RETRY_JOBS = sql("workflow_actions", "lock_retry_jobs")
-RETRY = sql("workflow_actions", "retry_workflow")
+Q = Statements(
+    workflow_actions=(
+        "cancel_plan cancel_plan_for_update workflow_tree lock_tree_steps lock_tree cancel_tree"
+        " retry_plan lock_retry_jobs retry_workflow"
+    ),
+)
 
 FINISHED = frozenset({"completed", "cancelled", "discarded"})
 # How many job ids the effect names one by one (the preview lists them all).
@@ -69,9 +66,9 @@ async def _read(
     the steps, then the workflows are locked first: the ack path's order."""
     if lock_jobs is not None:
         await conn.execute(lock_jobs, {"id": target})
-        await conn.execute(LOCK_TREE_STEPS, {"id": target})
-        await conn.execute(LOCK_TREE, {"id": target})
-    cur = await conn.execute(TREE, {"id": target})
+        await conn.execute(Q.lock_tree_steps, {"id": target})
+        await conn.execute(Q.lock_tree, {"id": target})
+    cur = await conn.execute(Q.workflow_tree, {"id": target})
     tree = [_workflow(r) for r in await cur.fetchall()]
     if not tree:
         return [], []
@@ -110,7 +107,7 @@ class CancelWorkflow(WorkflowAction):
     ) -> dict[str, Snapshot]:
         (target,) = targets
         tree, plan = await _read(
-            conn, target, CANCEL_PLAN, CANCEL_PLAN_FOR_UPDATE if lock else None
+            conn, target, Q.cancel_plan, Q.cancel_plan_for_update if lock else None
         )
         if not tree:
             return {}
@@ -175,7 +172,7 @@ class CancelWorkflow(WorkflowAction):
         ids = [int(j["id"]) for j in snap["jobs"]]
         changed = await oban_jobs.cancel_jobs(conn, ctx.prefix, ids) if ids else {}
         cancelled = [i for i, row in changed.items() if row["state"] == "cancelled"]
-        cur = await conn.execute(CANCEL_TREE, {"id": target, "cancelled": cancelled})
+        cur = await conn.execute(Q.cancel_tree, {"id": target, "cancelled": cancelled})
         tree = {str(r["id"]): r for r in await cur.fetchall()}
         root = tree[target]
         return {
@@ -200,7 +197,7 @@ class RetryWorkflow(WorkflowAction):
         self, conn: Conn, targets: Sequence[str], *, lock: bool
     ) -> dict[str, Snapshot]:
         (target,) = targets
-        tree, steps = await _read(conn, target, RETRY_PLAN, LOCK_RETRY_JOBS if lock else None)
+        tree, steps = await _read(conn, target, Q.retry_plan, Q.lock_retry_jobs if lock else None)
         if not tree:
             return {}
         return {
@@ -278,7 +275,7 @@ class RetryWorkflow(WorkflowAction):
         self, conn: Conn, ctx: ApplyContext, snapshots: Snapshots, params: Params
     ) -> dict[str, Snapshot]:
         (target,) = snapshots
-        cur = await conn.execute(RETRY, {"id": target})
+        cur = await conn.execute(Q.retry_workflow, {"id": target})
         row = await cur.fetchone()
         assert row is not None
         jobs = list(row["jobs"])

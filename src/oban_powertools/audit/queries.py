@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from .writer import AuditEvent
 
 PAGE_SIZE = 50
@@ -21,11 +21,9 @@ MAX_PAGE_SIZE = 200
 
 # Both lists run unprepared (``prepare=False``): each filter is a bound parameter that
 # may be NULL, and only a one-off plan sees which are set and picks that filter's index.
-LIST_EVENTS = sql("audit_events", "list_events")
-LIST_SUBJECT_EVENTS = sql("audit_events", "list_subject_events")
-GET_EVENT = sql("audit_events", "get_event")
-RECENT_SUBJECTS = sql("audit_events", "recent_subjects")
-DISTINCT_ACTIONS = sql("audit_events", "distinct_actions")
+Q = Statements(
+    audit_events="list_events list_subject_events get_event recent_subjects distinct_actions",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +87,7 @@ async def list_events(
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     filters = filters or AuditFilters()
     params = filters.params() | {"before": before, "limit": limit + 1}
-    statement = LIST_SUBJECT_EVENTS if filters.resource_id is not None else LIST_EVENTS
+    statement = Q.list_subject_events if filters.resource_id is not None else Q.list_events
     cur = await conn.execute(statement, params, prepare=False)
     rows = await cur.fetchall()
     events = [event_from_row(r) for r in rows[:limit]]
@@ -98,7 +96,7 @@ async def list_events(
 
 
 async def get_event(conn: Conn, event_id: int) -> AuditEvent | None:
-    cur = await conn.execute(GET_EVENT, {"id": event_id})
+    cur = await conn.execute(Q.get_event, {"id": event_id})
     row = await cur.fetchone()
     return event_from_row(row) if row else None
 
@@ -117,7 +115,7 @@ async def events_for(
 
 
 async def recent_subjects(conn: Conn, *, limit: int = 20, scan: int = 2000) -> list[AuditSubject]:
-    cur = await conn.execute(RECENT_SUBJECTS, {"limit": limit, "scan": scan})
+    cur = await conn.execute(Q.recent_subjects, {"limit": limit, "scan": scan})
     return [
         AuditSubject(r["resource_type"], r["resource_id"], r["last_at"], r["events"])
         for r in await cur.fetchall()
@@ -126,5 +124,5 @@ async def recent_subjects(conn: Conn, *, limit: int = 20, scan: int = 2000) -> l
 
 async def recent_actions(conn: Conn) -> list[str]:
     """Event names seen recently, for the filter's choices."""
-    cur = await conn.execute(DISTINCT_ACTIONS)
+    cur = await conn.execute(Q.distinct_actions)
     return [r["action"] for r in await cur.fetchall()]

@@ -17,11 +17,11 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import InvalidArgument
 from ..seams import Principal
 
-INSERT_EVENT = sql("audit_events", "insert_event")
+Q = Statements(audit_events="insert_event")
 
 SURFACES = frozenset({"web", "api", "cli", "system"})
 OUTCOMES = frozenset({"succeeded", "denied", "failed"})
@@ -127,7 +127,7 @@ async def write_event(
         audit_outcome=outcome,
         audit_consume=consume_preview,
     )
-    cur = await conn.execute(INSERT_EVENT, params)
+    cur = await conn.execute(Q.insert_event, params)
     row = await cur.fetchone()
     assert row is not None
     if consume_preview and row["consumed"] != 1:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import CronEntryError
 from .entries import CronEntrySpec, restart_evaluation, upsert_entry
 
@@ -54,7 +54,7 @@ __all__ = [
 
 _declared: list[CronEntrySpec] = []
 
-DEFINITIONS = sql("cron_entries", "definitions")
+Q = Statements(cron_entries="definitions")
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -194,7 +194,7 @@ class SyncResult:
 
 
 def _definition(spec: CronEntrySpec) -> tuple[Any, ...]:
-    # The same columns UPSERT_ENTRY compares, as the database stores them.
+    # The same columns ``upsert_entry`` (cron_entries.sql) compares, as the database stores them.
     return (
         spec.source,
         spec.worker,
@@ -227,7 +227,7 @@ async def sync_declarations(conn: Conn, specs: Sequence[CronEntrySpec]) -> SyncR
         return SyncResult(created, updated, unchanged)
     async with conn.transaction():
         # Locking in name order keeps concurrent syncs from several nodes deadlock-free.
-        cur = await conn.execute(DEFINITIONS, {"names": names})
+        cur = await conn.execute(Q.definitions, {"names": names})
         current = {row["name"]: row for row in await cur.fetchall()}
         redefined: list[str] = []
         for spec in ordered:

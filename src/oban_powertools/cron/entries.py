@@ -15,7 +15,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import CronEntryError
 from ..seams import Principal
 from .expression import CronExpression
@@ -26,18 +26,14 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
 OVERLAP_POLICIES = ("allow", "skip", "queue_one", "cancel_previous")
 CATCH_UP_POLICIES = ("none", "latest", "all")
 
-ENTRY_SNAPSHOT = sql("cron_entries", "entry_snapshots")
-ENTRY_SNAPSHOT_FOR_UPDATE = sql("cron_entries", "entry_snapshots_for_update")
-SET_PAUSED = sql("cron_entries", "set_paused")
-# Pause and resume as the pipeline's one-statement confirm (see actions.cron).
-CONFIRM_SET_PAUSED = sql("cron_entries", "confirm_set_paused")
-STORE_PAUSE_PREVIEW = sql("cron_entries", "store_pause_preview")
-ENTRY_JOB_TEMPLATE = sql("cron_entries", "entry_job_template")
-INSERT_SLOT = sql("cron_slots", "insert_slot")
-RECORD_LAST_JOB = sql("cron_entries", "record_last_job")
-RESTART_EVALUATION = sql("cron_entries", "restart_evaluation")
-UPSERT_ENTRY = sql("cron_entries", "upsert_entry")
-CLOCK_NOW = sql("cron_entries", "clock_now")
+Q = Statements(
+    cron_entries=(
+        "entry_snapshots entry_snapshots_for_update set_paused confirm_set_paused"
+        " store_pause_preview entry_job_template record_last_job restart_evaluation upsert_entry"
+        " clock_now"
+    ),
+    cron_slots="insert_slot",
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,7 @@ class CronEntrySpec:
 async def upsert_entry(conn: Conn, spec: CronEntrySpec) -> None:
     """Create or update an entry's definition. Pause state and history are kept."""
     await conn.execute(
-        UPSERT_ENTRY,
+        Q.upsert_entry,
         {
             "name": spec.name,
             "source": spec.source,
@@ -125,7 +121,7 @@ async def snapshot_entries(
     conn: Conn, names: Sequence[str], *, lock: bool
 ) -> dict[str, dict[str, Any]]:
     cur = await conn.execute(
-        ENTRY_SNAPSHOT_FOR_UPDATE if lock else ENTRY_SNAPSHOT, {"names": list(names)}
+        Q.entry_snapshots_for_update if lock else Q.entry_snapshots, {"names": list(names)}
     )
     return {row["name"]: _jsonable(row) for row in await cur.fetchall()}
 
@@ -149,7 +145,7 @@ async def set_paused(
 ) -> Changed | None:
     """Pause (``by``, ``reason``, ``expires_at``) or resume an entry outside the action
     pipeline; None if the entry is missing or already so."""
-    cur = await conn.execute(SET_PAUSED, set_paused_params(name, pause, by, reason, expires_at))
+    cur = await conn.execute(Q.set_paused, set_paused_params(name, pause, by, reason, expires_at))
     row = await cur.fetchone()
     if row is None:
         return None
@@ -163,7 +159,7 @@ def set_paused_params(
     reason: str | None,
     expires_at: datetime | None,
 ) -> dict[str, Any]:
-    """The parameters of SET_PAUSED and CONFIRM_SET_PAUSED; a resume clears the pause's
+    """The parameters of ``set_paused`` and ``confirm_set_paused``; a resume clears the pause's
     who, why and until when."""
     return {
         "name": name,
@@ -229,24 +225,24 @@ async def enqueue_for_entry(
     """Insert the entry's job for one slot (the slot row is the caller's business)."""
     from ..db import oban_jobs
 
-    cur = await conn.execute(ENTRY_JOB_TEMPLATE, {"name": name})
+    cur = await conn.execute(Q.entry_job_template, {"name": name})
     row = await cur.fetchone()
     if row is None:
         raise CronEntryError(f"no cron entry {name!r}")
     job_id = await oban_jobs.insert_job(conn, prefix, **job_fields(row, name, slot_at, kind))
-    await conn.execute(RECORD_LAST_JOB, {"name": name, "job_id": job_id})
+    await conn.execute(Q.record_last_job, {"name": name, "job_id": job_id})
     return job_id
 
 
 async def run_now(conn: Conn, prefix: str, name: str, claimed_by: str) -> int:
     """An operator's run outside the schedule: a job and a 'manual' slot row."""
-    cur = await conn.execute(CLOCK_NOW)
+    cur = await conn.execute(Q.clock_now)
     now_row = await cur.fetchone()
     assert now_row is not None
     now: datetime = now_row["now"]
     job_id = await enqueue_for_entry(conn, prefix, name, now, "manual")
     await conn.execute(
-        INSERT_SLOT,
+        Q.insert_slot,
         {
             "name": name,
             "slot_at": now,
@@ -266,4 +262,4 @@ async def restart_evaluation(conn: Conn, names: Sequence[str]) -> None:
     Call it in the transaction that changes an entry's expression or time zone.
     """
     if names:
-        await conn.execute(RESTART_EVALUATION, {"names": list(names)})
+        await conn.execute(Q.restart_evaluation, {"names": list(names)})

@@ -45,7 +45,7 @@ from psycopg import sql as compose
 
 from ..errors import MigrationError
 from . import Conn, connect
-from .queries import sql
+from .queries import Statements
 
 # hashtext('oban_powertools.migrate') would also do; a fixed key keeps it readable in pg_locks.
 LOCK_KEY = 7_305_228_411_992_001
@@ -59,18 +59,13 @@ CONCURRENT_INDEX = re.compile(
 LOCK_POLL_SECONDS = 0.1
 LOCK_TIMEOUT_SECONDS = 3600.0
 
-TRY_LOCK = sql("schema_versions", "try_lock")
-UNLOCK = sql("schema_versions", "unlock")
-CREATE_SCHEMA = sql("schema_versions", "create_schema")
-CREATE_VERSION_TABLE = sql("schema_versions", "create_version_table")
-INVALID_INDEX = sql("schema_versions", "invalid_index")
-DROP_INVALID_INDEX = sql("schema_versions", "drop_invalid_index")
-APPLIED_VERSIONS = sql("schema_versions", "applied_versions")
-OBAN_INSTALLED = sql("schema_versions", "oban_installed")
-VERSIONS_PRESENT = sql("schema_versions", "versions_present")
-SCHEMA_PRESENT = sql("schema_versions", "schema_present")
-RECORD_VERSION = sql("schema_versions", "record_version")
-DELETE_VERSION = sql("schema_versions", "delete_version")
+Q = Statements(
+    schema_versions=(
+        "try_lock unlock create_schema create_version_table invalid_index drop_invalid_index"
+        " applied_versions oban_installed versions_present schema_present record_version"
+        " delete_version"
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +162,7 @@ async def _acquire(conn: Conn) -> None:
     """Take the run's session-level advisory lock, polling (see the module docstring)."""
     deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
     while True:
-        cur = await conn.execute(TRY_LOCK, {"key": LOCK_KEY})
+        cur = await conn.execute(Q.try_lock, {"key": LOCK_KEY})
         row = await cur.fetchone()
         if row and row["locked"]:
             return
@@ -180,14 +175,14 @@ async def _acquire(conn: Conn) -> None:
 
 async def _release(conn: Conn) -> None:
     if not conn.closed:
-        await conn.execute(UNLOCK, {"key": LOCK_KEY})
+        await conn.execute(Q.unlock, {"key": LOCK_KEY})
 
 
 async def _prepare(conn: Conn, prefix: str) -> None:
     # The schema must exist before oban's installer or ours can create anything in it;
     # the identifier is validated (config.PREFIX_PATTERN) and quoted by psycopg.
-    await conn.execute(compose.SQL(CREATE_SCHEMA).format(schema=compose.Identifier(prefix)))
-    await conn.execute(CREATE_VERSION_TABLE)
+    await conn.execute(compose.SQL(Q.create_schema).format(schema=compose.Identifier(prefix)))
+    await conn.execute(Q.create_version_table)
 
 
 async def _run_outside_transaction(conn: Conn, text: str) -> None:
@@ -195,22 +190,24 @@ async def _run_outside_transaction(conn: Conn, text: str) -> None:
     for statement in split_statements(text):
         match = CONCURRENT_INDEX.match(_code(statement))
         if match:
-            cur = await conn.execute(INVALID_INDEX, {"name": match["name"]})
+            cur = await conn.execute(Q.invalid_index, {"name": match["name"]})
             if await cur.fetchone() is not None:
                 # Left by a failed concurrent build: IF NOT EXISTS would keep it forever.
                 await conn.execute(
-                    compose.SQL(DROP_INVALID_INDEX).format(index=compose.Identifier(match["name"]))
+                    compose.SQL(Q.drop_invalid_index).format(
+                        index=compose.Identifier(match["name"])
+                    )
                 )
         await conn.execute(compose.SQL(statement))
 
 
 async def _applied(conn: Conn) -> dict[int, datetime]:
-    cur = await conn.execute(APPLIED_VERSIONS)
+    cur = await conn.execute(Q.applied_versions)
     return {row["version"]: row["applied_at"] for row in await cur.fetchall()}
 
 
 async def _oban_installed(conn: Conn) -> bool:
-    cur = await conn.execute(OBAN_INSTALLED)
+    cur = await conn.execute(Q.oban_installed)
     row = await cur.fetchone()
     return bool(row and row["present"])
 
@@ -252,7 +249,7 @@ class SchemaProblem:
 async def schema_problem(conn: Conn, prefix: str) -> SchemaProblem | None:
     """What keeps the schema (on ``conn``'s search_path) from being current, or None.
     Reads only."""
-    cur = await conn.execute(SCHEMA_PRESENT)
+    cur = await conn.execute(Q.schema_present)
     row = await cur.fetchone()
     applied = await _applied(conn) if row and row["versions"] else {}
     known = available()
@@ -268,7 +265,7 @@ async def schema_problem(conn: Conn, prefix: str) -> SchemaProblem | None:
 async def status(database_url: str, prefix: str = "public") -> list[MigrationStatus]:
     conn = await connect(database_url, prefix)
     try:
-        cur = await conn.execute(VERSIONS_PRESENT)
+        cur = await conn.execute(Q.versions_present)
         row = await cur.fetchone()
         applied = await _applied(conn) if row and row["present"] else {}
     finally:
@@ -321,7 +318,7 @@ async def apply(
 
 
 async def _record(conn: Conn, migration: Migration) -> None:
-    await conn.execute(RECORD_VERSION, {"version": migration.version, "name": migration.name})
+    await conn.execute(Q.record_version, {"version": migration.version, "name": migration.name})
 
 
 async def rollback(database_url: str, prefix: str = "public") -> Migration | None:
@@ -346,10 +343,10 @@ async def rollback(database_url: str, prefix: str = "public") -> Migration | Non
             if migration.down_in_transaction:
                 async with conn.transaction():
                     await conn.execute(migration.down)
-                    await conn.execute(DELETE_VERSION, {"version": latest})
+                    await conn.execute(Q.delete_version, {"version": latest})
             else:
                 await _run_outside_transaction(conn, migration.down)
-                await conn.execute(DELETE_VERSION, {"version": latest})
+                await conn.execute(Q.delete_version, {"version": latest})
             return migration
         finally:
             await _release(conn)

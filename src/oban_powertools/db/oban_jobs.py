@@ -17,14 +17,14 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from . import Conn
-from .queries import sql
+from .queries import Statements
 
-JOB_SNAPSHOT = sql("oban_jobs", "job_snapshot")
-JOB_SNAPSHOT_FOR_UPDATE = sql("oban_jobs", "job_snapshot_for_update")
-JOB_DRIFT_KEYS = sql("oban_jobs", "job_drift_keys")
-INSERT_JOB = sql("oban_jobs", "insert_job")
-CANCEL_JOBS = sql("oban_jobs", "cancel_jobs")
-NOTIFY = sql("oban_jobs", "notify")
+Q = Statements(
+    oban_jobs=(
+        "job_snapshot job_snapshot_for_update job_drift_keys insert_job cancel_jobs notify"
+        " large_set_work_mem retry_jobs_checked cancel_jobs_checked discard_jobs_checked"
+    ),
+)
 
 
 def channel(prefix: str, name: str) -> str:
@@ -34,21 +34,23 @@ def channel(prefix: str, name: str) -> str:
 
 async def notify(conn: Conn, prefix: str, name: str, payload: Mapping[str, Any]) -> None:
     # oban's notifier accepts plain JSON as well as its compressed encoding.
-    await conn.execute(NOTIFY, {"channel": channel(prefix, name), "payload": json.dumps(payload)})
+    await conn.execute(Q.notify, {"channel": channel(prefix, name), "payload": json.dumps(payload)})
 
 
 type JobRows = dict[int, dict[str, Any]]
 
 
 async def snapshot_jobs(conn: Conn, ids: Sequence[int], *, lock: bool) -> JobRows:
-    cur = await conn.execute(JOB_SNAPSHOT_FOR_UPDATE if lock else JOB_SNAPSHOT, {"ids": list(ids)})
+    cur = await conn.execute(
+        Q.job_snapshot_for_update if lock else Q.job_snapshot, {"ids": list(ids)}
+    )
     return {row["id"]: row for row in await cur.fetchall()}
 
 
 async def drift_keys(conn: Conn, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
     """(state, attempt) of each job that exists; tuple rows, for 100k-job bulk previews."""
     cur = conn.cursor(row_factory=tuple_row)
-    await cur.execute(JOB_DRIFT_KEYS, {"ids": list(ids)})
+    await cur.execute(Q.job_drift_keys, {"ids": list(ids)})
     return {job_id: (state, attempt) for job_id, state, attempt in await cur.fetchall()}
 
 
@@ -57,9 +59,9 @@ type Change = Literal["retry", "cancel", "discard"]
 
 # The checked forms: only the jobs of a preview that are still as previewed change.
 CHECKED: dict[str, LiteralString] = {
-    "retry": sql("oban_jobs", "retry_jobs_checked"),
-    "cancel": sql("oban_jobs", "cancel_jobs_checked"),
-    "discard": sql("oban_jobs", "discard_jobs_checked"),
+    "retry": Q.retry_jobs_checked,
+    "cancel": Q.cancel_jobs_checked,
+    "discard": Q.discard_jobs_checked,
 }
 
 
@@ -68,7 +70,6 @@ CHECKED: dict[str, LiteralString] = {
 # 15,000 targets. Above that the statement gets more memory for the rest of its
 # transaction, which cut the spill (and ~10% of a 100k-job confirm) here.
 LARGE_SET = 10_000
-LARGE_SET_WORK_MEM = sql("oban_jobs", "large_set_work_mem")
 
 
 async def change_checked(
@@ -82,7 +83,7 @@ async def change_checked(
     transaction.
     """
     if size > LARGE_SET:
-        await conn.execute(LARGE_SET_WORK_MEM)
+        await conn.execute(Q.large_set_work_mem)
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(CHECKED[change], {"token": token})
     rows: list[CheckedRow] = await cur.fetchall()
@@ -109,7 +110,7 @@ async def insert_job(
     tags: Sequence[str] = (),
 ) -> int:
     cur = await conn.execute(
-        INSERT_JOB,
+        Q.insert_job,
         {
             "args": Jsonb(dict(args)),
             "meta": Jsonb(dict(meta)),
@@ -127,7 +128,7 @@ async def insert_job(
 
 
 async def cancel_jobs(conn: Conn, prefix: str, ids: Sequence[int]) -> JobRows:
-    cur = await conn.execute(CANCEL_JOBS, {"ids": list(ids)})
+    cur = await conn.execute(Q.cancel_jobs, {"ids": list(ids)})
     rows = {r["id"]: r for r in await cur.fetchall()}
     for row in rows.values():
         if row["state"] == "executing":

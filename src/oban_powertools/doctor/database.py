@@ -12,12 +12,14 @@ from psycopg.rows import DictRow
 
 from ..db import connect_kwargs
 from ..db import migrate as migrations
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..runtime import presence
 from .check import Check
 
-SERVER_VERSION = sql("catalog", "server_version")
-OBAN_TABLES_PRESENT = sql("catalog", "oban_tables_present")
+Q = Statements(
+    catalog="server_version oban_tables_present",
+    leaders="leases_renewed",
+)
 OBAN_TABLES = ("oban_jobs", "oban_leaders", "oban_producers")
 
 
@@ -46,14 +48,14 @@ async def connect_database(
             "Start PostgreSQL, or point DATABASE_URL (or --database-url) at a reachable "
             "postgresql:// URL with a user allowed to connect.",
         ), None
-    cur = await conn.execute(SERVER_VERSION)
+    cur = await conn.execute(Q.server_version)
     row = await cur.fetchone()
     version = row["version"].split()[0] if row else "?"
     return Check("database", "ok", f"{shown_url(url)} (PostgreSQL {version})"), conn
 
 
 async def check_oban_schema(conn: AsyncConnection[DictRow], prefix: str) -> Check:
-    cur = await conn.execute(OBAN_TABLES_PRESENT, {"prefix": prefix, "tables": list(OBAN_TABLES)})
+    cur = await conn.execute(Q.oban_tables_present, {"prefix": prefix, "tables": list(OBAN_TABLES)})
     present = {r["table_name"] for r in await cur.fetchall()}
     if missing := [t for t in OBAN_TABLES if t not in present]:
         return Check(
@@ -98,7 +100,8 @@ async def check_leader(conn: AsyncConnection[DictRow]) -> Check:
     stopped = _stopped_note(status.stopped) if status else ""
     if status is None or not status.leaders:
         if status is None:
-            cur = await conn.execute(LEASES_RENEWED, {"window": window})
+            # Before migration 0003 (no presence table): the leaders alone.
+            cur = await conn.execute(Q.leases_renewed, {"window": window})
             if rows := await cur.fetchall():
                 shown = ", ".join(f"{r['node']} leads {r['name']!r}" for r in rows)
                 return Check("leader", "ok", f"{shown} (lease renewed within the last {window}s)")
@@ -130,10 +133,6 @@ async def check_leader(conn: AsyncConnection[DictRow]) -> Check:
         "ok",
         f"{leaders} with the Powertools runtime (heartbeat within the last {window}s)" + stopped,
     )
-
-
-# Before migration 0003 (no presence table): the leaders alone.
-LEASES_RENEWED = sql("leaders", "leases_renewed")
 
 
 def _stopped_note(nodes: Sequence[presence.ObanNode]) -> str:

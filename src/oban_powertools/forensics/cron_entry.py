@@ -11,7 +11,7 @@ from ..cron.expression import CronExpression
 from ..cron.firing import due_minutes
 from ..cron.timezones import load_timezone
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..errors import CronExpressionError, CronTimezoneError
 from ..read_models import cron as cron_model
@@ -23,8 +23,10 @@ SLOT_LIMIT = 200
 COVERAGE_LIMIT = 2000
 UNSLOTTED_LIMIT = 30
 
-WINDOW_SLOTS = sql("cron_slots", "entry_window_slots")
-WINDOW_COVERAGE = sql("scheduler_coverage", "window_coverage")
+Q = Statements(
+    cron_slots="entry_window_slots",
+    scheduler_coverage="window_coverage",
+)
 
 
 async def cron_bundle(
@@ -43,10 +45,12 @@ async def cron_bundle(
         start = now - window
         if row is not None and row["created_at"] is not None:
             start = max(start, utc(row["created_at"]) or start)
-        cur = await conn.execute(WINDOW_SLOTS, {"name": name, "since": start, "limit": SLOT_LIMIT})
+        cur = await conn.execute(
+            Q.entry_window_slots, {"name": name, "since": start, "limit": SLOT_LIMIT}
+        )
         slots = await cur.fetchall()
         cur = await conn.execute(
-            WINDOW_COVERAGE, {"since": start, "until": now, "limit": COVERAGE_LIMIT}
+            Q.window_coverage, {"since": start, "until": now, "limit": COVERAGE_LIMIT}
         )
         spans = [(utc(r["first_minute"]), utc(r["last_minute"])) for r in await cur.fetchall()]
     clean_spans = [(a, b) for a, b in spans if a is not None and b is not None]

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from ..config import DEFAULT_LIFELINE_GRACE_SECONDS
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..read_models import job_detail
 from ..read_models.batches import batch_of_job
@@ -29,7 +29,7 @@ from ..read_models.unique import unique_facts
 from .bundle import ChronologyItem, EvidenceBundle, Fact, audit_path, open_subject, with_query
 from .completeness import job_completeness
 
-JOB_SLOTS = sql("cron_slots", "job_slots")
+Q = Statements(cron_slots="job_slots")
 
 
 def segment(value: str) -> str:
@@ -58,11 +58,11 @@ async def job_bundle(
         if job_id is not None:
             cur = await conn.execute(
                 # Live as the lifeline judges it: a heartbeat within the grace.
-                job_detail.GET_JOB,
+                job_detail.Q.job_detail,
                 {"id": job_id, "live": lifeline_grace},
             )
             row = await cur.fetchone()
-            cur = await conn.execute(JOB_SLOTS, {"id": job_id})
+            cur = await conn.execute(Q.job_slots, {"id": job_id})
             slots = list(await cur.fetchall())
         unique = (
             None

@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 
-__all__ = ["CONFIRM_SET_LIMITS", "limits_snapshot"]
+__all__ = ["Q", "limits_snapshot"]
 
-LIMITS_SNAPSHOT = sql("queue_limits", "limits_snapshot")
-CONFIRM_SET_LIMITS = sql("queue_limits", "confirm_set_limits")
+Q = Statements(queue_limits="limits_snapshot confirm_set_limits")
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -28,5 +27,5 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 async def limits_snapshot(conn: Conn, queues: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Each known queue's stored limits (version 0 without a row yet) and running jobs."""
-    cur = await conn.execute(LIMITS_SNAPSHOT, {"queues": list(queues)})
+    cur = await conn.execute(Q.limits_snapshot, {"queues": list(queues)})
     return {row["queue"]: _jsonable(dict(row)) for row in await cur.fetchall()}

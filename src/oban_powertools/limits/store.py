@@ -17,17 +17,14 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from .options import GlobalLimit, Partition, QueueLimits, RateLimit
 
 __all__ = ["Declared", "StoredLimits", "declare", "load_stored", "stored_from_row"]
 
 logger = logging.getLogger(__name__)
 
-STORED_LIMITS = sql("queue_limits", "stored_limits")
-STORED_LIMIT = sql("queue_limits", "stored_limit")
-LOCK_DECLARATION = sql("queue_limits", "lock_declaration")
-DECLARE_LIMITS = sql("queue_limits", "declare_limits")
+Q = Statements(queue_limits="stored_limits stored_limit lock_declaration declare_limits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +78,7 @@ def stored_from_row(row: dict[str, Any]) -> StoredLimits:
 
 
 async def load_stored(conn: Conn) -> dict[str, StoredLimits]:
-    cur = await conn.execute(STORED_LIMITS)
+    cur = await conn.execute(Q.stored_limits)
     return {r["queue"]: stored_from_row(r) for r in await cur.fetchall()}
 
 
@@ -98,8 +95,8 @@ async def declare(conn: Conn, queue: str, limits: QueueLimits, *, node: str) -> 
     """Store one queue's declared limits (in ``conn``'s transaction, which the caller
     commits). Nothing is written when the stored declaration is the same."""
     options = limits.as_options()
-    await conn.execute(LOCK_DECLARATION, {"queue": queue})
-    cur = await conn.execute(STORED_LIMIT, {"queue": queue})
+    await conn.execute(Q.lock_declaration, {"queue": queue})
+    cur = await conn.execute(Q.stored_limit, {"queue": queue})
     row = await cur.fetchone()
     partition = limits.partition
     if row is not None:
@@ -123,7 +120,7 @@ async def declare(conn: Conn, queue: str, limits: QueueLimits, *, node: str) -> 
         same_partition = partition is None
     g, r = limits.global_limit, limits.rate_limit
     cur = await conn.execute(
-        DECLARE_LIMITS,
+        Q.declare_limits,
         {
             "queue": queue,
             "global_limit": g.allowed if g else None,

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from . import window
 from .store import StoredLimits, load_stored
 
 __all__ = ["LimitUse", "PartitionUse", "limit_use", "partition_use"]
 
-LIMIT_USE = sql("queue_limits", "limit_use")
-PARTITION_USE = sql("queue_limits", "partition_use")
+Q = Statements(queue_limits="limit_use partition_use")
 SHOW_IDS = 20
 
 
@@ -79,7 +78,7 @@ def _resets_at(now: float, period: int | None, oldest: int | None) -> datetime |
 async def limit_use(conn: Conn, queue: str | None = None) -> dict[str, LimitUse]:
     """Every limited queue's use (or one queue's)."""
     stored = await load_stored(conn)
-    cur = await conn.execute(LIMIT_USE, {"queue": queue})
+    cur = await conn.execute(Q.limit_use, {"queue": queue})
     out: dict[str, LimitUse] = {}
     for row in await cur.fetchall():
         s = stored.get(row["queue"])
@@ -102,7 +101,7 @@ async def limit_use(conn: Conn, queue: str | None = None) -> dict[str, LimitUse]
 async def partition_use(conn: Conn, stored: StoredLimits, key: str) -> PartitionUse | None:
     """One partition's use (``key`` is a job's ``meta.partition_key``; ``''`` for a queue
     without partitions, whose window is the whole queue's)."""
-    cur = await conn.execute(PARTITION_USE, {"queue": stored.queue, "key": key, "show": SHOW_IDS})
+    cur = await conn.execute(Q.partition_use, {"queue": stored.queue, "key": key, "show": SHOW_IDS})
     row = await cur.fetchone()
     if row is None:
         return None

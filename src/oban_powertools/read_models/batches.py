@@ -11,7 +11,7 @@ from uuid import UUID
 
 from ..batches.model import CALLBACK_KINDS
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..seams import Resource
 from .common import utc
@@ -26,11 +26,7 @@ __all__ = [
     "batches",
 ]
 
-BATCHES_PAGE = sql("chain_views", "batches_page")
-BATCH = sql("chain_views", "batch")
-BATCH_CALLBACKS = sql("chain_views", "batch_callbacks")
-BATCH_OF_JOB = sql("chain_views", "batch_of_job")
-BATCH_JOBS_SAMPLE = sql("chain_views", "batch_jobs_sample")
+Q = Statements(chain_views="batches_page batch batch_callbacks batch_of_job batch_jobs_sample")
 SAMPLE = 20
 
 
@@ -110,7 +106,7 @@ def _summary(display: Display, r: dict[str, object]) -> BatchSummary:
 async def batches(db: Database, display: Display, limit: int = 100) -> list[BatchSummary]:
     async with db.connection() as conn:
         cur = await conn.execute(
-            BATCHES_PAGE, {"before_at": None, "before_id": None, "limit": limit}
+            Q.batches_page, {"before_at": None, "before_id": None, "limit": limit}
         )
         return [_summary(display, r) for r in await cur.fetchall()]
 
@@ -124,13 +120,13 @@ def parse_batch_id(raw: str) -> UUID | None:
 
 async def batch_view(db: Database, display: Display, batch_id: UUID) -> BatchView | None:
     async with db.connection() as conn:
-        cur = await conn.execute(BATCH, {"id": batch_id})
+        cur = await conn.execute(Q.batch, {"id": batch_id})
         row = await cur.fetchone()
         if row is None:
             return None
-        cur = await conn.execute(BATCH_CALLBACKS, {"id": batch_id})
+        cur = await conn.execute(Q.batch_callbacks, {"id": batch_id})
         fired = {r["kind"]: r for r in await cur.fetchall()}
-        cur = await conn.execute(BATCH_JOBS_SAMPLE, {"id": batch_id, "limit": SAMPLE})
+        cur = await conn.execute(Q.batch_jobs_sample, {"id": batch_id, "limit": SAMPLE})
         sample = [BatchJob(r["job_id"], r["outcome"], r["job_state"]) for r in await cur.fetchall()]
     resource = Resource("batch", str(batch_id))
     callbacks = []
@@ -156,7 +152,7 @@ async def batch_view(db: Database, display: Display, batch_id: UUID) -> BatchVie
 
 async def batch_of_job(db: Database, display: Display, job_id: int) -> BatchOfJob | None:
     async with db.connection() as conn:
-        cur = await conn.execute(BATCH_OF_JOB, {"job_id": job_id})
+        cur = await conn.execute(Q.batch_of_job, {"job_id": job_id})
         row = await cur.fetchone()
     if row is None:
         return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..seams import Resource
 from .common import utc
@@ -23,10 +23,7 @@ __all__ = [
     "chains",
 ]
 
-CHAIN_SNAPSHOT = sql("chain_views", "chain_snapshot")
-CHAIN_LINKS = sql("chain_views", "chain_links")
-CHAIN_OF_JOB = sql("chain_views", "chain_of_job")
-CHAINS_PAGE = sql("chain_views", "chains_page")
+Q = Statements(chain_views="chain_snapshot chain_links chain_of_job chains_page")
 LINKS_SHOWN = 200
 CHAIN_STATES = ("idle", "running", "held")
 
@@ -115,11 +112,11 @@ def waits_text(
 
 async def chain_view(db: Database, display: Display, key: str) -> ChainView | None:
     async with db.connection() as conn:
-        cur = await conn.execute(CHAIN_SNAPSHOT, {"keys": [key]})
+        cur = await conn.execute(Q.chain_snapshot, {"keys": [key]})
         snap = await cur.fetchone()
         if snap is None:
             return None
-        cur = await conn.execute(CHAIN_LINKS, {"key": key, "after": 0, "limit": LINKS_SHOWN + 1})
+        cur = await conn.execute(Q.chain_links, {"key": key, "after": 0, "limit": LINKS_SHOWN + 1})
         rows = list(await cur.fetchall())
     shown = shown_key(display, key)
     resource = Resource("chain", key)
@@ -161,7 +158,7 @@ async def chains(
     db: Database, display: Display, state: str | None, limit: int = 100
 ) -> list[ChainSummary]:
     async with db.connection() as conn:
-        cur = await conn.execute(CHAINS_PAGE, {"state": state, "limit": limit})
+        cur = await conn.execute(Q.chains_page, {"state": state, "limit": limit})
         rows = list(await cur.fetchall())
     return [
         ChainSummary(
@@ -181,7 +178,7 @@ async def chains(
 async def chain_of_job(db: Database, display: Display, job_id: int) -> ChainOfJob | None:
     """The chain link job ``job_id`` is, with its place in the chain in words."""
     async with db.connection() as conn:
-        cur = await conn.execute(CHAIN_OF_JOB, {"job_id": job_id})
+        cur = await conn.execute(Q.chain_of_job, {"job_id": job_id})
         row = await cur.fetchone()
     if row is None:
         return None

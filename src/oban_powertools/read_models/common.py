@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal, LiteralString
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 
 # The ownership vocabulary of a next path (product contract, verbatim).
 NATIVE: Final = "Powertools-native"
@@ -91,7 +91,7 @@ EXACT_BELOW_FACTOR = 4
 
 # One statement for all states (see the query file): the estimate, and a capped exact count
 # only where the estimate is small or missing.
-STATE_COUNTS = sql("oban_jobs", "state_counts")
+Q = Statements(oban_jobs="state_counts")
 
 
 def bounded_count(n: int | None, estimate: int | None, cap: int) -> Count:
@@ -112,7 +112,7 @@ async def state_counts(
 ) -> dict[str, Count]:
     """Exact counts up to ``cap``; above it the planner's estimate, labelled as such."""
     cur = await conn.execute(
-        STATE_COUNTS,
+        Q.state_counts,
         {
             "states": list(states),
             "queue": queue,

@@ -13,7 +13,7 @@ from ..cron.expression import CronExpression
 from ..cron.firing import next_fire
 from ..cron.timezones import load_timezone
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..errors import CronExpressionError, CronTimezoneError
 from ..runtime import presence
@@ -37,9 +37,10 @@ CATCH_UP_WORDS = {
     "all": "every missed minute runs, up to the catch-up limit",
 }
 
-LIST_ENTRIES = sql("cron_entries", "list_entries")
-
-RECENT_SLOTS_SQL = sql("cron_slots", "recent_slots")
+Q = Statements(
+    cron_entries="list_entries",
+    cron_slots="recent_slots",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,7 @@ def entry_view(display: Display, row: Mapping[str, Any], now: datetime) -> CronE
 
 
 async def fetch_entries(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
-    cur = await conn.execute(LIST_ENTRIES, {"name": name, "limit": MAX_ENTRIES})
+    cur = await conn.execute(Q.list_entries, {"name": name, "limit": MAX_ENTRIES})
     return [dict(r) for r in await cur.fetchall()]
 
 
@@ -193,7 +194,7 @@ async def entry_detail(
         rows = await fetch_entries(conn, name)
         if not rows:
             return None
-        cur = await conn.execute(RECENT_SLOTS_SQL, {"name": name, "limit": RECENT_SLOTS})
+        cur = await conn.execute(Q.recent_slots, {"name": name, "limit": RECENT_SLOTS})
         slot_rows = await cur.fetchall()
     resource = Resource("cron_entry", name)
     slots = [

@@ -41,7 +41,7 @@ class ByQueue:
 
 
 async def by_queue(conn: Conn, display: Display) -> ByQueue:
-    cur = await conn.execute(queues_model.QUEUE_NAMES, {"queue": None, "limit": MAX_QUEUES + 1})
+    cur = await conn.execute(queues_model.Q.queue_names, {"queue": None, "limit": MAX_QUEUES + 1})
     names = [r["queue"] for r in await cur.fetchall()]
     more = len(names) > MAX_QUEUES
     names = names[:MAX_QUEUES]

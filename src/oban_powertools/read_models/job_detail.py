@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display, error_line, job_redactions, mask_known, merge_secrets
 from ..seams import Resource
 from ..workers.deadline import stored_deadline
@@ -21,7 +21,7 @@ from .common import PRODUCER_LIVE_SECONDS, utc
 from .jobs import JobIdentity, applicable_actions, shown_identity
 from .unique import UniqueFacts, unique_facts
 
-GET_JOB = sql("oban_jobs", "job_detail")
+Q = Statements(oban_jobs="job_detail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class JobDetail(JobIdentity):
 
 async def job_detail(db: Database, display: Display, job_id: int) -> JobDetail | None:
     async with db.connection() as conn:
-        cur = await conn.execute(GET_JOB, {"id": job_id, "live": PRODUCER_LIVE_SECONDS})
+        cur = await conn.execute(Q.job_detail, {"id": job_id, "live": PRODUCER_LIVE_SECONDS})
         row = await cur.fetchone()
         if row is None:
             return None

@@ -13,15 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display, error_line, job_redactions, merge_secrets
 from ..seams import Resource
 from .common import PRODUCER_LIVE_SECONDS, utc
 
-FAILING_WORKERS = sql("oban_jobs", "failing_workers")
-LAST_ERRORS = sql("oban_jobs", "last_errors")
-STUCK_JOBS = sql("oban_jobs", "stuck_jobs")
-RECENT_DISCARDED = sql("oban_jobs", "recent_discarded")
+Q = Statements(oban_jobs="failing_workers last_errors stuck_jobs recent_discarded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +81,12 @@ async def failing_workers(
     limit: int = 20,
 ) -> list[FailingWorker]:
     cur = await conn.execute(
-        FAILING_WORKERS, {"window": window_seconds, "sample": sample, "limit": limit}
+        Q.failing_workers, {"window": window_seconds, "sample": sample, "limit": limit}
     )
     groups = await cur.fetchall()
     if not groups:
         return []
-    cur = await conn.execute(LAST_ERRORS, {"ids": [g["last_job_id"] for g in groups]})
+    cur = await conn.execute(Q.last_errors, {"ids": [g["last_job_id"] for g in groups]})
     last = {r["id"]: r for r in await cur.fetchall()}
     sampled = sum(g["failures"] for g in groups) >= sample
     found = []
@@ -128,7 +125,7 @@ async def stuck_jobs(
     scan: int = 5000,
 ) -> list[StuckJob]:
     cur = await conn.execute(
-        STUCK_JOBS,
+        Q.stuck_jobs,
         {
             "live": PRODUCER_LIVE_SECONDS,
             "stuck_after": stuck_after,
@@ -155,7 +152,7 @@ async def stuck_jobs(
 
 
 async def recent_discarded(conn: Conn, display: Display, *, limit: int = 5) -> list[DiscardedJob]:
-    cur = await conn.execute(RECENT_DISCARDED, {"limit": limit})
+    cur = await conn.execute(Q.recent_discarded, {"limit": limit})
     found = []
     for r in await cur.fetchall():
         resource = Resource("job", str(r["id"]))

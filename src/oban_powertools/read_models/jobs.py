@@ -16,7 +16,7 @@ from typing import Any
 
 from ..actions import get_action
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display, compact_json, error_line, job_redactions, merge_secrets
 from ..errors import FilterError
 from ..seams import Resource
@@ -49,10 +49,7 @@ ARGS_PREVIEW = 140
 MAX_FILTER_LENGTH = 255
 
 # An unset filter is NULL and matches everything; the statement text never changes.
-LIST_JOBS = sql("oban_jobs", "list_jobs")
-# The rows a filter matches, for the planner's estimate.
-ESTIMATE_FILTERED_JOBS = sql("oban_jobs", "estimate_filtered_jobs")
-COUNT_JOBS = sql("oban_jobs", "count_jobs")
+Q = Statements(oban_jobs="list_jobs estimate_filtered_jobs count_jobs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +193,7 @@ async def list_jobs(
             batch_size = SEARCH_BATCH if needle else limit + 1
             # Never prepared: a generic plan could not tell which filters are set.
             cur = await conn.execute(
-                LIST_JOBS,
+                Q.list_jobs,
                 filters.params() | {"before": cursor, "limit": batch_size},
                 prepare=False,
             )
@@ -233,10 +230,10 @@ async def list_jobs(
 async def _count(conn: Conn, filters: JobFilters) -> Count:
     """The planner's estimate when it is large (nothing is read), else a capped exact count."""
     params = filters.params() | {"states": [filters.state] if filters.state else list(JOB_STATES)}
-    estimate = await estimate_rows(conn, ESTIMATE_FILTERED_JOBS, params)
+    estimate = await estimate_rows(conn, Q.estimate_filtered_jobs, params)
     if estimate > COUNT_CAP * EXACT_BELOW_FACTOR:
         return Count(estimate, "estimate")
-    cur = await conn.execute(COUNT_JOBS, params | {"cap": COUNT_CAP + 1}, prepare=False)
+    cur = await conn.execute(Q.count_jobs, params | {"cap": COUNT_CAP + 1}, prepare=False)
     row = await cur.fetchone()
     n = int(row["n"]) if row else 0
     return bounded_count(n, estimate, COUNT_CAP)

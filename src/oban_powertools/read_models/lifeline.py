@@ -20,13 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..seams import Resource
 from .common import Count, now_utc, utc
 
-EXECUTING_EVIDENCE = sql("lifeline", "executing_evidence")
-EXECUTING_COUNTS = sql("lifeline", "executing_counts")
+Q = Statements(lifeline="executing_evidence executing_counts")
 
 # Executing jobs looked at per read (oldest first), and orphaned or stuck ones returned.
 SCAN = 10_000
@@ -145,7 +144,7 @@ async def _rows(
     limit: int,
 ) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        EXECUTING_EVIDENCE,
+        Q.executing_evidence,
         {
             "grace": grace,
             "stuck_after": stuck_after,
@@ -171,7 +170,7 @@ async def lifeline_counts(
     """Orphaned and stuck executing jobs, in all and per queue: the pages' classification
     over the same ``scan`` oldest executing jobs, counted in the database (one statement)."""
     cur = await conn.execute(
-        EXECUTING_COUNTS, {"grace": grace, "stuck_after": stuck_after, "scan": scan}
+        Q.executing_counts, {"grace": grace, "stuck_after": stuck_after, "scan": scan}
     )
     by_queue: dict[str, list[int]] = {}
     producers: set[tuple[str, str]] = set()

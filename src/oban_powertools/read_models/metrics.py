@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..limits.usage import limit_use
 from . import queues as queues_model
 from .lifeline import LifelineCounts, lifeline_counts
@@ -56,10 +56,10 @@ MAX_ACTIONS = 200  # (action, outcome) pairs exported
 DEFAULT_WINDOW = 3600  # seconds: the "recent" of recent slots and actions
 JOB_STATES = queues_model.QUEUE_STATES
 
-QUEUE_NAMES = sql("queue_states", "queue_names")
-CRON_STATE = sql("metrics", "cron_state")
-CRON_RECENT_SLOTS = sql("metrics", "cron_recent_slots")
-RECENT_ACTIONS = sql("metrics", "recent_actions")
+Q = Statements(
+    queue_states="queue_names",
+    metrics="cron_state cron_recent_slots recent_actions",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ class MetricsSnapshot:
 
 
 async def _jobs(conn: Conn) -> tuple[dict[str, dict[str, int]], int]:
-    cur = await conn.execute(QUEUE_NAMES, {"queue": None, "limit": MAX_QUEUES + 1})
+    cur = await conn.execute(Q.queue_names, {"queue": None, "limit": MAX_QUEUES + 1})
     names = [row["queue"] for row in await cur.fetchall()]
     shown, omitted = names[:MAX_QUEUES], max(0, len(names) - MAX_QUEUES)
     counts = await queues_model.queue_counts(conn, shown, cap=EXACT_COUNT_CAP)
@@ -126,7 +126,7 @@ async def _limiters(conn: Conn) -> list[LimiterMetrics]:
 
 
 async def _cron(conn: Conn, window: int) -> tuple[CronMetrics, datetime]:
-    cur = await conn.execute(CRON_STATE)
+    cur = await conn.execute(Q.cron_state)
     state = await cur.fetchone()
     assert state is not None
     now: datetime = state["now"]
@@ -134,7 +134,7 @@ async def _cron(conn: Conn, window: int) -> tuple[CronMetrics, datetime]:
     # The minute after the last evaluated one is due once it has begun; lag is how long ago.
     lag = None if last is None else max(0.0, (now - last).total_seconds() - 60.0)
     cur = await conn.execute(
-        CRON_RECENT_SLOTS,
+        Q.cron_recent_slots,
         {"entries": MAX_CRON_ENTRIES, "window": window, "per_entry": CRON_SLOTS_PER_ENTRY},
     )
     slots: dict[str, int] = {}
@@ -148,7 +148,7 @@ async def _cron(conn: Conn, window: int) -> tuple[CronMetrics, datetime]:
 
 
 async def _actions(conn: Conn, window: int) -> dict[tuple[str, str], int]:
-    cur = await conn.execute(RECENT_ACTIONS, {"window": window, "limit": MAX_ACTIONS})
+    cur = await conn.execute(Q.recent_actions, {"window": window, "limit": MAX_ACTIONS})
     return {(row["action"], row["outcome"]): int(row["n"]) for row in await cur.fetchall()}
 
 

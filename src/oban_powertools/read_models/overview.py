@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from ..config import DEFAULT_STUCK_AFTER_SECONDS
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..runtime import presence
 from ..seams import Resource
@@ -48,9 +48,10 @@ FAILING_WORKERS_LIMIT = 25
 # Workers listed in one grouped item; past it the item points to the jobs list for the rest.
 LISTED_WORKERS = 10
 
-PAUSED_ENTRIES = sql("cron_entries", "paused_entries")
-
-PAUSED_QUEUES = sql("queue_states", "paused_queues")
+Q = Statements(
+    cron_entries="paused_entries",
+    queue_states="paused_queues",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +104,9 @@ async def overview(
 ) -> Overview:
     now = now or now_utc()
     async with db.connection() as conn:
-        cur = await conn.execute(PAUSED_ENTRIES, {"limit": 50})
+        cur = await conn.execute(Q.paused_entries, {"limit": 50})
         paused_entries = await cur.fetchall()
-        cur = await conn.execute(PAUSED_QUEUES, {"limit": 50})
+        cur = await conn.execute(Q.paused_queues, {"limit": 50})
         paused_queues = await cur.fetchall()
         failing = await job_failures.failing_workers(conn, display, limit=FAILING_WORKERS_LIMIT)
         stuck = await job_failures.stuck_jobs(conn, display, stuck_after=stuck_after)

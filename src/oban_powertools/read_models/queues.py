@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..seams import Resource
 from .common import EXACT_BELOW_FACTOR, PRODUCER_LIVE_SECONDS, Count, bounded_count, utc
@@ -24,11 +24,11 @@ QUEUE_COUNT_CAP = 1000
 MAX_QUEUES = 500
 FRESH_SECONDS = 45  # three missed refreshes make a node "stale", then "gone" after 90 s
 
-QUEUE_NAMES = sql("queue_states", "queue_names")
-
-PRODUCERS = sql("producers", "queue_producers")
-
-QUEUE_COUNTS = sql("oban_jobs", "queue_counts")
+Q = Statements(
+    queue_states="queue_names",
+    producers="queue_producers",
+    oban_jobs="queue_counts",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ async def queue_counts(
     if not queues:
         return {}
     cur = await conn.execute(
-        QUEUE_COUNTS,
+        Q.queue_counts,
         {
             "queues": list(queues),
             "states": list(states),
@@ -117,10 +117,10 @@ async def list_queues(
     db: Database, display: Display, *, queue: str | None = None
 ) -> list[QueueView]:
     async with db.connection() as conn:
-        cur = await conn.execute(QUEUE_NAMES, {"queue": queue, "limit": MAX_QUEUES})
+        cur = await conn.execute(Q.queue_names, {"queue": queue, "limit": MAX_QUEUES})
         decisions = await cur.fetchall()
         names = [r["queue"] for r in decisions]
-        cur = await conn.execute(PRODUCERS, {"queues": names})
+        cur = await conn.execute(Q.queue_producers, {"queues": names})
         producers = await cur.fetchall()
         counts = await queue_counts(conn, names)
     by_queue: dict[str, list[dict[str, Any]]] = {}

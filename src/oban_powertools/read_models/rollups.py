@@ -18,15 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from .common import Count, now_utc, utc
 
 type Window = Literal["hour", "day"]
 WINDOWS: tuple[Window, ...] = ("hour", "day")
 
-MINUTES = sql("job_rollups", "minutes")
-HOURS = sql("job_rollups", "hours")
-PROGRESS = sql("job_rollups", "progress")
+Q = Statements(job_rollups="minutes hours progress")
 
 STEP: dict[Window, timedelta] = {"hour": timedelta(minutes=1), "day": timedelta(hours=1)}
 BUCKETS: dict[Window, int] = {"hour": 60, "day": 24}
@@ -126,10 +124,10 @@ async def activity(
     else:
         current = now.replace(minute=0, second=0, microsecond=0)
     since = current - step * (BUCKETS[window] - 1)
-    cur = await conn.execute(PROGRESS)
+    cur = await conn.execute(Q.progress)
     progress = await cur.fetchone()
     through = utc(progress["written_through"]) if progress else None
-    statement = MINUTES if window == "hour" else HOURS
+    statement = Q.minutes if window == "hour" else Q.hours
     cur = await conn.execute(statement, {"since": since.replace(tzinfo=None), "queue": queue})
     rows = {utc(r["minute"]): r for r in await cur.fetchall()}
     buckets = []

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..db import Conn
-from ..db.queries import sql
+from ..db.queries import Statements
 from .common import utc
 
 __all__ = ["SameKeyJob", "UniqueFacts", "unique_facts"]
 
-SAME_UNIQUE_KEY = sql("oban_jobs", "same_unique_key")
+Q = Statements(oban_jobs="same_unique_key")
 SHOWN = 10
 
 
@@ -47,7 +47,7 @@ async def unique_facts(
     if not isinstance(spec, Mapping) or not isinstance(spec.get("key"), str):
         return None
     key = spec["key"]
-    cur = await conn.execute(SAME_UNIQUE_KEY, {"key": key, "limit": SHOWN + 1})
+    cur = await conn.execute(Q.same_unique_key, {"key": key, "limit": SHOWN + 1})
     others = [
         SameKeyJob(r["id"], r["state"], bool(r["holds"]), utc(r["inserted_at"]))
         for r in await cur.fetchall()

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..display import Display
 from ..errors import FilterError
 from ..seams import Resource
@@ -53,13 +53,12 @@ MAX_NAME = 255
 # A list cursor: the last row's inserted_at (microseconds since the epoch) and id.
 CURSOR = re.compile(r"^(\d{1,17})\.([0-9a-fA-F-]{36})$")
 
-LIST = sql("workflow_pages", "list_workflows")
-STATE_COUNTS = sql("workflow_pages", "workflow_state_counts")
-GET = sql("workflow_pages", "workflow")
-STEPS = sql("workflow_pages", "workflow_steps")
-EDGES = sql("workflow_pages", "workflow_edges")
-STEP_STATES = sql("workflow_pages", "workflow_step_states")
-CHILDREN = sql("workflow_pages", "sub_workflows")
+Q = Statements(
+    workflow_pages=(
+        "list_workflows workflow_state_counts workflow workflow_steps workflow_edges"
+        " workflow_step_states sub_workflows"
+    ),
+)
 
 
 def parse_workflow_id(raw: str) -> UUID | None:
@@ -218,7 +217,7 @@ async def list_workflows(
     states = [filters.state] if filters.state else list(WORKFLOW_STATES)
     async with db.connection() as conn:
         cur = await conn.execute(
-            LIST,
+            Q.list_workflows,
             {
                 "states": states,
                 "name": filters.name,
@@ -229,7 +228,8 @@ async def list_workflows(
         )
         raw = await cur.fetchall()
         cur = await conn.execute(
-            STATE_COUNTS, {"states": list(WORKFLOW_STATES), "name": filters.name, "cap": COUNT_CAP}
+            Q.workflow_state_counts,
+            {"states": list(WORKFLOW_STATES), "name": filters.name, "cap": COUNT_CAP},
         )
         counts = {
             r["state"]: bounded_count(int(r["n"]), None, COUNT_CAP) for r in await cur.fetchall()
@@ -347,14 +347,16 @@ def step_view(display: Display, wid: str, row: Mapping[str, Any]) -> StepView:
 
 
 async def fetch_workflow(conn: Conn, workflow_id: UUID) -> Mapping[str, Any] | None:
-    cur = await conn.execute(GET, {"id": workflow_id})
+    cur = await conn.execute(Q.workflow, {"id": workflow_id})
     return await cur.fetchone()
 
 
 async def fetch_steps(
     conn: Conn, workflow_id: UUID, *, offset: int = 0, limit: int = STEP_PAGE
 ) -> list[Mapping[str, Any]]:
-    cur = await conn.execute(STEPS, {"id": workflow_id, "offset": offset, "limit": limit})
+    cur = await conn.execute(
+        Q.workflow_steps, {"id": workflow_id, "offset": offset, "limit": limit}
+    )
     return list(await cur.fetchall())
 
 
@@ -375,12 +377,12 @@ async def workflow_detail(
         edges: list[tuple[str, str]] = []
         drawn = False
         if small and len(raw_steps) <= STEP_PAGE:
-            cur = await conn.execute(EDGES, {"id": workflow_id, "limit": EDGE_LIMIT + 1})
+            cur = await conn.execute(Q.workflow_edges, {"id": workflow_id, "limit": EDGE_LIMIT + 1})
             edges = [(e["upstream"], e["downstream"]) for e in await cur.fetchall()]
             drawn = len(edges) <= EDGE_LIMIT
-        cur = await conn.execute(STEP_STATES, {"id": workflow_id})
+        cur = await conn.execute(Q.workflow_step_states, {"id": workflow_id})
         step_states = {r["state"]: int(r["n"]) for r in await cur.fetchall()}
-        cur = await conn.execute(CHILDREN, {"id": workflow_id, "limit": CHILD_LIMIT})
+        cur = await conn.execute(Q.sub_workflows, {"id": workflow_id, "limit": CHILD_LIMIT})
         children = [workflow_row(display, r) for r in await cur.fetchall()]
     wid = str(row["id"])
     more = len(raw_steps) > STEP_PAGE

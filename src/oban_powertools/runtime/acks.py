@@ -64,7 +64,7 @@ from psycopg.types.json import Jsonb
 
 from ..batches.model import BATCH_KEY
 from ..chains.options import CHAIN_KEY
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..workflows.plan import WORKFLOW_KEY
 from . import batch_release, chain_release, workflow_release
 
@@ -80,8 +80,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ACK_JOBS = InSchema("acks", "ack_jobs")
-WAKE_QUEUES = InSchema("acks", "wake_queues")
+Q = StatementsInSchema(acks="ack_jobs wake_queues")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +165,7 @@ async def ack_in_transaction(
     tx = AckTransaction(conn, schema)
     async with conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(ACK_JOBS.at(schema), _params(acks))
+        await cur.execute(Q.ack_jobs.at(schema), _params(acks))
         acked = [AckedJob(**row) for row in await cur.fetchall()]
         for job in acked:
             tx.freed[job.queue] = tx.freed.get(job.queue, 0) + 1
@@ -177,7 +176,7 @@ async def ack_in_transaction(
         queues = tx.queues_to_wake()
         if queues:
             await cur.execute(
-                WAKE_QUEUES.at(schema), {"channel": f"{schema}.oban_insert", "queues": queues}
+                Q.wake_queues.at(schema), {"channel": f"{schema}.oban_insert", "queues": queues}
             )
     for callback in tx._after_commit:
         try:

@@ -22,16 +22,14 @@ from psycopg.types.json import Jsonb
 
 from .. import telemetry
 from ..batches.model import BATCH_KEY, CALLBACK_KEY, CALLBACK_OF_KEY, callbacks_due
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 
 if TYPE_CHECKING:
     from .acks import AckedJob, AckTransaction
 
 __all__ = ["CALLBACK_EVENT", "after_ack"]
 
-LOCK_BATCHES = InSchema("batches", "lock_batches")
-COUNT_FINISHED = InSchema("batches", "count_finished")
-ENQUEUE_CALLBACKS = InSchema("batches", "enqueue_callbacks")
+Q = StatementsInSchema(batches="lock_batches count_finished enqueue_callbacks")
 
 FINISHED_STATES = frozenset({"completed", "cancelled", "discarded"})
 CALLBACK_ENQUEUED = telemetry.declare(
@@ -73,15 +71,15 @@ async def after_ack(tx: AckTransaction, acked: Sequence[AckedJob]) -> None:
         return
     batch_ids = sorted({str(job.meta[BATCH_KEY]) for job in acked if job.state in FINISHED_STATES})
     cur = tx.conn.cursor(row_factory=dict_row)
-    await cur.execute(LOCK_BATCHES.at(tx.schema), {"ids": batch_ids})
+    await cur.execute(Q.lock_batches.at(tx.schema), {"ids": batch_ids})
     await cur.execute(
-        COUNT_FINISHED.at(tx.schema),
+        Q.count_finished.at(tx.schema),
         {"ids": [i for i, _ in finished], "states": [s for _, s in finished]},
     )
     due = _due(await cur.fetchall())
     if not due:
         return
-    await cur.execute(ENQUEUE_CALLBACKS.at(tx.schema), _callback_params(due, tx.schema))
+    await cur.execute(Q.enqueue_callbacks.at(tx.schema), _callback_params(due, tx.schema))
     counters = {str(row["id"]): row for row, _, _ in due}
     events = []
     for row in await cur.fetchall():

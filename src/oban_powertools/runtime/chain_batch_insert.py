@@ -32,17 +32,17 @@ from ..batches.model import BATCH_KEY, INSERTED_MARK, BatchPlan
 from ..batches.model import EXTRA_KEY as BATCH_EXTRA
 from ..chains.options import CHAIN_KEY, SEQ_KEY, ChainSpec, parse_chain
 from ..chains.options import EXTRA_KEY as CHAIN_EXTRA
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..errors import BatchError, ChainError
 from .job_rows import job_columns, take_row
 
 __all__ = ["INSERTED_MARK", "insert_jobs", "is_chain_or_batch"]
 
-INSERT_JOBS = InSchema("workflows", "insert_jobs")
-RESERVE_LINKS = InSchema("chains", "reserve_links")
-INSERT_LINKS = InSchema("chains", "insert_links")
-INSERT_BATCHES = InSchema("batches", "insert_batches")
-INSERT_BATCH_JOBS = InSchema("batches", "insert_batch_jobs")
+Q = StatementsInSchema(
+    workflows="insert_jobs",
+    chains="reserve_links insert_links",
+    batches="insert_batches insert_batch_jobs",
+)
 
 # Marks of the other composites a link or batch job must not carry.
 _WORKFLOW_MARKS = ("workflow", "workflow_id")
@@ -122,12 +122,12 @@ async def _insert(
 ) -> list[Job]:
     cur = conn.cursor(row_factory=dict_row)
     links = await _reserve(cur, jobs, chains, prefix)
-    await cur.execute(INSERT_JOBS.at(prefix), job_columns(jobs, prefix))
+    await cur.execute(Q.insert_jobs.at(prefix), job_columns(jobs, prefix))
     for row in await cur.fetchall():
         take_row(jobs[row["ord"] - 1], row)
     if links:
         await cur.execute(
-            INSERT_LINKS.at(prefix),
+            Q.insert_links.at(prefix),
             {
                 "keys": [spec.key for _, spec, _ in links],
                 "seqs": [seq for _, _, seq in links],
@@ -159,7 +159,7 @@ async def _reserve(
         return []
     keys = sorted(order)
     await cur.execute(
-        RESERVE_LINKS.at(prefix), {"keys": keys, "counts": [len(order[k]) for k in keys]}
+        Q.reserve_links.at(prefix), {"keys": keys, "counts": [len(order[k]) for k in keys]}
     )
     links: list[tuple[int, ChainSpec, int]] = []
     for row in await cur.fetchall():
@@ -194,7 +194,7 @@ async def _insert_batches(
     if not plans:
         return
     await cur.execute(
-        INSERT_BATCHES.at(prefix),
+        Q.insert_batches.at(prefix),
         {
             "ids": list(plans),
             "names": [p.name for p in plans.values()],
@@ -206,6 +206,6 @@ async def _insert_batches(
         },
     )
     await cur.execute(
-        INSERT_BATCH_JOBS.at(prefix),
+        Q.insert_batch_jobs.at(prefix),
         {"job_ids": [m[0] for m in members], "batch_ids": [m[1] for m in members]},
     )

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from .. import telemetry
 from ..chains.options import CHAIN_KEY
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 
 if TYPE_CHECKING:
     from .acks import AckedJob, AckTransaction
@@ -33,10 +33,10 @@ __all__ = ["FINISHED_STATES", "RELEASED_EVENT", "after_ack", "finish", "repair"]
 
 logger = logging.getLogger(__name__)
 
-LOCK_CHAINS = InSchema("chains", "lock_chains")
-FINISH_LINKS = InSchema("chains", "finish_links")
-STUCK_HEADS = InSchema("chains", "stuck_heads")
-WAKE_QUEUES = InSchema("acks", "wake_queues")
+Q = StatementsInSchema(
+    chains="lock_chains finish_links stuck_heads",
+    acks="wake_queues",
+)
 
 FINISHED_STATES = frozenset({"completed", "cancelled", "discarded"})
 RELEASED = telemetry.declare(
@@ -57,10 +57,10 @@ async def finish(
         return []
     cur = conn.cursor(row_factory=dict_row)
     keys = sorted({key for key, _ in finished.values()})
-    await cur.execute(LOCK_CHAINS.at(schema), {"keys": keys})
+    await cur.execute(Q.lock_chains.at(schema), {"keys": keys})
     ids = sorted(finished)
     await cur.execute(
-        FINISH_LINKS.at(schema), {"ids": ids, "states": [finished[i][1] for i in ids]}
+        Q.finish_links.at(schema), {"ids": ids, "states": [finished[i][1] for i in ids]}
     )
     return list(await cur.fetchall())
 
@@ -105,7 +105,7 @@ async def repair(pool: Any, schema: str) -> int:
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         async with conn.transaction():
-            await cur.execute(STUCK_HEADS.at(schema), {"limit": REPAIR_LIMIT})
+            await cur.execute(Q.stuck_heads.at(schema), {"limit": REPAIR_LIMIT})
             stuck = {r["job_id"]: (r["chain_key"], r["state"]) for r in await cur.fetchall()}
             if not stuck:
                 return 0
@@ -113,7 +113,7 @@ async def repair(pool: Any, schema: str) -> int:
             queues = sorted({r["released_queue"] for r in rows if r["released_queue"]})
             if queues:
                 await cur.execute(
-                    WAKE_QUEUES.at(schema),
+                    Q.wake_queues.at(schema),
                     {"channel": f"{schema}.oban_insert", "queues": queues},
                 )
         events = [_event(row, repaired=True) for row in rows if row["released_queue"] is not None]

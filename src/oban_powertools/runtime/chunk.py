@@ -22,7 +22,7 @@ from ..cron import entries
 from ..cron.slots import iso_minute, iso_utc
 from ..db import Conn, oban_jobs
 from ..db.arrays import TextArray
-from ..db.queries import InSchema, sql
+from ..db.queries import Statements, StatementsInSchema
 from ..unique.workers import unique_meta, worker_unique
 
 __all__ = [
@@ -35,14 +35,13 @@ __all__ = [
 
 # The rows of a chunk travel as one JSON array each: one json.dumps in Python instead of
 # a dump and an escape per array element, which cost more than the statements themselves.
-INSERT_JOBS = sql("oban_jobs", "insert_cron_jobs")
-CLAIMED_SLOTS = sql("cron_slots", "claimed_slots")
-WRITE_CHUNK = sql("cron_slots", "write_chunk")
-RELEASE_FOLLOW_UPS = sql("cron_slots", "release_follow_ups")
+Q = Statements(
+    oban_jobs="insert_cron_jobs",
+    cron_slots="claimed_slots write_chunk release_follow_ups",
+)
+Q_IN_SCHEMA = StatementsInSchema(unique="holders expire_holders")
 # The index a slot claimed twice violates (migration 0001).
 ONCE_INDEX = "powertools_cron_slots_once_index"
-UNIQUE_HOLDERS = InSchema("unique", "holders")
-EXPIRE_HOLDERS = InSchema("unique", "expire_holders")
 
 # What an entry's bookkeeping becomes: (evaluated_through, last slot, last job, follow-up).
 type Advance = tuple[datetime, datetime | None, int | None, datetime | None]
@@ -205,11 +204,13 @@ class ChunkWriter:
         if key not in self._held:
             period = fields["meta"]["unique"]["period"]
             cur = await self.conn.execute(
-                UNIQUE_HOLDERS.at(self.prefix), {"keys": [key], "periods": [period]}
+                Q_IN_SCHEMA.holders.at(self.prefix), {"keys": [key], "periods": [period]}
             )
             holder = await cur.fetchone()
             if holder is not None and holder["expired"]:
-                await self.conn.execute(EXPIRE_HOLDERS.at(self.prefix), {"ids": [holder["id"]]})
+                await self.conn.execute(
+                    Q_IN_SCHEMA.expire_holders.at(self.prefix), {"ids": [holder["id"]]}
+                )
                 holder = None
             self._held[key] = None if holder is None else int(holder["id"])
         return self._held[key]
@@ -223,7 +224,7 @@ class ChunkWriter:
         be asked for, and read which ``planned`` slots were claimed before."""
         if planned:
             cur = await self.conn.execute(
-                CLAIMED_SLOTS,
+                Q.claimed_slots,
                 {
                     "names": TextArray(name for name, _ in planned),
                     "slot_ats": [slot_at for _, slot_at in planned],
@@ -234,7 +235,7 @@ class ChunkWriter:
         if not follow_ups:
             return
         cur = await self.conn.execute(
-            RELEASE_FOLLOW_UPS,
+            Q.release_follow_ups,
             {
                 "names": [name for name, _ in follow_ups],
                 "slot_ats": [slot_at for _, slot_at in follow_ups],
@@ -295,7 +296,7 @@ class ChunkWriter:
             jobs = self._jobs
             returned = conn.cursor(row_factory=tuple_row)
             await returned.execute(
-                INSERT_JOBS,
+                Q.insert_cron_jobs,
                 {"jobs": Jsonb(jobs), "channel": oban_jobs.channel(self.prefix, "insert")},
             )
             inserted = {(name, at): int(job_id) for job_id, name, at in await returned.fetchall()}
@@ -361,7 +362,7 @@ class ChunkWriter:
             ),
         }
         try:
-            cur = await conn.execute(WRITE_CHUNK, params)
+            cur = await conn.execute(Q.write_chunk, params)
         except UniqueViolation as exc:
             if exc.diag.constraint_name != ONCE_INDEX:
                 raise

@@ -41,7 +41,7 @@ from ..cron.slots import SlotPlan, iso_utc, plan_slots
 from ..cron.timezones import load_timezone
 from ..db import Conn, Database
 from ..db.arrays import TextArray
-from ..db.queries import sql
+from ..db.queries import Statements
 from .chunk import ChunkWriter, JobTemplates, SlotClaimedMeanwhile, advance_params
 from .cron_telemetry import report_chunk
 from .failures import describe_error, log_error, transient
@@ -52,10 +52,10 @@ logger = logging.getLogger("oban_powertools.runtime.scheduler")
 
 ACTIVE_STATES = ("available", "scheduled", "executing", "retryable")
 
-LOCK_ENTRIES = sql("cron_entries", "lock_entries")
-ADVANCE_ENTRIES = sql("cron_entries", "advance_entries")
-ACTIVE_BY_ID = sql("oban_jobs", "active_cron_jobs_by_id")
-ACTIVE_BY_META = sql("oban_jobs", "active_cron_jobs_by_entry")
+Q = Statements(
+    cron_entries="lock_entries advance_entries",
+    oban_jobs="active_cron_jobs_by_id active_cron_jobs_by_entry",
+)
 
 
 @dataclass(slots=True)
@@ -231,7 +231,7 @@ class Claimer:
         ev.failed.append(name)
         try:
             async with self.database.transaction() as conn:
-                cur = await conn.execute(LOCK_ENTRIES, {"names": [name]})
+                cur = await conn.execute(Q.lock_entries, {"names": [name]})
                 row = await cur.fetchone()
                 if row is None or row["paused"]:
                     return
@@ -241,7 +241,7 @@ class Claimer:
                 text = describe_error(error)
                 for slot_at, kind, _late in plan.slots:
                     await conn.execute(
-                        entries.INSERT_SLOT,
+                        entries.Q.insert_slot,
                         {
                             "name": name,
                             "slot_at": slot_at,
@@ -253,7 +253,7 @@ class Claimer:
                         },
                     )
                 await conn.execute(
-                    ADVANCE_ENTRIES,
+                    Q.advance_entries,
                     advance_params({name: (minute, None, None, row["follow_up_slot_at"])}),
                 )
         except Exception as exc:
@@ -272,7 +272,7 @@ class Claimer:
         # args and job_options stay JSON text: JobTemplates parses a definition once.
         cur = conn.cursor()
         cur.adapters.register_loader("jsonb", TextLoader)
-        await cur.execute(LOCK_ENTRIES, {"names": TextArray(names)})
+        await cur.execute(Q.lock_entries, {"names": TextArray(names)})
         rows = await cur.fetchall()
         ev.locked += len(rows)
         work: list[tuple[dict[str, Any], SlotPlan | None]] = []
@@ -419,7 +419,9 @@ class Claimer:
         active: dict[str, list[int]] = {}
         last_ids = {row["last_job_id"]: row["name"] for row in rows if row["last_job_id"]}
         if last_ids:
-            cur = await conn.execute(ACTIVE_BY_ID, {"ids": list(last_ids)}, prepare=False)
+            cur = await conn.execute(
+                Q.active_cron_jobs_by_id, {"ids": list(last_ids)}, prepare=False
+            )
             for found in await cur.fetchall():
                 active[last_ids[found["id"]]] = [found["id"]]
         # cancel_previous must see every active job; the others only need a yes or no.
@@ -430,7 +432,7 @@ class Claimer:
         ]
         if rest:
             cur = await conn.execute(
-                ACTIVE_BY_META,
+                Q.active_cron_jobs_by_entry,
                 {
                     "queues": sorted({row["queue"] for row in rest}),
                     "names": TextArray(row["name"] for row in rest),

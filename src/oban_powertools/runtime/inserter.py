@@ -30,7 +30,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..errors import UniqueConflictUnresolved
 from ..unique.keys import unique_key
 from ..unique.options import UniqueSpec, parse_unique
@@ -39,10 +39,7 @@ from .job_rows import job_columns, take_row, utc
 
 __all__ = ["UniqueJob", "insert_jobs", "unique_of"]
 
-EXPIRE_HOLDERS = InSchema("unique", "expire_holders")
-INSERT_JOBS = InSchema("unique", "insert_jobs")
-HOLDERS = InSchema("unique", "holders")
-REPLACE_HOLDERS = InSchema("unique", "replace_holders")
+Q = StatementsInSchema(unique="expire_holders insert_jobs holders replace_holders")
 
 # A holder can leave its unique states between our insert and our read of it (it
 # completes, is cancelled): the key is then free and the job is inserted on a new try.
@@ -107,7 +104,7 @@ async def _insert(
     pending = list(range(len(jobs)))
     cur = conn.cursor(row_factory=dict_row)
     for _ in range(ATTEMPTS):
-        await cur.execute(INSERT_JOBS.at(prefix), job_columns([jobs[i] for i in pending], prefix))
+        await cur.execute(Q.insert_jobs.at(prefix), job_columns([jobs[i] for i in pending], prefix))
         rows = await cur.fetchall()
         conflicts: list[int] = []
         for row in rows:
@@ -148,12 +145,12 @@ async def _resolve(
         assert unique is not None  # only a unique job conflicts
         periods[unique.key] = unique.spec.period
     await cur.execute(
-        HOLDERS.at(prefix), {"keys": list(periods), "periods": list(periods.values())}
+        Q.holders.at(prefix), {"keys": list(periods), "periods": list(periods.values())}
     )
     found = await cur.fetchall()
     expired = [row["id"] for row in found if row.pop("expired")]
     if expired:
-        await cur.execute(EXPIRE_HOLDERS.at(prefix), {"ids": expired})
+        await cur.execute(Q.expire_holders.at(prefix), {"ids": expired})
     holders = {row["meta"]["unique_key"]: row for row in found if row["id"] not in expired}
     retry: list[int] = []
     replacing: list[tuple[int, dict[str, Any]]] = []
@@ -202,7 +199,7 @@ async def _replace(
         params["priority"].append(job.priority)
         params["tags"].append(Jsonb(list(job.tags)))
         params["scheduled_at"].append(utc(job.scheduled_at))
-    await cur.execute(REPLACE_HOLDERS.at(prefix), params)
+    await cur.execute(Q.replace_holders.at(prefix), params)
     return list(await cur.fetchall())
 
 

@@ -37,7 +37,7 @@ from ..cron.declarations import SyncResult, code_entries, sync_declarations
 from ..cron.entries import CronEntrySpec
 from ..cron.timezones import load_timezone
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import ConfigError, CronTimezoneError
 from . import hooks
 from .applier import NotifierLike, ProducerLike, QueueStateApplier
@@ -469,7 +469,7 @@ class StagerService(_Service):
 # What Oban Web's cron view is told about each entry: oban's cronitor format, [expression,
 # worker, options], with the entry's name (oban names code entries by a hash; stored
 # entries have names of their own) and whether an operator paused it.
-CRONTAB = sql("cron_entries", "crontab")
+Q = Statements(cron_entries="crontab")
 
 
 class MetricsService(_Service):
@@ -491,7 +491,7 @@ class MetricsService(_Service):
 
     async def crontab(self) -> list[list[Any]]:
         async with self.runtime.database.connection() as conn:
-            cur = await conn.execute(CRONTAB)
+            cur = await conn.execute(Q.crontab)
             rows = await cur.fetchall()
         return [
             [

@@ -41,7 +41,7 @@ from oban import telemetry as oban_telemetry  # oban's own lifeline span, as its
 from .. import telemetry
 from ..audit import write_event
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..seams import SYSTEM_PRINCIPAL
 from .failures import log_error
 
@@ -66,8 +66,7 @@ TELEMETRY_EVENT = RESCUED.name
 # (one a lifeline interval), and an audit event stays a reasonable size.
 PASS_LIMIT = 10_000
 
-RESCUE_ORPHANS = sql("lifeline", "rescue_orphans")
-DISCARD_EXHAUSTED = sql("lifeline", "discard_exhausted")
+Q = Statements(lifeline="rescue_orphans discard_exhausted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +152,9 @@ class Lifeline:
             return result
         grace = float(self._grace())
         async with self._database().transaction() as conn:
-            cur = await conn.execute(RESCUE_ORPHANS, {"grace": grace, "limit": self.limit})
+            cur = await conn.execute(Q.rescue_orphans, {"grace": grace, "limit": self.limit})
             rows = await cur.fetchall()
-            cur = await conn.execute(DISCARD_EXHAUSTED)
+            cur = await conn.execute(Q.discard_exhausted)
             exhausted = await cur.fetchall()
             producers: dict[tuple[str, str], OrphanedProducer] = {}
             for row in rows:

@@ -36,7 +36,7 @@ from psycopg.rows import class_row
 
 from .. import telemetry
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..limits import window
 from ..limits.fairshare import Candidate, last_served, share
 from ..limits.options import QueueLimits, parse_queue_limits
@@ -46,13 +46,12 @@ __all__ = ["FetchDecision", "FetchRequest", "Limiter"]
 
 logger = logging.getLogger(__name__)
 
-FETCH_LOCK = sql("queue_limits", "fetch_lock")
-FETCH_USAGE = sql("queue_limits", "fetch_usage")
-PARTITION_CANDIDATES = sql("queue_limits", "partition_candidates")
-CLAIM = sql("queue_limits", "claim")
-OLDEST_TRANSACTION = sql("queue_limits", "oldest_transaction")
-JOB_ID_SPAN = sql("queue_limits", "job_id_span")
-REKEY_SLICE = sql("queue_limits", "rekey_slice")
+Q = Statements(
+    queue_limits=(
+        "fetch_lock fetch_usage partition_candidates claim oldest_transaction job_id_span"
+        " rekey_slice"
+    ),
+)
 
 # Every limited fetch that claimed jobs or was held back by a limit.
 FETCHED = telemetry.declare(
@@ -210,7 +209,7 @@ class Limiter:
         deadline = loop.time() + REKEY_WAIT
         while loop.time() < deadline:
             async with self.database.connection() as conn:
-                cur = await conn.execute(OLDEST_TRANSACTION)
+                cur = await conn.execute(Q.oldest_transaction)
                 row = await cur.fetchone()
             if row is not None and int(row["xmin"]) > txid:
                 return
@@ -221,7 +220,7 @@ class Limiter:
         """Re-key one queue's unfinished jobs, in slices of ids (each its own statement)."""
         async with self.database.connection() as conn:
             stored = (await load_stored(conn)).get(queue)
-            cur = await conn.execute(JOB_ID_SPAN)
+            cur = await conn.execute(Q.job_id_span)
             span = await cur.fetchone()
         if stored is None or span is None:
             return 0
@@ -236,7 +235,7 @@ class Limiter:
         while low <= high:
             top = low + REKEY_SLICE_IDS - 1
             async with self.database.connection() as conn:
-                cur = await conn.execute(REKEY_SLICE, {**params, "low": low, "high": top})
+                cur = await conn.execute(Q.rekey_slice, {**params, "low": low, "high": top})
                 changed += max(cur.rowcount, 0)
             low = top + 1
         return changed
@@ -302,8 +301,8 @@ class Limiter:
 async def claim(conn: Conn, request: FetchRequest) -> tuple[list[Job], FetchDecision]:
     """One limited fetch inside ``conn``'s transaction (see the module docstring)."""
     queue = request.queue
-    await conn.execute(FETCH_LOCK, {"queue": queue})
-    cur = await conn.execute(FETCH_USAGE, {"queue": queue})
+    await conn.execute(Q.fetch_lock, {"queue": queue})
+    cur = await conn.execute(Q.fetch_usage, {"queue": queue})
     usage = await cur.fetchone()
     if usage is None:  # the limits were removed since the runtime last looked
         return await _claim(conn, _claim_params(request, request.demand)), _plain(request)
@@ -349,7 +348,7 @@ async def claim(conn: Conn, request: FetchRequest) -> tuple[list[Job], FetchDeci
     else:
         probe = min(4 * demand + 16, 1_000)
         cur = await conn.execute(
-            PARTITION_CANDIDATES,
+            Q.partition_candidates,
             {
                 "queue": queue,
                 "turn": usage["turn"],
@@ -446,7 +445,7 @@ def _plain(request: FetchRequest) -> FetchDecision:
 
 async def _claim(conn: Conn, params: Mapping[str, Any]) -> list[Job]:
     async with conn.cursor(row_factory=class_row(Job)) as cur:
-        await cur.execute(CLAIM, params)
+        await cur.execute(Q.claim, params)
         return await cur.fetchall()
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 
 __all__ = [
     "INTERVAL",
@@ -55,9 +55,7 @@ FRESH_SECONDS = 90
 LIVE_SECONDS = 40
 MAX_NODES = 500
 
-RECORD = sql("runtime_nodes", "record_node")
-PRUNE = sql("runtime_nodes", "prune_nodes")
-OBAN_NODES = sql("runtime_nodes", "oban_nodes")
+Q = Statements(runtime_nodes="record_node prune_nodes oban_nodes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +126,7 @@ def _age(*ages: int | None) -> int:
 async def runtime_status(conn: Conn) -> RuntimeStatus:
     """Every node oban has rows for (bounded), whether it runs and whether it runs the
     runtime."""
-    cur = await conn.execute(OBAN_NODES, {"fresh": FRESH_SECONDS, "limit": MAX_NODES})
+    cur = await conn.execute(Q.oban_nodes, {"fresh": FRESH_SECONDS, "limit": MAX_NODES})
     nodes = []
     for r in await cur.fetchall():
         lease_age = r["lease_age"]
@@ -176,9 +174,9 @@ class Presence:
     async def record(self) -> None:
         async with self._database().connection() as conn:
             await conn.execute(
-                RECORD, {"name": self.name, "node": self.node, "version": _version()}
+                Q.record_node, {"name": self.name, "node": self.node, "version": _version()}
             )
-            await conn.execute(PRUNE)
+            await conn.execute(Q.prune_nodes)
 
     async def start(self) -> None:
         """Record the node now (a failure is logged: presence must not stop oban), then

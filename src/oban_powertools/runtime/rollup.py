@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 
 from .. import telemetry
 from ..db import Conn, Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import InvalidArgument
 from .clock import Clock, LeaderLike, SystemClock
 from .loop import MinuteLoop
@@ -63,11 +63,9 @@ DEFAULT_LOOKBACK = timedelta(minutes=15)
 DEFAULT_SETTLE = timedelta(seconds=5)
 CHUNK = timedelta(hours=1)
 
-LOCK_PROGRESS = sql("job_rollups", "lock_progress")
-RECORD_PROGRESS = sql("job_rollups", "record_progress")
-CLEAR_MINUTES = sql("job_rollups", "clear_minutes")
-AGGREGATE_MINUTES = sql("job_rollups", "aggregate_minutes")
-PRUNE_ROLLUPS = sql("job_rollups", "prune_rollups")
+Q = Statements(
+    job_rollups="lock_progress record_progress clear_minutes aggregate_minutes prune_rollups",
+)
 
 
 def floor_minute(value: datetime) -> datetime:
@@ -107,9 +105,9 @@ async def aggregate(
     # Jobs attempted in the span may finish later; read their ends up to now, but not
     # past ``lookback`` after the span (a catch-up chunk need not read the whole day).
     upper = min(naive(now), hi + lookback)
-    await conn.execute(CLEAR_MINUTES, {"from": lo, "to": hi})
+    await conn.execute(Q.clear_minutes, {"from": lo, "to": hi})
     cur = await conn.execute(
-        AGGREGATE_MINUTES,
+        Q.aggregate_minutes,
         {"from": lo, "to": hi, "upper": upper, "lookback": lookback.total_seconds()},
     )
     return len(await cur.fetchall())
@@ -171,7 +169,7 @@ class JobRollup(MinuteLoop):
             # One transaction per chunk: the lock is held for an hour's worth at most, and
             # what is committed stays written if a later chunk fails.
             async with self.database.transaction() as conn:
-                cur = await conn.execute(LOCK_PROGRESS)
+                cur = await conn.execute(Q.lock_progress)
                 row = await cur.fetchone()
                 stored = row["written_through"] if row else None
                 written = stored.replace(tzinfo=UTC) if stored else None
@@ -182,11 +180,13 @@ class JobRollup(MinuteLoop):
                     break
                 chunk_to = min(chunk_from + CHUNK, through)
                 rows += await aggregate(conn, chunk_from, chunk_to, now=now, lookback=self.lookback)
-                await conn.execute(RECORD_PROGRESS, {"through": naive(chunk_to), "node": self.node})
+                await conn.execute(
+                    Q.record_progress, {"through": naive(chunk_to), "node": self.node}
+                )
             first = first or chunk_from
             minutes += int((chunk_to - chunk_from) / MINUTE)
         async with self.database.connection() as conn:
-            cur = await conn.execute(PRUNE_ROLLUPS, {"retention": self.retention.total_seconds()})
+            cur = await conn.execute(Q.prune_rollups, {"retention": self.retention.total_seconds()})
             pruned = cur.rowcount
         done = RollupPass(
             first, through if minutes else None, minutes, rows, pruned, time.monotonic() - started

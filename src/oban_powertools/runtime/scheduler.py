@@ -74,7 +74,7 @@ from ..cron import entries
 from ..cron.firing import next_fire
 from ..cron.slots import MINUTE, SlotPlan, floor_minute, iso_utc, plan_slots
 from ..db import Database
-from ..db.queries import sql
+from ..db.queries import Statements
 from ..errors import InvalidArgument
 from ..seams import SYSTEM_PRINCIPAL
 from .claims import ACTIVE_STATES, Claimer, EntryCache, Evaluation, NextFire
@@ -97,10 +97,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(minutes=3)
 
-CANDIDATES = sql("cron_entries", "candidates")
-EXPIRED_PAUSES = sql("cron_entries", "expired_pauses")
-LAST_COVERED = sql("scheduler_coverage", "last_covered")
-RECORD_COVERAGE = sql("scheduler_coverage", "record_coverage")
+Q = Statements(
+    cron_entries="candidates expired_pauses",
+    scheduler_coverage="last_covered record_coverage",
+)
 
 
 class CronScheduler(MinuteLoop):
@@ -158,7 +158,7 @@ class CronScheduler(MinuteLoop):
         last = self._last_minute
         if last is None:
             async with self.database.connection() as conn:
-                cur = await conn.execute(LAST_COVERED)
+                cur = await conn.execute(Q.last_covered)
                 row = await cur.fetchone()
             last = row["last_minute"] if row else None
         live_from = minute
@@ -199,7 +199,9 @@ class CronScheduler(MinuteLoop):
             chunk = candidates[start : start + self._chunk_size]
             await self._claimer.process(chunk, minute, live, evaluation)
         async with self.database.connection() as conn:
-            await conn.execute(RECORD_COVERAGE, {"node": self.node, "first": live, "last": minute})
+            await conn.execute(
+                Q.record_coverage, {"node": self.node, "first": live, "last": minute}
+            )
         evaluation.seconds = time.perf_counter() - started
         telemetry.emit(
             EVALUATED,
@@ -219,7 +221,7 @@ class CronScheduler(MinuteLoop):
         """Names of unpaused entries with something to decide at ``minute``."""
         async with self.database.connection() as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(CANDIDATES)
+            await cur.execute(Q.candidates)
             rows = await cur.fetchall()
         evaluation.examined = len(rows)
         found: list[str] = []
@@ -254,7 +256,7 @@ class CronScheduler(MinuteLoop):
     async def _expire_pauses(self, now: datetime) -> list[str]:
         """Resume entries whose pause expired; each resume is audited with it."""
         async with self.database.transaction() as conn:
-            cur = await conn.execute(EXPIRED_PAUSES, {"now": now})
+            cur = await conn.execute(Q.expired_pauses, {"now": now})
             expired = {row["name"]: row["pause_expires_at"] for row in await cur.fetchall()}
             if not expired:
                 return []

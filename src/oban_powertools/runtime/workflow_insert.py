@@ -29,7 +29,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..errors import (
     WorkflowDuplicateStep,
     WorkflowError,
@@ -43,14 +43,13 @@ from .workflow_release import FINISHED_STATES, Finish, Progress, propagate
 
 __all__ = ["insert_jobs", "plan_of"]
 
-INSERT_JOBS = InSchema("workflows", "insert_jobs")
-INSERT_WORKFLOWS = InSchema("workflows", "insert_workflows")
-INSERT_STEPS = InSchema("workflows", "insert_steps")
-INSERT_EDGES = InSchema("workflows", "insert_edges")
-LOCK_WORKFLOW = InSchema("workflows", "lock_workflow")
-EXISTING_STEPS = InSchema("workflows", "existing_steps")
-GROW_WORKFLOW = InSchema("workflows", "grow_workflow")
-WAKE_QUEUES = InSchema("acks", "wake_queues")
+Q = StatementsInSchema(
+    workflows=(
+        "insert_jobs insert_workflows insert_steps insert_edges lock_workflow existing_steps"
+        " grow_workflow"
+    ),
+    acks="wake_queues",
+)
 
 INSERTED_MARK = "workflow_inserted"
 
@@ -139,7 +138,7 @@ async def _insert(
     new_workflows = [w for plan in plans for w in plan.workflows]
     if new_workflows:
         await cur.execute(
-            INSERT_WORKFLOWS.at(prefix),
+            Q.insert_workflows.at(prefix),
             {
                 "ids": [w.id for w in new_workflows],
                 "names": [w.name for w in new_workflows],
@@ -157,18 +156,18 @@ async def _insert(
         if planned is not None:
             released = (planned.workflow_id, planned.name) in decided.released
             job.state = JobState.AVAILABLE if released else JobState.SUSPENDED
-    await cur.execute(INSERT_JOBS.at(prefix), job_columns(jobs, prefix))
+    await cur.execute(Q.insert_jobs.at(prefix), job_columns(jobs, prefix))
     for row in await cur.fetchall():
         job = jobs[row["ord"] - 1]
         take_row(job, row)
         if id(job) in step_of:
             job.extra = {**job.extra, INSERTED_MARK: True}
     steps = [s for plan in plans for s in plan.steps]
-    await cur.execute(INSERT_STEPS.at(prefix), _step_columns(steps, decided))
+    await cur.execute(Q.insert_steps.at(prefix), _step_columns(steps, decided))
     edges = [edge for plan in plans for edge in plan.edges()]
     if edges:
         await cur.execute(
-            INSERT_EDGES.at(prefix),
+            Q.insert_edges.at(prefix),
             {
                 "workflow_ids": [w for w, _, _ in edges],
                 "upstreams": [u for _, u, _ in edges],
@@ -177,7 +176,7 @@ async def _insert(
         )
     for workflow_id, added in grown:
         await cur.execute(
-            GROW_WORKFLOW.at(prefix), {"id": workflow_id, "added": added, "cancelled": 0}
+            Q.grow_workflow.at(prefix), {"id": workflow_id, "added": added, "cancelled": 0}
         )
     if not decided.fatal:
         return Progress()
@@ -185,7 +184,7 @@ async def _insert(
     progress = await propagate(conn, prefix, decided.fatal, wake=woken.add)
     if woken:
         await cur.execute(
-            WAKE_QUEUES.at(prefix), {"channel": f"{prefix}.oban_insert", "queues": sorted(woken)}
+            Q.wake_queues.at(prefix), {"channel": f"{prefix}.oban_insert", "queues": sorted(woken)}
         )
     return progress
 
@@ -193,7 +192,7 @@ async def _insert(
 async def _append_checks(cur: Any, plan: WorkflowPlan, decided: _Decided, prefix: str) -> bool:
     """Lock the workflow appended to and settle each appended step's dependencies on its
     existing steps; returns whether the workflow has started."""
-    await cur.execute(LOCK_WORKFLOW.at(prefix), {"id": plan.root})
+    await cur.execute(Q.lock_workflow.at(prefix), {"id": plan.root})
     row = await cur.fetchone()
     if row is None:
         raise WorkflowNotFound(f"there is no workflow {plan.root} to append steps to")
@@ -205,7 +204,7 @@ async def _append_checks(cur: Any, plan: WorkflowPlan, decided: _Decided, prefix
     mine = [s for s in plan.steps if s.workflow_id == plan.root]
     external = sorted({d for s in mine for d in s.external_deps})
     await cur.execute(
-        EXISTING_STEPS.at(prefix),
+        Q.existing_steps.at(prefix),
         {"id": plan.root, "names": [s.name for s in mine] + external},
     )
     existing = {r["name"]: r["outcome"] for r in await cur.fetchall()}

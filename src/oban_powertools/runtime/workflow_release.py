@@ -43,7 +43,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from .. import telemetry
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..workflows.plan import STEP_KEY, WORKFLOW_KEY
 
 if TYPE_CHECKING:
@@ -61,12 +61,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FINISH_STEPS = InSchema("workflows", "finish_steps")
-CANCEL_JOBS = InSchema("workflows", "cancel_jobs")
-UNFINISHED_STEPS = InSchema("workflows", "unfinished_steps")
-SATISFY_DEPENDENTS = InSchema("workflows", "satisfy_dependents")
-RELEASE_JOBS = InSchema("workflows", "release_jobs")
-START_WORKFLOWS = InSchema("workflows", "start_workflows")
+Q = StatementsInSchema(
+    workflows=(
+        "finish_steps cancel_jobs unfinished_steps satisfy_dependents release_jobs start_workflows"
+    ),
+)
 
 RELEASED = telemetry.declare(
     "oban_powertools.workflow.released",
@@ -166,7 +165,7 @@ async def propagate(
     progress = Progress()
     candidates = list(finishes)
     while candidates:
-        await cur.execute(FINISH_STEPS.at(schema), _finish_params(candidates))
+        await cur.execute(Q.finish_steps.at(schema), _finish_params(candidates))
         rows = await cur.fetchall()
         finished = [r for r in rows if r["kind"] == "step"]
         if not finished:
@@ -183,7 +182,7 @@ async def propagate(
         if taken_down:
             await _take_down(cur, schema, taken_down, after, progress)
         await cur.execute(
-            SATISFY_DEPENDENTS.at(schema),
+            Q.satisfy_dependents.at(schema),
             {
                 "workflow_ids": [r["workflow_id"] for r in finished],
                 "names": [r["name"] for r in finished],
@@ -219,13 +218,13 @@ async def _take_down(
     jobs = [(r["job_id"], r["cancelled_by"]) for r in rows if r["job_id"] is not None]
     if jobs:
         await cur.execute(
-            CANCEL_JOBS.at(schema),
+            Q.cancel_jobs.at(schema),
             {"ids": [j for j, _ in jobs], "reasons": [reason for _, reason in jobs]},
         )
         progress.cancelled.extend(row["id"] for row in await cur.fetchall())
     subs = {r["sub_workflow_id"]: r for r in rows if r["sub_workflow_id"] is not None}
     if subs:
-        await cur.execute(UNFINISHED_STEPS.at(schema), {"ids": list(subs)})
+        await cur.execute(Q.unfinished_steps.at(schema), {"ids": list(subs)})
         for step in await cur.fetchall():
             parent = subs[step["workflow_id"]]
             reason = f"parent step {parent['name']} cancelled: {parent['cancelled_by']}"
@@ -246,14 +245,14 @@ async def release_ready(
     subs = [r["sub_workflow_id"] for r in ready if r["sub_workflow_id"] is not None]
     while jobs or subs:
         if jobs:
-            await cur.execute(RELEASE_JOBS.at(schema), {"ids": jobs})
+            await cur.execute(Q.release_jobs.at(schema), {"ids": jobs})
             for row in await cur.fetchall():
                 progress.released.append(row["id"])
                 if row["state"] == "available":
                     wake(row["queue"])
         jobs = []
         if subs:
-            await cur.execute(START_WORKFLOWS.at(schema), {"ids": subs})
+            await cur.execute(Q.start_workflows.at(schema), {"ids": subs})
             progress.started.extend(subs)
             rows = await cur.fetchall()
             jobs = [r["job_id"] for r in rows if r["job_id"] is not None]

@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 from .. import telemetry
 from ..audit import write_event
 from ..db import Database
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..seams import SYSTEM_PRINCIPAL
 from .clock import LeaderLike
 from .loop import LeaderPassLoop
@@ -43,11 +43,10 @@ __all__ = ["REPAIRED_EVENT", "RepairResult", "WorkflowRepair"]
 
 logger = logging.getLogger(__name__)
 
-REPAIR_FINISHED = InSchema("workflows", "repair_finished")
-REPAIR_WAITING = InSchema("workflows", "repair_waiting")
-LOCK_WORKFLOWS = InSchema("workflows", "lock_workflows")
-SET_PENDING = InSchema("workflows", "set_pending")
-WAKE_QUEUES = InSchema("acks", "wake_queues")
+Q = StatementsInSchema(
+    workflows="repair_finished repair_waiting lock_workflows set_pending",
+    acks="wake_queues",
+)
 
 REPAIRED = telemetry.declare(
     "oban_powertools.workflow.repaired",
@@ -122,9 +121,9 @@ class WorkflowRepair(LeaderPassLoop):
 
     async def _find(self, cur: Any, ids: list[UUID] | None) -> tuple[list[Any], list[Any]]:
         params = {"ids": ids, "limit": self.batch}
-        await cur.execute(REPAIR_FINISHED.at(self.prefix), params)
+        await cur.execute(Q.repair_finished.at(self.prefix), params)
         finished = list(await cur.fetchall())
-        await cur.execute(REPAIR_WAITING.at(self.prefix), params)
+        await cur.execute(Q.repair_waiting.at(self.prefix), params)
         waiting = list(await cur.fetchall())
         return finished, waiting
 
@@ -138,7 +137,7 @@ class WorkflowRepair(LeaderPassLoop):
             if not finished and not waiting:
                 return result
             ids = sorted({r["workflow_id"] for r in [*finished, *waiting]})
-            await cur.execute(LOCK_WORKFLOWS.at(self.prefix), {"ids": ids})
+            await cur.execute(Q.lock_workflows.at(self.prefix), {"ids": ids})
             finished, waiting = await self._find(cur, ids)  # under the locks
             finishes: list[Finish] = []
             for r in finished:
@@ -156,7 +155,7 @@ class WorkflowRepair(LeaderPassLoop):
                     result.released.setdefault(r["workflow_id"], []).append(r["name"])
             if ready:
                 await cur.execute(
-                    SET_PENDING.at(self.prefix),
+                    Q.set_pending.at(self.prefix),
                     {
                         "workflow_ids": [r["workflow_id"] for r in ready],
                         "names": [r["name"] for r in ready],
@@ -172,7 +171,7 @@ class WorkflowRepair(LeaderPassLoop):
                 result.progress.cancelled.extend(more.cancelled)
             if woken:
                 await cur.execute(
-                    WAKE_QUEUES.at(self.prefix),
+                    Q.wake_queues.at(self.prefix),
                     {"channel": f"{self.prefix}.oban_insert", "queues": sorted(woken)},
                 )
             for workflow_id in result.workflows:

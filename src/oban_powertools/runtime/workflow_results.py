@@ -21,15 +21,14 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ..db.queries import InSchema
+from ..db.queries import StatementsInSchema
 from ..errors import WorkflowError
 from ..workers.recorded import decode_recorded
 from ..workflows.plan import STEP_KEY, WORKFLOW_KEY
 
 __all__ = ["workflow_results"]
 
-STEP_RESULTS = InSchema("workflows", "step_results")
-DEPS = InSchema("workflows", "step_deps")
+Q = StatementsInSchema(workflows="step_results step_deps")
 
 
 async def workflow_results(
@@ -64,10 +63,10 @@ async def _read(
     conn: AsyncConnection[Any], workflow_id: str, step: str, schema: str
 ) -> dict[str, Any]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(DEPS.at(schema), {"workflow_id": workflow_id, "name": step})
+    await cur.execute(Q.step_deps.at(schema), {"workflow_id": workflow_id, "name": step})
     row = await cur.fetchone()
     deps = list(row["deps"]) if row else []
-    await cur.execute(STEP_RESULTS.at(schema), {"workflow_id": workflow_id, "names": deps})
+    await cur.execute(Q.step_results.at(schema), {"workflow_id": workflow_id, "names": deps})
     found: dict[str, Any] = dict.fromkeys(deps)
     for r in await cur.fetchall():
         meta = r["meta"] or {}

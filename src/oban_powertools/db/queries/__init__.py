@@ -3,8 +3,8 @@
 Every statement the library runs lives in one of these files, one per table family, as
 oban-py and procrastinate keep theirs. Each statement starts with a ``-- name: <name>``
 line and a comment saying what it is for; parameters are bound by name (``%(name)s``),
-never formatted in. Python asks for a statement by family and name and never builds SQL
-text, so this module is the one place where file text becomes a statement of type
+never formatted in. A module declares the statements it runs (:class:`Statements`) and
+never builds SQL text, so this module is the one place where file text becomes a statement of type
 ``LiteralString``, the type psycopg asks of a query. (mypy treats ``LiteralString`` as
 ``str`` and cannot hold that line; the test that no other module holds SQL text does.)
 
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import LiteralString
+from typing import Any, LiteralString
 
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -101,7 +101,8 @@ _asked: set[tuple[str, str]] = set()
 def sql(family_name: str, name: str) -> LiteralString:
     """The text of statement ``name`` of ``db/queries/<family_name>.sql``.
 
-    Modules ask at import time (module-level constants), which is when a typo fails."""
+    Modules declare what they run in one :class:`Statements`, which asks at import time:
+    that is when a typo fails."""
     try:
         query = family(family_name)[name]
     except KeyError:
@@ -126,3 +127,44 @@ class InSchema:
     @cache  # noqa: B019 (a handful of module-level statements, each for one or two schemas)
     def at(self, schema: str) -> Composed:
         return self.template.format(schema=Identifier(schema))
+
+
+class Statements:
+    """The statements one module runs, by name: ``Q = Statements(jobs="get_job list_jobs")``
+    then ``Q.get_job``. Each family is a query file and each word of its string a statement
+    of that file, loaded (and a typo refused) when the module is imported, as :func:`sql`.
+
+    One declaration per module instead of a constant per statement: the statement's name
+    in the file is the name the code uses. A test holds each module to its declaration:
+    every declared name is used and every name used is declared."""
+
+    def __init__(self, **families: str) -> None:
+        for family_name, names in families.items():
+            for name in names.split():
+                if name in self.__dict__:
+                    raise QueryFileError(f"statement {name!r} is declared twice")
+                self.__dict__[name] = self._load(family_name, name)
+
+    def _load(self, family_name: str, name: str) -> Any:
+        return sql(family_name, name)
+
+    def __getattr__(self, name: str) -> LiteralString:
+        # Only reached for a name the declaration does not hold. Private and dunder names
+        # are asked by Python's own machinery (copy, inspect) and get its AttributeError.
+        raise _undeclared(name)
+
+
+class StatementsInSchema(Statements):
+    """:class:`Statements` whose members are :class:`InSchema` statements (``Q.x.at(schema)``)."""
+
+    def _load(self, family_name: str, name: str) -> Any:
+        return InSchema(family_name, name)
+
+    def __getattr__(self, name: str) -> InSchema:  # type: ignore[override]
+        raise _undeclared(name)
+
+
+def _undeclared(name: str) -> Exception:
+    if name.startswith("_"):
+        return AttributeError(name)
+    return QueryFileError(f"statement {name!r} is not in this module's Statements declaration")

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ...cron.entries import ENTRY_SNAPSHOT
+from ...cron import entries
 from ...db import Conn
-from ...db.queries import sql
+from ...db.queries import Statements
 from ...display import Display
 from ...limits.store import StoredLimits, load_stored
 from ...limits.usage import PartitionUse, partition_use
@@ -27,16 +27,15 @@ from ..common import PRODUCER_LIVE_SECONDS, utc
 
 __all__ = ["AHEAD_CAP", "HELD_STATES", "Producer", "Situation", "gather"]
 
-GET_JOB = sql("explain", "job")
-JOB_EVIDENCE = sql("lifeline", "job_evidence")
-CHAIN_OF_JOB = sql("chain_views", "chain_of_job")
-QUEUE_DECISION = sql("explain", "queue_decision")
-PRODUCERS = sql("producers", "queue_producers")
-EXECUTING_BY_PRODUCER = sql("explain", "executing_by_producer")
-JOBS_AHEAD = sql("explain", "jobs_ahead")
-PARTITION_JOBS_AHEAD = sql("explain", "partition_jobs_ahead")
-PARTITIONS_AHEAD = sql("explain", "partitions_ahead")
-STEP_OF_JOB = sql("workflow_pages", "step_of_job")
+Q = Statements(
+    explain=(
+        "job queue_decision executing_by_producer jobs_ahead partition_jobs_ahead partitions_ahead"
+    ),
+    lifeline="job_evidence",
+    chain_views="chain_of_job",
+    producers="queue_producers",
+    workflow_pages="step_of_job",
+)
 
 WAITING_STATES = frozenset({"available", "scheduled", "retryable"})
 # A suspended job waits too, for whatever holds it (a workflow step: its dependencies).
@@ -131,7 +130,7 @@ def _plain(value: Any) -> str:
 
 
 async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
-    cur = await conn.execute(GET_JOB, {"id": job_id})
+    cur = await conn.execute(Q.job, {"id": job_id})
     job = await cur.fetchone()
     if job is None:
         return None
@@ -141,18 +140,18 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
     meta = job["meta"] if isinstance(job["meta"], Mapping) else {}
     step = None
     if isinstance(meta.get("workflow_id"), str):
-        cur = await conn.execute(STEP_OF_JOB, {"job_id": job_id})
+        cur = await conn.execute(Q.step_of_job, {"job_id": job_id})
         step = await cur.fetchone()
     situation = Situation(
         display, resource, job, now, None, [], None, None, None, None, None, None, None, step=step
     )
     chain = None
     if "chain" in meta:  # set at insert, never changed: a plain job costs no query
-        cur = await conn.execute(CHAIN_OF_JOB, {"job_id": job_id})
+        cur = await conn.execute(Q.chain_of_job, {"job_id": job_id})
         chain = await cur.fetchone()
         situation = replace(situation, chain=chain)
     if job["state"] == "executing":
-        cur = await conn.execute(JOB_EVIDENCE, {"ids": [job_id]})
+        cur = await conn.execute(Q.job_evidence, {"ids": [job_id]})
         return replace(situation, heartbeat=await cur.fetchone())
     if job["state"] not in WAITING_STATES:
         # A held (suspended) job is not fetched: the queue, nodes and limits do not
@@ -160,7 +159,7 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
         return situation
     queue = job["queue"]
 
-    cur = await conn.execute(QUEUE_DECISION, {"queue": queue})
+    cur = await conn.execute(Q.queue_decision, {"queue": queue})
     decision = await cur.fetchone()
     producers = await _producers(conn, display, resource, queue)
     stored = (await load_stored(conn)).get(queue)
@@ -190,7 +189,7 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
         if stored.limits.partition is not None and key is not None and job["state"] == "available":
             turn = next((u.turn for u in uses.values() if u is not None), None)
             cur = await conn.execute(
-                PARTITIONS_AHEAD,
+                Q.partitions_ahead,
                 {"queue": queue, "key": key, "turn": turn, "cap": PARTITIONS_CAP},
             )
             row = await cur.fetchone()
@@ -206,16 +205,16 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
             "cap": AHEAD_CAP,
         }
         if stored is not None and stored.limits.partition is not None and key is not None:
-            cur = await conn.execute(PARTITION_JOBS_AHEAD, {**params, "key": key})
+            cur = await conn.execute(Q.partition_jobs_ahead, {**params, "key": key})
         else:
-            cur = await conn.execute(JOBS_AHEAD, params)
+            cur = await conn.execute(Q.jobs_ahead, params)
         row = await cur.fetchone()
         jobs_ahead = int(row["n"]) if row else 0
 
     cron = None
     cron_name = meta.get("cron_name")
     if isinstance(cron_name, str):
-        cur = await conn.execute(ENTRY_SNAPSHOT, {"names": [cron_name]})
+        cur = await conn.execute(entries.Q.entry_snapshots, {"names": [cron_name]})
         cron = await cur.fetchone()
 
     return Situation(
@@ -240,11 +239,11 @@ async def gather(conn: Conn, display: Display, job_id: int) -> Situation | None:
 async def _producers(
     conn: Conn, display: Display, resource: Resource, queue: str
 ) -> list[Producer]:
-    cur = await conn.execute(PRODUCERS, {"queues": [queue]})
+    cur = await conn.execute(Q.queue_producers, {"queues": [queue]})
     rows = await cur.fetchall()
     if not rows:
         return []
-    cur = await conn.execute(EXECUTING_BY_PRODUCER, {"queue": queue})
+    cur = await conn.execute(Q.executing_by_producer, {"queue": queue})
     by_uuid: dict[str, int] = {}
     by_node: dict[str, int] = {}
     for r in await cur.fetchall():
