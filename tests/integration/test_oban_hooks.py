@@ -27,12 +27,8 @@ from oban_powertools import ConfigError, JobArgsInvalid, LimitOptionError, Power
 from oban_powertools.cron.entries import CronEntrySpec
 from oban_powertools.runtime import Runtime
 from oban_powertools.runtime import hooks as oban_hooks
-from oban_powertools.runtime.instance import (
-    MetricsService,
-    SchedulerService,
-    StagerService,
-    install_hooks,
-)
+from oban_powertools.runtime.instance import install_hooks
+from oban_powertools.runtime.services import MetricsService, SchedulerService, StagerService
 from tests.support.seams import make_powertools
 from tests.support.waiting import eventually
 
