@@ -183,6 +183,38 @@ SELECT EXISTS (SELECT 1 FROM oban_producers WHERE queue = %(queue)s)
     OR EXISTS (SELECT 1 FROM oban_jobs WHERE state = 'executing' AND queue = %(queue)s)
     AS known
 
+-- name: queue_repair_set
+-- A queue's repair set, as its preview fixes it: the orphaned (``kind`` 'orphaned': no
+-- heartbeat of the producer within ``grace``) or stuck (``kind`` 'stuck': running longer
+-- than ``stuck_after`` on a live producer) executing jobs of ``queue``, oldest first, at
+-- most ``limit``; every row carries how many there are in all. Read through oban's
+-- (state, queue, ...) index: the queue's executing jobs only; the live producers are read
+-- once (MATERIALIZED).
+WITH live AS MATERIALIZED (
+    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
+           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
+    FROM oban_producers
+    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+), executing AS (
+    SELECT j.id, j.attempted_at,
+           extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
+               AS running_seconds,
+           CASE WHEN cardinality(j.attempted_by) >= 2
+                THEN j.attempted_by[2] = ANY(live.uuids)
+                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
+                              false) END AS producer_live
+    FROM oban_jobs j, live
+    WHERE j.state = 'executing' AND j.queue = %(queue)s::text
+), matching AS (
+    SELECT id, attempted_at FROM executing
+    WHERE CASE WHEN %(kind)s::text = 'orphaned' THEN NOT producer_live
+               ELSE producer_live AND running_seconds > %(stuck_after)s END
+)
+SELECT id, count(*) OVER () AS total
+FROM matching
+ORDER BY attempted_at ASC NULLS FIRST, id
+LIMIT %(limit)s
+
 -- name: operator_rescue
 -- An operator's rescue of the given executing jobs (checked and locked by the pipeline):
 -- back to available with the attempt kept, or discarded when no attempt is left, each
