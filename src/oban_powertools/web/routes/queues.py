@@ -28,14 +28,16 @@ EVIDENCE_EACH = 3
 
 @dataclass(frozen=True, slots=True)
 class LifelineSection:
-    """The Lifeline section of a page: the jobs this viewer may view, whether it may
-    preview each repair (the pipeline checks every job again), how many were left out."""
+    """The Lifeline section of a page: per queue the viewer may view, the counts and the
+    evidence of the few sampled jobs the viewer may view; whether it may preview each
+    repair (a repair names a queue and kind; the pipeline finds the jobs and asks the
+    seam about every one); how many queues and sampled jobs were left out."""
 
     data: lifeline_model.Lifeline
     can_rescue: bool
     can_discard: bool
-    hidden: int
-    each: int  # jobs of each kind per queue whose evidence the section writes out
+    hidden_queues: int
+    hidden_jobs: int
 
 
 async def lifeline_section(viewer: Viewer) -> LifelineSection:
@@ -46,30 +48,39 @@ async def lifeline_section(viewer: Viewer) -> LifelineSection:
             conn,
             grace=config.lifeline_grace_seconds,
             stuck_after=config.stuck_after_seconds,
+            each=EVIDENCE_EACH,
         )
-    orphaned, hidden_orphaned = await viewer.visible(
-        "view_jobs", "job", data.orphaned, lambda j: str(j.id)
+    queues, hidden_queues = await viewer.visible(
+        "view_queues", "queue", data.by_queue, lambda q: q.key
     )
-    stuck, hidden_stuck = await viewer.visible("view_jobs", "job", data.stuck, lambda j: str(j.id))
-    shown = {j.id for j in (*orphaned, *stuck)}
-    each = EVIDENCE_EACH
-    # The display policy is asked about the jobs the section writes out, after the seam
-    # has said which the viewer may see: a few per queue, not every listed id.
-    visible = [
+    sampled = [j for q in queues for j in (*q.orphaned, *q.stuck)]
+    seen, hidden_jobs = await viewer.visible("view_jobs", "job", sampled, lambda j: str(j.id))
+    ids = {j.id for j in seen}
+    # The display policy is asked about what the section writes out only: the names of
+    # the queues shown and the sampled jobs the viewer may see.
+    by_queue = [
         replace(
             q,
-            orphaned=[j for j in q.orphaned if j.id in shown],
-            stuck=[j for j in q.stuck if j.id in shown],
-        )
-        for q in data.by_queue
+            orphaned=[j for j in q.orphaned if j.id in ids],
+            stuck=[j for j in q.stuck if j.id in ids],
+        ).evidence(plane.display)
+        for q in queues
     ]
-    by_queue = [q.evidence(plane.display, each=each) for q in visible if q.orphaned or q.stuck]
+    if hidden_queues:
+        # Totals of the queues shown only: a hidden queue's jobs are not counted either.
+        data = replace(
+            data,
+            orphaned_count=replace(
+                data.orphaned_count, value=sum(q.orphaned_count for q in by_queue)
+            ),
+            stuck_count=replace(data.stuck_count, value=sum(q.stuck_count for q in by_queue)),
+        )
     return LifelineSection(
-        data=replace(data, orphaned=orphaned, stuck=stuck, by_queue=by_queue),
+        data=replace(data, by_queue=by_queue),
         can_rescue=await viewer.can("rescue_jobs", Resource("job")),
         can_discard=await viewer.can("discard_stuck_jobs", Resource("job")),
-        hidden=hidden_orphaned + hidden_stuck,
-        each=each,
+        hidden_queues=hidden_queues,
+        hidden_jobs=hidden_jobs,
     )
 
 
