@@ -260,3 +260,39 @@ async def test_the_section_asks_the_display_policy_about_the_evidence_it_writes_
     shown = exports.evidence(Display(counting))
     assert [j.displayed for j in shown.orphaned] == [True]
     assert sorted(counting.asked) == ["node", "producer", "queue", "queue", "worker"]
+
+
+async def test_the_json_api_repairs_a_queue_and_reports_the_jobs_it_left(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    seeded = await seed_lifeline(conn)
+    ops = as_user("ops-demo")
+    preview = await ops.post(
+        f"{MOUNT}/api/actions/preview",
+        json={"action": "rescue_jobs", "targets": [], "params": {"queue": "exports"}},
+    )
+    assert preview.status_code == 201, preview.text
+    body = preview.json()
+    assert sorted(int(t) for t in body["targets"]) == sorted(seeded["orphans"])
+    assert body["resource"] == "job:bulk:2"
+    finished, left = seeded["orphans"]
+    await conn.execute("UPDATE oban_jobs SET state = 'completed' WHERE id = %s", (finished,))
+    done = await ops.post(
+        f"{MOUNT}/api/actions/confirm", json={"token": body["token"], "reason": "node died"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["skipped"] == [str(finished)]
+    states = await scalar(
+        conn,
+        "SELECT array_agg(state::text ORDER BY id) FROM oban_jobs WHERE id = ANY(%(ids)s)",
+        {"ids": [finished, left]},
+    )
+    assert states == ["completed", "available"]
+
+    unknown = await ops.post(
+        f"{MOUNT}/api/actions/preview",
+        json={"action": "rescue_jobs", "targets": [], "params": {"queue": "nowhere"}},
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "invalid_params"
+    assert "unknown queue 'nowhere'" in unknown.json()["error"]["message"]
