@@ -1,7 +1,7 @@
 """Every control-plane page at 100k, 1M and 10M jobs, beside the naive query for the same view.
 
     python -m bench.pages [--sizes 100000,1000000,10000000] [--rounds 30] [--naive-rounds 5]
-                          [--keep] [--section NAME]
+                          [--keep] [--section NAME] [--note TEXT]
 
 For each size a database is seeded (bench.seed) and the ASGI app is driven in-process
 through httpx's ASGITransport with a permissive auth seam: the wall time of each request
@@ -362,6 +362,7 @@ def report(
     results: dict[int, dict[str, tuple[Timing, Timing]]],
     rounds: int,
     naive_rounds: int,
+    note: str = "",
 ) -> str:
     out = [
         f"{rounds} requests per page and size (p50 / p95 wall time of the whole request "
@@ -370,6 +371,8 @@ def report(
         f"{TARGET_GROWTH:.0f}.",
         "",
     ]
+    if note:
+        out += [f"Conditions: {note.strip()}", ""]
     headers = ["page"]
     for n in sizes:
         headers += [f"ours p50/p95 @{n:,}", f"naive p50/p95 @{n:,}"]
@@ -393,7 +396,9 @@ def report(
     return "\n".join(out)
 
 
-async def main(sizes: list[int], rounds: int, naive_rounds: int, keep: bool, section: str) -> None:
+async def main(
+    sizes: list[int], rounds: int, naive_rounds: int, keep: bool, section: str, note: str = ""
+) -> None:
     print(f"# bench.pages — {machine()}")
     results: dict[int, dict[str, tuple[Timing, Timing]]] = {}
     plan: list[Page] = []
@@ -406,7 +411,7 @@ async def main(sizes: list[int], rounds: int, naive_rounds: int, keep: bool, sec
                 f"{label:<28} ours p50 {ms(o.p50)} p95 {ms(o.p95)}   "
                 f"naive p50 {ms(v.p50)} p95 {ms(v.p95)}"
             )
-    body = report(sizes, plan, results, rounds, naive_rounds)
+    body = report(sizes, plan, results, rounds, naive_rounds, note)
     print()
     print(body)
     server = url.rsplit("/", 1)[0] + "/postgres" if url else None
@@ -420,6 +425,9 @@ if __name__ == "__main__":
     parser.add_argument("--naive-rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep seeded databases for reuse")
     parser.add_argument("--section", default="pages", help="RESULTS.md section to (re)write")
+    parser.add_argument(
+        "--note", default="", help="the run's conditions, written into the section (e.g. load)"
+    )
     args = parser.parse_args()
     asyncio.run(
         main(
@@ -428,5 +436,6 @@ if __name__ == "__main__":
             args.naive_rounds,
             args.keep,
             args.section,
+            args.note,
         )
     )

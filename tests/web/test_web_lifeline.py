@@ -1,5 +1,7 @@
 """The Lifeline sections of the overview and the queues page: orphaned and stuck counts by
-queue, each job's evidence, and the previews of the repairs, through the pipeline."""
+queue (counted in the database), the evidence of a few jobs per queue and kind, and the
+previews of each queue's repairs, through the pipeline (the forms name a queue and kind,
+never the jobs)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import psycopg
 from oban_powertools import Powertools
 from oban_powertools.display import Display
 from oban_powertools.read_models import lifeline as lifeline_model
+from oban_powertools.read_models.common import Count
 from tests.web.helpers import (
     MOUNT,
     RedactingDisplay,
     csrf_of,
+    insert_job,
     scalar,
     seed_lifeline,
     token_of,
@@ -50,14 +54,65 @@ async def test_read_model_counts_orphaned_and_stuck_jobs_by_queue(
         oldest = await lifeline_model.lifeline_counts(c, grace=60, stuck_after=900, scan=2)
     assert oldest.capped and (oldest.orphaned, oldest.stuck) == (1, 1)
     assert not counts.capped
-    assert sorted(j.id for j in view.orphaned) == sorted(seeded["orphans"])
-    assert [j.id for j in view.stuck] == [seeded["stuck"]]
-    orphan = view.orphaned[0]
+    assert [(q.key, q.orphaned_count, q.stuck_count) for q in view.by_queue] == [
+        ("exports", 2, 0),
+        ("reports", 0, 1),
+    ]
+    (exports, reports) = view.by_queue
+    assert sorted(j.id for j in exports.orphaned) == sorted(seeded["orphans"])
+    assert exports.stuck == [] and [j.id for j in reports.stuck] == [seeded["stuck"]]
+    assert (view.orphaned_count.value, view.stuck_count.value) == (2, 1)
+    assert view.orphaned_count.kind == "exact" and view.orphaned_producers == 1
+    orphan = exports.orphaned[0]
     assert not orphan.displayed  # as stored until a page shows it
     orphan = lifeline_model.shown(orphan, Display(RedactingDisplay()))
     assert orphan.displayed and orphan.node == "worker-dead" and orphan.producer == seeded["dead"]
     assert orphan.last_heartbeat is not None and orphan.rescue_at is not None
     assert orphan.rescue_at - orphan.last_heartbeat == timedelta(seconds=60)
+
+
+async def more_orphans(conn: psycopg.AsyncConnection[Any], dead: str, n: int) -> list[int]:
+    """``n`` more orphans of queue exports, older than the seeded ones (1 h + i min)."""
+    return [
+        await insert_job(
+            conn,
+            queue="exports",
+            state="executing",
+            attempt=1,
+            attempted_by=["worker-dead", dead],
+            attempted_ago=timedelta(hours=1, minutes=i),
+        )
+        for i in range(n)
+    ]
+
+
+async def test_counts_come_from_the_database_and_the_evidence_is_a_few_oldest_per_queue(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    seeded = await seed_lifeline(conn)
+    older = await more_orphans(conn, seeded["dead"], 7)  # 9 orphans in exports
+    await powertools.start()
+    async with powertools.db.connection() as c:
+        view = await lifeline_model.lifeline(c, grace=60, stuck_after=900, each=3)
+        capped = await lifeline_model.lifeline(c, grace=60, stuck_after=900, scan=4, each=3)
+    exports = next(q for q in view.by_queue if q.key == "exports")
+    assert (exports.orphaned_count, view.orphaned_count.value) == (9, 9)
+    # The sample: the three oldest orphans (older[i] is i+60 minutes old), ranked in SQL.
+    assert [j.id for j in exports.orphaned] == [older[6], older[5], older[4]]
+    # Looking at the four oldest executing jobs only (the 2-hour stuck one and three
+    # orphans): lower bounds, said so.
+    assert capped.orphaned_count == Count(3, "at_least")
+    assert capped.stuck_count == Count(1, "at_least")
+
+    section = lifeline_part((await as_user("ops-demo").get(f"{MOUNT}/queues")).text)
+    text = visible_text(section)
+    assert "9 orphaned (from 1 producer that stopped heartbeating) · 1 stuck" in text
+    assert "and 6 more orphaned" in text and "Preview rescue of 9" in text
+    assert text.count("stopped heartbeating") == 1 + 3  # the summary, then three jobs
+    # The form names the queue and kind, not the jobs.
+    assert 'name="target"' not in section
+    assert 'name="param.queue" value="exports"' in section
+    assert 'name="param.kind" value="orphaned"' in section
 
 
 async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
@@ -82,9 +137,9 @@ async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
             flags=re.DOTALL,
         )
         assert rescue_form is not None
-        posted = re.findall(r'name="target" value="(\d+)"', rescue_form.group(0))
-        assert sorted(int(t) for t in posted) == sorted(seeded["orphans"])
+        assert 'name="target"' not in rescue_form.group(0)  # the preview finds the jobs
         assert 'name="param.queue" value="exports"' in rescue_form.group(0)
+        assert 'name="param.kind" value="orphaned"' in rescue_form.group(0)
 
     page = await ops.get(f"{MOUNT}/queues")
     csrf = csrf_of(page.text)
@@ -93,13 +148,14 @@ async def test_overview_and_queues_show_the_lifeline_and_preview_the_rescue(
         "action": "rescue_jobs",
         "return_to": "/queues",
         "param.queue": "exports",
-        "target": [str(i) for i in seeded["orphans"]],
+        "param.kind": "orphaned",
     }
     preview = await ops.post(f"{MOUNT}/actions/preview", data=form)
     assert preview.status_code == 200, preview.text
     shown = visible_text(preview.text)
-    assert "Rescues exactly these 2 jobs" in shown
+    assert "Rescues the 2 orphaned jobs of queue exports, exactly these" in shown
     assert "on node worker-dead, producer" in shown and "last heartbeat" in shown
+    assert f"job {seeded['healthy']}" not in shown
     done = await ops.post(
         f"{MOUNT}/actions/confirm",
         data={"csrf_token": csrf, "token": token_of(preview.text), "reason": "worker-dead died"},
@@ -197,10 +253,46 @@ async def test_the_section_asks_the_display_policy_about_the_evidence_it_writes_
     await seed_lifeline(conn)
     await powertools.start()
     async with powertools.db.connection() as c:
-        view = await lifeline_model.lifeline(c, grace=60, stuck_after=900)
+        view = await lifeline_model.lifeline(c, grace=60, stuck_after=900, each=1)
     counting = CountingDisplay()
     exports = next(q for q in view.by_queue if q.key == "exports")
-    assert len(exports.orphaned) == 2
-    shown = exports.evidence(Display(counting), each=1)
-    assert [j.displayed for j in shown.orphaned] == [True, False]
+    assert exports.orphaned_count == 2 and len(exports.orphaned) == 1  # sampled in SQL
+    shown = exports.evidence(Display(counting))
+    assert [j.displayed for j in shown.orphaned] == [True]
     assert sorted(counting.asked) == ["node", "producer", "queue", "queue", "worker"]
+
+
+async def test_the_json_api_repairs_a_queue_and_reports_the_jobs_it_left(
+    powertools: Powertools, as_user: Client, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    seeded = await seed_lifeline(conn)
+    ops = as_user("ops-demo")
+    preview = await ops.post(
+        f"{MOUNT}/api/actions/preview",
+        json={"action": "rescue_jobs", "targets": [], "params": {"queue": "exports"}},
+    )
+    assert preview.status_code == 201, preview.text
+    body = preview.json()
+    assert sorted(int(t) for t in body["targets"]) == sorted(seeded["orphans"])
+    assert body["resource"] == "job:bulk:2"
+    finished, left = seeded["orphans"]
+    await conn.execute("UPDATE oban_jobs SET state = 'completed' WHERE id = %s", (finished,))
+    done = await ops.post(
+        f"{MOUNT}/api/actions/confirm", json={"token": body["token"], "reason": "node died"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["skipped"] == [str(finished)]
+    states = await scalar(
+        conn,
+        "SELECT array_agg(state::text ORDER BY id) FROM oban_jobs WHERE id = ANY(%(ids)s)",
+        {"ids": [finished, left]},
+    )
+    assert states == ["completed", "available"]
+
+    unknown = await ops.post(
+        f"{MOUNT}/api/actions/preview",
+        json={"action": "rescue_jobs", "targets": [], "params": {"queue": "nowhere"}},
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "invalid_params"
+    assert "unknown queue 'nowhere'" in unknown.json()["error"]["message"]

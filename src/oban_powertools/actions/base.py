@@ -13,7 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, LiteralString
 
@@ -47,11 +47,15 @@ class ApplyContext:
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What a checked apply did: the change (before and after each target), or nothing
-    and the targets that drifted from the preview (in target order)."""
+    and the targets that drifted from the preview (in target order). An action whose
+    preview fixed its set itself (:meth:`Action.select_targets`) may instead change the
+    targets that are as previewed and leave the others, named in ``skipped``: the confirm
+    then reports them (the audit event's ``skipped``) rather than changing nothing."""
 
     before: Mapping[str, Snapshot]
     after: Mapping[str, Snapshot]
     drifted: list[str]
+    skipped: list[str] = field(default_factory=list)
 
 
 class RowSnapshots(Mapping[str, Snapshot]):
@@ -186,6 +190,8 @@ class Action(ABC):
     label: ClassVar[str]  # button text, e.g. "Pause cron entry"
     destructive: ClassVar[bool] = False
     max_targets: ClassVar[int] = 1
+    # Given no targets, the action finds them from its parameters (select_targets).
+    selects_targets: ClassVar[bool] = False
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the action's parameters. The default accepts none."""
@@ -209,6 +215,13 @@ class Action(ABC):
     def parse_target(self, raw: str) -> str:
         """Normalise one target id, raising InvalidTargets when it cannot be one."""
         return raw
+
+    async def select_targets(self, conn: Conn, params: Params) -> tuple[list[str], dict[str, Any]]:
+        """The targets an action with ``selects_targets`` finds itself when it is given
+        none (a queue's orphaned jobs, as the database finds them at preview), and the
+        parameters to store with them (the parsed ones plus what the selection found).
+        The pipeline then authorizes, snapshots, checks and stores them as given ones."""
+        raise NotImplementedError(f"{self.name} takes explicit targets")
 
     @abstractmethod
     async def snapshot(

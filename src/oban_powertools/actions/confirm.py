@@ -18,7 +18,14 @@ from ..db.queries import Statements
 from ..errors import InvalidArgument
 from .base import Action, Applied, ApplyContext, ConfirmStatement, Snapshot
 from .errors import PreviewDrifted, PreviewExpired, PreviewNotFound
-from .preview import ActionResult, Preview, audit_snapshot, event_detail, raise_for_status
+from .preview import (
+    ActionResult,
+    Preview,
+    audit_snapshot,
+    event_detail,
+    raise_for_status,
+    skipped_detail,
+)
 
 if TYPE_CHECKING:
     from ..powertools import Powertools
@@ -137,11 +144,18 @@ class Confirm:
         self, conn: Any, action: Action, preview: Preview, ctx: ApplyContext, applied: Applied
     ) -> ActionResult:
         """Write the audit event and consume the preview, in the caller's transaction."""
+        event = _confirmed_event(action, preview, ctx)
         targets = preview.targets
+        if applied.skipped:
+            # Changed since the preview and left as they are: the event names what changed
+            # and what did not.
+            left = set(applied.skipped)
+            targets = [t for t in targets if t not in left]
+            event["detail"] = skipped_detail(event["detail"], targets, applied.skipped)
         single = len(targets) == 1
         event_id = await write_event(
             conn,
-            **_confirmed_event(action, preview, ctx),
+            **event,
             outcome="succeeded",
             preview_token=preview.token,
             before=applied.before.get(targets[0])
@@ -159,7 +173,7 @@ class Confirm:
             reason=ctx.reason,
             audit_event_id=event_id,
         )
-        return ActionResult(consumed, event_id, applied.after)
+        return ActionResult(consumed, event_id, applied.after, list(applied.skipped))
 
     async def resolve_alone(self, token: str, status: str, reason: str | None) -> None:
         """Record a terminal outcome (expired, drifted) on a preview still ready."""

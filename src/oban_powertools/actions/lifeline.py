@@ -1,4 +1,4 @@
-"""Lifeline repairs: ``rescue_jobs`` and ``discard_stuck_jobs``, on an explicit set of jobs.
+"""Lifeline repairs: ``rescue_jobs`` and ``discard_stuck_jobs``, on a queue or on given jobs.
 
 ``rescue_jobs`` does by hand what the lifeline does by itself (``runtime/lifeline.py``):
 an *orphaned* executing job (its producer has not heartbeated within
@@ -8,13 +8,22 @@ are *stuck* (running longer than ``Config.stuck_after_seconds`` on a live produc
 orphaned; a run still going on a live node is told to stop (oban's ``pkill`` signal, as a
 cancel sends) and its late ack is dropped by oban's ``attempted_at`` guard.
 
-Both take job ids (a page lists a queue's orphaned or stuck jobs and posts them; the
-optional ``queue`` parameter then requires every job to be of that queue, and names an
-unknown queue as an error). The preview states each job's evidence (node, producer, last
-heartbeat, how long it has executed), and both thresholds are stored with it, so preview
-and confirm judge by the same numbers. At confirm the jobs are locked and judged again:
-a job that changed (finished, rescued by the lifeline, fetched again) or whose producer
-came back is drift, and nothing of the set changes.
+Either takes a ``queue`` and a ``kind`` (``orphaned``, or ``stuck`` for the discard) and
+no job ids: the preview finds the exact set in the database (``queue_repair_set``: that
+queue's orphaned or stuck jobs, oldest first, at most ``MAX_JOBS``, and how many there are
+in all), which the pipeline then authorizes, snapshots and stores like given targets. This
+is what the Lifeline section posts: a form names a queue, not thousands of jobs. At
+confirm the jobs are locked and judged again; one that changed since the preview
+(finished, rescued by the lifeline, fetched again, its producer back) is left as it is and
+named in the audit event (``skipped``), and the others change. Only when none is left
+does the confirm drift and change nothing.
+
+Or it takes job ids (a job page, a script), with an optional ``queue`` that every job
+must be in and an optional ``kind`` every job must be of; then any job that changed is
+drift and nothing of the set changes. Either way the preview states each job's evidence
+(node, producer, last heartbeat, how long it has executed; the first ``LISTED`` in the
+effect, all in the stored preview), and both thresholds are stored with it, so preview
+and confirm judge by the same numbers.
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ from typing import Any, LiteralString
 from ..db import Conn, oban_jobs
 from ..db.queries import Statements
 from ..queues.state import QUEUE_PATTERN
+from . import base
 from .base import (
     Action,
+    Applied,
     ApplyContext,
     Params,
     PreviewFields,
@@ -36,14 +47,19 @@ from .base import (
     StoredPreview,
     register,
 )
-from .errors import InvalidParams, InvalidTargets
+from .errors import InvalidParams, InvalidTargets, NotApplicable
 
 MAX_JOBS = 10_000
 # The effect text names this many jobs with their evidence; the preview keeps all.
 LISTED = 20
+# What each repair's kind may be, its default first.
+KINDS = {"rescue_jobs": ("orphaned",), "discard_stuck_jobs": ("stuck", "orphaned")}
 
 Q = Statements(
-    lifeline="job_evidence job_evidence_for_update queue_known operator_rescue operator_discard",
+    lifeline=(
+        "job_evidence job_evidence_for_update queue_known queue_repair_set operator_rescue"
+        " operator_discard"
+    ),
 )
 
 
@@ -122,11 +138,13 @@ def _span(seconds: float | int) -> str:
 
 
 class LifelineJobAction(Action):
-    """What both repairs share: job targets, the evidence snapshot, judging at confirm."""
+    """What both repairs share: job targets or a queue's set, the evidence snapshot,
+    judging at confirm."""
 
     resource_type = "job"
     max_targets = MAX_JOBS
     destructive = True
+    selects_targets = True
 
     def parse_target(self, raw: str) -> str:
         text = raw.strip()
@@ -135,14 +153,24 @@ class LifelineJobAction(Action):
         return str(int(text))
 
     def parse_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """``queue`` (optional): every job must be of this queue."""
-        self.refuse_unknown(raw, frozenset({"queue"}))
+        """``queue``: the queue whose jobs to repair (without job ids), or that every given
+        job must be in. ``kind``: which of its jobs (see :data:`KINDS`)."""
+        self.refuse_unknown(raw, frozenset({"queue", "kind"}))
+        parsed: dict[str, Any] = {}
         queue = raw.get("queue")
-        if queue is None or (isinstance(queue, str) and not queue.strip()):
-            return {}
-        if not isinstance(queue, str) or not QUEUE_PATTERN.match(queue.strip()):
-            raise InvalidParams(f"{str(queue)[:60]!r} is not a queue name")
-        return {"queue": queue.strip()}
+        if queue is not None and not (isinstance(queue, str) and not queue.strip()):
+            if not isinstance(queue, str) or not QUEUE_PATTERN.match(queue.strip()):
+                raise InvalidParams(f"{str(queue)[:60]!r} is not a queue name")
+            parsed["queue"] = queue.strip()
+        kind = raw.get("kind")
+        if kind is not None and not (isinstance(kind, str) and not kind.strip()):
+            kinds = KINDS[self.name]
+            if not isinstance(kind, str) or kind.strip() not in kinds:
+                raise InvalidParams(
+                    f"{self.name} takes kind {' or '.join(kinds)}, not {str(kind)[:40]!r}"
+                )
+            parsed["kind"] = kind.strip()
+        return parsed
 
     def with_settings(self, parsed: dict[str, Any], config: Any) -> dict[str, Any]:
         return {
@@ -151,19 +179,47 @@ class LifelineJobAction(Action):
             "stuck_after_seconds": int(config.stuck_after_seconds),
         }
 
+    async def _check_queue(self, conn: Conn, queue: str) -> None:
+        cur = await conn.execute(Q.queue_known, {"queue": queue})
+        row = await cur.fetchone()
+        if row is None or not row["known"]:
+            raise InvalidParams(
+                f"unknown queue {queue!r}: no node runs it and none of its jobs executes"
+            )
+
+    async def select_targets(self, conn: Conn, params: Params) -> tuple[list[str], dict[str, Any]]:
+        """The queue's orphaned (or stuck) jobs, oldest first, at most ``MAX_JOBS``; the
+        stored parameters say the kind and how many the queue had (``found``)."""
+        queue = params.get("queue")
+        if queue is None:
+            raise InvalidParams(f"{self.name} takes a queue (and kind), or job ids")
+        await self._check_queue(conn, queue)
+        kind = params.get("kind") or KINDS[self.name][0]
+        cur = await conn.execute(
+            Q.queue_repair_set,
+            {
+                "queue": queue,
+                "kind": kind,
+                "grace": params["grace_seconds"],
+                "stuck_after": params["stuck_after_seconds"],
+                "limit": MAX_JOBS,
+            },
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            raise NotApplicable(f"no {kind} job in queue {queue!r} now")
+        found = int(rows[0]["total"])
+        return [str(r["id"]) for r in rows], {**params, "kind": kind, "found": found}
+
     async def store_preview(
         self, conn: Conn, targets: Sequence[str], params: Params, fields: PreviewFields
     ) -> StoredPreview | None:
-        # Not a store of its own: the queue is checked here, where a connection is at hand,
-        # then the pipeline snapshots, checks and stores as for any action.
+        # Not a store of its own: given jobs' queue is checked here, where a connection is
+        # at hand (a queue's set checked it when it was selected), then the pipeline
+        # snapshots, checks and stores as for any action.
         queue = params.get("queue")
-        if queue is not None:
-            cur = await conn.execute(Q.queue_known, {"queue": queue})
-            row = await cur.fetchone()
-            if row is None or not row["known"]:
-                raise InvalidParams(
-                    f"unknown queue {queue!r}: no node runs it and none of its jobs executes"
-                )
+        if queue is not None and "found" not in params:
+            await self._check_queue(conn, queue)
         return None
 
     async def snapshot(
@@ -190,7 +246,27 @@ class LifelineJobAction(Action):
         lines = [evidence_line(t, snapshots[t], grace) for t in sorted(snapshots, key=int)]
         shown = "; ".join(lines[:LISTED])
         more = f"; and {len(lines) - LISTED} more" if len(lines) > LISTED else ""
-        return f"{self.summary(snapshots, params)} Evidence: {shown}{more}."
+        then = (
+            " A job that changes before the confirm (finished, rescued by the lifeline, its "
+            "producer back) is left as it is and named in the audit event."
+            if "found" in params
+            else ""
+        )
+        return f"{self.summary(snapshots, params)}{then} Evidence: {shown}{more}."
+
+    def what(self, snapshots: Snapshots, params: Params) -> str:
+        """The set in words: one job, exactly these jobs, or a queue's (part of its) set."""
+        count = len(snapshots)
+        if "found" not in params:
+            return f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
+        kind, queue, found = params["kind"], params["queue"], int(params["found"])
+        noun = "job" if count == 1 else "jobs"
+        if found > count:
+            return (
+                f"the oldest {count:,} of the {found:,} {kind} jobs of queue {queue} (at most "
+                f"{MAX_JOBS:,} per preview: preview again for the rest)"
+            )
+        return f"the {count:,} {kind} {noun} of queue {queue}, exactly these"
 
     def summary(self, snapshots: Snapshots, params: Params) -> str:
         raise NotImplementedError
@@ -201,6 +277,37 @@ class LifelineJobAction(Action):
         return (
             super().drifted(snapshot, expected, params) or self.check(snapshot, params) is not None
         )
+
+    async def apply_checked(
+        self,
+        conn: Conn,
+        ctx: ApplyContext,
+        targets: Sequence[str],
+        params: Params,
+        expected: Snapshots | None,
+    ) -> Applied:
+        """Lock and judge the previewed jobs again. Given jobs change all or none; a
+        queue's set changes the jobs still as previewed and names the others (skipped):
+        the lifeline itself races an operator for orphans, and a set of thousands would
+        otherwise rarely confirm."""
+        if expected is None:
+            cur = await conn.execute(base.Q.preview_before, {"token": ctx.preview_token})
+            row = await cur.fetchone()
+            expected = dict(row["before"]) if row else {}
+        snapshots = await self.snapshot(conn, targets, lock=True)
+        drifted = [
+            t
+            for t in targets
+            if t not in snapshots
+            or t not in expected
+            or self.drifted(snapshots[t], expected[t], params)
+        ]
+        if drifted and ("found" not in params or len(drifted) == len(targets)):
+            return Applied({}, {}, drifted)
+        left = set(drifted)
+        keep = {t: snapshots[t] for t in targets if t not in left}
+        after = await self.apply(conn, ctx, keep, params)
+        return Applied(keep, after, [], drifted)
 
 
 def _by(ctx: ApplyContext) -> str:
@@ -246,17 +353,17 @@ class RescueJobs(LifelineJobAction):
 
     def summary(self, snapshots: Snapshots, params: Params) -> str:
         spent = sum(1 for s in snapshots.values() if s["attempt"] >= s["max_attempts"])
-        count = len(snapshots)
-        what = f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
+        what = self.what(snapshots, params)
         tail = (
             f" {spent} of them {'has' if spent == 1 else 'have'} no attempt left and "
             f"{'is' if spent == 1 else 'are'} discarded instead."
             if spent
             else ""
         )
+        why = "" if "found" in params else ", orphaned (their producer stopped heartbeating)"
         return (
-            f"Rescues {what}, orphaned (their producer stopped heartbeating): back to "
-            f"available with the attempt kept, an error entry saying why.{tail}"
+            f"Rescues {what}{why}: back to available with the attempt kept, an error entry "
+            f"saying why.{tail}"
         )
 
     async def apply(
@@ -279,7 +386,14 @@ class DiscardStuckJobs(LifelineJobAction):
     def judge(self, snapshot: Snapshot, params: Params) -> str | None:
         grace = float(params["grace_seconds"])
         stuck_after = int(params["stuck_after_seconds"])
-        if orphaned(snapshot, grace) or stuck(snapshot, grace, stuck_after):
+        kind = params.get("kind")
+        if orphaned(snapshot, grace):
+            if kind == "stuck":
+                return "it is orphaned, not stuck: its producer stopped heartbeating"
+            return None
+        if stuck(snapshot, grace, stuck_after):
+            if kind == "orphaned":
+                return "it is not orphaned: it is stuck on a live node"
             return None
         return (
             f"it is not stuck: executing for {_span(snapshot.get('running_seconds') or 0)} on "
@@ -287,10 +401,10 @@ class DiscardStuckJobs(LifelineJobAction):
         )
 
     def summary(self, snapshots: Snapshots, params: Params) -> str:
-        count = len(snapshots)
-        what = f"job {next(iter(snapshots))}" if count == 1 else f"exactly these {count} jobs"
+        what = self.what(snapshots, params)
+        why = "" if "found" in params else ", stuck or orphaned"
         return (
-            f"Discards {what}, stuck or orphaned: no further attempts, kept for forensics; "
+            f"Discards {what}{why}: no further attempts, kept for forensics; "
             "a run still going on a live node is told to stop (its worker must check for "
             "cancellation) and its result is dropped."
         )

@@ -112,11 +112,24 @@ class Pipeline:
             raise InvalidArgument(f"unknown surface {surface!r}")
         started = time.monotonic_ns()
         action = get_action(action_name)
-        target_ids = self._gate.parse_targets(action, targets)
+        if action.selects_targets and not targets:
+            # The action finds its set (a queue's orphaned jobs); each found target then
+            # passes the seam like a given one.
+            if actor is None:
+                await self._deny(actor, action, [], surface, "preview")
+                raise Unauthorized(action.name, f"{action.resource_type}:bulk")
+            parsed = action.with_settings(action.parse_params(params or {}), self._pt.config)
+            async with self._pt.db.connection() as conn:
+                found, parsed = await action.select_targets(conn, parsed)
+            target_ids = self._gate.parse_targets(action, found)
+        else:
+            target_ids = self._gate.parse_targets(action, targets)
+            parsed = None
         if not await self._gate.authorized(actor, action, target_ids):
             await self._deny(actor, action, target_ids, surface, "preview")
             raise Unauthorized(action.name, f"{action.resource_type}:{resource_id_for(target_ids)}")
-        parsed = action.with_settings(action.parse_params(params or {}), self._pt.config)
+        if parsed is None:
+            parsed = action.with_settings(action.parse_params(params or {}), self._pt.config)
         principal = await self.principal(actor)
         fields = PreviewFields(
             token=secrets.token_urlsafe(24),

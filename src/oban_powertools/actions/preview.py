@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +75,9 @@ class ActionResult:
     preview: Preview
     audit_event_id: int
     after: Mapping[str, Snapshot]
+    # Previewed targets that had changed at confirm and were left as they are (only an
+    # action that selected its own set applies the rest; see Applied).
+    skipped: list[str] = field(default_factory=list)
 
 
 def audit_snapshot(snapshots: Mapping[str, Snapshot], targets: Sequence[str]) -> Any:
@@ -115,6 +118,26 @@ def event_detail(preview: Preview) -> dict[str, Any]:
     if len(preview.targets) > 1:
         detail["targets"] = preview.targets
     return detail
+
+
+def skipped_detail(
+    detail: Mapping[str, Any], changed: Sequence[str], skipped: Sequence[str]
+) -> dict[str, Any]:
+    """A confirm's event detail when some previewed targets had changed and were left as
+    they are: ``targets`` the ones changed, ``skipped`` the others, and the effect says so."""
+    shown = ", ".join(skipped[:20]) + (
+        f" and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    )
+    note = (
+        f" At confirm {len(skipped)} of the {len(changed) + len(skipped)} previewed targets "
+        f"had changed since the preview and were left as they are: {shown}."
+    )
+    return {
+        **detail,
+        "effect": f"{detail.get('effect', '')}{note}",
+        "targets": list(changed),
+        "skipped": list(skipped),
+    }
 
 
 def not_applicable(problems: Sequence[tuple[str, str]], count: int) -> str:

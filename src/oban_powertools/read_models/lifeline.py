@@ -1,15 +1,18 @@
-"""The lifeline's view: orphaned and stuck executing jobs, counted and listed by queue.
+"""The lifeline's view: orphaned and stuck executing jobs, counted and sampled by queue.
 
 *Orphaned*: executing, and its producer (``attempted_by[2]``) has no heartbeat within
 ``Config.lifeline_grace_seconds``; the lifeline rescues it at its next pass after
 ``last heartbeat + grace``. *Stuck*: executing on a live producer for longer than
 ``Config.stuck_after_seconds``; nothing touches it unless an operator discards it.
 
-One statement (``lifeline.sql: executing_evidence``) reads executing jobs only, through
-Powertools' (state, attempted_at) index, at most ``scan`` of them oldest first, and returns
-only the orphaned and stuck ones: its cost follows the number of executing jobs, not the
-size of the table. :func:`lifeline_counts` is the same classification counted in the
-database, without the display policy, for exporters (a count per queue).
+Both statements read executing jobs only, through Powertools' (state, attempted_at)
+index, at most ``scan`` of them oldest first: their cost follows the number of executing
+jobs, not the size of the table. ``lifeline.sql: executing_counts`` counts them per queue
+in the database (:func:`lifeline_counts`, also for exporters); ``executing_sample`` then
+returns the evidence of the oldest few of each kind per queue, limited in SQL
+(:func:`lifeline`). A page thus gets counts and a handful of rows however many jobs are
+orphaned; the repairs find their exact set themselves, at preview
+(``actions/lifeline.py``).
 """
 
 from __future__ import annotations
@@ -25,20 +28,21 @@ from ..display import Display
 from ..seams import Resource
 from .common import Count, now_utc, utc
 
-Q = Statements(lifeline="executing_evidence executing_counts")
+Q = Statements(lifeline="executing_sample executing_counts")
 
-# Executing jobs looked at per read (oldest first), and orphaned or stuck ones returned.
+# Executing jobs looked at per read (oldest first).
 SCAN = 10_000
-LIMIT = 2_000
+# Orphaned and stuck jobs per queue whose evidence a read returns (oldest first).
+EACH = 3
 # A rescue this late means no lifeline pass ran (oban's lifeline interval is 60 s).
 OVERDUE_AFTER = 120
 
 
 @dataclass(frozen=True, slots=True)
 class LifelineJob:
-    """An orphaned or stuck job. Its text fields are as stored until :func:`shown` asks the
-    display policy for them: a page lists hundreds of such jobs by id (counts, the repairs'
-    target sets) but writes out the evidence of a few, and asks the policy about those only."""
+    """An orphaned or stuck job of a queue's evidence sample. Its text fields are as stored
+    until :func:`shown` asks the display policy for them (a page asks about the jobs the
+    viewer may see only)."""
 
     id: int
     queue: str  # as the display policy shows it, once shown
@@ -82,39 +86,42 @@ def shown(job: LifelineJob, display: Display) -> LifelineJob:
 
 @dataclass(slots=True)
 class QueueLifeline:
+    """One queue's orphaned and stuck jobs: how many (counted in the database), and the
+    evidence of the oldest few of each kind (the sample)."""
+
     key: str
     name: str  # as the display policy shows it, once shown
-    orphaned: list[LifelineJob] = field(default_factory=list)
+    orphaned_count: int = 0
+    stuck_count: int = 0
+    orphaned: list[LifelineJob] = field(default_factory=list)  # the sample, oldest first
     stuck: list[LifelineJob] = field(default_factory=list)
 
-    def evidence(self, display: Display, *, each: int) -> QueueLifeline:
-        """This queue with its name and the first ``each`` orphaned and stuck jobs shown
-        (the ones a page writes out); the rest stay ids and times."""
-        first = (self.orphaned or self.stuck)[0]  # a queue is listed for its jobs
-        resource = Resource("job", str(first.id))
+    def evidence(self, display: Display) -> QueueLifeline:
+        """This queue with its name and its sampled jobs as the display policy shows them."""
+        sampled = self.orphaned or self.stuck
+        resource = Resource("job", str(sampled[0].id)) if sampled else Resource("queue", self.key)
         name = display.text("queue", self.key, resource=resource, field="queue")
-        return QueueLifeline(
-            self.key,
-            name,
-            [shown(j, display) for j in self.orphaned[:each]] + self.orphaned[each:],
-            [shown(j, display) for j in self.stuck[:each]] + self.stuck[each:],
+        return replace(
+            self,
+            name=name,
+            orphaned=[shown(j, display) for j in self.orphaned],
+            stuck=[shown(j, display) for j in self.stuck],
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Lifeline:
-    orphaned: list[LifelineJob]
-    stuck: list[LifelineJob]
     by_queue: list[QueueLifeline]
     orphaned_count: Count
     stuck_count: Count
     orphaned_producers: int
     grace_seconds: float
     stuck_after_seconds: int
+    each: int  # sampled jobs of each kind per queue
 
     @property
     def clear(self) -> bool:
-        return not self.orphaned and not self.stuck
+        return not self.orphaned_count.value and not self.stuck_count.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,28 +141,6 @@ class LifelineCounts:
     capped: bool  # a lower bound: ``scan`` executing jobs were looked at, there may be more
 
 
-async def _rows(
-    conn: Conn,
-    *,
-    grace: float,
-    stuck_after: int,
-    queue: str | None,
-    scan: int,
-    limit: int,
-) -> list[dict[str, Any]]:
-    cur = await conn.execute(
-        Q.executing_evidence,
-        {
-            "grace": grace,
-            "stuck_after": stuck_after,
-            "queue": queue,
-            "scan": scan,
-            "limit": limit,
-        },
-    )
-    return list(await cur.fetchall())
-
-
 def _producer_key(row: Mapping[str, Any]) -> tuple[str, str]:
     return (str(row["node"] or ""), str(row["producer"] or ""))
 
@@ -167,8 +152,8 @@ async def lifeline_counts(
     stuck_after: int,
     scan: int = SCAN,
 ) -> LifelineCounts:
-    """Orphaned and stuck executing jobs, in all and per queue: the pages' classification
-    over the same ``scan`` oldest executing jobs, counted in the database (one statement)."""
+    """Orphaned and stuck executing jobs, in all and per queue, over the ``scan`` oldest
+    executing jobs, counted in the database (one statement)."""
     cur = await conn.execute(
         Q.executing_counts, {"grace": grace, "stuck_after": stuck_after, "scan": scan}
     )
@@ -191,65 +176,78 @@ async def lifeline_counts(
     )
 
 
+def _job(r: Mapping[str, Any], grace: float, overdue_before: datetime) -> LifelineJob:
+    heartbeat = utc(r["last_heartbeat"])
+    live = bool(r["producer_live"])
+    rescue_at = None if live or heartbeat is None else heartbeat + timedelta(seconds=grace)
+    return LifelineJob(
+        id=int(r["id"]),
+        queue=r["queue"],
+        queue_key=r["queue"],
+        worker=r["worker"],
+        attempt=r["attempt"],
+        max_attempts=r["max_attempts"],
+        attempted_at=utc(r["attempted_at"]),
+        running_seconds=r["running_seconds"],
+        node=r["node"] or "unknown node",
+        producer=r["producer"] or "unknown",
+        last_heartbeat=heartbeat,
+        orphaned=not live,
+        rescue_at=rescue_at,
+        overdue=rescue_at is not None and rescue_at < overdue_before,
+    )
+
+
 async def lifeline(
     conn: Conn,
     *,
     grace: float,
     stuck_after: int,
-    queue: str | None = None,
     scan: int = SCAN,
-    limit: int = LIMIT,
+    each: int = EACH,
 ) -> Lifeline:
-    """The orphaned and stuck jobs (of one queue, or all), each with its evidence, as
-    stored (see :func:`shown`)."""
-    rows = await _rows(
-        conn, grace=grace, stuck_after=stuck_after, queue=queue, scan=scan, limit=limit
-    )
-    orphaned: list[LifelineJob] = []
-    stuck: list[LifelineJob] = []
-    queues: dict[str, QueueLifeline] = {}
-    producers: set[tuple[str, str]] = set()
-    overdue_before = now_utc() - timedelta(seconds=OVERDUE_AFTER)
-    for r in rows:
-        heartbeat = utc(r["last_heartbeat"])
-        live = bool(r["producer_live"])
-        rescue_at = None if live or heartbeat is None else heartbeat + timedelta(seconds=grace)
-        job = LifelineJob(
-            id=int(r["id"]),
-            queue=r["queue"],
-            queue_key=r["queue"],
-            worker=r["worker"],
-            attempt=r["attempt"],
-            max_attempts=r["max_attempts"],
-            attempted_at=utc(r["attempted_at"]),
-            running_seconds=r["running_seconds"],
-            node=r["node"] or "unknown node",
-            producer=r["producer"] or "unknown",
-            last_heartbeat=heartbeat,
-            orphaned=not live,
-            rescue_at=rescue_at,
-            overdue=rescue_at is not None and rescue_at < overdue_before,
+    """Orphaned and stuck jobs per queue: counts (:func:`lifeline_counts`) and the
+    evidence of the ``each`` oldest of each kind, as stored (see :func:`shown`)."""
+    counts = await lifeline_counts(conn, grace=grace, stuck_after=stuck_after, scan=scan)
+    queues = {
+        key: QueueLifeline(key, key, c.orphaned, c.stuck) for key, c in counts.by_queue.items()
+    }
+    # What to sample: each (queue, kind) counted, as many as it has up to ``each``, so
+    # every lateral read of the sample stops as soon as it has them.
+    wanted = [
+        (key, kind_orphaned, min(each, n))
+        for key, c in counts.by_queue.items()
+        for kind_orphaned, n in ((True, c.orphaned), (False, c.stuck))
+        if n and each > 0
+    ]
+    if wanted:
+        cur = await conn.execute(
+            Q.executing_sample,
+            {
+                "grace": grace,
+                "stuck_after": stuck_after,
+                "scan": scan,
+                "queues": [w[0] for w in wanted],
+                "orphaned": [w[1] for w in wanted],
+                "take": [w[2] for w in wanted],
+            },
         )
-        group = queues.get(job.queue_key)
-        if group is None:
-            group = queues[job.queue_key] = QueueLifeline(job.queue_key, job.queue_key)
-        if live:
-            stuck.append(job)
-            group.stuck.append(job)
-        else:
-            orphaned.append(job)
-            group.orphaned.append(job)
-            producers.add(_producer_key(r))
-    capped = len(rows) >= limit
+        overdue_before = now_utc() - timedelta(seconds=OVERDUE_AFTER)
+        for r in await cur.fetchall():
+            group = queues.get(r["queue"])
+            if group is None:  # a job that began executing between the two reads
+                continue
+            job = _job(r, grace, overdue_before)
+            (group.orphaned if job.orphaned else group.stuck).append(job)
+    capped = counts.capped
     return Lifeline(
-        orphaned=orphaned,
-        stuck=stuck,
-        by_queue=sorted(queues.values(), key=lambda g: g.key),
-        orphaned_count=Count(len(orphaned), "at_least" if capped else "exact"),
-        stuck_count=Count(len(stuck), "at_least" if capped else "exact"),
-        orphaned_producers=len(producers),
+        by_queue=[queues[k] for k in sorted(queues)],
+        orphaned_count=Count(counts.orphaned, "at_least" if capped else "exact"),
+        stuck_count=Count(counts.stuck, "at_least" if capped else "exact"),
+        orphaned_producers=counts.orphaned_producers,
         grace_seconds=grace,
         stuck_after_seconds=stuck_after,
+        each=each,
     )
 
 

@@ -73,40 +73,49 @@ SET state = 'discarded'::oban_job_state, discarded_at = timezone('UTC', now())
 WHERE state = 'available' AND attempt >= max_attempts
 RETURNING id, state::text AS state, queue
 
--- name: executing_evidence
--- The executing jobs that are orphaned (no heartbeat within ``grace``) or stuck (running
--- longer than ``stuck_after`` on a live producer), of one queue or all (``queue`` NULL),
--- oldest first, each with its evidence. At most ``scan`` executing jobs are looked at.
-WITH live AS (
+-- name: executing_sample
+-- The evidence a page writes out, after executing_counts counted: for each (queue, kind)
+-- it found (``queues``, ``orphaned``: true for orphaned, false for stuck), the ``take``
+-- oldest such jobs among the same ``scan`` oldest executing jobs, each with its evidence.
+-- Orphaned and stuck jobs are the long-running ones, so each lateral read stops after a
+-- few rows of the oldest-first window (at most ``scan``); a page gets a few rows per queue
+-- however many jobs are orphaned. The live producers are read once (MATERIALIZED).
+WITH live AS MATERIALIZED (
     SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
            coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
     FROM oban_producers
     WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+), wanted AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(orphaned)s::bool[], %(take)s::int[])
+        AS w(queue, orphaned, take)
 )
-SELECT executing.*, hb.last_heartbeat FROM (
+SELECT s.*, NOT w.orphaned AS producer_live, hb.last_heartbeat
+FROM wanted w
+CROSS JOIN LATERAL (
     SELECT j.id, j.queue, j.worker, j.attempt, j.max_attempts, j.attempted_at,
            j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
            cardinality(j.attempted_by) >= 2 AS has_producer,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
-               AS running_seconds,
-           CASE WHEN cardinality(j.attempted_by) >= 2
-                THEN j.attempted_by[2] = ANY(live.uuids)
-                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                              false) END AS producer_live
-    FROM oban_jobs j, live
-    WHERE j.state = 'executing'
-      AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
-    ORDER BY j.attempted_at ASC NULLS FIRST
-    LIMIT %(scan)s
-) executing
+               AS running_seconds
+    FROM (SELECT * FROM oban_jobs
+          WHERE state = 'executing'
+          ORDER BY attempted_at ASC NULLS FIRST
+          LIMIT %(scan)s) j, live
+    WHERE j.queue = w.queue
+      AND CASE WHEN cardinality(j.attempted_by) >= 2
+               THEN j.attempted_by[2] = ANY(live.uuids)
+               ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
+                             false) END = NOT w.orphaned
+      AND (w.orphaned OR j.attempted_at IS NULL
+           OR j.attempted_at < timezone('UTC', now()) - make_interval(secs => %(stuck_after)s))
+    LIMIT w.take
+) s
 LEFT JOIN LATERAL (
     SELECT max(p.updated_at) AS last_heartbeat FROM oban_producers p
-    WHERE CASE WHEN executing.has_producer THEN p.uuid::text = executing.producer
-               ELSE p.node = executing.node AND p.queue = executing.queue END
+    WHERE CASE WHEN s.has_producer THEN p.uuid::text = s.producer
+               ELSE p.node = s.node AND p.queue = s.queue END
 ) hb ON true
-WHERE NOT producer_live OR running_seconds > %(stuck_after)s OR running_seconds IS NULL
-ORDER BY attempted_at ASC NULLS FIRST
-LIMIT %(limit)s
+ORDER BY s.queue, producer_live, s.attempted_at ASC NULLS FIRST, s.id
 
 -- name: executing_counts
 -- executing_evidence's classification without its evidence, for exporters: the same
@@ -182,6 +191,38 @@ FOR UPDATE OF j
 SELECT EXISTS (SELECT 1 FROM oban_producers WHERE queue = %(queue)s)
     OR EXISTS (SELECT 1 FROM oban_jobs WHERE state = 'executing' AND queue = %(queue)s)
     AS known
+
+-- name: queue_repair_set
+-- A queue's repair set, as its preview fixes it: the orphaned (``kind`` 'orphaned': no
+-- heartbeat of the producer within ``grace``) or stuck (``kind`` 'stuck': running longer
+-- than ``stuck_after`` on a live producer) executing jobs of ``queue``, oldest first, at
+-- most ``limit``; every row carries how many there are in all. Read through oban's
+-- (state, queue, ...) index: the queue's executing jobs only; the live producers are read
+-- once (MATERIALIZED).
+WITH live AS MATERIALIZED (
+    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
+           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
+    FROM oban_producers
+    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+), executing AS (
+    SELECT j.id, j.attempted_at,
+           extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
+               AS running_seconds,
+           CASE WHEN cardinality(j.attempted_by) >= 2
+                THEN j.attempted_by[2] = ANY(live.uuids)
+                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
+                              false) END AS producer_live
+    FROM oban_jobs j, live
+    WHERE j.state = 'executing' AND j.queue = %(queue)s::text
+), matching AS (
+    SELECT id, attempted_at FROM executing
+    WHERE CASE WHEN %(kind)s::text = 'orphaned' THEN NOT producer_live
+               ELSE producer_live AND running_seconds > %(stuck_after)s END
+)
+SELECT id, count(*) OVER () AS total
+FROM matching
+ORDER BY attempted_at ASC NULLS FIRST, id
+LIMIT %(limit)s
 
 -- name: operator_rescue
 -- An operator's rescue of the given executing jobs (checked and locked by the pipeline):

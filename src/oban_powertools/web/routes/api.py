@@ -182,7 +182,14 @@ async def confirm(request: Request) -> JSONResponse:
             raise PreviewNotFound()  # not shaped like a token: no preview can match
         result = await pipeline.execute(viewer.actor, token, reason, surface="api")
         preview = preview_json(display, result.preview)
-        return JSONResponse({"audit_event_id": result.audit_event_id, "preview": preview})
+        return JSONResponse(
+            {
+                "audit_event_id": result.audit_event_id,
+                "preview": preview,
+                # Targets that had changed by the confirm and were left (a selected set).
+                "skipped": result.skipped,
+            }
+        )
 
     return await answered(display, "confirm", confirmed(token, reason))
 

@@ -16,7 +16,7 @@ from ..access import Viewer, plane_of, require
 from ..charts import SERIES, activity_chart
 from ..pages import page
 from ..templating import is_poll
-from .queues import lifeline_section
+from .queues import lifeline_beside, lifeline_section
 
 # The page permission that lets a viewer see one resource of each kind the overview names.
 VIEW_OF = {"cron_entry": "view_cron", "queue": "view_queues", "job": "view_jobs"}
@@ -65,34 +65,37 @@ async def visible_parts(
 async def overview(request: Request) -> Response:
     viewer = await require(request, "view_overview", Resource("overview"))
     plane = plane_of(request)
-    data = await overview_model.overview(
-        plane.powertools.db,
-        plane.display,
-        bridge=await viewer.sees_bridge(),
-        stuck_after=plane.config.stuck_after_seconds,
-        include_audit=await viewer.can("view_audit", Resource("audit")),
-        window=rollups.window_of(request.query_params.get("window")),
-    )
-    data, hidden = await visible_parts(viewer, data)
-    # The overview links to native actions; say up front when this actor cannot take any.
-    read_only = not await viewer.can_any(
-        (action.name, Resource(action.resource_type)) for action in all_actions()
-    )
-    name = "overview_live.html" if is_poll(request) else "overview.html"
-    return await page(
-        request,
-        viewer,
-        name,
-        {
-            "data": data,
-            "hidden": hidden,
-            "charts": [activity_chart(data.activity, s) for s in SERIES],
-            "lifeline": await lifeline_section(viewer),
-            "lifeline_return": "/",
-        },
-        section="overview",
-        read_only=read_only,
-    )
+    bridge = await viewer.sees_bridge()
+    include_audit = await viewer.can("view_audit", Resource("audit"))
+    async with lifeline_beside(plane) as lifeline:
+        data = await overview_model.overview(
+            plane.powertools.db,
+            plane.display,
+            bridge=bridge,
+            stuck_after=plane.config.stuck_after_seconds,
+            include_audit=include_audit,
+            window=rollups.window_of(request.query_params.get("window")),
+        )
+        data, hidden = await visible_parts(viewer, data)
+        # The overview links to native actions; say up front when this actor cannot take any.
+        read_only = not await viewer.can_any(
+            (action.name, Resource(action.resource_type)) for action in all_actions()
+        )
+        name = "overview_live.html" if is_poll(request) else "overview.html"
+        return await page(
+            request,
+            viewer,
+            name,
+            {
+                "data": data,
+                "hidden": hidden,
+                "charts": [activity_chart(data.activity, s) for s in SERIES],
+                "lifeline": await lifeline_section(viewer, lifeline),
+                "lifeline_return": "/",
+            },
+            section="overview",
+            read_only=read_only,
+        )
 
 
 routes = [Route("/", overview, methods=["GET"], name="overview")]
