@@ -60,7 +60,10 @@ async def step_b(url: str) -> dict[str, Any]:
 
 async def finish_a(conn: psycopg.AsyncConnection[Any], workflow: Workflow) -> Progress:
     """What the ack of step a's job runs after oban's ack, in ``conn``'s transaction."""
-    return await propagate(conn, "public", [Finish(workflow.id, "a", "completed")], wake=print)
+    woken: list[str] = []
+    return await propagate(
+        conn, "public", [Finish(workflow.id, "a", "completed")], wake=woken.append
+    )
 
 
 async def test_an_append_that_locked_first_is_released_by_the_ack_waiting_on_it(
