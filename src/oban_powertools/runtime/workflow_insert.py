@@ -9,8 +9,9 @@ and the edges. Steps with nothing pending in a started workflow are inserted
 it all runs in the caller's transaction (a savepoint in it): a rollback leaves nothing.
 
 Appended steps (:meth:`Workflow.appending_to`) first lock their workflow's row, the
-row every ack of one of its steps locks before it reads the edges, so a dependency
-finishing meanwhile is either seen finished here or sees the new edges. A dependency
+row every ack of one of its steps locks, and grow its ``steps_total`` before commit, so a
+dependency finishing meanwhile is either seen finished here or, its ack seeing the
+grown row, reads the new edges (see :mod:`.workflow_release`). A dependency
 already completed (or finished in a way the step ignores) counts as satisfied; one
 that takes the step down cancels it at insert, through the same propagation as an ack.
 

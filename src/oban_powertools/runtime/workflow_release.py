@@ -4,31 +4,42 @@ The workflow follow-up of :mod:`.acks` (and the routine the repair and the inser
 appended steps reuse). Given steps that finished, in one transaction:
 
 1. each step's outcome is recorded once and the workflows' counters are incremented,
-   their rows locked in id order (``finish_steps``, one statement). A step already
-   finished, by a re-ack or an operator's retry of a finished step, is left out, so
-   nothing below runs twice for it. A workflow whose steps have all finished takes its
-   final state (the worst outcome of its steps) and, when it is a sub-workflow,
-   finishes its parent's step in turn;
+   their rows locked in id order. A step already finished, by a re-ack or an
+   operator's retry of a finished step, is left out, so nothing below runs twice for
+   it. A workflow whose steps have all finished takes its final state (the worst
+   outcome of its steps) and, when it is a sub-workflow, finishes its parent's step in
+   turn;
 2. the dependents of the finished steps are decremented (``pending``) by the
    dependencies satisfied: completed, or cancelled / discarded where the dependent's
-   policy is ``ignore``; a job step left with nothing pending is released in the same
-   statement (``satisfy_dependents``): its job goes from ``suspended`` to ``available``
-   and its queue is woken (``wake``: the ack sends oban's insert notification where the
-   acking producer will not fetch the job itself, see :mod:`.acks`), so the release does
-   not wait for the stager's poll. A dependency cancelled / discarded under
-   ``cancel`` cancels the dependent instead (its job is cancelled without running, the
-   reason in ``meta.workflow_cancelled``), which finishes it and goes on down the
-   graph; a sub-workflow step with nothing pending starts its sub-workflow (its steps
-   without dependencies are released).
+   policy is ``ignore``; a job step left with nothing pending is released: its job goes
+   from ``suspended`` to ``available`` and its queue is woken (``wake``: the ack sends
+   oban's insert notification where the acking producer will not fetch the job itself,
+   see :mod:`.acks`), so the release does not wait for the stager's poll. A dependency
+   cancelled / discarded under ``cancel`` cancels the dependent instead (its job is
+   cancelled without running, the reason in ``meta.workflow_cancelled``), which
+   finishes it and goes on down the graph; a sub-workflow step with nothing pending
+   starts its sub-workflow (its steps without dependencies are released).
 
-Both repeat with what they finished (cancelled dependents, finished sub-workflows)
-until nothing more changes. A step of a chain costs the ack two statements.
+Both are ONE statement (``finish_steps``), and repeat with what they finished (cancelled
+dependents, finished sub-workflows) until nothing more changes: a step of a chain costs
+the ack one statement after oban's ack.
 
 ``wake(queue)`` is called once per job released available into ``queue``.
 
-Why the workflow row is locked before the edges are read: steps appended to a running
-workflow lock the same row before they read how their dependencies stand, so either the
-append sees a dependency's outcome, or this sees the append's new edges.
+Steps appended to a running workflow
+====================================
+
+An append locks the workflow's row, reads how the dependencies of its new steps stand,
+inserts the steps and their edges, and grows the row's ``steps_total``, all before it
+commits; ``finish_steps`` locks the same row. When the ack locks it first, the append
+waits, then reads the dependency finished. When the append locks it first, the ack's
+statement waits for the append's commit, but its snapshot (taken before it waited)
+does not hold the new edges: the statement sees that the row as locked counts more
+steps than the row in its snapshot, satisfies no dependent of that workflow's steps,
+and says so (the workflow is not ``fresh``); the dependents of those steps are then
+satisfied by a second statement (``satisfy_dependents``), whose snapshot, taken with
+the lock held, holds every edge appended before. Only an append that raced the ack
+pays that statement.
 """
 
 from __future__ import annotations
@@ -181,16 +192,21 @@ async def propagate(
         taken_down = [r for r in finished if r["cancelled_by"] is not None]
         if taken_down:
             await _take_down(cur, schema, taken_down, after, progress)
-        await cur.execute(
-            Q.satisfy_dependents.at(schema),
-            {
-                "workflow_ids": [r["workflow_id"] for r in finished],
-                "names": [r["name"] for r in finished],
-                "outcomes": [r["outcome"] for r in finished],
-            },
-        )
+        dependents = [r for r in rows if r["kind"] == "dependent"]
+        stale = {r["workflow_id"] for r in rows if r["kind"] == "workflow" and not r["fresh"]}
+        if stale:  # appended to meanwhile: its edges are read again (module docstring)
+            again = [r for r in finished if r["workflow_id"] in stale]
+            await cur.execute(
+                Q.satisfy_dependents.at(schema),
+                {
+                    "workflow_ids": [r["workflow_id"] for r in again],
+                    "names": [r["name"] for r in again],
+                    "outcomes": [r["outcome"] for r in again],
+                },
+            )
+            dependents.extend(await cur.fetchall())
         starting: list[dict[str, Any]] = []
-        for d in await cur.fetchall():
+        for d in dependents:
             if d["fatal_dep"] is not None:
                 reason = f"workflow dependency {d['fatal_dep']}"
                 after.append(Finish(d["workflow_id"], d["name"], "cancelled", reason))

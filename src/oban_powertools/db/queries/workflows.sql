@@ -79,7 +79,8 @@ FROM unnest(%(workflow_ids)s::uuid[], %(upstreams)s::text[], %(downstreams)s::te
 
 -- name: lock_workflow
 -- The workflow steps are appended to, locked: a step finishing meanwhile (its ack locks
--- the row before it reads the edges) waits, and then sees the new edges.
+-- the row too, in finish_steps) waits, sees the grown steps_total, and reads the new
+-- edges again (runtime/workflow_release.py).
 SELECT id, name, state FROM {schema}.powertools_workflows WHERE id = %(id)s FOR NO KEY UPDATE
 
 -- name: existing_steps
@@ -90,20 +91,31 @@ WHERE workflow_id = %(id)s AND name = ANY(%(names)s::text[])
 
 -- name: grow_workflow
 -- Count appended steps into their workflow (and the ones cancelled at insert as done).
+-- An append always grows steps_total: finish_steps tells by it that its snapshot may
+-- lack the appended edges.
 UPDATE {schema}.powertools_workflows
 SET steps_total = steps_total + %(added)s,
     steps_cancelled = steps_cancelled + %(cancelled)s
 WHERE id = %(id)s
 
 -- name: finish_steps
--- Record how steps finished, once, and count them into their workflows, in one
--- statement. A step already finished (a re-ack, an operator's retry of a finished step)
--- is left out, so nothing after this runs twice for it. Step rows, then workflow rows,
--- are locked in key order; a workflow's new counts are computed from its row as locked
--- (never from the statement's snapshot, which a concurrent ack may have outdated), and
--- one whose steps have all finished takes the worst outcome among them as its state.
--- Returns the steps finished (kind 'step') and the workflows counted (kind 'workflow':
--- whether it finished now, and the parent step it stands for).
+-- Record how steps finished, once, count them into their workflows, and satisfy their
+-- dependents, in one statement. A step already finished (a re-ack, an operator's retry
+-- of a finished step) is left out, so nothing after this runs twice for it. Step rows,
+-- then workflow rows, then the dependents' step rows are locked in key order; a
+-- workflow's new counts are computed from its row as locked (never from the
+-- statement's snapshot, which a concurrent ack may have outdated), and one whose steps
+-- have all finished takes the worst outcome among them as its state.
+-- The dependents are read in the statement's snapshot, taken before the workflow row
+-- was locked: steps appended meanwhile (an append holds that lock while it reads how
+-- the dependencies stand, and grows steps_total before it commits) are not in it. So a
+-- workflow is ``fresh`` when its row as locked still counts the steps_total of the
+-- snapshot; only then are its finished steps' dependents satisfied here (as
+-- ``satisfy_dependents`` does: decremented, released, or named a ``fatal_dep``), the
+-- caller running ``satisfy_dependents`` in a new statement for the others.
+-- Returns the steps finished (kind 'step'), the workflows counted (kind 'workflow':
+-- whether it finished now, the parent step it stands for, whether it was fresh) and
+-- the dependents satisfied (kind 'dependent', the columns of ``satisfy_dependents``).
 WITH f AS (
     SELECT DISTINCT ON (workflow_id, name) workflow_id, name, outcome, cancelled_by
     FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[],
@@ -130,9 +142,14 @@ WITH f AS (
     FROM finished
     GROUP BY workflow_id
 ), workflows_locked AS (
-    SELECT w.id FROM {schema}.powertools_workflows w JOIN c ON c.workflow_id = w.id
+    SELECT w.id, w.steps_total FROM {schema}.powertools_workflows w JOIN c ON c.workflow_id = w.id
     ORDER BY w.id
     FOR NO KEY UPDATE OF w
+), fresh AS (
+    SELECT l.id
+    FROM workflows_locked l
+    JOIN {schema}.powertools_workflows snap ON snap.id = l.id
+    WHERE snap.steps_total = l.steps_total
 ), counted AS (
     UPDATE {schema}.powertools_workflows w
     SET steps_completed = w.steps_completed + c.completed,
@@ -154,14 +171,67 @@ WITH f AS (
     WHERE w.id = c.workflow_id AND workflows_locked.id = w.id
     RETURNING w.id, w.state, w.finished_at = now() AS finished, w.parent_workflow_id,
               w.parent_step
+), hits AS (
+    SELECT e.workflow_id, e.downstream AS name,
+           count(*) FILTER (WHERE u.outcome = 'completed'
+                               OR (u.outcome = 'cancelled' AND d.on_dep_cancelled = 'ignore')
+                               OR (u.outcome = 'discarded' AND d.on_dep_discarded = 'ignore'))
+               AS satisfied,
+           min(u.name || ' ' || u.outcome)
+               FILTER (WHERE (u.outcome = 'cancelled' AND d.on_dep_cancelled = 'cancel')
+                          OR (u.outcome = 'discarded' AND d.on_dep_discarded = 'cancel'))
+               AS fatal_dep
+    FROM finished u
+    JOIN fresh ON fresh.id = u.workflow_id
+    JOIN {schema}.powertools_workflow_edges e
+      ON e.workflow_id = u.workflow_id AND e.upstream = u.name
+    JOIN {schema}.powertools_workflow_steps d
+      ON d.workflow_id = e.workflow_id AND d.name = e.downstream AND d.outcome IS NULL
+    -- A dependent finishing in this very batch (it ran early: an operator's doing) is
+    -- done already.
+    WHERE NOT EXISTS (SELECT 1 FROM f AS g
+                      WHERE g.workflow_id = e.workflow_id AND g.name = e.downstream)
+    GROUP BY e.workflow_id, e.downstream
+), dependents_locked AS (
+    SELECT d.workflow_id, d.name
+    FROM {schema}.powertools_workflow_steps d
+    JOIN hits h ON h.workflow_id = d.workflow_id AND h.name = d.name
+    ORDER BY d.workflow_id, d.name
+    FOR NO KEY UPDATE OF d
+), decremented AS (
+    UPDATE {schema}.powertools_workflow_steps d
+    SET pending = greatest(d.pending - h.satisfied, 0)
+    FROM hits h, dependents_locked l
+    WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND d.outcome IS NULL
+      AND l.workflow_id = d.workflow_id AND l.name = d.name
+    RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
+), released AS (
+    UPDATE {schema}.oban_jobs j
+    SET state = (CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
+                      ELSE 'available' END)::{schema}.oban_job_state,
+        scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
+    FROM decremented
+    WHERE j.id = decremented.job_id AND decremented.pending = 0
+      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
+    RETURNING j.id, j.queue, j.state::text AS state
 )
 SELECT 'step' AS kind, workflow_id, name, outcome, job_id, sub_workflow_id, cancelled_by,
-       NULL::boolean AS finished, NULL::uuid AS parent_workflow_id, NULL::text AS parent_step
+       NULL::boolean AS finished, NULL::uuid AS parent_workflow_id, NULL::text AS parent_step,
+       NULL::boolean AS fresh, NULL::int AS pending, NULL::text AS fatal_dep,
+       NULL::bigint AS released_id, NULL::text AS released_queue,
+       NULL::text AS released_state
 FROM finished
 UNION ALL
 SELECT 'workflow', id, NULL, state, NULL, NULL, NULL, finished, parent_workflow_id,
-       parent_step
+       parent_step, EXISTS (SELECT 1 FROM fresh WHERE fresh.id = counted.id), NULL, NULL,
+       NULL, NULL, NULL
 FROM counted
+UNION ALL
+SELECT 'dependent', decremented.workflow_id, decremented.name, NULL, decremented.job_id,
+       decremented.sub_workflow_id, NULL, NULL, NULL, NULL, NULL, decremented.pending,
+       decremented.fatal_dep, released.id, released.queue, released.state
+FROM decremented
+LEFT JOIN released ON released.id = decremented.job_id
 
 -- name: lock_workflows
 -- Lock workflows in id order (the repair, before it reads what it repairs).
@@ -171,13 +241,15 @@ ORDER BY id
 FOR NO KEY UPDATE
 
 -- name: satisfy_dependents
--- For steps that just finished (their workflows locked by finish_steps, so this
--- statement's snapshot sees every edge appended before), their dependents not finished
--- yet: the dependencies this satisfies (completed, or cancelled / discarded where the
--- dependent ignores that) are taken off ``pending``; ``fatal_dep`` names a dependency
--- that takes the dependent down instead (the caller cancels it). A job step left with
--- nothing pending is released in the same statement (due now, or at its own later
--- scheduled_at); the caller decides which queues to wake. Rows locked in key order.
+-- The dependents of steps that just finished, satisfied in a statement of their own: for
+-- the steps of a workflow ``finish_steps`` found appended to between its snapshot and its
+-- lock (not ``fresh``). The workflows are locked by then, so this statement's snapshot
+-- sees every edge appended before. Their dependents not finished yet: the dependencies
+-- this satisfies (completed, or cancelled / discarded where the dependent ignores that)
+-- are taken off ``pending``; ``fatal_dep`` names a dependency that takes the dependent
+-- down instead (the caller cancels it). A job step left with nothing pending is released
+-- in the same statement (due now, or at its own later scheduled_at); the caller decides
+-- which queues to wake. Rows locked in key order.
 WITH f AS (
     SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[])
         AS f(workflow_id, name, outcome)
