@@ -1,7 +1,7 @@
 """Every control-plane page at 100k, 1M and 10M jobs, beside the naive query for the same view.
 
     python -m bench.pages [--sizes 100000,1000000,10000000] [--rounds 30] [--naive-rounds 5]
-                          [--keep] [--section NAME] [--note TEXT]
+                          [--keep] [--section NAME] [--note TEXT] [--freeze-gc]
 
 For each size a database is seeded (bench.seed) and the ASGI app is driven in-process
 through httpx's ASGITransport with a permissive auth seam: the wall time of each request
@@ -14,12 +14,18 @@ the same run. ``--keep`` keeps the seeded databases between runs (seeding 10M jo
 minutes); a kept database gets pending migrations applied before it is measured.
 
 Targets: p95 <= 100 ms at 10M jobs, and p95(10M) / p95(100k) <= 2 for every page.
+
+The section says how many full garbage collections ran during the timed requests: each
+walks every object of the process (45 ms here) inside whichever request is in flight.
+``--freeze-gc`` measures the pages as a host that freezes its start-up objects
+(docs/installation.md) runs them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
@@ -317,8 +323,8 @@ async def subjects(url: str, jobs: int) -> Subjects:
 
 
 async def measure_size(
-    jobs: int, rounds: int, naive_rounds: int, keep: bool
-) -> tuple[list[Page], dict[str, tuple[Timing, Timing]], str]:
+    jobs: int, rounds: int, naive_rounds: int, keep: bool, freeze_gc: bool = False
+) -> tuple[list[Page], dict[str, tuple[Timing, Timing]], str, int]:
     async with seeded_database(jobs, keep=keep) as url:
         subject = await subjects(url, jobs)
         # The charts draw the job rollup: a day of it, as a leader writes it.
@@ -335,12 +341,20 @@ async def measure_size(
                         response = await client.get(p.path)
                         if response.status_code != 200:
                             raise RuntimeError(f"{p.path}: HTTP {response.status_code}")
-                for _ in range(rounds):
-                    for p in plan:
-                        watch = Stopwatch()
-                        response = await client.get(p.path)
-                        ours[p.label].append(watch())
-                        response.raise_for_status()
+                if freeze_gc:
+                    gc.freeze()  # what the process holds after start-up and warm-up
+                full = full_collections()
+                try:
+                    for _ in range(rounds):
+                        for p in plan:
+                            watch = Stopwatch()
+                            response = await client.get(p.path)
+                            ours[p.label].append(watch())
+                            response.raise_for_status()
+                finally:
+                    gc.callbacks.remove(full.count)
+                    if freeze_gc:
+                        gc.unfreeze()
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as raw:
             for _ in range(naive_rounds):
                 for p in plan:
@@ -353,7 +367,25 @@ async def measure_size(
             p.label: (Timing(p.label, ours[p.label]), Timing(p.naive.label, naive[p.label]))
             for p in plan
         }
-        return plan, results, url
+        return plan, results, url, full.seen
+
+
+@dataclass
+class FullCollections:
+    """How many full (generation 2) collections ran: each walks every tracked object of the
+    process, and runs inside whichever request is in flight."""
+
+    seen: int = 0
+
+    def count(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            self.seen += 1
+
+
+def full_collections() -> FullCollections:
+    counter = FullCollections()
+    gc.callbacks.append(counter.count)
+    return counter
 
 
 def report(
@@ -363,6 +395,8 @@ def report(
     rounds: int,
     naive_rounds: int,
     note: str = "",
+    freeze_gc: bool = False,
+    collections: dict[int, int] | None = None,
 ) -> str:
     out = [
         f"{rounds} requests per page and size (p50 / p95 wall time of the whole request "
@@ -373,6 +407,17 @@ def report(
     ]
     if note:
         out += [f"Conditions: {note.strip()}", ""]
+    frozen = (
+        "frozen after the warm-up (`gc.freeze()`, as docs/installation.md recommends a host do)"
+        if freeze_gc
+        else "not frozen (Python's defaults)"
+    )
+    seen = ", ".join(f"{n:,}: {c}" for n, c in (collections or {}).items())
+    out += [
+        f"Garbage collector: start-up objects {frozen}; full collections during the timed "
+        f"requests, by size: {seen or 'not counted'}.",
+        "",
+    ]
     headers = ["page"]
     for n in sizes:
         headers += [f"ours p50/p95 @{n:,}", f"naive p50/p95 @{n:,}"]
@@ -397,21 +442,30 @@ def report(
 
 
 async def main(
-    sizes: list[int], rounds: int, naive_rounds: int, keep: bool, section: str, note: str = ""
+    sizes: list[int],
+    rounds: int,
+    naive_rounds: int,
+    keep: bool,
+    section: str,
+    note: str = "",
+    freeze_gc: bool = False,
 ) -> None:
     print(f"# bench.pages — {machine()}")
     results: dict[int, dict[str, tuple[Timing, Timing]]] = {}
     plan: list[Page] = []
     url = ""
+    collections: dict[int, int] = {}
     for n in sizes:
-        plan, results[n], url = await measure_size(n, rounds, naive_rounds, keep)
+        plan, results[n], url, collections[n] = await measure_size(
+            n, rounds, naive_rounds, keep, freeze_gc
+        )
         print(f"\n## {n:,} jobs")
         for label, (o, v) in results[n].items():
             print(
                 f"{label:<28} ours p50 {ms(o.p50)} p95 {ms(o.p95)}   "
                 f"naive p50 {ms(v.p50)} p95 {ms(v.p95)}"
             )
-    body = report(sizes, plan, results, rounds, naive_rounds, note)
+    body = report(sizes, plan, results, rounds, naive_rounds, note, freeze_gc, collections)
     print()
     print(body)
     server = url.rsplit("/", 1)[0] + "/postgres" if url else None
@@ -428,6 +482,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--note", default="", help="the run's conditions, written into the section (e.g. load)"
     )
+    parser.add_argument(
+        "--freeze-gc",
+        action="store_true",
+        help="gc.freeze() after the warm-up, as a host following docs/installation.md does",
+    )
     args = parser.parse_args()
     asyncio.run(
         main(
@@ -437,5 +496,6 @@ if __name__ == "__main__":
             args.keep,
             args.section,
             args.note,
+            args.freeze_gc,
         )
     )
