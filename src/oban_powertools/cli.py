@@ -355,12 +355,16 @@ async def _run_action(
         click.echo(
             f"Done: audit event {result.audit_event_id} ({preview.action} on {preview.resource})."
         )
+        if result.skipped:
+            click.echo(
+                f"  left as they were (changed since the preview): {', '.join(result.skipped)}"
+            )
         return 0
 
 
 @main.command()
 @click.argument("action_name", metavar="ACTION")
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
 @click.option(
     "--actor",
     "actor_id",
@@ -386,6 +390,9 @@ def action(
 
     Example: oban-powertools action pause_cron_entry nightly_sync --actor ops-demo
     --reason "upstream outage" --yes
+
+    An action that finds its own targets takes none: rescue_jobs --param queue=mailers
+    --param kind=orphaned previews the queue's orphaned jobs as the database finds them.
     """
     try:
         project = find_project(project_dir)

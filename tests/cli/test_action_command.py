@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -111,3 +113,66 @@ def test_seam_without_cli_support_refuses(example_db: str, monkeypatch: pytest.M
         ],
     )
     assert result.exit_code != 0 and "CLI actions are disabled" in result.output
+
+
+def test_a_queue_repair_from_the_cli_finds_its_own_set(example_db: str) -> None:
+    dead = str(uuid.uuid4())
+    with psycopg.connect(example_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO oban_producers (uuid, name, node, queue, meta, started_at, updated_at) "
+            "VALUES (%s, 'Oban', 'dead-node', 'work', '{}', timezone('UTC', now()), "
+            "timezone('UTC', now()) - interval '1 hour')",
+            (dead,),
+        )
+        orphans = [
+            conn.execute(
+                "INSERT INTO oban_jobs (state, queue, worker, args, attempt, max_attempts, "
+                "attempted_at, attempted_by) VALUES ('executing', 'work', 'app.Work', '{}', 1, "
+                "5, timezone('UTC', now()) - interval '2 hours', %s) RETURNING id",
+                (["dead-node", dead],),
+            ).fetchone()[0]  # type: ignore[index]
+            for _ in range(2)
+        ]
+    result = CliRunner().invoke(
+        main,
+        [
+            "action",
+            "rescue_jobs",
+            "--param",
+            "queue=work",
+            "--param",
+            "kind=orphaned",
+            "--actor",
+            "ops-demo",
+            "--reason",
+            "dead-node was killed",
+            "--yes",
+            "--config",
+            CONFIG,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "audit event" in result.output
+    states = rows(example_db, "SELECT id, state::text AS state FROM oban_jobs ORDER BY id")
+    assert states == [{"id": i, "state": "available"} for i in orphans]
+    (event,) = rows(
+        example_db,
+        "SELECT action, surface, reason, outcome FROM powertools_audit_events "
+        "WHERE outcome = 'succeeded'",
+    )
+    assert event == {
+        "action": "job.rescued",
+        "surface": "cli",
+        "reason": "dead-node was killed",
+        "outcome": "succeeded",
+    }
+
+
+def test_an_action_given_no_target_is_refused(example_db: str) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["action", "pause_cron_entry", "--actor", "ops-demo", "--reason", "why not", "--yes"]
+        + ["--config", CONFIG],
+    )
+    assert result.exit_code != 0 and "at least one target" in result.output, result.output
+    assert rows(example_db, "SELECT paused FROM powertools_cron_entries") == [{"paused": False}]
