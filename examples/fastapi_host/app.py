@@ -6,6 +6,7 @@ the worker process (``examples.fastapi_host.worker``).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
@@ -22,6 +23,9 @@ from .powertools_config import powertools
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Mounted apps do not get lifespan events, so the host opens the library's pool.
     async with powertools:
+        # Start-up is done: keep what exists now out of every later collection
+        # (docs/installation.md, "In production: the garbage collector's pauses").
+        gc.freeze()
         yield
 
 
