@@ -407,21 +407,32 @@ async def test_a_queue_repair_asks_the_seam_about_every_job_it_found(world: Worl
         await pt.pipeline.preview(VIEWER, "rescue_jobs", [], {"queue": "work"})
     with pytest.raises(errors.Unauthorized):
         await pt.pipeline.preview(None, "rescue_jobs", [], {"queue": "work"})
-    # An operator allowed two of the queue's four orphans may not repair the queue's set.
+    # An operator without the action on jobs at all is refused before the set is read: a
+    # queue that does not exist is refused the same way, so the refusal tells nothing.
+    none = Actor("ops-none", "Ops None", "operator", allowed_resources=frozenset())
+    auth.actors[none.id] = none
+    auth.calls.clear()
+    for queue in ("work", "no_such_queue"):
+        with pytest.raises(errors.Unauthorized):
+            await pt.pipeline.preview(none, "rescue_jobs", [], {"queue": queue})
+    assert [c[2] for c in auth.calls if c[0] == "ops-none"] == ["job", "job"]
+    # An operator allowed the action and two of the queue's four orphans may not repair
+    # the queue's set: the seam is asked about every job found.
     partial = Actor(
         "ops-partial",
         "Ops Partial",
         "operator",
-        allowed_resources=frozenset({f"job:{world.orphans[0]}", f"job:{world.orphans[1]}"}),
+        allowed_resources=frozenset({"job", f"job:{world.orphans[0]}", f"job:{world.orphans[1]}"}),
     )
     auth.actors[partial.id] = partial
     auth.calls.clear()
     with pytest.raises(errors.Unauthorized):
         await pt.pipeline.preview(partial, "rescue_jobs", [], {"queue": "work"})
-    asked = [c for c in auth.calls if c[0] == "ops-partial" and c[1] == "rescue_jobs"]
-    assert asked and all(c[2].startswith("job:") for c in asked)
+    asked = [c[2] for c in auth.calls if c[0] == "ops-partial" and c[1] == "rescue_jobs"]
+    assert asked[0] == "job" and len(asked) > 1
+    assert all(c.startswith("job:") for c in asked[1:])
     denied = await audit(pt, "security.denied")
-    assert len(denied) == 3 and {e["command"] for e in denied} == {"rescue_jobs"}
+    assert len(denied) == 5 and {e["command"] for e in denied} == {"rescue_jobs"}
     assert denied[-1]["principal_id"] == "ops-partial"
     assert await previews(pt) == 0
     assert (await states(pt))[world.orphans[0]][0] == "executing"

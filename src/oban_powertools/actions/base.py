@@ -295,10 +295,18 @@ class Action(ABC):
             or t not in expected
             or self.drifted(snapshots[t], expected[t], params)
         ]
-        if drifted:
+        if drifted and (len(drifted) == len(targets) or not self.applies_the_rest(params)):
             return Applied({}, {}, drifted)
-        after = await self.apply(conn, ctx, snapshots, params)
-        return Applied(snapshots, after, [])
+        left = set(drifted)
+        keep = {t: snapshots[t] for t in targets if t not in left}
+        after = await self.apply(conn, ctx, keep, params)
+        return Applied(keep, after, [], drifted)
+
+    def applies_the_rest(self, params: Params) -> bool:
+        """Whether a confirm with some targets drifted changes the others (and names the
+        drifted ones, ``Applied.skipped``) instead of nothing: by default no, a preview's
+        set changes whole or not at all."""
+        return False
 
     def drifted(self, snapshot: Snapshot, expected: Snapshot, params: Params) -> bool:
         """Whether a target, locked and snapshotted again, differs from its preview so that

@@ -39,6 +39,17 @@ class Gate:
             )
         return principal
 
+    async def may_select(self, actor: Any, action: Action) -> bool:
+        """Whether the actor may take the action on its kind at all (``Resource(kind)``, the
+        question a page asks before it offers the action): asked before an action reads
+        the set it selects itself, so a refused actor learns nothing of that set."""
+        if actor is None:
+            return False
+        allowed = await resolve(
+            self._pt.config.auth.authorize(actor, action.name, Resource(action.resource_type))
+        )
+        return allowed is True
+
     async def authorized(self, actor: Any, action: Action, targets: Sequence[str]) -> bool:
         if actor is None:
             return False

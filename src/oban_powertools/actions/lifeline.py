@@ -35,10 +35,8 @@ from typing import Any, LiteralString
 from ..db import Conn, oban_jobs
 from ..db.queries import Statements
 from ..queues.state import QUEUE_PATTERN
-from . import base
 from .base import (
     Action,
-    Applied,
     ApplyContext,
     Params,
     PreviewFields,
@@ -278,36 +276,12 @@ class LifelineJobAction(Action):
             super().drifted(snapshot, expected, params) or self.check(snapshot, params) is not None
         )
 
-    async def apply_checked(
-        self,
-        conn: Conn,
-        ctx: ApplyContext,
-        targets: Sequence[str],
-        params: Params,
-        expected: Snapshots | None,
-    ) -> Applied:
-        """Lock and judge the previewed jobs again. Given jobs change all or none; a
-        queue's set changes the jobs still as previewed and names the others (skipped):
-        the lifeline itself races an operator for orphans, and a set of thousands would
-        otherwise rarely confirm."""
-        if expected is None:
-            cur = await conn.execute(base.Q.preview_before, {"token": ctx.preview_token})
-            row = await cur.fetchone()
-            expected = dict(row["before"]) if row else {}
-        snapshots = await self.snapshot(conn, targets, lock=True)
-        drifted = [
-            t
-            for t in targets
-            if t not in snapshots
-            or t not in expected
-            or self.drifted(snapshots[t], expected[t], params)
-        ]
-        if drifted and ("found" not in params or len(drifted) == len(targets)):
-            return Applied({}, {}, drifted)
-        left = set(drifted)
-        keep = {t: snapshots[t] for t in targets if t not in left}
-        after = await self.apply(conn, ctx, keep, params)
-        return Applied(keep, after, [], drifted)
+    def applies_the_rest(self, params: Params) -> bool:
+        """A queue's set (``found``: the preview selected it) changes the jobs still as
+        previewed and names the others: the lifeline itself races an operator for orphans,
+        and a set of thousands would otherwise rarely confirm. Given jobs change all or
+        none."""
+        return "found" in params
 
 
 def _by(ctx: ApplyContext) -> str:

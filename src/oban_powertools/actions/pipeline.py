@@ -113,9 +113,9 @@ class Pipeline:
         started = time.monotonic_ns()
         action = get_action(action_name)
         if action.selects_targets and not targets:
-            # The action finds its set (a queue's orphaned jobs); each found target then
-            # passes the seam like a given one.
-            if actor is None:
+            # The action finds its set (a queue's orphaned jobs): the seam is asked about the
+            # action before the set is read, then about each found target like a given one.
+            if not await self._gate.may_select(actor, action):
                 await self._deny(actor, action, [], surface, "preview")
                 raise Unauthorized(action.name, f"{action.resource_type}:bulk")
             parsed = action.with_settings(action.parse_params(params or {}), self._pt.config)

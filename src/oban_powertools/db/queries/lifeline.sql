@@ -118,8 +118,8 @@ LEFT JOIN LATERAL (
 ORDER BY s.queue, producer_live, s.attempted_at ASC NULLS FIRST, s.id
 
 -- name: executing_counts
--- executing_evidence's classification without its evidence, for exporters: the same
--- ``scan`` oldest executing jobs, counted per (queue, node, producer). Liveness is decided
+-- The lifeline's classification counted, for the pages and exporters: the ``scan`` oldest
+-- executing jobs, orphaned and stuck ones counted per (queue, node, producer). Liveness is decided
 -- once per group, not per job, and no heartbeat is looked up: a scrape stays cheap when
 -- thousands of jobs are executing.
 WITH live AS (

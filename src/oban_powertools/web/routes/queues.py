@@ -25,8 +25,6 @@ from ..templating import is_poll
 
 QUEUE_ACTIONS = ("pause_queue", "resume_queue", "scale_queue")
 LIFELINE_ACTIONS = ("rescue_jobs", "discard_stuck_jobs")
-# Orphaned and stuck jobs per queue whose evidence the Lifeline section writes out.
-EVIDENCE_EACH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,6 @@ async def lifeline_read(plane: Plane) -> lifeline_model.Lifeline:
             conn,
             grace=config.lifeline_grace_seconds,
             stuck_after=config.stuck_after_seconds,
-            each=EVIDENCE_EACH,
         )
 
 
