@@ -7,12 +7,19 @@ oban's producer flushes the acks of the jobs it ran in one call to ``query.ack_j
 * acks whose jobs carry none of the composites' meta keys go to the previous hook
   (oban's own ack) untouched: plain jobs pay nothing but one dict lookup per key;
 * the others are acked in ONE transaction on oban's pool: oban's ack for all of them in
-  one statement (``acks.ack_jobs``: oban's semantics, ``attempted_at`` guard included,
-  so a stale ack changes nothing), then each composite's follow-up with the rows really
-  acked, then oban's insert notification for the queues the follow-ups made more jobs
-  available in than the ack freed slots there. Any error rolls the whole transaction
-  back; oban keeps the acks and flushes them again on its next pass, and the guard
-  makes that safe.
+  one statement (oban's semantics, ``attempted_at`` guard included, so a stale ack
+  changes nothing), then each composite's follow-up with the rows really acked, then
+  oban's insert notification for the queues the follow-ups made more jobs available in
+  than the ack freed slots there. Any error rolls the whole transaction back; oban
+  keeps the acks and flushes them again on its next pass, and the guard makes that
+  safe.
+
+The ack statement is the workflows' ``finish_steps``
+(:func:`.workflow_release.ack_and_finish`): besides the ack, it finishes the steps the
+acks finished and releases their dependents, so the commonest composite, a workflow
+step, costs its ack one statement, as a plain job's ack costs oban's. What it did for
+the workflows is handed to their follow-up (``AckTransaction.workflow_rows``), which
+goes on from there where there is more to do.
 
 Why not every release notifies
 ==============================
@@ -59,7 +66,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ..batches.model import BATCH_KEY
@@ -80,12 +86,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Q = StatementsInSchema(acks="ack_jobs wake_queues")
+Q = StatementsInSchema(acks="wake_queues")
 
 
 @dataclass(frozen=True, slots=True)
 class AckedJob:
-    """A job as the ack left it (the row ``acks.ack_jobs`` returned)."""
+    """A job as the ack left it (a row of kind 'acked' of the ack statement)."""
 
     id: int
     state: str
@@ -95,6 +101,18 @@ class AckedJob:
     max_attempts: int
     meta: Mapping[str, Any]
 
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> AckedJob:
+        return cls(
+            row["job_id"],
+            row["state"],
+            row["queue"],
+            row["worker"],
+            row["attempt"],
+            row["max_attempts"],
+            row["meta"],
+        )
+
 
 @dataclass(slots=True)
 class AckTransaction:
@@ -102,6 +120,8 @@ class AckTransaction:
 
     conn: AsyncConnection[Any]
     schema: str
+    # What the ack statement did for workflow steps (see the module docstring).
+    workflow_rows: list[dict[str, Any]] = field(default_factory=list)
     # Slots the ack freed in the acking producer, by queue (see the module docstring).
     freed: dict[str, int] = field(default_factory=dict)
     _woken: dict[str, int] = field(default_factory=dict)
@@ -164,9 +184,12 @@ async def ack_in_transaction(
     transaction on ``conn``; the telemetry of the follow-ups is emitted after commit."""
     tx = AckTransaction(conn, schema)
     async with conn.transaction():
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(Q.ack_jobs.at(schema), _params(acks))
-        acked = [AckedJob(**row) for row in await cur.fetchall()]
+        acked: list[AckedJob] = []
+        for row in await workflow_release.ack_and_finish(conn, schema, _params(acks)):
+            if row["kind"] == "acked":
+                acked.append(AckedJob.of(row))
+            else:
+                tx.workflow_rows.append(row)
         for job in acked:
             tx.freed[job.queue] = tx.freed.get(job.queue, 0) + 1
         for composite in COMPOSITES:
@@ -175,7 +198,7 @@ async def ack_in_transaction(
                 await composite.follow_up(tx, mine)
         queues = tx.queues_to_wake()
         if queues:
-            await cur.execute(
+            await conn.execute(
                 Q.wake_queues.at(schema), {"channel": f"{schema}.oban_insert", "queues": queues}
             )
     for callback in tx._after_commit:

@@ -21,8 +21,9 @@ appended steps reuse). Given steps that finished, in one transaction:
    starts its sub-workflow (its steps without dependencies are released).
 
 Both are ONE statement (``finish_steps``), and repeat with what they finished (cancelled
-dependents, finished sub-workflows) until nothing more changes: a step of a chain costs
-the ack one statement after oban's ack.
+dependents, finished sub-workflows) until nothing more changes. The ack is that
+statement's first round (:func:`ack_and_finish`): it acks the jobs too, so a step of a
+chain costs its ack one statement, as a plain job's ack costs oban's.
 
 ``wake(queue)`` is called once per job released available into ``queue``.
 
@@ -45,7 +46,7 @@ pays that statement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -55,7 +56,7 @@ from psycopg.rows import dict_row
 
 from .. import telemetry
 from ..db.queries import StatementsInSchema
-from ..workflows.plan import STEP_KEY, WORKFLOW_KEY
+from ..workflows.plan import WORKFLOW_KEY
 
 if TYPE_CHECKING:
     from .acks import AckedJob, AckTransaction
@@ -65,6 +66,7 @@ __all__ = [
     "RELEASED_EVENT",
     "Finish",
     "Progress",
+    "ack_and_finish",
     "after_ack",
     "propagate",
     "release_ready",
@@ -141,43 +143,56 @@ class Progress:
         return bool(self.finished or self.released or self.started)
 
 
-def _finishes(acked: Iterable[AckedJob]) -> list[Finish]:
-    found: list[Finish] = []
+async def ack_and_finish(
+    conn: AsyncConnection[Any], schema: str, acks: Mapping[str, list[Any]]
+) -> list[dict[str, Any]]:
+    """Ack jobs (``acks``: the arrays of ``finish_steps``' ack, built by :mod:`.acks`) and
+    take the first round of :func:`propagate` for the steps they finished, in one
+    statement on ``conn``. Returns its rows: kind 'acked' for the jobs acked, the others
+    for :func:`after_ack` to go on from."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(Q.finish_steps.at(schema), {**acks, **_finish_params(())})
+    return await cur.fetchall()
+
+
+def _warn_malformed(acked: Iterable[AckedJob]) -> None:
+    # finish_steps finished no step for these: say why, once per job.
     for job in acked:
         if job.state not in FINISHED_STATES:
             continue  # retryable, snoozed: the step is not done
         try:
-            workflow_id = UUID(str(job.meta[WORKFLOW_KEY]))
+            UUID(str(job.meta[WORKFLOW_KEY]))
         except (KeyError, ValueError):
             logger.warning("job %s has a malformed meta.workflow_id; not a step", job.id)
-            continue
-        step = job.meta.get(STEP_KEY)
-        if isinstance(step, str):
-            found.append(Finish(workflow_id, step, job.state))
-    return found
 
 
 async def after_ack(tx: AckTransaction, acked: Sequence[AckedJob]) -> None:
-    """The ack follow-up: see the module docstring."""
-    finishes = _finishes(acked)
-    if not finishes:
+    """The ack follow-up: the ack statement took the first round (:func:`ack_and_finish`);
+    this goes on from what it returned (see the module docstring)."""
+    _warn_malformed(acked)
+    if not tx.workflow_rows:
         return
-    progress = await propagate(tx.conn, tx.schema, finishes, wake=tx.wake)
+    progress = await propagate(tx.conn, tx.schema, (), wake=tx.wake, first=tx.workflow_rows)
     if progress.released or progress.cancelled or progress.workflows_finished:
         tx.after_commit(lambda: progress.emit("ack"))
 
 
 async def propagate(
-    conn: AsyncConnection[Any], schema: str, finishes: Sequence[Finish], *, wake: Wake
+    conn: AsyncConnection[Any],
+    schema: str,
+    finishes: Sequence[Finish],
+    *,
+    wake: Wake,
+    first: Sequence[dict[str, Any]] | None = None,
 ) -> Progress:
     """Record ``finishes`` and everything they imply, on ``conn`` (inside the caller's
-    transaction). ``wake(queue)`` is called for every queue a job was released into."""
+    transaction). ``wake(queue)`` is called for every queue a job was released into.
+    ``first``: the rows of a ``finish_steps`` already run (by the ack), in place of
+    running it for ``finishes``."""
     cur = conn.cursor(row_factory=dict_row)
     progress = Progress()
-    candidates = list(finishes)
-    while candidates:
-        await cur.execute(Q.finish_steps.at(schema), _finish_params(candidates))
-        rows = await cur.fetchall()
+    rows = list(first) if first is not None else await _finish(cur, schema, finishes)
+    while rows:
         finished = [r for r in rows if r["kind"] == "step"]
         if not finished:
             break
@@ -218,8 +233,16 @@ async def propagate(
                 starting.append(d)
         if starting:
             await release_ready(cur, schema, starting, wake=wake, progress=progress)
-        candidates = after
+        rows = await _finish(cur, schema, after)
     return progress
+
+
+async def _finish(cur: Any, schema: str, finishes: Sequence[Finish]) -> list[dict[str, Any]]:
+    if not finishes:
+        return []
+    await cur.execute(Q.finish_steps.at(schema), {**NO_ACKS, **_finish_params(finishes)})
+    rows: list[dict[str, Any]] = await cur.fetchall()
+    return rows
 
 
 async def _take_down(
@@ -273,6 +296,13 @@ async def release_ready(
             rows = await cur.fetchall()
             jobs = [r["job_id"] for r in rows if r["job_id"] is not None]
             subs = [r["sub_workflow_id"] for r in rows if r["sub_workflow_id"] is not None]
+
+
+# finish_steps acking nothing.
+NO_ACKS: Mapping[str, list[Any]] = {
+    key: []
+    for key in ("ids", "attempted_at", "states", "attempt_change", "schedule_in", "errors", "meta")
+}
 
 
 def _finish_params(finishes: Sequence[Finish]) -> dict[str, list[Any]]:

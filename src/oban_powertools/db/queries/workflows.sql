@@ -99,13 +99,27 @@ SET steps_total = steps_total + %(added)s,
 WHERE id = %(id)s
 
 -- name: finish_steps
--- Record how steps finished, once, count them into their workflows, and satisfy their
--- dependents, in one statement. A step already finished (a re-ack, an operator's retry
--- of a finished step) is left out, so nothing after this runs twice for it. Step rows,
--- then workflow rows, then the dependents' step rows are locked in key order; a
--- workflow's new counts are computed from its row as locked (never from the
--- statement's snapshot, which a concurrent ack may have outdated), and one whose steps
--- have all finished takes the worst outcome among them as its state.
+-- Ack jobs (the flush of a producer's composite jobs: oban's ack, as ``ack_job.sql``
+-- writes it), record how steps finished, once (the steps those acks finished, and the
+-- steps given), count them into their workflows, and satisfy their dependents, in one
+-- statement: a chain's step costs its ack this one statement, as a plain job's ack costs
+-- oban's. Callers that ack nothing (the propagation's later rounds, the repair, an
+-- append) pass empty ack arrays.
+-- The ack has oban's semantics: only a job still executing the very attempt that was
+-- acked (its attempted_at) is written, so a rescued-and-rerun job's stale ack changes
+-- nothing (and finishes no step). A job acked completed / cancelled / discarded whose
+-- meta names a workflow (a well-formed id) and a step finishes that step; any other
+-- meta finishes none (the caller logs the malformed ones).
+-- A step already finished (a re-ack, an operator's retry of a finished step) is left
+-- out, so nothing after this runs twice for it. Step rows, then workflow rows, then the
+-- dependents' step rows, then the jobs released are locked in key order, and tested as
+-- locked (a lock returns the row's latest version): the rows a write touches are found
+-- by primary key alone, so the plan does not hang on statistics a new table lacks (a
+-- test of ``outcome IS NULL`` or ``state`` beside the key let the planner, guessing,
+-- walk a partial index of every unfinished step instead); a workflow's new counts are computed
+-- from its row as locked (never from the statement's snapshot, which a concurrent ack
+-- may have outdated), and one whose steps have all finished takes the worst outcome
+-- among them as its state.
 -- The dependents are read in the statement's snapshot, taken before the workflow row
 -- was locked: steps appended meanwhile (an append holds that lock while it reads how
 -- the dependencies stand, and grows steps_total before it commits) are not in it. So a
@@ -113,26 +127,71 @@ WHERE id = %(id)s
 -- snapshot; only then are its finished steps' dependents satisfied here (as
 -- ``satisfy_dependents`` does: decremented, released, or named a ``fatal_dep``), the
 -- caller running ``satisfy_dependents`` in a new statement for the others.
--- Returns the steps finished (kind 'step'), the workflows counted (kind 'workflow':
--- whether it finished now, the parent step it stands for, whether it was fresh) and
--- the dependents satisfied (kind 'dependent', the columns of ``satisfy_dependents``).
-WITH f AS (
+-- Returns the jobs acked (kind 'acked', with the state the ack wrote), the steps
+-- finished (kind 'step'), the workflows counted (kind 'workflow': whether it finished
+-- now, the parent step it stands for, whether it was fresh) and the dependents
+-- satisfied (kind 'dependent', the columns of ``satisfy_dependents``).
+WITH acked AS (
+    UPDATE {schema}.oban_jobs AS j
+    SET state = a.state::{schema}.oban_job_state,
+        cancelled_at = CASE WHEN a.state = 'cancelled' THEN timezone('UTC', now())
+                            ELSE j.cancelled_at END,
+        completed_at = CASE WHEN a.state = 'completed' THEN timezone('UTC', now())
+                            ELSE j.completed_at END,
+        discarded_at = CASE WHEN a.state = 'discarded' THEN timezone('UTC', now())
+                            ELSE j.discarded_at END,
+        scheduled_at = CASE WHEN a.schedule_in IS NULL THEN j.scheduled_at
+                            ELSE timezone('UTC', now()) + make_interval(secs => a.schedule_in)
+                       END,
+        attempt = coalesce(a.attempt_change + j.attempt, j.attempt),
+        errors = CASE WHEN a.error IS NULL THEN j.errors ELSE j.errors || a.error END,
+        meta = CASE WHEN a.meta IS NULL THEN j.meta ELSE j.meta || a.meta END
+    FROM unnest(%(ids)s::bigint[], %(attempted_at)s::timestamp[], %(states)s::text[],
+                %(attempt_change)s::int[], %(schedule_in)s::int[], %(errors)s::jsonb[],
+                %(meta)s::jsonb[])
+         AS a(id, attempted_at, state, attempt_change, schedule_in, error, meta)
+    WHERE j.id = a.id
+      AND j.state = 'executing'
+      AND j.attempted_at = a.attempted_at
+    RETURNING j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts,
+              j.meta
+), acked_steps AS (
+    -- The CASE guards the cast: a malformed id finishes no step and fails no ack. (The
+    -- doubled braces are the {schema} composition's escape for one brace.)
+    SELECT CASE WHEN meta ->> 'workflow_id'
+                     ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+                THEN (meta ->> 'workflow_id')::uuid END AS workflow_id,
+           meta ->> 'workflow_step' AS name, state AS outcome, NULL::text AS cancelled_by
+    FROM acked
+    WHERE state IN ('completed', 'cancelled', 'discarded')
+      AND jsonb_typeof(meta -> 'workflow_step') = 'string'
+), f AS (
     SELECT DISTINCT ON (workflow_id, name) workflow_id, name, outcome, cancelled_by
-    FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[],
-                %(cancelled_by)s::text[]) AS f(workflow_id, name, outcome, cancelled_by)
+    FROM (SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[],
+                               %(outcomes)s::text[], %(cancelled_by)s::text[])
+                        AS given(workflow_id, name, outcome, cancelled_by)
+          UNION ALL
+          SELECT * FROM acked_steps WHERE workflow_id IS NOT NULL) AS f
     ORDER BY workflow_id, name
 ), locked AS (
-    SELECT s.workflow_id, s.name, f.outcome, f.cancelled_by
+    -- Locked first, then tested: the row a lock returns is the latest version, so
+    -- ``was`` is the step's outcome as it stands, whoever finished it meanwhile. One
+    -- lookup by key per step, in f's (key) order: a join here is planned, for a
+    -- prepared statement, as if f held ten steps, and a hash join over every step of
+    -- every workflow looks cheaper than ten lookups while the table is small.
+    SELECT s.workflow_id, s.name, s.was, f.outcome, f.cancelled_by
     FROM f
-    JOIN {schema}.powertools_workflow_steps s
-      ON s.workflow_id = f.workflow_id AND s.name = f.name AND s.outcome IS NULL
-    ORDER BY s.workflow_id, s.name
-    FOR NO KEY UPDATE OF s
+    CROSS JOIN LATERAL (
+        SELECT s.workflow_id, s.name, s.outcome AS was
+        FROM {schema}.powertools_workflow_steps s
+        WHERE s.workflow_id = f.workflow_id AND s.name = f.name
+        FOR NO KEY UPDATE
+    ) AS s
 ), finished AS (
     UPDATE {schema}.powertools_workflow_steps s
     SET outcome = locked.outcome, cancelled_by = locked.cancelled_by, finished_at = now()
     FROM locked
-    WHERE s.workflow_id = locked.workflow_id AND s.name = locked.name AND s.outcome IS NULL
+    WHERE s.workflow_id = locked.workflow_id AND s.name = locked.name AND locked.was IS NULL
     RETURNING s.workflow_id, s.name, s.outcome, s.job_id, s.sub_workflow_id, s.cancelled_by
 ), c AS (
     SELECT workflow_id,
@@ -193,7 +252,7 @@ WITH f AS (
                       WHERE g.workflow_id = e.workflow_id AND g.name = e.downstream)
     GROUP BY e.workflow_id, e.downstream
 ), dependents_locked AS (
-    SELECT d.workflow_id, d.name
+    SELECT d.workflow_id, d.name, d.outcome AS was
     FROM {schema}.powertools_workflow_steps d
     JOIN hits h ON h.workflow_id = d.workflow_id AND h.name = d.name
     ORDER BY d.workflow_id, d.name
@@ -202,34 +261,47 @@ WITH f AS (
     UPDATE {schema}.powertools_workflow_steps d
     SET pending = greatest(d.pending - h.satisfied, 0)
     FROM hits h, dependents_locked l
-    WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND d.outcome IS NULL
+    WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND l.was IS NULL
       AND l.workflow_id = d.workflow_id AND l.name = d.name
     RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
+), jobs_locked AS (
+    SELECT j.id, j.state AS was
+    FROM decremented
+    JOIN {schema}.oban_jobs j ON j.id = decremented.job_id
+    WHERE decremented.pending = 0 AND decremented.fatal_dep IS NULL
+    ORDER BY j.id
+    FOR NO KEY UPDATE OF j
 ), released AS (
     UPDATE {schema}.oban_jobs j
     SET state = (CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
                       ELSE 'available' END)::{schema}.oban_job_state,
         scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
-    FROM decremented
-    WHERE j.id = decremented.job_id AND decremented.pending = 0
-      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
+    FROM jobs_locked
+    WHERE j.id = jobs_locked.id AND jobs_locked.was = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
 )
-SELECT 'step' AS kind, workflow_id, name, outcome, job_id, sub_workflow_id, cancelled_by,
-       NULL::boolean AS finished, NULL::uuid AS parent_workflow_id, NULL::text AS parent_step,
-       NULL::boolean AS fresh, NULL::int AS pending, NULL::text AS fatal_dep,
-       NULL::bigint AS released_id, NULL::text AS released_queue,
-       NULL::text AS released_state
+SELECT 'acked' AS kind, NULL::uuid AS workflow_id, NULL::text AS name,
+       NULL::text AS outcome, id AS job_id, NULL::uuid AS sub_workflow_id,
+       NULL::text AS cancelled_by, NULL::boolean AS finished,
+       NULL::uuid AS parent_workflow_id, NULL::text AS parent_step, NULL::boolean AS fresh,
+       NULL::int AS pending, NULL::text AS fatal_dep, NULL::bigint AS released_id,
+       NULL::text AS released_queue, NULL::text AS released_state, state, queue, worker,
+       attempt, max_attempts, meta
+FROM acked
+UNION ALL
+SELECT 'step', workflow_id, name, outcome, job_id, sub_workflow_id, cancelled_by, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM finished
 UNION ALL
 SELECT 'workflow', id, NULL, state, NULL, NULL, NULL, finished, parent_workflow_id,
        parent_step, EXISTS (SELECT 1 FROM fresh WHERE fresh.id = counted.id), NULL, NULL,
-       NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM counted
 UNION ALL
 SELECT 'dependent', decremented.workflow_id, decremented.name, NULL, decremented.job_id,
        decremented.sub_workflow_id, NULL, NULL, NULL, NULL, NULL, decremented.pending,
-       decremented.fatal_dep, released.id, released.queue, released.state
+       decremented.fatal_dep, released.id, released.queue, released.state, NULL, NULL,
+       NULL, NULL, NULL, NULL
 FROM decremented
 LEFT JOIN released ON released.id = decremented.job_id
 
@@ -249,7 +321,8 @@ FOR NO KEY UPDATE
 -- are taken off ``pending``; ``fatal_dep`` names a dependency that takes the dependent
 -- down instead (the caller cancels it). A job step left with nothing pending is released
 -- in the same statement (due now, or at its own later scheduled_at); the caller decides
--- which queues to wake. Rows locked in key order.
+-- which queues to wake. Rows locked in key order, and tested as locked (as in
+-- ``finish_steps``).
 WITH f AS (
     SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[])
         AS f(workflow_id, name, outcome)
@@ -274,7 +347,7 @@ WITH f AS (
                       WHERE g.workflow_id = e.workflow_id AND g.name = e.downstream)
     GROUP BY e.workflow_id, e.downstream
 ), locked AS (
-    SELECT d.workflow_id, d.name
+    SELECT d.workflow_id, d.name, d.outcome AS was
     FROM {schema}.powertools_workflow_steps d
     JOIN hits h ON h.workflow_id = d.workflow_id AND h.name = d.name
     ORDER BY d.workflow_id, d.name
@@ -283,17 +356,23 @@ WITH f AS (
     UPDATE {schema}.powertools_workflow_steps d
     SET pending = greatest(d.pending - h.satisfied, 0)
     FROM hits h, locked
-    WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND d.outcome IS NULL
+    WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND locked.was IS NULL
       AND locked.workflow_id = d.workflow_id AND locked.name = d.name
     RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
+), jobs_locked AS (
+    SELECT j.id, j.state AS was
+    FROM decremented
+    JOIN {schema}.oban_jobs j ON j.id = decremented.job_id
+    WHERE decremented.pending = 0 AND decremented.fatal_dep IS NULL
+    ORDER BY j.id
+    FOR NO KEY UPDATE OF j
 ), released AS (
     UPDATE {schema}.oban_jobs j
     SET state = (CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
                       ELSE 'available' END)::{schema}.oban_job_state,
         scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
-    FROM decremented
-    WHERE j.id = decremented.job_id AND decremented.pending = 0
-      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
+    FROM jobs_locked
+    WHERE j.id = jobs_locked.id AND jobs_locked.was = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
 )
 SELECT decremented.workflow_id, decremented.name, decremented.job_id,

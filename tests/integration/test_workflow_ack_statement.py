@@ -1,0 +1,123 @@
+"""The ack of a workflow step is one statement: oban's ack, the step's outcome, the
+workflow's counters and its dependent's release, together (workflows.finish_steps). A
+chain of steps pays its acks what plain jobs pay oban's; what is counted here is what
+the connection sent to the server (libpq's protocol trace), not what the code says it
+does."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from oban import Job, Oban, worker
+from oban._executor import AckAction
+from psycopg_pool import AsyncConnectionPool
+
+from oban_powertools.runtime import Runtime
+from oban_powertools.runtime.acks import ack_in_transaction
+from oban_powertools.workflows import Workflow
+from tests.support.limits import query
+from tests.support.seams import make_powertools
+
+
+@worker(queue="wf-ack-statement")
+class Noop:
+    async def process(self, job: Any) -> None:
+        return None
+
+
+@pytest.fixture
+async def oban(db_url: str) -> AsyncIterator[Oban]:
+    powertools = make_powertools(db_url)
+    async with powertools, AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as pool:
+        # No queue: the step is moved by the test alone.
+        runtime = Runtime(powertools, declarations=[], import_oban_cron=False)
+        node = Oban(pool=pool, node="wf-ack-statement", queues={}, **runtime.oban_options())
+        await node.start()
+        try:
+            yield node
+        finally:
+            await node.stop()
+
+
+async def _executing(url: str, job_id: int) -> Job:
+    """Job ``job_id`` as oban's fetch leaves it: executing, this attempt's time set."""
+    (row,) = await query(
+        url,
+        "UPDATE oban_jobs SET state = 'executing', attempt = attempt + 1, "
+        "attempted_at = timezone('UTC', now()) WHERE id = %(id)s "
+        "RETURNING id, worker, queue, args, meta, attempt, max_attempts, attempted_at",
+        {"id": job_id},
+    )
+    return Job(
+        id=row["id"],
+        worker=row["worker"],
+        queue=row["queue"],
+        args=row["args"],
+        meta=row["meta"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        attempted_at=row["attempted_at"],
+    )
+
+
+def _sent(trace: str) -> list[str]:
+    """The statements the client sent: simple queries and extended-protocol executes."""
+    found = []
+    for line in trace.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[0] == "F" and parts[2] in ("Query", "Execute"):
+            found.append(parts[2] if parts[2] == "Execute" else parts[3].strip().strip('"'))
+    return found
+
+
+async def test_a_chain_steps_ack_releases_its_dependent_in_the_ack_statement_itself(
+    db_url: str, oban: Oban
+) -> None:
+    wf = Workflow(name="ack-statement").add("a", Noop.new({})).add("b", Noop.new({}), deps=["a"])
+    a, b = await wf.enqueue(oban)
+    job = await _executing(db_url, a.id)
+    with tempfile.TemporaryFile("w+") as out:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            conn.pgconn.trace(out.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            acked = await ack_in_transaction(conn, [AckAction(job, "completed")], schema="public")
+            conn.pgconn.untrace()
+        out.seek(0, os.SEEK_SET)
+        sent = _sent(out.read())
+    assert acked == [a.id]
+    states = await query(db_url, "SELECT id, state::text AS state FROM oban_jobs ORDER BY id")
+    assert states == [{"id": a.id, "state": "completed"}, {"id": b.id, "state": "available"}]
+    # BEGIN, the ack with the release, COMMIT: nothing else went to the server.
+    assert sent == ["BEGIN", "Execute", "COMMIT"], sent
+
+
+async def test_a_stale_ack_changes_nothing_and_releases_nothing(db_url: str, oban: Oban) -> None:
+    wf = Workflow(name="ack-stale").add("a", Noop.new({})).add("b", Noop.new({}), deps=["a"])
+    a, b = await wf.enqueue(oban)
+    job = await _executing(db_url, a.id)
+    await _executing(db_url, a.id)  # rescued and fetched again: a new attempt's time
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        acked = await ack_in_transaction(conn, [AckAction(job, "completed")], schema="public")
+    assert acked == []
+    states = await query(db_url, "SELECT id, state::text AS state FROM oban_jobs ORDER BY id")
+    assert states == [{"id": a.id, "state": "executing"}, {"id": b.id, "state": "suspended"}]
+
+
+async def test_a_malformed_workflow_id_finishes_no_step_and_still_acks(
+    db_url: str, oban: Oban, caplog: pytest.LogCaptureFixture
+) -> None:
+    (inserted,) = await oban.enqueue_many(
+        [Noop.new({}, meta={"workflow_id": "not-a-uuid", "workflow_step": "a"})]
+    )
+    job = await _executing(db_url, inserted.id)
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        acked = await ack_in_transaction(conn, [AckAction(job, "completed")], schema="public")
+    assert acked == [inserted.id]
+    assert "malformed meta.workflow_id" in caplog.text
+    (row,) = await query(db_url, "SELECT state::text AS state FROM oban_jobs")
+    assert row["state"] == "completed"
