@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS powertools_workflow_tree(uuid);
