@@ -309,21 +309,13 @@ SELECT id, args, meta, errors->-1->>'error' AS last_error FROM oban_jobs WHERE i
 -- or whose producer is gone, each checked against the live producers, which are read
 -- once (a handful of rows) rather than once per job. At most ``scan`` executing jobs are
 -- looked at.
-WITH live AS (
-    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
-           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
-    FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(live)s)
-)
 SELECT * FROM (
     SELECT j.id, j.queue, j.worker, j.attempt, j.max_attempts, j.attempted_at, j.attempted_by,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds,
-           CASE WHEN cardinality(j.attempted_by) >= 2
-                THEN j.attempted_by[2] = ANY(live.uuids)
-                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                              false) END AS producer_live
-    FROM oban_jobs j, live
+           powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
+               AS producer_live
+    FROM oban_jobs j, powertools_live_producers(%(live)s) AS live
     WHERE j.state = 'executing'
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(scan)s
