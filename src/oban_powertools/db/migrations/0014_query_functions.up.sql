@@ -60,3 +60,16 @@ CREATE FUNCTION powertools_producer_heartbeat(p_attempted_by text[], p_queue tex
     WHERE CASE WHEN cardinality(p_attempted_by) >= 2 THEN p.uuid::text = p_attempted_by[2]
                ELSE p.node = p_attempted_by[1] AND p.queue = p_queue END
     $$;
+
+-- What a job action's preview expects of each of its jobs (its before-state, one entry per
+-- job id): the state and attempt a confirm checks each job against, so that a job changed
+-- since the preview is left as it is (oban_jobs.sql: *_jobs_checked). One SELECT and not
+-- STRICT, so the planner inlines it.
+CREATE FUNCTION powertools_preview_expectations(p_token text)
+    RETURNS TABLE (expected_id bigint, expected_state text, expected_attempt integer)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT b.key::bigint, b.value ->> 'state', (b.value ->> 'attempt')::int
+    FROM powertools_previews p, jsonb_each(p.before) AS b
+    WHERE p.token = p_token
+    $$;

@@ -84,8 +84,8 @@ RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 -- name: retry_jobs_checked
 -- oban's retry_many_jobs.sql over the jobs of a preview that are still as previewed. The
 -- expected state and attempt of each job come from the preview row (locked by the
--- pipeline in the same transaction), so 100k expectations never travel to Python and
--- back. A job changed since the preview does not match and is not updated; the caller
+-- pipeline in the same transaction; powertools_preview_expectations, migration 0014), so
+-- 100k expectations never travel to Python and back. A job changed since the preview does not match and is not updated; the caller
 -- treats every target missing from RETURNING as drifted. An UPDATE that waits for a row
 -- lock re-checks the row's new version, so concurrent writers are handled by PostgreSQL.
 UPDATE oban_jobs
@@ -96,10 +96,7 @@ SET state = 'available'::oban_job_state,
     cancelled_at = NULL,
     discarded_at = NULL,
     meta = jsonb_set(meta, '{uniq_bmp}', '[]'::jsonb)
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
+FROM powertools_preview_expectations(%(token)s) AS expected
 WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
   AND attempt = expected.expected_attempt
   AND state NOT IN ('available', 'executing')
@@ -116,10 +113,7 @@ SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_
     meta = CASE WHEN state = 'executing' THEN meta
                 ELSE meta || jsonb_build_object('cancel_attempted_at', timezone('UTC', now()))
            END
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
+FROM powertools_preview_expectations(%(token)s) AS expected
 WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
   AND attempt = expected.expected_attempt
   AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')
@@ -133,10 +127,7 @@ UPDATE oban_jobs
 SET state = 'discarded'::oban_job_state,
     discarded_at = timezone('UTC', now()),
     meta = meta || jsonb_build_object('discarded_by_operator', true)
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
+FROM powertools_preview_expectations(%(token)s) AS expected
 WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
   AND attempt = expected.expected_attempt
   AND state IN ('available', 'scheduled', 'retryable', 'suspended')
