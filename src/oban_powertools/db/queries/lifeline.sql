@@ -97,15 +97,14 @@ ORDER BY s.queue, producer_live, s.attempted_at ASC NULLS FIRST, s.id
 
 -- name: executing_counts
 -- The lifeline's classification counted, for the pages and exporters: the ``scan`` oldest
--- executing jobs, orphaned and stuck ones counted per (queue, node, producer). Liveness is decided
--- once per group, not per job (powertools_producer_live's rule, on the group's node,
--- producer and queue), and no heartbeat is looked up: a scrape stays cheap when
--- thousands of jobs are executing.
+-- executing jobs, orphaned and stuck ones counted per (queue, node, producer): per queue
+-- and attempted_by[1:2], the job's node and producer. Liveness is decided once per group,
+-- not per job, and no heartbeat is looked up: a scrape stays cheap when thousands of jobs
+-- are executing.
 WITH live AS (
     SELECT * FROM powertools_live_producers(%(grace)s)
 ), executing AS (
-    SELECT j.queue, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
-           cardinality(j.attempted_by) >= 2 AS has_producer,
+    SELECT j.queue, j.attempted_by[1:2] AS attempted_by,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds
     FROM oban_jobs j
@@ -113,19 +112,18 @@ WITH live AS (
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(scan)s
 ), groups AS (
-    SELECT queue, node, producer, has_producer, count(*) AS scanned,
+    SELECT queue, attempted_by, count(*) AS scanned,
            count(*) FILTER (WHERE running_seconds > %(stuck_after)s
                               OR running_seconds IS NULL) AS long_running
     FROM executing
-    GROUP BY queue, node, producer, has_producer
+    GROUP BY queue, attempted_by
 )
-SELECT g.queue, g.node, g.producer, g.scanned,
+SELECT g.queue, g.attempted_by[1] AS node, g.attempted_by[2] AS producer, g.scanned,
        CASE WHEN l.producer_live THEN 0 ELSE g.scanned END AS orphaned,
        CASE WHEN l.producer_live THEN g.long_running ELSE 0 END AS stuck
 FROM groups g, live,
-LATERAL (SELECT CASE WHEN g.has_producer THEN g.producer = ANY(live.uuids)
-                     ELSE coalesce(g.node || chr(31) || g.queue = ANY(live.node_queues),
-                                   false) END AS producer_live) l
+LATERAL (SELECT powertools_producer_live(g.attempted_by, g.queue, live.uuids,
+                                         live.node_queues) AS producer_live) l
 
 -- name: job_evidence
 -- The lifeline's view of the given jobs, whatever their state: where each runs, since
