@@ -15,7 +15,7 @@ from ..db.queries import Statements
 from ..display import Display
 from ..errors import CronExpressionError, CronTimezoneError
 from ..read_models import cron as cron_model
-from ..read_models.common import BRIDGE, HOST, NATIVE, NextPath, ago, utc
+from ..read_models.common import BRIDGE, FIX_THE_WORKER, HOST, NATIVE, NextPath, ago, utc
 from .bundle import ChronologyItem, EvidenceBundle, Fact, open_subject, with_query
 from .completeness import Gap, coverage_gaps, cron_completeness
 
@@ -197,13 +197,7 @@ async def cron_bundle(
                     with_query("/forensics", resource_type="job", resource_id=str(last.job_id)),
                 )
             )
-            paths.append(
-                NextPath(
-                    "Fix the worker or its upstream dependency",
-                    HOST,
-                    note="Worker code and the systems it calls are host-owned.",
-                )
-            )
+            paths.append(FIX_THE_WORKER)
         paths.append(evidence.audit_path())
     if bridge:
         paths.append(NextPath("Inspect cron in Oban Web", BRIDGE, "/oban/crons"))

@@ -16,6 +16,7 @@ from ..read_models.batches import batch_of_job
 from ..read_models.chains import chain_of_job
 from ..read_models.common import (
     BRIDGE,
+    FIX_THE_WORKER,
     HOST,
     NATIVE,
     NextPath,
@@ -185,13 +186,7 @@ async def job_bundle(
     else:
         diagnosis = f"In state {job.state}."
     if job.errors and job.state in ("retryable", "discarded", "executing"):
-        paths.append(
-            NextPath(
-                "Fix the worker or its upstream dependency",
-                HOST,
-                note="Worker code and the systems it calls are host-owned.",
-            )
-        )
+        paths.append(FIX_THE_WORKER)
     if job.actions:
         labels = {"retry_job": "Retry", "cancel_job": "Cancel", "discard_job": "Discard"}
         verbs = " / ".join(labels[a] for a in job.actions)

@@ -11,7 +11,7 @@ from typing import Any
 from ..db import Database
 from ..display import Display
 from ..read_models import workflows as model
-from ..read_models.common import HOST, NATIVE, NextPath, ago, utc
+from ..read_models.common import FIX_THE_WORKER, NATIVE, NextPath, ago, utc
 from .bundle import ChronologyItem, EvidenceBundle, Fact, with_query
 from .bundle import open_subject as open_evidence
 from .completeness import workflow_completeness
@@ -201,13 +201,7 @@ async def workflow_bundle(
                 )
             )
     if discarded:
-        paths.append(
-            NextPath(
-                "Fix the worker or its upstream dependency",
-                HOST,
-                note="Worker code and the systems it calls are host-owned.",
-            )
-        )
+        paths.append(FIX_THE_WORKER)
     if shown.parent_id:
         paths.append(NextPath("Parent workflow", NATIVE, _forensics("workflow", shown.parent_id)))
     paths.append(evidence.audit_path())

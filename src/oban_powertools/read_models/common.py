@@ -83,6 +83,15 @@ class NextPath:
     note: str = ""
 
 
+# The host-owned next step wherever a worker's job failed (a job, a workflow step, a cron
+# run, a failing worker on the overview): one wording on every page.
+FIX_THE_WORKER = NextPath(
+    "Fix the worker or its upstream dependency",
+    HOST,
+    note="Worker code and the systems it calls are host-owned.",
+)
+
+
 # Above this many rows (by the planner's estimate) a count is not worth taking exactly: the
 # page shows the estimate, labelled as one, and reads no rows at all, so its cost does not
 # grow with the table. Below it the count is exact up to the cap (``COUNT_CAP + 1`` index

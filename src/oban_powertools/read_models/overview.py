@@ -12,7 +12,7 @@ planner estimate, and say so.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -28,6 +28,7 @@ from . import glance, job_failures, rollups
 from . import limits as limits_model
 from .common import (
     BRIDGE,
+    FIX_THE_WORKER,
     HOST,
     NATIVE,
     Count,
@@ -435,13 +436,9 @@ def _failure_group(group: FailureGroup, truncated: bool, now: datetime, bridge: 
             NATIVE,
             _query("/forensics", resource_type="job", resource_id=str(latest.last_job_id)),
         ),
-        NextPath(
-            "Fix the worker or its upstream dependency"
-            if single
-            else "Fix the dependency these workers share",
-            HOST,
-            note="Worker code and the systems it calls are host-owned.",
-        ),
+        FIX_THE_WORKER
+        if single
+        else replace(FIX_THE_WORKER, label="Fix the dependency these workers share"),
     ]
     if bridge:
         paths.append(NextPath("Error charts in Oban Web", BRIDGE, "/oban/jobs"))

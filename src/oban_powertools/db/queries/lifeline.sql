@@ -2,9 +2,10 @@
 -- and executing jobs on a live producer that run too long (stuck). A job's producer is
 -- attempted_by[2] (the oban_producers uuid, which oban's refresher touches every 15 s),
 -- its node attempted_by[1]. A job without a producer uuid (written by an older oban) is
--- judged by a live producer of its node and queue instead. Every read of executing jobs
--- goes through Powertools' (state, attempted_at) index: executing jobs are few however
--- large the table is.
+-- judged by a live producer of its node and queue instead: that rule is migration 0014's
+-- powertools_live_producers, powertools_producer_live and powertools_producer_heartbeat.
+-- Every read of executing jobs goes through Powertools' (state, attempted_at) index:
+-- executing jobs are few however large the table is.
 
 -- name: rescue_orphans
 -- One lifeline pass: every orphaned executing job (no heartbeat of its producer within
@@ -14,25 +15,12 @@
 -- leader takes the others) and the UPDATE re-checks state and attempted_at on the row it
 -- changes, so a job is rescued once even when two leaders overlap or the job finished in
 -- between. At most ``limit`` jobs per pass, oldest first.
-WITH live AS (
-    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
-           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
-    FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
-), orphans AS (
+WITH orphans AS (
     SELECT j.id, j.attempted_at, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
-           CASE WHEN cardinality(j.attempted_by) >= 2
-                THEN (SELECT max(p.updated_at) FROM oban_producers p
-                      WHERE p.uuid::text = j.attempted_by[2])
-                ELSE (SELECT max(p.updated_at) FROM oban_producers p
-                      WHERE p.node = j.attempted_by[1] AND p.queue = j.queue) END
-               AS last_heartbeat
-    FROM oban_jobs j, live
+           powertools_producer_heartbeat(j.attempted_by, j.queue) AS last_heartbeat
+    FROM oban_jobs j, powertools_live_producers(%(grace)s) AS live
     WHERE j.state = 'executing'
-      AND NOT CASE WHEN cardinality(j.attempted_by) >= 2
-                   THEN j.attempted_by[2] = ANY(live.uuids)
-                   ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                                 false) END
+      AND NOT powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
@@ -81,55 +69,42 @@ RETURNING id, state::text AS state, queue
 -- few rows of the oldest-first window (at most ``scan``); a page gets a few rows per queue
 -- however many jobs are orphaned. The live producers are read once (MATERIALIZED).
 WITH live AS MATERIALIZED (
-    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
-           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
-    FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+    SELECT * FROM powertools_live_producers(%(grace)s)
 ), wanted AS (
     SELECT * FROM unnest(%(queues)s::text[], %(orphaned)s::bool[], %(take)s::int[])
         AS w(queue, orphaned, take)
 )
-SELECT s.*, NOT w.orphaned AS producer_live, hb.last_heartbeat
+SELECT s.*, NOT w.orphaned AS producer_live
 FROM wanted w
 CROSS JOIN LATERAL (
     SELECT j.id, j.queue, j.worker, j.attempt, j.max_attempts, j.attempted_at,
            j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
-           cardinality(j.attempted_by) >= 2 AS has_producer,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
-               AS running_seconds
+               AS running_seconds,
+           powertools_producer_heartbeat(j.attempted_by, j.queue) AS last_heartbeat
     FROM (SELECT * FROM oban_jobs
           WHERE state = 'executing'
           ORDER BY attempted_at ASC NULLS FIRST
           LIMIT %(scan)s) j, live
     WHERE j.queue = w.queue
-      AND CASE WHEN cardinality(j.attempted_by) >= 2
-               THEN j.attempted_by[2] = ANY(live.uuids)
-               ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                             false) END = NOT w.orphaned
+      AND powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
+          = NOT w.orphaned
       AND (w.orphaned OR j.attempted_at IS NULL
            OR j.attempted_at < timezone('UTC', now()) - make_interval(secs => %(stuck_after)s))
     LIMIT w.take
 ) s
-LEFT JOIN LATERAL (
-    SELECT max(p.updated_at) AS last_heartbeat FROM oban_producers p
-    WHERE CASE WHEN s.has_producer THEN p.uuid::text = s.producer
-               ELSE p.node = s.node AND p.queue = s.queue END
-) hb ON true
 ORDER BY s.queue, producer_live, s.attempted_at ASC NULLS FIRST, s.id
 
 -- name: executing_counts
 -- The lifeline's classification counted, for the pages and exporters: the ``scan`` oldest
--- executing jobs, orphaned and stuck ones counted per (queue, node, producer). Liveness is decided
--- once per group, not per job, and no heartbeat is looked up: a scrape stays cheap when
--- thousands of jobs are executing.
+-- executing jobs, orphaned and stuck ones counted per (queue, node, producer): per queue
+-- and attempted_by[1:2], the job's node and producer. Liveness is decided once per group,
+-- not per job, and no heartbeat is looked up: a scrape stays cheap when thousands of jobs
+-- are executing.
 WITH live AS (
-    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
-           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
-    FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+    SELECT * FROM powertools_live_producers(%(grace)s)
 ), executing AS (
-    SELECT j.queue, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
-           cardinality(j.attempted_by) >= 2 AS has_producer,
+    SELECT j.queue, j.attempted_by[1:2] AS attempted_by,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds
     FROM oban_jobs j
@@ -137,19 +112,18 @@ WITH live AS (
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(scan)s
 ), groups AS (
-    SELECT queue, node, producer, has_producer, count(*) AS scanned,
+    SELECT queue, attempted_by, count(*) AS scanned,
            count(*) FILTER (WHERE running_seconds > %(stuck_after)s
                               OR running_seconds IS NULL) AS long_running
     FROM executing
-    GROUP BY queue, node, producer, has_producer
+    GROUP BY queue, attempted_by
 )
-SELECT g.queue, g.node, g.producer, g.scanned,
+SELECT g.queue, g.attempted_by[1] AS node, g.attempted_by[2] AS producer, g.scanned,
        CASE WHEN l.producer_live THEN 0 ELSE g.scanned END AS orphaned,
        CASE WHEN l.producer_live THEN g.long_running ELSE 0 END AS stuck
 FROM groups g, live,
-LATERAL (SELECT CASE WHEN g.has_producer THEN g.producer = ANY(live.uuids)
-                     ELSE coalesce(g.node || chr(31) || g.queue = ANY(live.node_queues),
-                                   false) END AS producer_live) l
+LATERAL (SELECT powertools_producer_live(g.attempted_by, g.queue, live.uuids,
+                                         live.node_queues) AS producer_live) l
 
 -- name: job_evidence
 -- The lifeline's view of the given jobs, whatever their state: where each runs, since
@@ -160,12 +134,7 @@ SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempt
        extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint AS running_seconds,
        hb.last_heartbeat,
        extract(epoch FROM timezone('UTC', now()) - hb.last_heartbeat)::float AS heartbeat_age
-FROM oban_jobs j
-LEFT JOIN LATERAL (
-    SELECT max(p.updated_at) AS last_heartbeat FROM oban_producers p
-    WHERE CASE WHEN cardinality(j.attempted_by) >= 2 THEN p.uuid::text = j.attempted_by[2]
-               ELSE p.node = j.attempted_by[1] AND p.queue = j.queue END
-) hb ON true
+FROM oban_jobs j, powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb(last_heartbeat)
 WHERE j.id = ANY(%(ids)s)
 
 -- name: job_evidence_for_update
@@ -175,12 +144,7 @@ SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempt
        extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint AS running_seconds,
        hb.last_heartbeat,
        extract(epoch FROM timezone('UTC', now()) - hb.last_heartbeat)::float AS heartbeat_age
-FROM oban_jobs j
-LEFT JOIN LATERAL (
-    SELECT max(p.updated_at) AS last_heartbeat FROM oban_producers p
-    WHERE CASE WHEN cardinality(j.attempted_by) >= 2 THEN p.uuid::text = j.attempted_by[2]
-               ELSE p.node = j.attempted_by[1] AND p.queue = j.queue END
-) hb ON true
+FROM oban_jobs j, powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb(last_heartbeat)
 WHERE j.id = ANY(%(ids)s)
 ORDER BY j.id
 FOR UPDATE OF j
@@ -200,18 +164,13 @@ SELECT EXISTS (SELECT 1 FROM oban_producers WHERE queue = %(queue)s)
 -- (state, queue, ...) index: the queue's executing jobs only; the live producers are read
 -- once (MATERIALIZED).
 WITH live AS MATERIALIZED (
-    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
-           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
-    FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(grace)s)
+    SELECT * FROM powertools_live_producers(%(grace)s)
 ), executing AS (
     SELECT j.id, j.attempted_at,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds,
-           CASE WHEN cardinality(j.attempted_by) >= 2
-                THEN j.attempted_by[2] = ANY(live.uuids)
-                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                              false) END AS producer_live
+           powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
+               AS producer_live
     FROM oban_jobs j, live
     WHERE j.state = 'executing' AND j.queue = %(queue)s::text
 ), matching AS (

@@ -84,8 +84,8 @@ RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 -- name: retry_jobs_checked
 -- oban's retry_many_jobs.sql over the jobs of a preview that are still as previewed. The
 -- expected state and attempt of each job come from the preview row (locked by the
--- pipeline in the same transaction), so 100k expectations never travel to Python and
--- back. A job changed since the preview does not match and is not updated; the caller
+-- pipeline in the same transaction; powertools_preview_expectations, migration 0014), so
+-- 100k expectations never travel to Python and back. A job changed since the preview does not match and is not updated; the caller
 -- treats every target missing from RETURNING as drifted. An UPDATE that waits for a row
 -- lock re-checks the row's new version, so concurrent writers are handled by PostgreSQL.
 UPDATE oban_jobs
@@ -96,10 +96,7 @@ SET state = 'available'::oban_job_state,
     cancelled_at = NULL,
     discarded_at = NULL,
     meta = jsonb_set(meta, '{uniq_bmp}', '[]'::jsonb)
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
+FROM powertools_preview_expectations(%(token)s) AS expected
 WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
   AND attempt = expected.expected_attempt
   AND state NOT IN ('available', 'executing')
@@ -116,10 +113,7 @@ SET state = CASE WHEN state = 'executing' THEN state ELSE 'cancelled'::oban_job_
     meta = CASE WHEN state = 'executing' THEN meta
                 ELSE meta || jsonb_build_object('cancel_attempted_at', timezone('UTC', now()))
            END
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
+FROM powertools_preview_expectations(%(token)s) AS expected
 WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
   AND attempt = expected.expected_attempt
   AND state IN ('executing', 'available', 'scheduled', 'retryable', 'suspended')
@@ -133,10 +127,7 @@ UPDATE oban_jobs
 SET state = 'discarded'::oban_job_state,
     discarded_at = timezone('UTC', now()),
     meta = meta || jsonb_build_object('discarded_by_operator', true)
-FROM (SELECT b.key::bigint AS expected_id, b.value->>'state' AS expected_state,
-             (b.value->>'attempt')::int AS expected_attempt
-      FROM powertools_previews p, jsonb_each(p.before) AS b
-      WHERE p.token = %(token)s) expected
+FROM powertools_preview_expectations(%(token)s) AS expected
 WHERE id = expected.expected_id AND state = expected.expected_state::oban_job_state
   AND attempt = expected.expected_attempt
   AND state IN ('available', 'scheduled', 'retryable', 'suspended')
@@ -309,21 +300,13 @@ SELECT id, args, meta, errors->-1->>'error' AS last_error FROM oban_jobs WHERE i
 -- or whose producer is gone, each checked against the live producers, which are read
 -- once (a handful of rows) rather than once per job. At most ``scan`` executing jobs are
 -- looked at.
-WITH live AS (
-    SELECT coalesce(array_agg(uuid::text), '{}') AS uuids,
-           coalesce(array_agg(node || chr(31) || queue), '{}') AS node_queues
-    FROM oban_producers
-    WHERE updated_at > timezone('UTC', now()) - make_interval(secs => %(live)s)
-)
 SELECT * FROM (
     SELECT j.id, j.queue, j.worker, j.attempt, j.max_attempts, j.attempted_at, j.attempted_by,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds,
-           CASE WHEN cardinality(j.attempted_by) >= 2
-                THEN j.attempted_by[2] = ANY(live.uuids)
-                ELSE coalesce(j.attempted_by[1] || chr(31) || j.queue = ANY(live.node_queues),
-                              false) END AS producer_live
-    FROM oban_jobs j, live
+           powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
+               AS producer_live
+    FROM oban_jobs j, powertools_live_producers(%(live)s) AS live
     WHERE j.state = 'executing'
     ORDER BY j.attempted_at ASC NULLS FIRST
     LIMIT %(scan)s

@@ -2,18 +2,14 @@
 -- previews read what the action would touch; their confirms lock it in the order the ack
 -- path takes its locks (jobs, then steps, then workflows, each in key order), check it
 -- against the preview, then change jobs, steps and counters in the pipeline's
--- transaction.
+-- transaction. The tree (a workflow and its sub-workflows) is powertools_workflow_tree
+-- (migration 0014).
 
 -- name: cancel_plan
 -- What cancelling a workflow touches: the workflow and its sub-workflows (the tree),
 -- and every unfinished step's job that is still waiting or running, with its step.
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM powertools_workflows WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT w.id FROM powertools_workflows w JOIN tree t ON w.parent_workflow_id = t.id
-)
 SELECT s.workflow_id, s.name AS step, j.id AS job_id, j.state::text AS state, j.attempt
-FROM tree
+FROM powertools_workflow_tree(%(id)s::uuid) AS tree
 JOIN powertools_workflow_steps s ON s.workflow_id = tree.id AND s.outcome IS NULL
 JOIN oban_jobs j ON j.id = s.job_id
 WHERE j.state IN ('suspended', 'available', 'scheduled', 'retryable', 'executing')
@@ -21,13 +17,8 @@ ORDER BY j.id
 
 -- name: cancel_plan_for_update
 -- cancel_plan with the jobs locked (first, as the ack path locks them).
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM powertools_workflows WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT w.id FROM powertools_workflows w JOIN tree t ON w.parent_workflow_id = t.id
-)
 SELECT s.workflow_id, s.name AS step, j.id AS job_id, j.state::text AS state, j.attempt
-FROM tree
+FROM powertools_workflow_tree(%(id)s::uuid) AS tree
 JOIN powertools_workflow_steps s ON s.workflow_id = tree.id AND s.outcome IS NULL
 JOIN oban_jobs j ON j.id = s.job_id
 WHERE j.state IN ('suspended', 'available', 'scheduled', 'retryable', 'executing')
@@ -36,28 +27,19 @@ FOR UPDATE OF j
 
 -- name: workflow_tree
 -- A workflow and its sub-workflows, each with its state and counters.
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM powertools_workflows WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT w.id FROM powertools_workflows w JOIN tree t ON w.parent_workflow_id = t.id
-)
 SELECT w.id, w.name, w.state, w.parent_workflow_id, w.steps_total, w.steps_completed,
        w.steps_cancelled, w.steps_discarded
 FROM powertools_workflows w
-WHERE w.id IN (SELECT id FROM tree)
+WHERE w.id IN (SELECT id FROM powertools_workflow_tree(%(id)s::uuid))
 ORDER BY w.id = %(id)s::uuid DESC, w.id
 
 -- name: lock_tree_steps
 -- Lock the unfinished steps of a workflow tree (key order, as the ack path does), then
 -- the tree's workflows (id order): what a workflow action changes, locked before it is
 -- read again.
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM powertools_workflows WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT w.id FROM powertools_workflows w JOIN tree t ON w.parent_workflow_id = t.id
-), steps AS (
+WITH steps AS (
     SELECT s.workflow_id, s.name FROM powertools_workflow_steps s
-    WHERE s.workflow_id IN (SELECT id FROM tree)
+    WHERE s.workflow_id IN (SELECT id FROM powertools_workflow_tree(%(id)s::uuid))
     ORDER BY s.workflow_id, s.name
     FOR NO KEY UPDATE
 )
@@ -65,13 +47,8 @@ SELECT count(*) AS n FROM steps
 
 -- name: lock_tree
 -- The workflows of a tree, locked in id order (after their steps).
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM powertools_workflows WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT w.id FROM powertools_workflows w JOIN tree t ON w.parent_workflow_id = t.id
-)
 SELECT w.id FROM powertools_workflows w
-WHERE w.id IN (SELECT id FROM tree)
+WHERE w.id IN (SELECT id FROM powertools_workflow_tree(%(id)s::uuid))
 ORDER BY w.id
 FOR NO KEY UPDATE
 
@@ -81,10 +58,8 @@ FOR NO KEY UPDATE
 -- their workflows, and every unfinished workflow of the tree ends cancelled. A step whose
 -- job was executing is left to its ack, which records it (its workflow is finished
 -- already, so the ack changes only the counters).
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM powertools_workflows WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT w.id FROM powertools_workflows w JOIN tree t ON w.parent_workflow_id = t.id
+WITH tree AS (
+    SELECT id FROM powertools_workflow_tree(%(id)s::uuid)
 ), done AS (
     UPDATE powertools_workflow_steps s
     SET outcome = 'cancelled', finished_at = now()
