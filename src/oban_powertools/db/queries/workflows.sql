@@ -112,14 +112,14 @@ WHERE id = %(id)s
 -- meta finishes none (the caller logs the malformed ones).
 -- A step already finished (a re-ack, an operator's retry of a finished step) is left
 -- out, so nothing after this runs twice for it. Step rows, then workflow rows, then the
--- dependents' step rows, then the jobs released are locked in key order, and tested as
--- locked (a lock returns the row's latest version): the rows a write touches are found
--- by primary key alone, so the plan does not hang on statistics a new table lacks (a
--- test of ``outcome IS NULL`` or ``state`` beside the key let the planner, guessing,
--- walk a partial index of every unfinished step instead); a workflow's new counts are computed
--- from its row as locked (never from the statement's snapshot, which a concurrent ack
--- may have outdated), and one whose steps have all finished takes the worst outcome
--- among them as its state.
+-- dependents' step rows are locked in key order, and tested as locked (a lock returns
+-- the row's latest version): the step rows a write touches are found by primary key
+-- alone, so the plan does not hang on statistics a new table lacks (a test of
+-- ``outcome IS NULL`` beside the key let the planner, guessing, walk a partial index of
+-- every unfinished step instead); a workflow's new counts are computed from its row as
+-- locked (never from the statement's snapshot, which a concurrent ack may have
+-- outdated), and one whose steps have all finished takes the worst outcome among them
+-- as its state.
 -- The dependents are read in the statement's snapshot, taken before the workflow row
 -- was locked: steps appended meanwhile (an append holds that lock while it reads how
 -- the dependencies stand, and grows steps_total before it commits) are not in it. So a
@@ -264,20 +264,14 @@ WITH acked AS (
     WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND l.was IS NULL
       AND l.workflow_id = d.workflow_id AND l.name = d.name
     RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
-), jobs_locked AS (
-    SELECT j.id, j.state AS was
-    FROM decremented
-    JOIN {schema}.oban_jobs j ON j.id = decremented.job_id
-    WHERE decremented.pending = 0 AND decremented.fatal_dep IS NULL
-    ORDER BY j.id
-    FOR NO KEY UPDATE OF j
 ), released AS (
     UPDATE {schema}.oban_jobs j
     SET state = (CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
                       ELSE 'available' END)::{schema}.oban_job_state,
         scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
-    FROM jobs_locked
-    WHERE j.id = jobs_locked.id AND jobs_locked.was = 'suspended'
+    FROM decremented
+    WHERE j.id = decremented.job_id AND decremented.pending = 0
+      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
 )
 SELECT 'acked' AS kind, NULL::uuid AS workflow_id, NULL::text AS name,
@@ -321,7 +315,7 @@ FOR NO KEY UPDATE
 -- are taken off ``pending``; ``fatal_dep`` names a dependency that takes the dependent
 -- down instead (the caller cancels it). A job step left with nothing pending is released
 -- in the same statement (due now, or at its own later scheduled_at); the caller decides
--- which queues to wake. Rows locked in key order, and tested as locked (as in
+-- which queues to wake. Step rows locked in key order, and tested as locked (as in
 -- ``finish_steps``).
 WITH f AS (
     SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[], %(outcomes)s::text[])
@@ -359,20 +353,14 @@ WITH f AS (
     WHERE d.workflow_id = h.workflow_id AND d.name = h.name AND locked.was IS NULL
       AND locked.workflow_id = d.workflow_id AND locked.name = d.name
     RETURNING d.workflow_id, d.name, d.job_id, d.sub_workflow_id, d.pending, h.fatal_dep
-), jobs_locked AS (
-    SELECT j.id, j.state AS was
-    FROM decremented
-    JOIN {schema}.oban_jobs j ON j.id = decremented.job_id
-    WHERE decremented.pending = 0 AND decremented.fatal_dep IS NULL
-    ORDER BY j.id
-    FOR NO KEY UPDATE OF j
 ), released AS (
     UPDATE {schema}.oban_jobs j
     SET state = (CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
                       ELSE 'available' END)::{schema}.oban_job_state,
         scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
-    FROM jobs_locked
-    WHERE j.id = jobs_locked.id AND jobs_locked.was = 'suspended'
+    FROM decremented
+    WHERE j.id = decremented.job_id AND decremented.pending = 0
+      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
 )
 SELECT decremented.workflow_id, decremented.name, decremented.job_id,
