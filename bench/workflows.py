@@ -18,6 +18,13 @@
    its own start (``attempted_at``). Half the releases go to the other node through
    the insert notification. p50 / p95. Target: p95 <= 50 ms.
 
+3. Ack cost: what the ack of one chain step costs against the ack of one plain job,
+   through the same ``query.ack_jobs`` (the hooked one: a plain job goes to oban's own
+   ack, a step to the composite ack, whose one statement also releases the next step),
+   on one connection pool, the two alternating; each job made executing first as oban's
+   fetch leaves it. Median ms of each and their ratio. No target of its own: it is the
+   part of the chain's cycle the workflow adds, without the producer's loop around it.
+
 Results go to the ``workflows`` section of bench/RESULTS.md.
 """
 
@@ -32,6 +39,7 @@ from typing import Any
 
 import psycopg
 from oban import Job, Oban, worker
+from oban._executor import AckAction
 from psycopg_pool import AsyncConnectionPool
 
 from bench.actions import BenchAuth, PlainDisplay
@@ -159,6 +167,58 @@ async def latency(steps: int) -> tuple[Timing, float]:
     return Timing(f"{steps}-step ladder, 2 nodes", samples), other
 
 
+EXECUTING = """
+UPDATE oban_jobs SET state = 'executing', attempt = attempt + 1,
+       attempted_at = timezone('UTC', now()), attempted_by = ARRAY['bench']
+WHERE id = %(id)s
+RETURNING id, worker, queue, args, meta, attempt, max_attempts, attempted_at
+"""
+
+
+async def ack_cost(steps: int) -> tuple[Timing, Timing]:
+    """Median ack of a chain step and of a plain job, alternating (see the docstring)."""
+    with scratch_database("bench_wf_ack") as url:
+        await migrate.apply(url)
+        async with (
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as raw,
+            AsyncExitStack() as stack,
+        ):
+            pool = AsyncConnectionPool(url, min_size=2, max_size=10, open=False)
+            await stack.enter_async_context(pool)
+            pt = powertools(url)
+            await stack.enter_async_context(pt)
+            runtime = Runtime(pt, declarations=[], import_oban_cron=False)
+            # No queue: nothing fetches but this loop.
+            oban = Oban(pool=pool, node="bench-ack", queues={}, **runtime.oban_options())
+            await oban.start()
+            stack.push_async_callback(oban.stop)
+            links = await chain(steps).enqueue(oban)
+            plain = await oban.enqueue_many([Noop.new({"n": n}) for n in range(steps)])
+            timed: dict[bool, list[float]] = {True: [], False: []}
+            for link, job in zip(links, plain, strict=True):
+                for is_step, target in ((True, link), (False, job)):
+                    cur = await raw.execute(EXECUTING, {"id": target.id})
+                    row = await cur.fetchone()
+                    assert row is not None
+                    executing = Job(
+                        id=row[0],
+                        worker=row[1],
+                        queue=row[2],
+                        args=row[3],
+                        meta=row[4],
+                        attempt=row[5],
+                        max_attempts=row[6],
+                        attempted_at=row[7],
+                    )
+                    started = time.perf_counter()
+                    acked = await oban._query.ack_jobs([AckAction(executing, "completed")])
+                    timed[is_step].append((time.perf_counter() - started) * 1000)
+                    assert acked == [target.id]
+            left = await (await raw.execute(REMAINING)).fetchone()
+            assert left is not None and left[0] == 0  # every step was released by its ack
+    return Timing("chain step", timed[True]), Timing("plain job", timed[False])
+
+
 async def main(args: argparse.Namespace) -> None:
     print(f"# bench.workflows — {machine()}")
     plain: list[float] = []
@@ -188,6 +248,12 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"release latency ({timing.label}): p50 {timing.p50:.1f} ms, p95 {timing.p95:.1f} ms, "
         f"{other:.0%} of steps on the other node"
+    )
+    step_ack, plain_ack = await ack_cost(args.steps)
+    ack_ratio = step_ack.p50 / plain_ack.p50
+    print(
+        f"ack: chain step {step_ack.p50:.2f} ms, plain job {plain_ack.p50:.2f} ms (p50), "
+        f"{ack_ratio:.2f}x"
     )
     rows = [
         [
@@ -230,6 +296,14 @@ async def main(args: argparse.Namespace) -> None:
             f"{other:.0%} started on the other node",
             "yes" if timing.p95 <= 50 else "**no**",
         ],
+        [
+            "one ack through query.ack_jobs, chain step / plain job (p50)",
+            f"{ack_ratio:.2f}x",
+            f"step {step_ack.p50:.2f} ms (p95 {step_ack.p95:.2f}), "
+            f"plain {plain_ack.p50:.2f} ms (p95 {plain_ack.p95:.2f}), "
+            f"{len(step_ack.samples):,} each",
+            "",
+        ],
     ]
     body = (
         f"Chain overhead: a {args.steps:,}-step workflow where each step depends on the one "
@@ -241,7 +315,8 @@ async def main(args: argparse.Namespace) -> None:
         "its start (attempted_at). Targets: chain <= 1.5x plain; release p95 <= 50 ms. "
         "The per-job cycle (median, from one job's start to the next one's) is shown "
         "beside the totals: on a shared machine a burst of other load moves a total far "
-        "more than it moves the median.\n\n"
+        "more than it moves the median. Last, one ack of a chain step against one of a "
+        "plain job, through the same hooked query.ack_jobs, alternating.\n\n"
         + table(["measure", "result", "all rounds / detail", "met"], rows)
     )
     write_section(args.section, "Workflows: chain overhead and release latency", body)
