@@ -51,10 +51,12 @@ CREATE FUNCTION powertools_producer_live(
     $$;
 
 -- The last heartbeat of a job's producer (for a job that names no producer, the latest
--- of its node and queue's producers); NULL when no such row is left.
+-- of its node and queue's producers); NULL when no such row is left. One row, read in
+-- FROM (LATERAL): a set-returning SQL function is inlined there as the subquery it is,
+-- where a scalar one would run as a function call per job.
 CREATE FUNCTION powertools_producer_heartbeat(p_attempted_by text[], p_queue text)
-    RETURNS timestamp
-    LANGUAGE sql STABLE
+    RETURNS TABLE (last_heartbeat timestamp)
+    LANGUAGE sql STABLE ROWS 1
     AS $$
     SELECT max(p.updated_at) FROM oban_producers p
     WHERE CASE WHEN cardinality(p_attempted_by) >= 2 THEN p.uuid::text = p_attempted_by[2]

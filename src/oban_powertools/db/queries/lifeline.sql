@@ -17,8 +17,9 @@
 -- between. At most ``limit`` jobs per pass, oldest first.
 WITH orphans AS (
     SELECT j.id, j.attempted_at, j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
-           powertools_producer_heartbeat(j.attempted_by, j.queue) AS last_heartbeat
-    FROM oban_jobs j, powertools_live_producers(%(grace)s) AS live
+           hb.last_heartbeat
+    FROM oban_jobs j, powertools_live_producers(%(grace)s) AS live,
+         powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb
     WHERE j.state = 'executing'
       AND NOT powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
     ORDER BY j.attempted_at ASC NULLS FIRST
@@ -81,11 +82,12 @@ CROSS JOIN LATERAL (
            j.attempted_by[1] AS node, j.attempted_by[2] AS producer,
            extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint
                AS running_seconds,
-           powertools_producer_heartbeat(j.attempted_by, j.queue) AS last_heartbeat
+           hb.last_heartbeat
     FROM (SELECT * FROM oban_jobs
           WHERE state = 'executing'
           ORDER BY attempted_at ASC NULLS FIRST
-          LIMIT %(scan)s) j, live
+          LIMIT %(scan)s) j, live,
+         powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb
     WHERE j.queue = w.queue
       AND powertools_producer_live(j.attempted_by, j.queue, live.uuids, live.node_queues)
           = NOT w.orphaned
@@ -134,7 +136,7 @@ SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempt
        extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint AS running_seconds,
        hb.last_heartbeat,
        extract(epoch FROM timezone('UTC', now()) - hb.last_heartbeat)::float AS heartbeat_age
-FROM oban_jobs j, powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb(last_heartbeat)
+FROM oban_jobs j, powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb
 WHERE j.id = ANY(%(ids)s)
 
 -- name: job_evidence_for_update
@@ -144,7 +146,7 @@ SELECT j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempt
        extract(epoch FROM timezone('UTC', now()) - j.attempted_at)::bigint AS running_seconds,
        hb.last_heartbeat,
        extract(epoch FROM timezone('UTC', now()) - hb.last_heartbeat)::float AS heartbeat_age
-FROM oban_jobs j, powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb(last_heartbeat)
+FROM oban_jobs j, powertools_producer_heartbeat(j.attempted_by, j.queue) AS hb
 WHERE j.id = ANY(%(ids)s)
 ORDER BY j.id
 FOR UPDATE OF j
