@@ -15,10 +15,12 @@ import psycopg
 import pytest
 from oban import Job, Oban, worker
 from oban._executor import AckAction
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from oban_powertools.runtime import Runtime
-from oban_powertools.runtime.acks import ack_in_transaction
+from oban_powertools.runtime.acks import _params, ack_in_transaction
+from oban_powertools.runtime.workflow_release import Q, _finish_params
 from oban_powertools.workflows import Workflow
 from tests.support.limits import query
 from tests.support.seams import make_powertools
@@ -121,3 +123,32 @@ async def test_a_malformed_workflow_id_finishes_no_step_and_still_acks(
     assert "malformed meta.workflow_id" in caplog.text
     (row,) = await query(db_url, "SELECT state::text AS state FROM oban_jobs")
     assert row["state"] == "completed"
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found.extend(_nodes(child))
+    return found
+
+
+async def test_the_prepared_ack_reads_oban_jobs_by_key_alone(db_url: str, oban: Oban) -> None:
+    """In the plan a prepared statement settles on (the generic one), no index on
+    oban_jobs' state serves the ack or the release: such an index holds the dead entries
+    of every job acked or released since the table's last vacuum, and a scan of it by
+    state reads them all."""
+    wf = Workflow(name="ack-plan").add("a", Noop.new({})).add("b", Noop.new({}), deps=["a"])
+    a, _ = await wf.enqueue(oban)
+    job = await _executing(db_url, a.id)
+    statement = Q.finish_steps.at("public")
+    params = {**_params([AckAction(job, "completed")]), **_finish_params(())}
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        cur = await conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + statement, params)
+        row = await cur.fetchone()
+        await conn.rollback()
+    assert row is not None
+    nodes = _nodes(row[0][0]["Plan"])
+    # (On this two-job table a sequential scan is the cheapest read, and harmless.)
+    indexes = {n["Index Name"] for n in nodes if "oban_jobs" in n.get("Index Name", "")}
+    assert indexes <= {"oban_jobs_pkey"}, indexes

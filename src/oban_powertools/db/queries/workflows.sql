@@ -150,8 +150,13 @@ WITH acked AS (
                 %(attempt_change)s::int[], %(schedule_in)s::int[], %(errors)s::jsonb[],
                 %(meta)s::jsonb[])
          AS a(id, attempted_at, state, attempt_change, schedule_in, error, meta)
+    -- Found by key alone: the id list names the rows to read, and the state is compared
+    -- as text so that no index on state qualifies. A prepared plan otherwise read every
+    -- entry of the executing-jobs index, the dead ones too (a bitmap scan does not skip
+    -- them), one more for every job acked since the table's last vacuum.
     WHERE j.id = a.id
-      AND j.state = 'executing'
+      AND j.id = ANY(%(ids)s::bigint[])
+      AND j.state::text = 'executing'
       AND j.attempted_at = a.attempted_at
     RETURNING j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts,
               j.meta
@@ -270,8 +275,9 @@ WITH acked AS (
                       ELSE 'available' END)::{schema}.oban_job_state,
         scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
     FROM decremented
+    -- By key alone, as the ack's rows (state compared as text).
     WHERE j.id = decremented.job_id AND decremented.pending = 0
-      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
+      AND decremented.fatal_dep IS NULL AND j.state::text = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
 )
 SELECT 'acked' AS kind, NULL::uuid AS workflow_id, NULL::text AS name,
@@ -360,7 +366,7 @@ WITH f AS (
         scheduled_at = greatest(j.scheduled_at, timezone('UTC', now()))
     FROM decremented
     WHERE j.id = decremented.job_id AND decremented.pending = 0
-      AND decremented.fatal_dep IS NULL AND j.state = 'suspended'
+      AND decremented.fatal_dep IS NULL AND j.state::text = 'suspended'
     RETURNING j.id, j.queue, j.state::text AS state
 )
 SELECT decremented.workflow_id, decremented.name, decremented.job_id,
@@ -377,7 +383,8 @@ UPDATE {schema}.oban_jobs
 SET state = (CASE WHEN scheduled_at > timezone('UTC', now()) THEN 'scheduled'
                   ELSE 'available' END)::{schema}.oban_job_state,
     scheduled_at = greatest(scheduled_at, timezone('UTC', now()))
-WHERE id = ANY(%(ids)s::bigint[]) AND state = 'suspended'
+-- By key alone (state compared as text, as in finish_steps).
+WHERE id = ANY(%(ids)s::bigint[]) AND state::text = 'suspended'
 RETURNING id, queue, state::text AS state
 
 -- name: cancel_jobs
