@@ -46,7 +46,7 @@ pays that statement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -56,7 +56,6 @@ from psycopg.rows import dict_row
 
 from .. import telemetry
 from ..db.queries import StatementsInSchema
-from ..workflows.plan import WORKFLOW_KEY
 
 if TYPE_CHECKING:
     from .acks import AckedJob, AckTransaction
@@ -155,24 +154,18 @@ async def ack_and_finish(
     return await cur.fetchall()
 
 
-def _warn_malformed(acked: Iterable[AckedJob]) -> None:
-    # finish_steps finished no step for these: say why, once per job.
-    for job in acked:
-        if job.state not in FINISHED_STATES:
-            continue  # retryable, snoozed: the step is not done
-        try:
-            UUID(str(job.meta[WORKFLOW_KEY]))
-        except (KeyError, ValueError):
-            logger.warning("job %s has a malformed meta.workflow_id; not a step", job.id)
-
-
 async def after_ack(tx: AckTransaction, acked: Sequence[AckedJob]) -> None:
     """The ack follow-up: the ack statement took the first round (:func:`ack_and_finish`);
     this goes on from what it returned (see the module docstring)."""
-    _warn_malformed(acked)
-    if not tx.workflow_rows:
+    rows = []
+    for row in tx.workflow_rows:
+        if row["kind"] == "malformed":  # the statement's rule, not one of ours beside it
+            logger.warning("job %s has a malformed meta.workflow_id; not a step", row["job_id"])
+        else:
+            rows.append(row)
+    if not rows:
         return
-    progress = await propagate(tx.conn, tx.schema, (), wake=tx.wake, first=tx.workflow_rows)
+    progress = await propagate(tx.conn, tx.schema, (), wake=tx.wake, first=rows)
     if progress.released or progress.cancelled or progress.workflows_finished:
         tx.after_commit(lambda: progress.emit("ack"))
 

@@ -127,7 +127,8 @@ WHERE id = %(id)s
 -- snapshot; only then are its finished steps' dependents satisfied here (as
 -- ``satisfy_dependents`` does: decremented, released, or named a ``fatal_dep``), the
 -- caller running ``satisfy_dependents`` in a new statement for the others.
--- Returns the jobs acked (kind 'acked', with the state the ack wrote), the steps
+-- Returns the jobs acked (kind 'acked', with the state the ack wrote; kind 'malformed'
+-- for those among them whose meta.workflow_id is no workflow id), the steps
 -- finished (kind 'step'), the workflows counted (kind 'workflow': whether it finished
 -- now, the parent step it stands for, whether it was fresh) and the dependents
 -- satisfied (kind 'dependent', the columns of ``satisfy_dependents``).
@@ -161,22 +162,27 @@ WITH acked AS (
     RETURNING j.id, j.state::text AS state, j.queue, j.worker, j.attempt, j.max_attempts,
               j.meta
 ), acked_steps AS (
-    -- The CASE guards the cast: a malformed id finishes no step and fails no ack. (The
-    -- doubled braces are the {schema} composition's escape for one brace.)
-    SELECT CASE WHEN meta ->> 'workflow_id'
+    -- The jobs acked finished that name a workflow. The CASE guards the cast: a
+    -- malformed id (workflow_id NULL here) finishes no step, fails no ack, and is
+    -- returned for the caller to log. (The doubled braces are the {schema}
+    -- composition's escape for one brace.)
+    SELECT id,
+           CASE WHEN meta ->> 'workflow_id'
                      ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
                 THEN (meta ->> 'workflow_id')::uuid END AS workflow_id,
-           meta ->> 'workflow_step' AS name, state AS outcome, NULL::text AS cancelled_by
+           CASE WHEN jsonb_typeof(meta -> 'workflow_step') = 'string'
+                THEN meta ->> 'workflow_step' END AS name,
+           state AS outcome
     FROM acked
-    WHERE state IN ('completed', 'cancelled', 'discarded')
-      AND jsonb_typeof(meta -> 'workflow_step') = 'string'
+    WHERE state IN ('completed', 'cancelled', 'discarded') AND meta ? 'workflow_id'
 ), f AS (
     SELECT DISTINCT ON (workflow_id, name) workflow_id, name, outcome, cancelled_by
     FROM (SELECT * FROM unnest(%(workflow_ids)s::uuid[], %(names)s::text[],
                                %(outcomes)s::text[], %(cancelled_by)s::text[])
                         AS given(workflow_id, name, outcome, cancelled_by)
           UNION ALL
-          SELECT * FROM acked_steps WHERE workflow_id IS NOT NULL) AS f
+          SELECT workflow_id, name, outcome, NULL FROM acked_steps
+          WHERE workflow_id IS NOT NULL AND name IS NOT NULL) AS f
     ORDER BY workflow_id, name
 ), locked AS (
     -- Locked first, then tested: the row a lock returns is the latest version, so
@@ -288,6 +294,11 @@ SELECT 'acked' AS kind, NULL::uuid AS workflow_id, NULL::text AS name,
        NULL::text AS released_queue, NULL::text AS released_state, state, queue, worker,
        attempt, max_attempts, meta
 FROM acked
+UNION ALL
+SELECT 'malformed', NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM acked_steps
+WHERE workflow_id IS NULL
 UNION ALL
 SELECT 'step', workflow_id, name, outcome, job_id, sub_workflow_id, cancelled_by, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
