@@ -102,7 +102,13 @@ def chain(steps: int) -> Workflow:
     return wf
 
 
-async def _nodes(stack: AsyncExitStack, url: str, names: list[str], **options: Any) -> list[Oban]:
+async def _nodes(
+    stack: AsyncExitStack,
+    url: str,
+    names: list[str],
+    queues: dict[str, int] | None = None,
+    **options: Any,
+) -> list[Oban]:
     nodes = []
     for name in names:
         pool = AsyncConnectionPool(url, min_size=2, max_size=10, open=False)
@@ -110,7 +116,12 @@ async def _nodes(stack: AsyncExitStack, url: str, names: list[str], **options: A
         pt = powertools(url)
         await stack.enter_async_context(pt)
         runtime = Runtime(pt, declarations=[], import_oban_cron=False)
-        oban = Oban(pool=pool, node=name, queues={QUEUE: 1}, **runtime.oban_options(**options))
+        oban = Oban(
+            pool=pool,
+            node=name,
+            queues={QUEUE: 1} if queues is None else queues,
+            **runtime.oban_options(**options),
+        )
         await oban.start()
         stack.push_async_callback(oban.stop)
         nodes.append(oban)
@@ -183,15 +194,8 @@ async def ack_cost(steps: int) -> tuple[Timing, Timing]:
             await psycopg.AsyncConnection.connect(url, autocommit=True) as raw,
             AsyncExitStack() as stack,
         ):
-            pool = AsyncConnectionPool(url, min_size=2, max_size=10, open=False)
-            await stack.enter_async_context(pool)
-            pt = powertools(url)
-            await stack.enter_async_context(pt)
-            runtime = Runtime(pt, declarations=[], import_oban_cron=False)
             # No queue: nothing fetches but this loop.
-            oban = Oban(pool=pool, node="bench-ack", queues={}, **runtime.oban_options())
-            await oban.start()
-            stack.push_async_callback(oban.stop)
+            (oban,) = await _nodes(stack, url, ["bench-ack"], queues={})
             links = await chain(steps).enqueue(oban)
             plain = await oban.enqueue_many([Noop.new({"n": n}) for n in range(steps)])
             timed: dict[bool, list[float]] = {True: [], False: []}

@@ -85,8 +85,9 @@ RETURNING id, state::text AS state, queue, worker, attempt, max_attempts
 -- oban's retry_many_jobs.sql over the jobs of a preview that are still as previewed. The
 -- expected state and attempt of each job come from the preview row (locked by the
 -- pipeline in the same transaction; powertools_preview_expectations, migration 0014), so
--- 100k expectations never travel to Python and back. A job changed since the preview does not match and is not updated; the caller
--- treats every target missing from RETURNING as drifted. An UPDATE that waits for a row
+-- 100k expectations never travel to Python and back. A job changed since the preview
+-- does not match and is not updated; the caller treats every target missing from
+-- RETURNING as drifted. An UPDATE that waits for a row
 -- lock re-checks the row's new version, so concurrent writers are handled by PostgreSQL.
 UPDATE oban_jobs
 SET state = 'available'::oban_job_state,
